@@ -1,0 +1,1 @@
+"""Physical tags: formats, tag cryptography, NFC transports and the provisioning CLI."""

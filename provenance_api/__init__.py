@@ -1,0 +1,1 @@
+"""The HTTP service: index, chain writer, buyer pages and operator CLI."""

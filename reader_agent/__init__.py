@@ -1,0 +1,1 @@
+"""The dock-door daemon: reads tags, signs custody handoffs, uploads them."""
