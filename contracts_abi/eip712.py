@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from coincurve import PrivateKey, PublicKey
 from eth_hash.auto import keccak
-from eth_utils import to_checksum_address
+from eth_utils import to_canonical_address, to_checksum_address
 
 DOMAIN_TYPE = "EIP712Domain(string name,string version)"
 LABEL_DOMAIN_NAME = "Provenance Labels"
@@ -119,3 +119,134 @@ def recover_label_signer(signature: bytes, gtin: str, serial: str, uid: bytes | 
 
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+# --- ProductPassport transfer consent -------------------------------------------------------
+# Must match contracts_abi/src/ProductPassport.sol: EIP712("ProductPassport", "1") and
+# TRANSFER_CONSENT_TYPEHASH. The domain binds the chain id and the contract's address (EIP-712
+# §"Definition of domainSeparator"), so a consent is valid on one deployment only.
+
+PASSPORT_DOMAIN_NAME = "ProductPassport"
+PASSPORT_DOMAIN_VERSION = "1"
+CONTRACT_DOMAIN_TYPE = (
+    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+TRANSFER_CONSENT_TYPE = "TransferConsent(address to,uint256 tokenId,uint256 nonce,uint256 deadline)"
+_TRANSFER_CONSENT_TYPEHASH = keccak(TRANSFER_CONSENT_TYPE.encode())
+
+
+def _word_uint(name: str, value: int) -> bytes:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**256:
+        raise ValueError(f"{name} must be an integer in [0, 2**256), got {value!r}")
+    return value.to_bytes(32, "big")
+
+
+def _word_address(name: str, value: str) -> bytes:
+    try:
+        return b"\x00" * 12 + to_canonical_address(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} is not an Ethereum address: {value!r}") from exc
+
+
+def passport_domain_separator(chain_id: int, passport: str) -> bytes:
+    """Domain separator of the ProductPassport deployed at address `passport` on `chain_id`."""
+    return keccak(
+        keccak(CONTRACT_DOMAIN_TYPE.encode())
+        + keccak(PASSPORT_DOMAIN_NAME.encode())
+        + keccak(PASSPORT_DOMAIN_VERSION.encode())
+        + _word_uint("chain_id", chain_id)
+        + _word_address("passport", passport)
+    )
+
+
+def transfer_consent_digest(
+    *, chain_id: int, passport: str, to: str, token_id: int, nonce: int, deadline: int
+) -> bytes:
+    """Digest an owner signs to let the operator move passport `token_id` to `to`."""
+    struct = (
+        _TRANSFER_CONSENT_TYPEHASH
+        + _word_address("to", to)
+        + _word_uint("token_id", token_id)
+        + _word_uint("nonce", nonce)
+        + _word_uint("deadline", deadline)
+    )
+    return typed_digest(passport_domain_separator(chain_id, passport), keccak(struct))
+
+
+def transfer_consent_typed_data(
+    *, chain_id: int, passport: str, to: str, token_id: int, nonce: int, deadline: int
+) -> dict:
+    """The same consent as a full EIP-712 message, for wallets (eth_signTypedData_v4)."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "TransferConsent": [
+                {"name": "to", "type": "address"},
+                {"name": "tokenId", "type": "uint256"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "TransferConsent",
+        "domain": {
+            "name": PASSPORT_DOMAIN_NAME,
+            "version": PASSPORT_DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": to_checksum_address(passport),
+        },
+        "message": {
+            "to": to_checksum_address(to),
+            "tokenId": token_id,
+            "nonce": nonce,
+            "deadline": deadline,
+        },
+    }
+
+
+def sign_transfer_consent(
+    private_key: bytes,
+    *,
+    chain_id: int,
+    passport: str,
+    to: str,
+    token_id: int,
+    nonce: int,
+    deadline: int,
+) -> bytes:
+    """Owner's 65-byte consent signature, as ProductPassport.transferWithConsent expects."""
+    digest = transfer_consent_digest(
+        chain_id=chain_id,
+        passport=passport,
+        to=to,
+        token_id=token_id,
+        nonce=nonce,
+        deadline=deadline,
+    )
+    return sign_digest(private_key, digest)
+
+
+def recover_transfer_consent_signer(
+    signature: bytes,
+    *,
+    chain_id: int,
+    passport: str,
+    to: str,
+    token_id: int,
+    nonce: int,
+    deadline: int,
+) -> str:
+    """Address that signed this consent; the contract requires it to be the current owner."""
+    digest = transfer_consent_digest(
+        chain_id=chain_id,
+        passport=passport,
+        to=to,
+        token_id=token_id,
+        nonce=nonce,
+        deadline=deadline,
+    )
+    return recover_digest_signer(digest, signature)

@@ -1,27 +1,27 @@
 """The exceptions of the tag library.
 
-    FirmwareToolsError
-    ├── FormatError            malformed input: GTIN, Digital Link URL, NDEF, CSV row
-    │   ├── GS1Error
-    │   └── NdefError
-    ├── InvalidTag             a tag was read but does not verify; `reason` is a stable code
-    │   ├── BadSignature       supplier signature wrong or by another key
-    │   ├── BadOriginality     NXP originality signature wrong
-    │   ├── UidMismatch        label bound to another chip
-    │   ├── BadLength          SUN parameter of the wrong size
-    │   ├── UnknownPiccDataTag PICC data does not decrypt (likely the wrong meta-read key)
-    │   ├── BadCmac            SUN MAC wrong (likely the wrong file key or offsets)
-    │   ├── ReplayedCounter    SUN counter not strictly greater than the last accepted one
-    │   └── CounterExhausted   SUN counter at FFFFFF
-    ├── KeyStoreError          key file unreadable
-    │   └── WrongPassphrase
-    └── ReaderError            NFC transport or tag command failed
-        ├── ReaderNotFound
-        ├── ReaderTimeout      the reader stopped answering
-        ├── FrameError         garbled frame or NACK that retries did not cure
-        ├── TagNotFound
-        ├── TagLocked          the tag refuses writes
-        └── TagCommandError    the tag answered with an error status
+FirmwareToolsError
+├── FormatError            malformed input: GTIN, Digital Link URL, NDEF, CSV row
+│   ├── GS1Error
+│   └── NdefError
+├── InvalidTag             a tag was read but does not verify; `reason` is a stable code
+│   ├── BadSignature       supplier signature wrong or by another key
+│   ├── BadOriginality     NXP originality signature wrong
+│   ├── UidMismatch        label bound to another chip
+│   ├── BadLength          SUN parameter of the wrong size
+│   ├── UnknownPiccDataTag PICC data does not decrypt (likely the wrong meta-read key)
+│   ├── BadCmac            SUN MAC wrong (likely the wrong file key or offsets)
+│   ├── ReplayedCounter    SUN counter not strictly greater than the last accepted one
+│   └── CounterExhausted   SUN counter at FFFFFF
+├── KeyStoreError          key file unreadable
+│   └── WrongPassphrase
+└── ReaderError            NFC transport or tag command failed
+    ├── ReaderNotFound
+    ├── ReaderTimeout      the reader stopped answering
+    ├── FrameError         garbled frame or NACK that retries did not cure
+    ├── TagNotFound
+    ├── TagLocked          the tag refuses writes
+    └── TagCommandError    the tag answered with an error status
 """
 
 from __future__ import annotations

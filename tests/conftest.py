@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ANVIL = ROOT / "contracts_abi" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+ANVIL = (
+    ROOT / "contracts_abi" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+)
 POSTGRES_ADMIN_URL = os.environ.get(
     "PROVENANCE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

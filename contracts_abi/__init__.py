@@ -1,0 +1,90 @@
+"""The chain-facing protocol: compiled contract artifacts, EIP-712 types and Merkle leaves.
+
+Artifacts are the JSON files that `npm run build` writes to `contracts_abi/artifacts/` and that
+ship as package data, so running the service never needs a compiler. This package must not
+import web3: the reader agent uses it on devices without web3.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+from eth_abi import decode, encode
+from eth_hash.auto import keccak
+
+CONTRACT_NAMES = ("ProductPassport", "CustodyLedger")
+
+
+class UnknownContract(LookupError):
+    """No artifact exists for the requested contract name."""
+
+
+@dataclass(frozen=True, eq=False)
+class Artifact:
+    """One compiled contract; treat `abi` as read-only, it is shared between callers."""
+
+    name: str
+    abi: list[dict]
+    bytecode: bytes
+    deployed_bytecode: bytes
+    compiler_version: str
+    sources_hash: str
+
+    def decode_error(self, data: bytes) -> tuple[str, tuple] | None:
+        """Name and arguments of the custom error in revert `data`, or None if not in the ABI."""
+        entry = _error_table(self)[0].get(bytes(data[:4]))
+        if entry is None:
+            return None
+        name, types = entry
+        return name, decode(list(types), bytes(data[4:]))
+
+    def encode_error(self, name: str, *args: object) -> bytes:
+        """Revert data of custom error `name` with `args`, as the contract would produce it."""
+        selector, types = _error_table(self)[1][name]
+        return selector + encode(list(types), list(args))
+
+
+def _canonical_type(param: dict) -> str:
+    kind = param["type"]
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_canonical_type(c) for c in param["components"]) + ")" + kind[5:]
+    return kind
+
+
+@functools.cache
+def _error_table(
+    artifact: Artifact,
+) -> tuple[dict[bytes, tuple[str, tuple[str, ...]]], dict[str, tuple[bytes, tuple[str, ...]]]]:
+    # Error(string) and Panic(uint256) are the compiler's built-in reverts (Solidity docs,
+    # "Error handling"); custom errors come from the ABI.
+    errors = [("Error", ("string",)), ("Panic", ("uint256",))]
+    for item in artifact.abi:
+        if item["type"] == "error":
+            errors.append((item["name"], tuple(_canonical_type(p) for p in item["inputs"])))
+    by_selector = {}
+    by_name = {}
+    for name, types in errors:
+        selector = keccak(f"{name}({','.join(types)})".encode())[:4]
+        by_selector[selector] = (name, types)
+        by_name[name] = (selector, types)
+    return by_selector, by_name
+
+
+@functools.cache
+def load_artifact(name: str) -> Artifact:
+    """The committed artifact of contract `name` (one of CONTRACT_NAMES), read once."""
+    if name not in CONTRACT_NAMES:
+        raise UnknownContract(f"unknown contract {name!r}; expected one of {CONTRACT_NAMES}")
+    text = resources.files(__name__).joinpath("artifacts", f"{name}.json").read_text("utf-8")
+    data = json.loads(text)
+    return Artifact(
+        name=data["contractName"],
+        abi=data["abi"],
+        bytecode=bytes.fromhex(data["bytecode"].removeprefix("0x")),
+        deployed_bytecode=bytes.fromhex(data["deployedBytecode"].removeprefix("0x")),
+        compiler_version=data["compiler"]["version"],
+        sources_hash=data["sourcesHash"],
+    )

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+
+/**
+ * @title ProductPassport
+ * @notice One ERC-721 token per serialized item ("product passport"), minted by the operator
+ * when the item is registered; its owner is the party holding title to the item.
+ *
+ * The token id is `uint256(keccak256(abi.encode(gtin, serial)))` with `gtin` the 14-digit GTIN
+ * as an ASCII string and `serial` the GS1 serial (AI 21, 1 to 20 bytes), so anyone holding the
+ * item's GS1 Digital Link can find its passport. `contracts_abi.passport.passport_id` is the
+ * Python twin.
+ *
+ * Transfers: the standard ERC-721 paths (`transferFrom`, `safeTransferFrom`, approvals) stay
+ * open so that owners' wallets work as usual. In addition, `transferWithConsent` lets the
+ * operator relay a transfer that the current owner signed off-chain as EIP-712
+ * `TransferConsent(address to,uint256 tokenId,uint256 nonce,uint256 deadline)`, so owners need
+ * no gas. Each owner has one nonce sequence (`nonces(owner)`); a consent is valid once.
+ */
+contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
+    /// @notice Role allowed to mint passports and relay consented transfers.
+    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+
+    bytes32 private constant TRANSFER_CONSENT_TYPEHASH =
+        keccak256("TransferConsent(address to,uint256 tokenId,uint256 nonce,uint256 deadline)");
+
+    mapping(uint256 tokenId => bytes32) private _tagCommitments;
+
+    /// @notice A passport was minted for the item (`gtin`, `serial`) whose tag is committed to.
+    event PassportMinted(
+        uint256 indexed tokenId,
+        address indexed to,
+        string gtin,
+        string serial,
+        bytes32 tagCommitment
+    );
+
+    /// @notice A passport moved on its owner's signed consent, consuming the owner's `nonce`.
+    event PassportTransferredWithConsent(
+        uint256 indexed tokenId,
+        address indexed from,
+        address indexed to,
+        uint256 nonce
+    );
+
+    /// @notice `gtin` is not 14 ASCII digits or `serial` is not 1 to 20 bytes.
+    error PassportInvalidItemId(string gtin, string serial);
+
+    /// @notice A passport for this item already exists.
+    error PassportAlreadyMinted(uint256 tokenId);
+
+    /// @notice The consent's deadline (unix seconds) has passed.
+    error PassportExpiredConsent(uint256 deadline, uint256 timestamp);
+
+    /// @notice `from` is not the current owner of the passport.
+    error PassportIncorrectOwner(address from, uint256 tokenId, address owner);
+
+    /// @notice The signature is not the current owner's consent to this exact transfer.
+    error PassportInvalidConsent(address owner, uint256 tokenId);
+
+    /// @param admin Receives DEFAULT_ADMIN_ROLE and OPERATOR_ROLE.
+    constructor(address admin) ERC721("Provenance Product Passport", "PASS") EIP712("ProductPassport", "1") {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(OPERATOR_ROLE, admin);
+    }
+
+    /**
+     * @notice Mint the passport of item (`gtin`, `serial`) to `to`, recording `tagCommitment`.
+     * @dev Uses `_safeMint`: a contract recipient must implement IERC721Receiver.
+     * @param to First owner (usually the supplier's address).
+     * @param gtin 14-digit GTIN as ASCII digits.
+     * @param serial GS1 serial number, 1 to 20 bytes.
+     * @param tagCommitment Commitment to the item's physical tag (defined by the API).
+     * @return tokenId The passport id, `passportId(gtin, serial)`.
+     */
+    function mint(
+        address to,
+        string calldata gtin,
+        string calldata serial,
+        bytes32 tagCommitment
+    ) external onlyRole(OPERATOR_ROLE) returns (uint256 tokenId) {
+        tokenId = passportId(gtin, serial);
+        if (_ownerOf(tokenId) != address(0)) revert PassportAlreadyMinted(tokenId);
+        _tagCommitments[tokenId] = tagCommitment;
+        _safeMint(to, tokenId);
+        emit PassportMinted(tokenId, to, gtin, serial, tagCommitment);
+    }
+
+    /**
+     * @notice Relay a transfer of `tokenId` from its owner `from` to `to`, authorized by the
+     * owner's EIP-712 `TransferConsent` signature (ECDSA, or ERC-1271 for contract owners).
+     * @dev The owner's current nonce is part of the signed message and is consumed here, so a
+     * consent cannot be replayed; it also cancels any other consent the owner signed with the
+     * same nonce. Plain ERC-721 transfers by owners and approved operators remain available.
+     * @param from Current owner; must match `ownerOf(tokenId)`.
+     * @param to New owner; a contract must implement IERC721Receiver.
+     * @param tokenId Passport to transfer.
+     * @param deadline Last unix second (inclusive) at which the consent is valid.
+     * @param signature The owner's signature over the EIP-712 digest.
+     */
+    function transferWithConsent(
+        address from,
+        address to,
+        uint256 tokenId,
+        uint256 deadline,
+        bytes calldata signature
+    ) external onlyRole(OPERATOR_ROLE) {
+        if (block.timestamp > deadline) revert PassportExpiredConsent(deadline, block.timestamp);
+        address owner = _requireOwned(tokenId);
+        if (owner != from) revert PassportIncorrectOwner(from, tokenId, owner);
+        uint256 nonce = _useNonce(owner);
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(abi.encode(TRANSFER_CONSENT_TYPEHASH, to, tokenId, nonce, deadline))
+        );
+        if (!SignatureChecker.isValidSignatureNow(owner, digest, signature)) {
+            revert PassportInvalidConsent(owner, tokenId);
+        }
+        _safeTransfer(from, to, tokenId, "");
+        emit PassportTransferredWithConsent(tokenId, from, to, nonce);
+    }
+
+    /**
+     * @notice The commitment to the physical tag recorded at mint.
+     * @param tokenId An existing passport (reverts ERC721NonexistentToken otherwise).
+     */
+    function tagCommitmentOf(uint256 tokenId) external view returns (bytes32) {
+        _requireOwned(tokenId);
+        return _tagCommitments[tokenId];
+    }
+
+    /**
+     * @notice The EIP-712 digest the owner signs to consent to a transfer.
+     * @param to New owner.
+     * @param tokenId Passport to transfer.
+     * @param nonce The owner's current `nonces(owner)`.
+     * @param deadline Last unix second at which the consent is valid.
+     */
+    function transferConsentDigest(
+        address to,
+        uint256 tokenId,
+        uint256 nonce,
+        uint256 deadline
+    ) external view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(TRANSFER_CONSENT_TYPEHASH, to, tokenId, nonce, deadline)));
+    }
+
+    /**
+     * @notice The passport id of item (`gtin`, `serial`); reverts PassportInvalidItemId if malformed.
+     * @param gtin 14-digit GTIN as ASCII digits.
+     * @param serial GS1 serial number, 1 to 20 bytes.
+     */
+    function passportId(string calldata gtin, string calldata serial) public pure returns (uint256) {
+        bytes calldata g = bytes(gtin);
+        uint256 serialLength = bytes(serial).length;
+        // GS1 General Specifications §3.2: AI 01 is n14, AI 21 is up to 20 characters.
+        bool valid = g.length == 14 && serialLength > 0 && serialLength <= 20;
+        for (uint256 i = 0; valid && i < 14; ++i) {
+            valid = g[i] >= "0" && g[i] <= "9";
+        }
+        if (!valid) revert PassportInvalidItemId(gtin, serial);
+        return uint256(keccak256(abi.encode(gtin, serial)));
+    }
+
+    /// @inheritdoc ERC721
+    function supportsInterface(bytes4 interfaceId) public view override(ERC721, AccessControl) returns (bool) {
+        return super.supportsInterface(interfaceId);
+    }
+}

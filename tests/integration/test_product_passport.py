@@ -1,0 +1,379 @@
+"""ProductPassport on the in-process EVM (eth-tester), deployed from the committed artifact."""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+
+import pytest
+from eth_hash.auto import keccak
+from eth_tester.exceptions import TransactionFailed
+from web3 import EthereumTesterProvider, Web3
+from web3.exceptions import ContractCustomError
+from web3.logs import DISCARD
+
+from contracts_abi import eip712, load_artifact
+from contracts_abi.passport import InvalidItemId, passport_id
+
+ARTIFACT = load_artifact("ProductPassport")
+OPERATOR_ROLE = keccak(b"OPERATOR_ROLE")
+ZERO_ADDRESS = "0x" + "00" * 20
+GTIN = "09506000134352"
+TAG = keccak(b"tag commitment")
+
+
+def revert_data(call: Callable[[], object]) -> bytes:
+    """Raw revert data of a call or transaction that must revert."""
+    with pytest.raises((ContractCustomError, TransactionFailed)) as info:
+        call()
+    if isinstance(info.value, ContractCustomError):
+        return bytes.fromhex(str(info.value.data).removeprefix("0x"))
+    # web3's eth-tester provider formats the raw revert bytes into the message.
+    return ast.literal_eval(str(info.value.args[0]).removeprefix("execution reverted: "))
+
+
+def assert_reverts(call: Callable[[], object], error: str, *args: object) -> None:
+    data = revert_data(call)
+    assert ARTIFACT.decode_error(data) is not None, data.hex()
+    assert ARTIFACT.decode_error(data)[0] == error
+    assert data == ARTIFACT.encode_error(error, *args)
+
+
+@pytest.fixture(scope="module")
+def deployed() -> SimpleNamespace:
+    w3 = Web3(EthereumTesterProvider())
+    tester = w3.provider.ethereum_tester
+    admin, alice, bob, carol = w3.eth.accounts[:4]
+    keys = {
+        str(key.public_key.to_checksum_address()): key.to_bytes()
+        for key in tester.backend.account_keys
+    }
+    factory = w3.eth.contract(abi=ARTIFACT.abi, bytecode=ARTIFACT.bytecode)
+    receipt = w3.eth.wait_for_transaction_receipt(
+        factory.constructor(admin).transact({"from": admin})
+    )
+    passport = w3.eth.contract(address=receipt.contractAddress, abi=ARTIFACT.abi)
+    return SimpleNamespace(
+        w3=w3,
+        tester=tester,
+        passport=passport,
+        admin=admin,
+        alice=alice,
+        bob=bob,
+        carol=carol,
+        keys=keys,
+    )
+
+
+@pytest.fixture
+def chain(deployed: SimpleNamespace) -> Iterator[SimpleNamespace]:
+    """The module's deployment, rolled back after each test so that tests stay independent."""
+    snapshot = deployed.tester.take_snapshot()
+    yield deployed
+    deployed.tester.revert_to_snapshot(snapshot)
+
+
+def transact(chain: SimpleNamespace, call: object, sender: str | None = None) -> dict:
+    receipt = chain.w3.eth.wait_for_transaction_receipt(
+        call.transact({"from": sender or chain.admin})
+    )
+    assert receipt.status == 1
+    return receipt
+
+
+def mint(chain: SimpleNamespace, to: str, serial: str = "SN-0001") -> int:
+    transact(chain, chain.passport.functions.mint(to, GTIN, serial, TAG))
+    return passport_id(GTIN, serial)
+
+
+def latest_timestamp(chain: SimpleNamespace) -> int:
+    return chain.w3.eth.get_block("latest").timestamp
+
+
+def consent(
+    chain: SimpleNamespace,
+    signer: str,
+    to: str,
+    token_id: int,
+    *,
+    nonce: int | None = None,
+    deadline: int | None = None,
+    chain_id: int | None = None,
+    passport: str | None = None,
+) -> tuple[int, bytes]:
+    """(deadline, signature) of `signer`'s TransferConsent for `token_id` to `to`."""
+    owner_nonce = chain.passport.functions.nonces(signer).call()
+    deadline = latest_timestamp(chain) + 3600 if deadline is None else deadline
+    signature = eip712.sign_transfer_consent(
+        chain.keys[signer],
+        chain_id=chain.w3.eth.chain_id if chain_id is None else chain_id,
+        passport=chain.passport.address if passport is None else passport,
+        to=to,
+        token_id=token_id,
+        nonce=owner_nonce if nonce is None else nonce,
+        deadline=deadline,
+    )
+    return deadline, signature
+
+
+def relay(chain: SimpleNamespace, owner: str, to: str, token_id: int, deadline: int, sig: bytes):
+    return chain.passport.functions.transferWithConsent(owner, to, token_id, deadline, sig)
+
+
+def test_metadata_roles_and_interfaces(chain: SimpleNamespace) -> None:
+    passport = chain.passport
+    assert passport.functions.name().call() == "Provenance Product Passport"
+    assert passport.functions.symbol().call() == "PASS"
+    assert passport.functions.hasRole(b"\x00" * 32, chain.admin).call()
+    assert passport.functions.hasRole(OPERATOR_ROLE, chain.admin).call()
+    assert not passport.functions.hasRole(OPERATOR_ROLE, chain.alice).call()
+    for interface in ("80ac58cd", "5b5e139f", "7965db0b", "01ffc9a7"):
+        assert passport.functions.supportsInterface(bytes.fromhex(interface)).call(), interface
+
+
+def test_eip712_domain_matches_python(chain: SimpleNamespace) -> None:
+    domain = chain.passport.functions.eip712Domain().call()
+    assert domain[1:5] == [
+        eip712.PASSPORT_DOMAIN_NAME,
+        eip712.PASSPORT_DOMAIN_VERSION,
+        chain.w3.eth.chain_id,
+        chain.passport.address,
+    ]
+    fields = {
+        "to": chain.bob,
+        "token_id": passport_id(GTIN, "X"),
+        "nonce": 7,
+        "deadline": 1_900_000_000,
+    }
+    onchain = chain.passport.functions.transferConsentDigest(
+        fields["to"], fields["token_id"], fields["nonce"], fields["deadline"]
+    ).call()
+    python = eip712.transfer_consent_digest(
+        chain_id=chain.w3.eth.chain_id, passport=chain.passport.address, **fields
+    )
+    assert onchain == python
+
+
+@pytest.mark.parametrize("serial", ["SN-0001", "é", "A" * 20, "!%-./_:;<=>?"])
+def test_passport_id_matches_python(chain: SimpleNamespace, serial: str) -> None:
+    assert chain.passport.functions.passportId(GTIN, serial).call() == passport_id(GTIN, serial)
+
+
+@pytest.mark.parametrize(
+    ("gtin", "serial"),
+    [
+        ("9506000134352", "SN"),  # 13 digits
+        ("095060001343520", "SN"),  # 15 digits
+        ("0950600013435A", "SN"),
+        ("0950600013435٣", "SN"),  # a non-ASCII digit
+        (GTIN, ""),
+        (GTIN, "A" * 21),
+        (GTIN, "é" * 11),  # 22 bytes
+    ],
+)
+def test_invalid_item_id_rejected_on_both_sides(
+    chain: SimpleNamespace, gtin: str, serial: str
+) -> None:
+    with pytest.raises(InvalidItemId):
+        passport_id(gtin, serial)
+    call = chain.passport.functions.passportId(gtin, serial)
+    assert_reverts(call.call, "PassportInvalidItemId", gtin, serial)
+
+
+def test_mint(chain: SimpleNamespace) -> None:
+    passport = chain.passport
+    token_id = passport_id(GTIN, "SN-0001")
+    assert passport.functions.mint(chain.alice, GTIN, "SN-0001", TAG).call() == token_id
+    receipt = transact(chain, passport.functions.mint(chain.alice, GTIN, "SN-0001", TAG))
+    (minted,) = passport.events.PassportMinted().process_receipt(receipt, errors=DISCARD)
+    assert dict(minted.args) == {
+        "tokenId": token_id,
+        "to": chain.alice,
+        "gtin": GTIN,
+        "serial": "SN-0001",
+        "tagCommitment": TAG,
+    }
+    (transfer,) = passport.events.Transfer().process_receipt(receipt, errors=DISCARD)
+    assert (transfer.args["from"], transfer.args.to) == (ZERO_ADDRESS, chain.alice)
+    assert passport.functions.ownerOf(token_id).call() == chain.alice
+    assert passport.functions.balanceOf(chain.alice).call() == 1
+    assert passport.functions.tagCommitmentOf(token_id).call() == TAG
+
+
+def test_mint_needs_operator(chain: SimpleNamespace) -> None:
+    call = chain.passport.functions.mint(chain.alice, GTIN, "SN-0001", TAG)
+    assert_reverts(
+        lambda: call.transact({"from": chain.alice}),
+        "AccessControlUnauthorizedAccount",
+        chain.alice,
+        OPERATOR_ROLE,
+    )
+
+
+def test_mint_twice_reverts(chain: SimpleNamespace) -> None:
+    token_id = mint(chain, chain.alice)
+    call = chain.passport.functions.mint(chain.bob, GTIN, "SN-0001", keccak(b"other tag"))
+    assert_reverts(lambda: call.transact({"from": chain.admin}), "PassportAlreadyMinted", token_id)
+
+
+def test_tag_commitment_of_unknown_token_reverts(chain: SimpleNamespace) -> None:
+    token_id = passport_id(GTIN, "never minted")
+    call = chain.passport.functions.tagCommitmentOf(token_id)
+    assert_reverts(call.call, "ERC721NonexistentToken", token_id)
+
+
+def test_transfer_with_consent(chain: SimpleNamespace) -> None:
+    passport = chain.passport
+    token_id = mint(chain, chain.alice)
+    alice_balance = chain.w3.eth.get_balance(chain.alice)
+    deadline, signature = consent(chain, chain.alice, chain.bob, token_id)
+    receipt = transact(chain, relay(chain, chain.alice, chain.bob, token_id, deadline, signature))
+    (event,) = passport.events.PassportTransferredWithConsent().process_receipt(
+        receipt, errors=DISCARD
+    )
+    assert dict(event.args) == {
+        "tokenId": token_id,
+        "from": chain.alice,
+        "to": chain.bob,
+        "nonce": 0,
+    }
+    (transfer,) = passport.events.Transfer().process_receipt(receipt, errors=DISCARD)
+    assert (transfer.args["from"], transfer.args.to) == (chain.alice, chain.bob)
+    assert passport.functions.ownerOf(token_id).call() == chain.bob
+    assert passport.functions.nonces(chain.alice).call() == 1
+    # The owner only signed; the operator paid for the transaction.
+    assert chain.w3.eth.get_balance(chain.alice) == alice_balance
+
+
+def test_consent_cannot_be_replayed(chain: SimpleNamespace) -> None:
+    token_id = mint(chain, chain.alice)
+    deadline, signature = consent(chain, chain.alice, chain.bob, token_id)
+    transact(chain, relay(chain, chain.alice, chain.bob, token_id, deadline, signature))
+    # Bob gives the passport back by a plain ERC-721 transfer; the old consent is spent.
+    transact(
+        chain,
+        chain.passport.functions.transferFrom(chain.bob, chain.alice, token_id),
+        sender=chain.bob,
+    )
+    replay = relay(chain, chain.alice, chain.bob, token_id, deadline, signature)
+    assert_reverts(
+        lambda: replay.transact({"from": chain.admin}),
+        "PassportInvalidConsent",
+        chain.alice,
+        token_id,
+    )
+    assert chain.passport.functions.ownerOf(token_id).call() == chain.alice
+
+
+def test_consent_expired(chain: SimpleNamespace) -> None:
+    token_id = mint(chain, chain.alice)
+    deadline = latest_timestamp(chain) + 60
+    _, signature = consent(chain, chain.alice, chain.bob, token_id, deadline=deadline)
+    chain.tester.time_travel(deadline + 1)
+    call = relay(chain, chain.alice, chain.bob, token_id, deadline, signature)
+    data = revert_data(lambda: call.transact({"from": chain.admin}))
+    name, (signed_deadline, timestamp) = ARTIFACT.decode_error(data)
+    assert (name, signed_deadline) == ("PassportExpiredConsent", deadline)
+    assert timestamp > deadline
+    assert chain.passport.functions.nonces(chain.alice).call() == 0
+
+
+def test_consent_valid_until_deadline_inclusive(chain: SimpleNamespace) -> None:
+    token_id = mint(chain, chain.alice)
+    deadline = latest_timestamp(chain) + 60
+    _, signature = consent(chain, chain.alice, chain.bob, token_id, deadline=deadline)
+    # time_travel mines a block at deadline - 1; the relayed transaction lands at the deadline.
+    chain.tester.time_travel(deadline - 1)
+    receipt = transact(chain, relay(chain, chain.alice, chain.bob, token_id, deadline, signature))
+    assert chain.w3.eth.get_block(receipt.blockNumber).timestamp <= deadline
+    assert chain.passport.functions.ownerOf(token_id).call() == chain.bob
+
+
+def test_consent_signed_by_non_owner_rejected(chain: SimpleNamespace) -> None:
+    token_id = mint(chain, chain.alice)
+    # Carol signs with Alice's current nonce, as a forger would.
+    deadline, signature = consent(
+        chain, chain.carol, chain.carol, token_id, nonce=0, deadline=latest_timestamp(chain) + 600
+    )
+    call = relay(chain, chain.alice, chain.carol, token_id, deadline, signature)
+    assert_reverts(
+        lambda: call.transact({"from": chain.admin}),
+        "PassportInvalidConsent",
+        chain.alice,
+        token_id,
+    )
+
+
+@pytest.mark.parametrize("kind", ["garbage", "short", "other destination", "other deployment"])
+def test_bad_signature_rejected(chain: SimpleNamespace, kind: str) -> None:
+    token_id = mint(chain, chain.alice)
+    deadline, signature = consent(chain, chain.alice, chain.bob, token_id)
+    if kind == "garbage":
+        signature = os.urandom(64) + b"\x1b"
+    elif kind == "short":
+        signature = signature[:64]
+    elif kind == "other destination":
+        deadline, signature = consent(chain, chain.alice, chain.carol, token_id)
+    else:
+        deadline, signature = consent(chain, chain.alice, chain.bob, token_id, chain_id=1)
+    call = relay(chain, chain.alice, chain.bob, token_id, deadline, signature)
+    assert_reverts(
+        lambda: call.transact({"from": chain.admin}),
+        "PassportInvalidConsent",
+        chain.alice,
+        token_id,
+    )
+    assert chain.passport.functions.ownerOf(token_id).call() == chain.alice
+
+
+def test_transfer_with_consent_needs_operator(chain: SimpleNamespace) -> None:
+    token_id = mint(chain, chain.alice)
+    deadline, signature = consent(chain, chain.alice, chain.bob, token_id)
+    call = relay(chain, chain.alice, chain.bob, token_id, deadline, signature)
+    assert_reverts(
+        lambda: call.transact({"from": chain.bob}),
+        "AccessControlUnauthorizedAccount",
+        chain.bob,
+        OPERATOR_ROLE,
+    )
+
+
+def test_transfer_with_consent_from_must_be_owner(chain: SimpleNamespace) -> None:
+    token_id = mint(chain, chain.alice)
+    deadline, signature = consent(chain, chain.carol, chain.bob, token_id)
+    call = relay(chain, chain.carol, chain.bob, token_id, deadline, signature)
+    assert_reverts(
+        lambda: call.transact({"from": chain.admin}),
+        "PassportIncorrectOwner",
+        chain.carol,
+        token_id,
+        chain.alice,
+    )
+
+
+def test_transfer_with_consent_of_unknown_token_reverts(chain: SimpleNamespace) -> None:
+    token_id = passport_id(GTIN, "never minted")
+    deadline, signature = consent(chain, chain.alice, chain.bob, token_id)
+    call = relay(chain, chain.alice, chain.bob, token_id, deadline, signature)
+    assert_reverts(lambda: call.transact({"from": chain.admin}), "ERC721NonexistentToken", token_id)
+
+
+def test_plain_erc721_transfer_still_works(chain: SimpleNamespace) -> None:
+    token_id = mint(chain, chain.alice)
+    transact(
+        chain,
+        chain.passport.functions.safeTransferFrom(chain.alice, chain.bob, token_id),
+        sender=chain.alice,
+    )
+    assert chain.passport.functions.ownerOf(token_id).call() == chain.bob
+    # Plain transfers do not touch consent nonces.
+    assert chain.passport.functions.nonces(chain.alice).call() == 0
+    call = chain.passport.functions.transferFrom(chain.bob, chain.alice, token_id)
+    assert_reverts(
+        lambda: call.transact({"from": chain.alice}),
+        "ERC721InsufficientApproval",
+        chain.alice,
+        token_id,
+    )

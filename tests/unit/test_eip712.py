@@ -1,0 +1,150 @@
+"""contracts_abi.eip712 digests cross-checked against eth-account's general encoder."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+from contracts_abi import eip712
+
+KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+OTHER_KEY = bytes.fromhex("8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f")
+PASSPORT = "0xF2E246BB76DF876Cef8b38ae84130F4F55De395b"
+BUYER = "0x2946259E0334f33A064106302415aD3391BeD384"
+CONSENT = {
+    "chain_id": 131277322940537,
+    "passport": PASSPORT,
+    "to": BUYER,
+    "token_id": 2**256 - 1,
+    "nonce": 3,
+    "deadline": 1_900_000_000,
+}
+
+
+def _eth_account_digest(typed_data: dict) -> bytes:
+    signable = encode_typed_data(full_message=typed_data)
+    # EIP-191 version 0x01: digest = keccak(0x19 || 0x01 || domain || struct).
+    return eip712.typed_digest(signable.header, signable.body)
+
+
+@pytest.mark.parametrize(
+    ("gtin", "serial", "uid"),
+    [
+        ("09506000134352", "ABC123", None),
+        ("00000000000000", "é/ü", None),
+        ("09506000134352", "ABC123", bytes.fromhex("04a1b2c3d4e5f6")),
+    ],
+)
+def test_label_digest_matches_eth_account(gtin: str, serial: str, uid: bytes | None) -> None:
+    typed = eip712.label_typed_data(gtin, serial, uid)
+    assert eip712.label_digest(gtin, serial, uid) == _eth_account_digest(typed)
+
+
+def test_label_signature_recovers_and_matches_eth_account() -> None:
+    signature = eip712.sign_label(KEY, "09506000134352", "ABC123")
+    address = eip712.address_of_private_key(KEY)
+    assert eip712.recover_label_signer(signature, "09506000134352", "ABC123") == address
+    signed = Account.sign_typed_data(
+        KEY, full_message=eip712.label_typed_data("09506000134352", "ABC123")
+    )
+    assert signed.signature == signature
+    assert address == Account.from_key(KEY).address
+
+
+@pytest.mark.parametrize(
+    ("gtin", "serial", "uid"),
+    [
+        ("09506000134353", "ABC123", None),
+        ("09506000134352", "ABC124", None),
+        ("09506000134352", "ABC123", b"\x04"),
+    ],
+)
+def test_recover_label_signer_rejects_tampered_claim(
+    gtin: str, serial: str, uid: bytes | None
+) -> None:
+    signature = eip712.sign_label(KEY, "09506000134352", "ABC123")
+    recovered = eip712.recover_label_signer(signature, gtin, serial, uid)
+    assert recovered != eip712.address_of_private_key(KEY)
+
+
+def test_recover_label_signer_rejects_tampered_signature() -> None:
+    signature = bytearray(eip712.sign_label(KEY, "09506000134352", "ABC123"))
+    signature[10] ^= 0x01
+    try:
+        recovered = eip712.recover_label_signer(bytes(signature), "09506000134352", "ABC123")
+    except eip712.SignatureError:
+        return
+    assert recovered != eip712.address_of_private_key(KEY)
+
+
+@pytest.mark.parametrize(
+    ("signature", "message"),
+    [
+        (b"\x00" * 64, "65 bytes"),
+        (b"\x01" * 64 + b"\x1d", "recovery id"),
+        (b"\x01" * 32 + b"\xff" * 32 + b"\x1b", "out of range"),
+    ],
+)
+def test_recover_rejects_malformed_signature(signature: bytes, message: str) -> None:
+    with pytest.raises(eip712.SignatureError, match=message):
+        eip712.recover_label_signer(signature, "09506000134352", "ABC123")
+
+
+def test_transfer_consent_digest_matches_eth_account() -> None:
+    typed = eip712.transfer_consent_typed_data(**CONSENT)
+    assert eip712.transfer_consent_digest(**CONSENT) == _eth_account_digest(typed)
+
+
+def test_transfer_consent_domain_matches_eth_account() -> None:
+    typed = eip712.transfer_consent_typed_data(**CONSENT)
+    header = encode_typed_data(full_message=typed).header
+    assert eip712.passport_domain_separator(CONSENT["chain_id"], PASSPORT) == header
+
+
+def test_transfer_consent_accepts_lowercase_addresses() -> None:
+    lower = {**CONSENT, "passport": PASSPORT.lower(), "to": BUYER.lower()}
+    assert eip712.transfer_consent_digest(**lower) == eip712.transfer_consent_digest(**CONSENT)
+
+
+def test_transfer_consent_signature_matches_eth_account_and_recovers() -> None:
+    signature = eip712.sign_transfer_consent(KEY, **CONSENT)
+    signed = Account.sign_typed_data(
+        KEY, full_message=eip712.transfer_consent_typed_data(**CONSENT)
+    )
+    assert signed.signature == signature
+    owner = eip712.address_of_private_key(KEY)
+    assert eip712.recover_transfer_consent_signer(signature, **CONSENT) == owner
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"chain_id": 1},
+        {"passport": BUYER},
+        {"to": PASSPORT},
+        {"token_id": 1},
+        {"nonce": 4},
+        {"deadline": 1_900_000_001},
+    ],
+)
+def test_transfer_consent_binds_every_field(change: dict) -> None:
+    signature = eip712.sign_transfer_consent(KEY, **CONSENT)
+    recovered = eip712.recover_transfer_consent_signer(signature, **{**CONSENT, **change})
+    assert recovered != eip712.address_of_private_key(KEY)
+    assert recovered != eip712.address_of_private_key(OTHER_KEY)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"token_id": -1}, "token_id"),
+        ({"nonce": 2**256}, "nonce"),
+        ({"deadline": True}, "deadline"),
+        ({"to": "0x1234"}, "to is not an Ethereum address"),
+        ({"passport": "not an address"}, "passport is not an Ethereum address"),
+    ],
+)
+def test_transfer_consent_rejects_bad_fields(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        eip712.transfer_consent_digest(**{**CONSENT, **change})
