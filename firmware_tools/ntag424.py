@@ -1,0 +1,445 @@
+"""NTAG 424 DNA Secure Unique NFC (SUN) verification and the originality signature.
+
+Pure: no I/O; keys are arguments.
+
+A tapped NTAG 424 DNA whose NDEF file has Secure Dynamic Messaging (SDM) enabled returns
+a URL such as ``...?picc_data=<32 hex>&cmac=<16 hex>`` (optionally ``&enc=<hex>`` before
+``cmac``). `verify_sun_url` takes that URL apart; `verify_sun` checks the pieces:
+
+1. PICC data: AES-128-CBC, zero IV, under the SDM meta-read key (NT4H2421Gx §9.3,
+   AN12196 §3.4 Table 2). The plaintext starts with PICCDataTag 0xC7 (UID and read counter
+   mirrored, UID length 7), then the 7-byte UID, then SDMReadCtr (3 bytes LSB first),
+   then random padding.
+2. Session keys from the SDM file-read key (NT4H2421Gx §9.3, AN12196 §3.3 Table 1):
+   SV1 = C33C 0001 0080 || UID || SDMReadCtr, SV2 = 3CC3 0001 0080 || UID || SDMReadCtr,
+   KSesSDMFileReadENC = CMAC(K, SV1), KSesSDMFileReadMAC = CMAC(K, SV2).
+3. SDMMAC = the odd-indexed bytes of CMAC(KSesSDMFileReadMAC, input), where the input is
+   the file text from SDMMACInputOffset to SDMMACOffset (empty when they are equal;
+   ``<enc hex>&cmac=`` when encrypted file data is mirrored) (AN12196 §3.4 Tables 4 and 5).
+4. SDMENCFileData: AES-128-CBC under KSesSDMFileReadENC with
+   IV = AES-ECB(KSesSDMFileReadENC, SDMReadCtr || 13 zero bytes) (AN12196 §3.4 Table 3).
+
+>>> result = verify_sun("EF963FF7828658A599F3041510671E88", "94EED9EE65337086",
+...                     [bytes(16)], bytes(16))
+>>> result.uid.hex().upper(), result.counter
+('04DE5F1EACC040', 61)
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
+
+from firmware_tools.errors import (
+    BadCmac,
+    BadLength,
+    CounterExhausted,
+    ReplayedCounter,
+    UnknownPiccDataTag,
+)
+
+__all__ = [
+    "COUNTER_MAX",
+    "NXP_424_PUBLIC_KEY",
+    "PICC_DATA_TAG_UID_CTR",
+    "SunResult",
+    "decrypt_file_data",
+    "decrypt_picc_data",
+    "encrypt_file_data",
+    "sdm_mac",
+    "sdm_session_keys",
+    "sun_mac_input",
+    "truncate_mac",
+    "verify_originality_424",
+    "verify_sun",
+    "verify_sun_plain",
+    "verify_sun_url",
+]
+
+# NT4H2421Gx §9.3 (PICCDataTag): bit 7 UID mirrored, bit 6 SDMReadCtr mirrored, bits 3..0
+# the UID length (7). Only this form is accepted: a SUN message without the counter
+# could be replayed.
+PICC_DATA_TAG_UID_CTR = 0xC7
+UID_LENGTH = 7
+COUNTER_MAX = 0xFFFFFF
+
+# AN12196 §3.3 Table 1: session vector labels for the SDM file-read session keys.
+_SV1_PREFIX = bytes.fromhex("C33C00010080")
+_SV2_PREFIX = bytes.fromhex("3CC300010080")
+_ZERO_BLOCK = bytes(16)
+
+# NXP's NTAG 424 DNA originality public key (secp224r1, uncompressed), published in
+# AN12196, section "Originality signature verification".
+NXP_424_PUBLIC_KEY = bytes.fromhex(
+    "048A9B380AF2EE1B98DC417FECC263F8449C7625CECE82D9B916C992DA209D68"
+    "422B81EC20B65A66B5102A61596AF3379200599316A00A1410"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SunResult:
+    """A SUN message that verified: who the tag is, its read counter, its file data."""
+
+    uid: bytes
+    counter: int
+    file_data: bytes | None
+    key_epoch: int
+
+
+# cryptography's cipher contexts are not thread-safe, so each thread keeps its own.
+# ECB contexts are stateless between update() calls, which is what makes caching them
+# per key sound; the CMAC objects are only ever copied, never updated in place.
+_local = threading.local()
+
+
+def _ecb_decryptor(key: bytes):
+    cache = _local.__dict__.setdefault("ecb_dec", {})
+    key = bytes(key)
+    ctx = cache.get(key)
+    if ctx is None:
+        if len(cache) > 256:
+            cache.clear()
+        ctx = cache[key] = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
+    return ctx
+
+
+def _cmac_base(key: bytes) -> CMAC:
+    cache = _local.__dict__.setdefault("cmac", {})
+    key = bytes(key)
+    base = cache.get(key)
+    if base is None:
+        if len(cache) > 4096:
+            cache.clear()
+        base = cache[key] = CMAC(algorithms.AES(key))
+    return base
+
+
+def _cmac(key: bytes, data: bytes) -> bytes:
+    mac = _cmac_base(key).copy()
+    mac.update(data)
+    return mac.finalize()
+
+
+def truncate_mac(full: bytes) -> bytes:
+    """The 8-byte MACt: bytes 1, 3, 5, ..., 15 of a 16-byte CMAC (NT4H2421Gx §9.1.3)."""
+    return full[1::2]
+
+
+def _parse_hex(value: str, length: int | None, name: str) -> bytes:
+    """Hex of an exact byte length (or any whole number of AES blocks when None)."""
+    if not isinstance(value, str):
+        raise BadLength(f"{name} must be a hex string")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise BadLength(f"{name} is not hex: {value[:40]!r}") from None
+    if len(value) != 2 * len(raw):
+        raise BadLength(f"{name} has whitespace or an odd length")
+    if length is not None and len(raw) != length:
+        raise BadLength(f"{name} must be {2 * length} hex characters, got {len(value)}")
+    if length is None and (not raw or len(raw) % 16):
+        raise BadLength(f"{name} must be a non-empty multiple of 32 hex characters")
+    return raw
+
+
+def decrypt_picc_data(meta_read_key: bytes, picc_data: bytes) -> tuple[bytes, int] | None:
+    """(UID, SDMReadCtr) from 16 bytes of encrypted PICC data, or None without tag 0xC7."""
+    # AN12196 Table 2: one block, CBC with a zero IV, which for one block is ECB.
+    plain = _ecb_decryptor(meta_read_key).update(picc_data)
+    if plain[0] != PICC_DATA_TAG_UID_CTR:
+        return None
+    return plain[1:8], int.from_bytes(plain[8:11], "little")
+
+
+def sdm_session_keys(file_read_key: bytes, uid: bytes, counter: int) -> tuple[bytes, bytes]:
+    """(KSesSDMFileReadENC, KSesSDMFileReadMAC) for one tap (AN12196 Table 1)."""
+    tail = uid + counter.to_bytes(3, "little")
+    return _cmac(file_read_key, _SV1_PREFIX + tail), _cmac(file_read_key, _SV2_PREFIX + tail)
+
+
+def sdm_mac(file_read_key: bytes, uid: bytes, counter: int, mac_input: bytes) -> bytes:
+    """The 8-byte SDMMAC a genuine tag computes (AN12196 Tables 4 and 5)."""
+    session = _cmac(file_read_key, _SV2_PREFIX + uid + counter.to_bytes(3, "little"))
+    mac = CMAC(algorithms.AES(session))
+    mac.update(mac_input)
+    return mac.finalize()[1::2]
+
+
+def _file_cipher(file_read_key: bytes, uid: bytes, counter: int) -> Cipher:
+    enc_key = _cmac(file_read_key, _SV1_PREFIX + uid + counter.to_bytes(3, "little"))
+    # AN12196 Table 3: IV = E(KSesSDMFileReadENC, SDMReadCtr || 13 zero bytes).
+    iv_input = counter.to_bytes(3, "little") + bytes(13)
+    iv = Cipher(algorithms.AES(enc_key), modes.ECB()).encryptor().update(iv_input)
+    return Cipher(algorithms.AES(enc_key), modes.CBC(iv))
+
+
+def decrypt_file_data(file_read_key: bytes, uid: bytes, counter: int, enc: bytes) -> bytes:
+    """Plaintext of SDMENCFileData (whole AES blocks) (AN12196 Table 3)."""
+    ctx = _file_cipher(file_read_key, uid, counter).decryptor()
+    return ctx.update(enc) + ctx.finalize()
+
+
+def encrypt_file_data(file_read_key: bytes, uid: bytes, counter: int, plain: bytes) -> bytes:
+    """SDMENCFileData as the chip computes it; `plain` is whole AES blocks."""
+    ctx = _file_cipher(file_read_key, uid, counter).encryptor()
+    return ctx.update(plain) + ctx.finalize()
+
+
+def sun_mac_input(enc_hex: str | None) -> bytes:
+    """The MAC input of the URL layout this project writes: ``<enc>&cmac=`` or empty."""
+    return b"" if enc_hex is None else (enc_hex + "&cmac=").encode("ascii")
+
+
+def verify_sun(
+    picc_data_hex: str,
+    cmac_hex: str,
+    meta_read_keys: Sequence[bytes],
+    file_read_key: bytes | Callable[[bytes], bytes],
+    enc_hex: str | None = None,
+    mac_input: bytes | None = None,
+    last_counter: int | None = None,
+) -> SunResult:
+    """Check one SUN message; raise an `InvalidTag` subclass that names the cause.
+
+    `meta_read_keys` are tried in order (key epochs); `file_read_key` may be a function
+    of the UID (a per-tag diversified key; it may raise to refuse an unknown UID).
+    `mac_input` defaults to the layout `sun_mac_input` describes. With `last_counter`,
+    a counter that is not strictly greater raises `ReplayedCounter`.
+    """
+    picc = _parse_hex(picc_data_hex, 16, "picc_data")
+    mac = _parse_hex(cmac_hex, 8, "cmac")
+    enc = None if enc_hex is None else _parse_hex(enc_hex, None, "enc")
+    if mac_input is None:
+        mac_input = sun_mac_input(enc_hex)
+    if not meta_read_keys:
+        raise ValueError("at least one meta-read key is needed")
+
+    decrypted_any = False
+    for epoch, meta_key in enumerate(meta_read_keys):
+        picc_plain = decrypt_picc_data(meta_key, picc)
+        if picc_plain is None:
+            continue
+        # A wrong key still yields 0xC7 once in 256 tries, so a tag byte alone does not
+        # pick the epoch: the MAC does.
+        decrypted_any = True
+        uid, counter = picc_plain
+        key = file_read_key(uid) if callable(file_read_key) else file_read_key
+        if hmac.compare_digest(sdm_mac(key, uid, counter, mac_input), mac):
+            _check_counter(uid, counter, last_counter)
+            file_data = None if enc is None else decrypt_file_data(key, uid, counter, enc)
+            return SunResult(uid=uid, counter=counter, file_data=file_data, key_epoch=epoch)
+    if decrypted_any:
+        raise BadCmac("SUN MAC does not verify: likely the wrong file-read key or MAC offsets")
+    raise UnknownPiccDataTag(
+        "PICC data does not decrypt to a known PICCDataTag under any meta-read key: "
+        "likely the wrong meta-read key"
+    )
+
+
+def verify_sun_plain(
+    uid_hex: str,
+    counter_hex: str,
+    cmac_hex: str,
+    file_read_key: bytes | Callable[[bytes], bytes],
+    last_counter: int | None = None,
+) -> SunResult:
+    """Check a SUN message with the UID and counter mirrored in plain (no meta-read key).
+
+    The counter is mirrored as 6 hex characters MSB first (NT4H2421Gx §9.3); the MAC
+    input is empty. Plain mirroring reveals the UID to anyone; `verify_sun` is preferred.
+    """
+    uid = _parse_hex(uid_hex, UID_LENGTH, "uid")
+    counter = int.from_bytes(_parse_hex(counter_hex, 3, "ctr"), "big")
+    mac = _parse_hex(cmac_hex, 8, "cmac")
+    key = file_read_key(uid) if callable(file_read_key) else file_read_key
+    if not hmac.compare_digest(sdm_mac(key, uid, counter, b""), mac):
+        raise BadCmac("SUN MAC does not verify: likely the wrong file-read key or MAC offsets")
+    _check_counter(uid, counter, last_counter)
+    return SunResult(uid=uid, counter=counter, file_data=None, key_epoch=0)
+
+
+def _check_counter(uid: bytes, counter: int, last_counter: int | None) -> None:
+    if counter >= COUNTER_MAX:
+        raise CounterExhausted(f"tag {uid.hex().upper()} read counter is exhausted (FFFFFF)")
+    if last_counter is not None and counter <= last_counter:
+        raise ReplayedCounter(
+            f"tag {uid.hex().upper()} counter {counter} is not above the last accepted "
+            f"{last_counter}: a replayed or cloned SUN message"
+        )
+
+
+def _query_values(url: str) -> dict[str, tuple[int, int]]:
+    """Name -> (start, end) of each raw query value inside `url`."""
+    start = url.find("?")
+    if start < 0:
+        return {}
+    end = url.find("#", start)
+    end = len(url) if end < 0 else end
+    spans: dict[str, tuple[int, int]] = {}
+    position = start + 1
+    while position <= end:
+        amp = url.find("&", position, end)
+        stop = end if amp < 0 else amp
+        name, sep, _ = url[position:stop].partition("=")
+        if sep:
+            if name in spans:
+                raise BadLength(f"SUN parameter {name} appears twice")
+            spans[name] = (position + len(name) + 1, stop)
+        position = stop + 1
+    return spans
+
+
+def verify_sun_url(
+    url: str,
+    meta_read_keys: Sequence[bytes],
+    file_read_key: bytes | Callable[[bytes], bytes],
+    last_counter: int | None = None,
+) -> SunResult:
+    """Verify the SUN URL a tag returned; the MAC input is taken from the URL text.
+
+    With ``enc``, the MAC input runs from the first character of the ``enc`` value up to
+    the first character of the ``cmac`` value (``<enc>&cmac=``, the layout of AN12196
+    Table 5); without it, it is empty, as `ntag424_personalize` sets the offsets.
+    """
+    spans = _query_values(url)
+    for name in ("picc_data", "cmac"):
+        if name not in spans:
+            raise BadLength(f"SUN parameter {name} is missing from the URL")
+    picc_start, picc_end = spans["picc_data"]
+    cmac_start, cmac_end = spans["cmac"]
+    enc_hex = None
+    mac_input = b""
+    if "enc" in spans:
+        enc_start, enc_end = spans["enc"]
+        enc_hex = url[enc_start:enc_end]
+        if not enc_start < cmac_start:
+            raise BadLength("SUN parameter enc must come before cmac")
+        mac_input = url[enc_start:cmac_start].encode("ascii", "replace")
+    return verify_sun(
+        url[picc_start:picc_end],
+        url[cmac_start:cmac_end],
+        meta_read_keys,
+        file_read_key,
+        enc_hex=enc_hex,
+        mac_input=mac_input,
+        last_counter=last_counter,
+    )
+
+
+# --- Originality signature: ECDSA over secp224r1 on the raw UID (NT4H2421Gx Read_Sig,
+# command 0x3C; AN12196 "Originality signature verification"). The message is the
+# 7-byte UID itself, not a hash of it, so the usual library entry points (which hash)
+# do not apply; the verification
+# equation is written out below (SEC 1 v2 §4.1.4).
+
+_P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF000000000000000000000001
+_A = _P - 3
+_B = 0xB4050A850C04B3ABF54132565044B0B7D7BFD8BA270B39432355FFB4
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFF16A2E0B8F03E13DD29455C5C2A3D
+_G = (
+    0xB70E0CBD6BB4BF7F321390B94A03C1D356C21122343280D6115C1D21,
+    0xBD376388B5F723FB4C22DFE6CD4375A05A07476444D5819985007E34,
+)
+
+# Jacobian coordinates (X, Y, Z) stand for (X/Z², Y/Z³); Z == 0 is the point at infinity.
+_INFINITY = (1, 1, 0)
+
+
+def _jacobian_double(p1: tuple[int, int, int]) -> tuple[int, int, int]:
+    x1, y1, z1 = p1
+    if z1 == 0 or y1 == 0:
+        return _INFINITY
+    ysq = y1 * y1 % _P
+    s = 4 * x1 * ysq % _P
+    zsq = z1 * z1 % _P
+    m = (3 * x1 * x1 + _A * zsq * zsq) % _P
+    x3 = (m * m - 2 * s) % _P
+    y3 = (m * (s - x3) - 8 * ysq * ysq) % _P
+    z3 = 2 * y1 * z1 % _P
+    return x3, y3, z3
+
+
+def _jacobian_add(p1: tuple[int, int, int], p2: tuple[int, int, int]) -> tuple[int, int, int]:
+    x1, y1, z1 = p1
+    x2, y2, z2 = p2
+    if z1 == 0:
+        return p2
+    if z2 == 0:
+        return p1
+    z1sq, z2sq = z1 * z1 % _P, z2 * z2 % _P
+    u1, u2 = x1 * z2sq % _P, x2 * z1sq % _P
+    s1, s2 = y1 * z2sq * z2 % _P, y2 * z1sq * z1 % _P
+    if u1 == u2:
+        return _jacobian_double(p1) if s1 == s2 else _INFINITY
+    h = (u2 - u1) % _P
+    r = (s2 - s1) % _P
+    hsq = h * h % _P
+    hcu = hsq * h % _P
+    x3 = (r * r - hcu - 2 * u1 * hsq) % _P
+    y3 = (r * (u1 * hsq - x3) - s1 * hcu) % _P
+    z3 = h * z1 * z2 % _P
+    return x3, y3, z3
+
+
+def _double_scalar_mult(
+    u1: int, p1: tuple[int, int], u2: int, p2: tuple[int, int]
+) -> tuple[int, int] | None:
+    """u1·P1 + u2·P2 in affine form (Shamir's trick), None for the point at infinity."""
+    j1, j2 = (p1[0], p1[1], 1), (p2[0], p2[1], 1)
+    both = _jacobian_add(j1, j2)
+    acc = _INFINITY
+    for bit in range(max(u1.bit_length(), u2.bit_length()) - 1, -1, -1):
+        acc = _jacobian_double(acc)
+        b1, b2 = (u1 >> bit) & 1, (u2 >> bit) & 1
+        if b1 and b2:
+            acc = _jacobian_add(acc, both)
+        elif b1:
+            acc = _jacobian_add(acc, j1)
+        elif b2:
+            acc = _jacobian_add(acc, j2)
+    x, y, z = acc
+    if z == 0:
+        return None
+    zinv = pow(z, -1, _P)
+    zinv2 = zinv * zinv % _P
+    return x * zinv2 % _P, y * zinv2 * zinv % _P
+
+
+def _decode_point(public_key: bytes) -> tuple[int, int] | None:
+    if len(public_key) != 57 or public_key[0] != 0x04:
+        return None
+    x = int.from_bytes(public_key[1:29], "big")
+    y = int.from_bytes(public_key[29:], "big")
+    if x >= _P or y >= _P or (y * y - (x * x * x + _A * x + _B)) % _P:
+        return None
+    return x, y
+
+
+def verify_originality_424(
+    uid: bytes, signature: bytes, public_key: bytes = NXP_424_PUBLIC_KEY
+) -> bool:
+    """True when `signature` (56 bytes r || s) is NXP's ECDSA secp224r1 signature of `uid`.
+
+    >>> verify_originality_424(bytes(7), bytes(56))
+    False
+    """
+    if len(signature) != 56 or not uid:
+        return False
+    point = _decode_point(public_key)
+    if point is None:
+        raise ValueError("public key is not an uncompressed secp224r1 point")
+    r = int.from_bytes(signature[:28], "big")
+    s = int.from_bytes(signature[28:], "big")
+    if not (0 < r < _N and 0 < s < _N):
+        return False
+    # SEC 1 §4.1.4: e is the leftmost bitlen(n) bits of the message; a 7-byte UID is
+    # shorter than that, so e is the UID read as a big-endian integer.
+    e = int.from_bytes(uid[:28], "big")
+    w = pow(s, -1, _N)
+    result = _double_scalar_mult(e * w % _N, _G, r * w % _N, point)
+    return result is not None and result[0] % _N == r

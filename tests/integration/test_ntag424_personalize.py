@@ -1,0 +1,313 @@
+"""Personalize a blank simulated NTAG 424 DNA end to end, then verify what it returns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from firmware_tools import ev2
+from firmware_tools.diversify import diversify_key
+from firmware_tools.errors import (
+    BadCmac,
+    CounterExhausted,
+    ReplayedCounter,
+    TagCommandError,
+    UnknownPiccDataTag,
+)
+from firmware_tools.ntag424 import verify_originality_424, verify_sun_url
+from firmware_tools.ntag424_personalize import (
+    authenticate_ev2_first,
+    build_ndef_file,
+    native_apdu,
+    personalize,
+    sdm_file_settings,
+    sun_layout,
+    tag_keys,
+)
+from tests.fakes.ntag424 import SimulatedNtag424, fake_public_key
+
+h = bytes.fromhex
+TEMPLATE = "https://id.example.com/01/{gtin}/21/{serial}?picc_data={picc_data}&cmac={cmac}"
+FIELDS = {"gtin": "09506000134352", "serial": "SN-000123"}
+MASTER = h("A0A1A2A3A4A5A6A7A8A9AAABACADAEAF")
+META = h("B0B1B2B3B4B5B6B7B8B9BABBBCBDBEBF")
+UID = h("04C1D2E3F40580")
+EV2_VECTORS = json.loads(
+    (Path(__file__).parent.parent / "vectors" / "an12196_ev2.json").read_text()
+)
+SELECT_APP = h("00A4040C07D276000085010100")
+
+
+def file_key(uid: bytes) -> bytes:
+    return diversify_key(MASTER, uid, 2)
+
+
+def ok(response: bytes) -> bytes:
+    assert response[-2:] in (b"\x90\x00", b"\x91\x00"), response[-2:].hex()
+    return response[:-2]
+
+
+def tap(tag: SimulatedNtag424) -> str:
+    """What a phone does: activate, select the application and NDEF file, read it."""
+    tag.activate()
+    ok(tag.exchange(h("00A4040007D276000085010100")))
+    ok(tag.exchange(h("00A4000C02E103")))
+    ok(tag.exchange(h("00B000000F")))
+    ok(tag.exchange(h("00A4000C02E104")))
+    length = int.from_bytes(ok(tag.exchange(h("00B0000002"))), "big")
+    message = ok(tag.exchange(bytes([0x00, 0xB0, 0x00, 0x02, length])))
+    assert message[:4] == bytes([0xD1, 0x01, length - 4, 0x55]) and message[4] == 0x04
+    return "https://" + message[5:].decode("ascii")
+
+
+@pytest.fixture
+def personalized() -> tuple[SimulatedNtag424, object]:
+    tag = SimulatedNtag424(UID)
+    summary = personalize(tag.exchange, TEMPLATE, FIELDS, lambda uid: tag_keys(MASTER, META, uid))
+    return tag, summary
+
+
+def test_personalization_summary(personalized) -> None:
+    tag, summary = personalized
+    assert summary.uid == UID
+    assert summary.key_versions == (1, 1, 1, 1, 1)
+    assert summary.url.startswith("https://id.example.com/01/09506000134352/21/SN-000123?")
+    assert tag.keys == list(tag_keys(MASTER, META, UID))
+    assert all(key != bytes(16) for key in tag.keys)
+    assert tag.key_versions == [1] * 5
+
+
+def test_each_tap_verifies_with_a_strictly_increasing_counter(personalized) -> None:
+    tag, _ = personalized
+    last = None
+    urls = []
+    for expected in range(1, 6):
+        url = tap(tag)
+        result = verify_sun_url(url, [META], file_key, last_counter=last)
+        assert result.uid == UID
+        assert result.counter == expected
+        last = result.counter
+        urls.append(url)
+    assert len(set(urls)) == 5
+    with pytest.raises(ReplayedCounter):
+        verify_sun_url(urls[2], [META], file_key, last_counter=last)
+
+
+def test_reads_within_one_activation_share_the_counter(personalized) -> None:
+    tag, _ = personalized
+    url = tap(tag)
+    again = ok(tag.exchange(h("00B0000002")))
+    assert int.from_bytes(again, "big") == len(url) - len("https://") + 5
+    read_data = ok(tag.exchange(native_apdu(0xAD, bytes([2, 0, 0, 0, 0, 0, 0]))))
+    assert "https://" + read_data[7 : 2 + int.from_bytes(again, "big")].decode() == url
+    assert verify_sun_url(tap(tag), [META], file_key, last_counter=1).counter == 2
+
+
+def test_wrong_keys_are_named(personalized) -> None:
+    tag, _ = personalized
+    url = tap(tag)
+    with pytest.raises(UnknownPiccDataTag):
+        verify_sun_url(url, [bytes(16)], file_key)
+    with pytest.raises(BadCmac):
+        verify_sun_url(url, [META], lambda uid: diversify_key(MASTER, uid, 3))
+    assert verify_sun_url(url, [bytes(16), META], file_key).key_epoch == 1
+
+
+def test_counter_exhaustion(personalized) -> None:
+    tag, _ = personalized
+    tag.sdm_read_counter = 0xFFFFFE
+    with pytest.raises(CounterExhausted):
+        verify_sun_url(tap(tag), [META], file_key)
+
+
+def test_factory_key_no_longer_authenticates(personalized) -> None:
+    tag, _ = personalized
+    tag.activate()
+    ok(tag.exchange(SELECT_APP))
+    with pytest.raises(TagCommandError) as caught:
+        authenticate_ev2_first(tag.exchange, 0, bytes(16))
+    assert caught.value.status == 0x91AE
+    session = authenticate_ev2_first(tag.exchange, 0, diversify_key(MASTER, UID, 0))
+    field = ev2.wrap_command_mac(session, ev2.CMD_GET_KEY_VERSION, b"\x02", b"")
+    answer = tag.exchange(native_apdu(ev2.CMD_GET_KEY_VERSION, field))
+    assert ev2.unwrap_response_mac(session, 0, ok(answer)) == b"\x01"
+
+
+def test_personalizing_twice_fails_on_authentication(personalized) -> None:
+    tag, _ = personalized
+    tag.activate()
+    with pytest.raises(TagCommandError):
+        personalize(tag.exchange, TEMPLATE, FIELDS, lambda uid: tag_keys(MASTER, META, uid))
+
+
+def test_file_settings_read_back(personalized) -> None:
+    tag, summary = personalized
+    tag.activate()
+    ok(tag.exchange(SELECT_APP))
+    settings = ok(tag.exchange(native_apdu(ev2.CMD_GET_FILE_SETTINGS, b"\x02")))
+    # FileType 00, then the ChangeFileSettings data with the file size after the rights.
+    assert settings[:4] == b"\x00" + summary.file_settings[:3]
+    assert settings[4:7] == (256).to_bytes(3, "little")
+    assert settings[7:] == summary.file_settings[3:]
+
+
+def test_ndef_file_is_no_longer_writable_without_key0(personalized) -> None:
+    tag, _ = personalized
+    tag.activate()
+    ok(tag.exchange(SELECT_APP))
+    write = native_apdu(ev2.CMD_WRITE_DATA, bytes([2, 0, 0, 0, 1, 0, 0]) + b"X")
+    assert tag.exchange(write) == b"\x91\xae"
+    ok(tag.exchange(h("00A4000C02E104")))
+    assert tag.exchange(h("00D6000001") + b"X") == b"\x69\x82"
+
+
+def test_originality_signature(personalized) -> None:
+    tag, _ = personalized
+    tag.activate()
+    ok(tag.exchange(SELECT_APP))
+    signature = ok(tag.exchange(native_apdu(ev2.CMD_READ_SIG, b"\x00")))
+    assert len(signature) == 56
+    assert verify_originality_424(UID, signature, fake_public_key())
+
+
+# --- The simulator against AN12196 and against bad commands --------------------------------
+
+
+def scripted(*chunks: bytes) -> Callable[[int], bytes]:
+    queue = list(chunks)
+
+    def random_bytes(n: int) -> bytes:
+        chunk = queue.pop(0)
+        assert len(chunk) == n
+        return chunk
+
+    return random_bytes
+
+
+@pytest.mark.parametrize("vector", EV2_VECTORS["authenticate_ev2_first"], ids=lambda v: v["ti"])
+def test_simulator_answers_an12196_authentication_byte_for_byte(vector: dict) -> None:
+    tag = SimulatedNtag424(UID, random_bytes=scripted(h(vector["rnd_b"]), h(vector["ti"])))
+    ok(tag.exchange(SELECT_APP))
+    assert tag.exchange(h(vector["c_apdu_1"])) == h(vector["r_apdu_1"])
+    assert tag.exchange(h(vector["c_apdu_2"])) == h(vector["r_apdu_2"])
+    assert tag.session is not None and tag.session.mac_key == h(vector["ses_mac"])
+
+
+def test_simulator_applies_an12196_change_file_settings() -> None:
+    # AN12196 Table 18 runs in the session of Table 14, one command after WriteData.
+    auth = EV2_VECTORS["authenticate_ev2_first"][0]
+    cfs = EV2_VECTORS["commands_full"][1]
+    tag = SimulatedNtag424(UID, random_bytes=scripted(h(auth["rnd_b"]), h(auth["ti"])))
+    ok(tag.exchange(SELECT_APP))
+    tag.exchange(h(auth["c_apdu_1"]))
+    tag.exchange(h(auth["c_apdu_2"]))
+    write = EV2_VECTORS["commands_full"][0]
+    field = h(write["header"]) + h(write["encrypted"]) + h(write["mact"])
+    # The factory NDEF file is write-free, so the tag takes WriteData in plain: send it
+    # as AN12196 does after the file's settings made it CommMode.Full.
+    tag.files[2].write = tag.files[2].read_write = 0
+    tag.files[2].comm_mode = 3
+    assert tag.exchange(native_apdu(0x8D, field)) == h(write["response_field"]) + b"\x91\x00"
+    field = h(cfs["header"]) + h(cfs["encrypted"]) + h(cfs["mact"])
+    assert tag.exchange(native_apdu(0x5F, field)) == h(cfs["response_field"]) + b"\x91\x00"
+    sdm = tag.files[2].sdm
+    assert sdm is not None and (sdm.picc_offset, sdm.mac_offset) == (0x20, 0x43)
+    assert (sdm.meta_read, sdm.file_read, sdm.ctr_ret) == (2, 1, 1)
+
+
+def test_simulator_with_encrypted_file_data() -> None:
+    url = (
+        "https://x.example/?picc_data="
+        + "0" * 32
+        + "&enc="
+        + "x" * 16
+        + "0" * 16
+        + "&cmac="
+        + "0" * 16
+    )
+    ndef, start = build_ndef_file(url)
+    picc = start + url.index("picc_data=") + 10
+    enc = start + url.index("enc=") + 4
+    mac = start + url.index("cmac=") + 5
+    settings = (
+        h("4000E0D1FF12")
+        + picc.to_bytes(3, "little")
+        + enc.to_bytes(3, "little")
+        + enc.to_bytes(3, "little")
+        + (32).to_bytes(3, "little")
+        + mac.to_bytes(3, "little")
+    )
+    keys = [bytes(16), META, file_key(UID), bytes(16), bytes(16)]
+    tag = SimulatedNtag424.with_sun(UID, keys, ndef, settings)
+    result = verify_sun_url(tap(tag), [META], file_key)
+    assert (result.counter, result.file_data) == (1, b"x" * 16)
+
+
+def test_simulator_with_sun_shortcut_matches_personalization() -> None:
+    layout = sun_layout(TEMPLATE, FIELDS)
+    keys = list(tag_keys(MASTER, META, UID))
+    tag = SimulatedNtag424.with_sun(UID, keys, layout.ndef_file, sdm_file_settings(layout))
+    assert verify_sun_url(tap(tag), [META], file_key).counter == 1
+
+
+@pytest.mark.parametrize(
+    ("apdu", "status"),
+    [
+        ("00A4040C07D276000085010200", "6A82"),  # unknown application
+        ("00A4000C02E1FF", "6A82"),  # unknown file
+        ("00B0000002", "6986"),  # no file selected
+        ("80A4040C00", "6E00"),  # unknown class
+        ("00CA000000", "6D00"),  # unknown instruction
+        ("90FF000000", "911C"),  # unknown native command
+        ("90AF000000", "911C"),  # additional frame out of the blue
+        ("9060000100", "917E"),  # Lc without data
+        ("90C4000002000000", "91AE"),  # ChangeKey without authentication
+        ("9071000002050000", "9140"),  # no such key
+        ("90F50000010900", "91F0"),  # no such file
+        ("90AD0000070300000000000000", "91AE"),  # proprietary file needs key 2
+        ("908D000008020000000200004100", "917E"),  # WriteData length mismatch
+        ("908D00000902FF0000020000414100", "91BE"),  # past the end of the file
+    ],
+)
+def test_bad_commands_get_error_status(apdu: str, status: str) -> None:
+    tag = SimulatedNtag424(UID)
+    if not apdu.startswith("00A4") and not apdu.startswith("80"):
+        ok(tag.exchange(SELECT_APP))
+    assert tag.exchange(h(apdu))[-2:] == h(status)
+
+
+def test_native_command_before_selection_is_refused() -> None:
+    tag = SimulatedNtag424(UID)
+    assert tag.exchange(h("9071000002000000")) == h("919D")
+
+
+def test_tampered_change_key_ends_the_session() -> None:
+    tag = SimulatedNtag424(UID)
+    ok(tag.exchange(SELECT_APP))
+    session = authenticate_ev2_first(tag.exchange, 0, bytes(16))
+    data = ev2.change_key_data(1, 0, bytes(16), META, 1)
+    field = bytearray(ev2.wrap_command_full(session, ev2.CMD_CHANGE_KEY, b"\x01", data))
+    field[4] ^= 1
+    assert tag.exchange(native_apdu(ev2.CMD_CHANGE_KEY, bytes(field))) == h("911E")
+    assert tag.session is None and tag.keys[1] == bytes(16)
+    # Replaying the untampered command under the dead session fails too.
+    field[4] ^= 1
+    assert tag.exchange(native_apdu(ev2.CMD_CHANGE_KEY, bytes(field))) == h("91AE")
+
+
+def test_get_version_frames() -> None:
+    tag = SimulatedNtag424(UID)
+    first = tag.exchange(h("9060000000"))
+    assert first[-2:] == h("91AF") and first[:3] == h("040402")
+    assert tag.exchange(h("90AF000000"))[-2:] == h("91AF")
+    last = ok(tag.exchange(h("90AF000000")))
+    assert last[:7] == UID
+
+
+def test_rf_attributes() -> None:
+    tag = SimulatedNtag424(UID)
+    assert (tag.uid, tag.sens_res, tag.sel_res) == (UID, b"\x03\x44", 0x20)
+    assert tag.ats[0] == len(tag.ats)

@@ -1,0 +1,355 @@
+"""SUN/SDM verification against AN12196's worked examples, and every tampering caught."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
+
+from firmware_tools.errors import (
+    BadCmac,
+    BadLength,
+    CounterExhausted,
+    InvalidTag,
+    ReplayedCounter,
+    UnknownPiccDataTag,
+)
+from firmware_tools.ntag424 import (
+    NXP_424_PUBLIC_KEY,
+    decrypt_file_data,
+    decrypt_picc_data,
+    encrypt_file_data,
+    sdm_mac,
+    sdm_session_keys,
+    sun_mac_input,
+    verify_originality_424,
+    verify_sun,
+    verify_sun_plain,
+    verify_sun_url,
+)
+from tests.fakes.ntag424 import fake_public_key, fake_signing_key, sign_uid
+
+VECTOR_DIR = Path(__file__).parent.parent / "vectors"
+SUN = json.loads((VECTOR_DIR / "an12196_sun.json").read_text())
+ORIGINALITY = json.loads((VECTOR_DIR / "ntag424_originality.json").read_text())
+h = bytes.fromhex
+
+META = h("5F1C1A1E9E5A8B2C3D4E5F60718293A4")
+FILE = h("0F1E2D3C4B5A69788796A5B4C3D2E1F0")
+UID = h("04A1B2C3D4E5F6")
+
+
+def make_sun(
+    uid: bytes = UID,
+    counter: int = 42,
+    meta: bytes = META,
+    file_key: bytes = FILE,
+    mac_input: bytes = b"",
+    tag: int = 0xC7,
+) -> tuple[str, str]:
+    """A SUN message built from the datasheet with the bare primitives, not the module."""
+    ctr = counter.to_bytes(3, "little")
+    plain = bytes([tag]) + uid + ctr + b"\x11\x22\x33\x44\x55"
+    picc = Cipher(algorithms.AES(meta), modes.CBC(bytes(16))).encryptor().update(plain)
+    sv2 = CMAC(algorithms.AES(file_key))
+    sv2.update(h("3CC300010080") + uid + ctr)
+    mac = CMAC(algorithms.AES(sv2.finalize()))
+    mac.update(mac_input)
+    return picc.hex().upper(), mac.finalize()[1::2].hex().upper()
+
+
+def flip(hex_text: str, bit: int) -> str:
+    raw = bytearray(bytes.fromhex(hex_text))
+    raw[bit // 8] ^= 0x80 >> (bit % 8)
+    return raw.hex().upper()
+
+
+# --- AN12196 worked examples -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vector", SUN["sun"], ids=lambda v: v["name"])
+def test_an12196_sun_examples_verify(vector: dict) -> None:
+    result = verify_sun(
+        vector["picc_data"],
+        vector["cmac"],
+        [h(vector["meta_read_key"])],
+        h(vector["file_read_key"]),
+        enc_hex=vector["enc"],
+    )
+    assert result.uid == h(vector["uid"])
+    assert result.counter == vector["counter"]
+    expected_file = None if vector["file_data"] is None else h(vector["file_data"])
+    assert result.file_data == expected_file
+    assert result.key_epoch == 0
+    assert sun_mac_input(vector["enc"]) == vector["mac_input_ascii"].encode()
+
+
+@pytest.mark.parametrize("vector", SUN["sun"], ids=lambda v: v["name"])
+def test_an12196_sun_intermediate_values(vector: dict) -> None:
+    uid, counter = h(vector["uid"]), vector["counter"]
+    _, ses_mac = sdm_session_keys(h(vector["file_read_key"]), uid, counter)
+    assert ses_mac == h(vector["ses_mac"])
+    full = CMAC(algorithms.AES(ses_mac))
+    full.update(vector["mac_input_ascii"].encode())
+    assert full.finalize() == h(vector["full_cmac"])
+    mac_input = vector["mac_input_ascii"].encode()
+    assert sdm_mac(h(vector["file_read_key"]), uid, counter, mac_input) == h(vector["cmac"])
+
+
+@pytest.mark.parametrize("vector", SUN["session_keys"], ids=lambda v: v["_source"][:16])
+def test_an12196_session_keys(vector: dict) -> None:
+    enc, mac = sdm_session_keys(h(vector["file_read_key"]), h(vector["uid"]), vector["counter"])
+    assert enc == h(vector["ses_enc"])
+    if "ses_mac" in vector:
+        assert mac == h(vector["ses_mac"])
+
+
+@pytest.mark.parametrize("vector", SUN["picc_data"])
+def test_an12196_picc_data_decrypts(vector: dict) -> None:
+    assert decrypt_picc_data(h(vector["meta_read_key"]), h(vector["picc_data"])) == (
+        h(vector["uid"]),
+        vector["counter"],
+    )
+
+
+@pytest.mark.parametrize("vector", SUN["enc_file_data"])
+def test_an12196_enc_file_data(vector: dict) -> None:
+    args = (h(vector["file_read_key"]), h(vector["uid"]), vector["counter"])
+    assert decrypt_file_data(*args, h(vector["enc"])) == h(vector["plain"])
+    assert encrypt_file_data(*args, h(vector["plain"])) == h(vector["enc"])
+
+
+@pytest.mark.parametrize("vector", SUN["plain_mirror"])
+def test_plain_mirror_vector(vector: dict) -> None:
+    result = verify_sun_plain(
+        vector["uid"], vector["counter_ascii"], vector["cmac"], h(vector["file_read_key"])
+    )
+    assert (result.uid, result.counter) == (h(vector["uid"]), int(vector["counter_ascii"], 16))
+    with pytest.raises(BadCmac):
+        verify_sun_plain(vector["uid"], vector["counter_ascii"], flip(vector["cmac"], 0), bytes(16))
+
+
+def test_an12196_urls() -> None:
+    plain = SUN["sun"][0]
+    url = f"https://choose.url.com/ntag424?picc_data={plain['picc_data']}&cmac={plain['cmac']}"
+    assert verify_sun_url(url, [bytes(16)], bytes(16)).counter == 61
+    enc = SUN["sun"][1]
+    url = (
+        f"https://choose.url.com/ntag424?picc_data={enc['picc_data']}"
+        f"&enc={enc['enc']}&cmac={enc['cmac']}"
+    )
+    result = verify_sun_url(url, [bytes(16)], bytes(16))
+    assert (result.counter, result.file_data) == (8, b"x" * 16)
+
+
+# --- Our own messages and tampering --------------------------------------------------------
+
+
+def test_own_message_verifies_and_file_key_is_a_function_of_uid() -> None:
+    picc, mac = make_sun()
+    seen = []
+
+    def file_key_for(uid: bytes) -> bytes:
+        seen.append(uid)
+        return FILE
+
+    result = verify_sun(picc, mac, [META], file_key_for)
+    assert (result.uid, result.counter, result.file_data) == (UID, 42, None)
+    assert seen == [UID]
+
+
+def test_key_epochs_are_tried_in_order() -> None:
+    old, new = h("00" * 15 + "01"), h("00" * 15 + "02")
+    picc, mac = make_sun(meta=new)
+    assert verify_sun(picc, mac, [old, new], FILE).key_epoch == 1
+    picc, mac = make_sun(meta=old)
+    assert verify_sun(picc, mac, [old, new], FILE).key_epoch == 0
+
+
+@pytest.mark.parametrize("bit", range(128))
+def test_any_flipped_bit_in_picc_data_is_caught(bit: int) -> None:
+    picc, mac = make_sun()
+    with pytest.raises((UnknownPiccDataTag, BadCmac)):
+        verify_sun(flip(picc, bit), mac, [META], FILE)
+
+
+@pytest.mark.parametrize("bit", range(64))
+def test_any_flipped_bit_in_cmac_is_caught(bit: int) -> None:
+    picc, mac = make_sun()
+    with pytest.raises(BadCmac):
+        verify_sun(picc, flip(mac, bit), [META], FILE)
+
+
+def test_changed_uid_reencrypted_is_caught() -> None:
+    _, mac = make_sun(uid=UID)
+    picc, _ = make_sun(uid=h("04A1B2C3D4E5F7"))
+    with pytest.raises(BadCmac):
+        verify_sun(picc, mac, [META], FILE)
+
+
+@pytest.mark.parametrize("counter", [41, 43, 42 + 0x10000])
+def test_changed_counter_reencrypted_is_caught(counter: int) -> None:
+    _, mac = make_sun(counter=42)
+    picc, _ = make_sun(counter=counter)
+    with pytest.raises(BadCmac):
+        verify_sun(picc, mac, [META], FILE)
+
+
+def test_replayed_counter() -> None:
+    picc, mac = make_sun(counter=42)
+    assert verify_sun(picc, mac, [META], FILE, last_counter=41).counter == 42
+    with pytest.raises(ReplayedCounter) as caught:
+        verify_sun(picc, mac, [META], FILE, last_counter=42)
+    assert caught.value.reason == "replayed_counter"
+    with pytest.raises(ReplayedCounter):
+        verify_sun(picc, mac, [META], FILE, last_counter=100)
+
+
+def test_wrong_meta_key() -> None:
+    picc, mac = make_sun()
+    wrong = h("00112233445566778899AABBCCDDEEFF")
+    assert decrypt_picc_data(wrong, bytes.fromhex(picc)) is None  # precondition
+    with pytest.raises(UnknownPiccDataTag, match="meta-read key"):
+        verify_sun(picc, mac, [wrong], FILE)
+
+
+def test_wrong_file_key() -> None:
+    picc, mac = make_sun()
+    with pytest.raises(BadCmac, match="file-read key"):
+        verify_sun(picc, mac, [META], h("00112233445566778899AABBCCDDEEFF"))
+
+
+def test_unknown_picc_data_tag_byte() -> None:
+    picc, mac = make_sun(tag=0x87)  # UID mirrored without the counter
+    with pytest.raises(UnknownPiccDataTag):
+        verify_sun(picc, mac, [META], FILE)
+
+
+def test_counter_exhausted() -> None:
+    picc, mac = make_sun(counter=0xFFFFFF)
+    with pytest.raises(CounterExhausted):
+        verify_sun(picc, mac, [META], FILE)
+    picc, mac = make_sun(counter=0xFFFFFE)
+    assert verify_sun(picc, mac, [META], FILE).counter == 0xFFFFFE
+
+
+def test_mac_input_is_bound() -> None:
+    picc, mac = make_sun(mac_input=b"ABCDEF&cmac=")
+    assert verify_sun(picc, mac, [META], FILE, mac_input=b"ABCDEF&cmac=").counter == 42
+    with pytest.raises(BadCmac, match="offsets"):
+        verify_sun(picc, mac, [META], FILE)
+
+
+def test_enc_file_data_round_trip_and_tamper() -> None:
+    plain = b"lot 2026-11/B7.."
+    enc = encrypt_file_data(FILE, UID, 42, plain).hex().upper()
+    picc, mac = make_sun(mac_input=(enc + "&cmac=").encode())
+    url = f"https://id.example.com/01/1/21/2?picc_data={picc}&enc={enc}&cmac={mac}"
+    assert verify_sun_url(url, [META], FILE).file_data == plain
+    with pytest.raises(BadCmac):
+        verify_sun_url(url.replace(f"enc={enc}", f"enc={flip(enc, 5)}"), [META], FILE)
+
+
+@pytest.mark.parametrize(
+    ("picc", "mac", "enc"),
+    [
+        ("00" * 15, "00" * 8, None),
+        ("00" * 17, "00" * 8, None),
+        ("0" * 31, "00" * 8, None),
+        ("zz" * 16, "00" * 8, None),
+        ("00" * 16, "00" * 7, None),
+        ("00" * 16, "00" * 9, None),
+        ("00" * 16, "0g" * 8, None),
+        ("00 " * 16, "00" * 8, None),
+        ("00" * 16, "00" * 8, ""),
+        ("00" * 16, "00" * 8, "00" * 15),
+        ("00" * 16, "00" * 8, "00" * 17),
+    ],
+)
+def test_bad_lengths(picc: str, mac: str, enc: str | None) -> None:
+    with pytest.raises(BadLength):
+        verify_sun(picc, mac, [META], FILE, enc_hex=enc)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://id.example.com/01/1/21/2",
+        "https://id.example.com/01/1/21/2?cmac=0000000000000000",
+        "https://id.example.com/01/1/21/2?picc_data=00000000000000000000000000000000",
+        "https://x/?picc_data=00000000000000000000000000000000&cmac=00&cmac=0000000000000000",
+        "https://x/?cmac=0000000000000000&enc=00000000000000000000000000000000"
+        "&picc_data=00000000000000000000000000000000",
+    ],
+)
+def test_bad_urls(url: str) -> None:
+    with pytest.raises(BadLength):
+        verify_sun_url(url, [META], FILE)
+
+
+def test_url_with_fragment_and_other_parameters() -> None:
+    picc, mac = make_sun()
+    url = f"https://id.example.com/01/1/21/2?lang=en&picc_data={picc}&cmac={mac}#top"
+    assert verify_sun_url(url, [META], FILE).uid == UID
+
+
+def test_every_failure_is_an_invalid_tag() -> None:
+    picc, mac = make_sun()
+    for args in [("00", mac), (picc, flip(mac, 3))]:
+        with pytest.raises(InvalidTag):
+            verify_sun(*args, [META], FILE)
+
+
+def test_cached_keys_do_not_leak_between_keys() -> None:
+    for _ in range(3):
+        meta, file_key = os.urandom(16), os.urandom(16)
+        picc, mac = make_sun(meta=meta, file_key=file_key)
+        assert verify_sun(picc, mac, [meta], file_key).uid == UID
+        with pytest.raises(InvalidTag):
+            verify_sun(picc, mac, [META], FILE)
+
+
+# --- Originality signature -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", ORIGINALITY["samples"], ids=lambda s: s["uid"])
+def test_real_ntag424_signatures_verify_under_nxp_key(sample: dict) -> None:
+    uid, signature = h(sample["uid"]), h(sample["signature"])
+    assert h(ORIGINALITY["public_key"]) == NXP_424_PUBLIC_KEY
+    assert verify_originality_424(uid, signature)
+    assert not verify_originality_424(uid, signature, h(ORIGINALITY["other_nxp_key"]))
+    other = bytearray(uid)
+    other[-1] ^= 1
+    assert not verify_originality_424(bytes(other), signature)
+    for index in (0, 27, 28, 55):
+        tampered = bytearray(signature)
+        tampered[index] ^= 0x01
+        assert not verify_originality_424(uid, bytes(tampered))
+
+
+def test_signatures_made_by_openssl_verify() -> None:
+    key, public = fake_signing_key(), fake_public_key()
+    for uid in (UID, h("04000000000000"), h("04FFFFFFFFFFFF")):
+        signature = sign_uid(key, uid)
+        assert verify_originality_424(uid, signature, public)
+        assert not verify_originality_424(uid, signature)  # not NXP's key
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [bytes(56), b"\xff" * 56, bytes(55), bytes(57)],
+    ids=["zero", "out_of_range", "short", "long"],
+)
+def test_malformed_signatures_are_false(signature: bytes) -> None:
+    assert not verify_originality_424(UID, signature)
+
+
+def test_bad_public_key_is_refused() -> None:
+    broken = bytearray(NXP_424_PUBLIC_KEY)
+    broken[-1] ^= 1  # off the curve
+    with pytest.raises(ValueError):
+        verify_originality_424(UID, bytes(56 * [1]), bytes(broken))
