@@ -1,0 +1,101 @@
+"""NXP originality signatures of NTAG 21x: known answers from real tags, a test key, bit flips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from firmware_tools.errors import BadOriginality
+from firmware_tools.originality import (
+    GX,
+    GY,
+    NXP_NTAG21X_PUBLIC_KEY,
+    is_on_curve,
+    is_original,
+    public_key_of,
+    sign_uid,
+    verify_originality,
+)
+
+VECTORS = json.loads(
+    (Path(__file__).parent.parent / "vectors" / "ntag21x_originality.json").read_text()
+)
+REAL = [(bytes.fromhex(s["uid"]), bytes.fromhex(s["signature"])) for s in VECTORS["samples"]]
+TEST_KEY = VECTORS["test_key"]
+TEST_PRIVATE = int(TEST_KEY["private_key"], 16)
+TEST_PUBLIC = bytes.fromhex(TEST_KEY["public_key"])
+
+
+def _flip(data: bytes, bit: int) -> bytes:
+    out = bytearray(data)
+    out[bit // 8] ^= 0x80 >> (bit % 8)
+    return bytes(out)
+
+
+def test_curve_and_nxp_key_are_consistent():
+    assert is_on_curve(GX, GY)
+    assert bytes.fromhex(VECTORS["public_key"]) == NXP_NTAG21X_PUBLIC_KEY
+    x = int.from_bytes(NXP_NTAG21X_PUBLIC_KEY[1:17], "big")
+    y = int.from_bytes(NXP_NTAG21X_PUBLIC_KEY[17:], "big")
+    assert is_on_curve(x, y)
+
+
+@pytest.mark.parametrize(("uid", "signature"), REAL, ids=[u.hex() for u, _ in REAL])
+def test_real_ntag21x_signatures_verify_with_nxp_key(uid, signature):
+    verify_originality(uid, signature)
+
+
+@pytest.mark.parametrize(("uid", "signature"), REAL[:1])
+@pytest.mark.parametrize("bit", [0, 13, 55])
+def test_flipped_uid_bit_fails(uid, signature, bit):
+    with pytest.raises(BadOriginality):
+        verify_originality(_flip(uid, bit), signature)
+
+
+@pytest.mark.parametrize(("uid", "signature"), REAL[:1])
+@pytest.mark.parametrize("bit", [0, 100, 128, 255])
+def test_flipped_signature_bit_fails(uid, signature, bit):
+    assert not is_original(uid, _flip(signature, bit))
+
+
+def test_real_signature_fails_under_another_key():
+    uid, signature = REAL[0]
+    assert not is_original(uid, signature, TEST_PUBLIC)
+
+
+def test_test_key_pair_matches_vector_file():
+    assert public_key_of(TEST_PRIVATE) == TEST_PUBLIC
+    for sample in TEST_KEY["samples"]:
+        uid = bytes.fromhex(sample["uid"])
+        signature = sign_uid(TEST_PRIVATE, uid)
+        assert signature.hex().upper() == sample["signature"]
+        verify_originality(uid, signature, TEST_PUBLIC)
+        assert not is_original(uid, signature)  # not NXP's key
+
+
+def test_signing_new_uids_round_trips_and_binds_to_uid():
+    uid = bytes.fromhex("04DEADBEEF0102")
+    signature = sign_uid(TEST_PRIVATE, uid)
+    assert is_original(uid, signature, TEST_PUBLIC)
+    assert not is_original(_flip(uid, 50), signature, TEST_PUBLIC)
+
+
+@pytest.mark.parametrize(
+    ("uid", "signature", "words"),
+    [
+        (bytes(6), bytes(32), "UID must be 7 bytes"),
+        (bytes(7), bytes(31), "must be 32 bytes"),
+        (bytes(7), bytes(32), "out of range"),
+    ],
+)
+def test_malformed_input_is_refused_in_words(uid, signature, words):
+    with pytest.raises(BadOriginality, match=words):
+        verify_originality(uid, signature)
+
+
+def test_public_key_off_the_curve_is_refused():
+    bad = NXP_NTAG21X_PUBLIC_KEY[:-1] + bytes((NXP_NTAG21X_PUBLIC_KEY[-1] ^ 1,))
+    with pytest.raises(ValueError, match="not a point"):
+        verify_originality(*REAL[0], public_key=bad)
