@@ -1,0 +1,123 @@
+"""Owed writes per second through the chain-writer outbox, embedded chain and anvil.
+
+Run: python bench/chain_writer.py [--writes N]
+Prints `chain_writer_embedded_writes_per_s: N` and `chain_writer_anvil_writes_per_s: N`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from eth_account import Account  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from provenance_api import db  # noqa: E402
+from provenance_api.app import create_app  # noqa: E402
+from provenance_api.cli import ensure_deployed, fund_operator  # noqa: E402
+from provenance_api.services.chain_writes import owe_write, unsettled_count  # noqa: E402
+
+ANVIL = (
+    ROOT / "contracts_abi" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_anvil() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            request = urllib.request.Request(
+                url, data=body.encode(), headers={"Content-Type": "application/json"}
+            )
+            urllib.request.urlopen(request, timeout=1).close()
+            return process, url
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise SystemExit("anvil did not start") from None
+            time.sleep(0.05)
+
+
+def writes_per_second(data_dir: Path, chain_url: str, writes: int) -> float:
+    """Owe `writes` anchors in one transaction, then time the writer until all are confirmed."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(data_dir),
+            "CHAIN_URL": chain_url,
+            "CONFIRMATIONS": 0,
+            "OPERATOR_KEY": Account.create().key.hex(),
+        }
+    )
+    rt = app.extensions["provenance"]
+    db.upgrade(app.config["DATABASE_URL"])
+    fund_operator(rt)
+    ensure_deployed(rt)
+    with db.session_scope(rt.engine) as session:
+        for index in range(writes):
+            owe_write(
+                session,
+                sender=rt.operator.address,
+                contract="CustodyLedger",
+                function="anchor",
+                args=[os.urandom(32), 1, os.urandom(32)],
+                idempotency_key=f"bench-{index}",
+            )
+    writer = rt.new_writer()
+    began = time.perf_counter()
+    while True:
+        writer.tick()
+        with Session(rt.engine) as session:
+            if unsettled_count(session) == 0:
+                break
+    elapsed = time.perf_counter() - began
+    rt.close()
+    return writes / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--writes", type=int, default=200, help="owed writes per backend")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rate = writes_per_second(Path(tmp) / "embedded", "", args.writes)
+        print(f"chain_writer_embedded_writes_per_s: {rate:.1f}")
+        if not ANVIL.exists():
+            print(f"anvil not installed at {ANVIL}; run npm ci in contracts_abi", file=sys.stderr)
+            return
+        anvil, url = start_anvil()
+        try:
+            rate = writes_per_second(Path(tmp) / "anvil", url, args.writes)
+            print(f"chain_writer_anvil_writes_per_s: {rate:.1f}")
+        finally:
+            anvil.terminate()
+            anvil.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""What routes and commands need at run time (engine, chain, keys, writer), built lazily.
+
+`create_app` puts one Runtime in `app.extensions["provenance"]`; routes get it with
+`runtime()`. Nothing connects to the database or the chain until first asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from flask import current_app
+from sqlalchemy.engine import Engine
+from web3 import Web3
+
+from provenance_api import chain, db
+from provenance_api.chain_writer import ChainWriter, settings_from_config
+from provenance_api.config import ConfigError
+from provenance_api.keys import KeyBox
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "provenance"
+
+
+class Runtime:
+    """The adapters one app uses: one engine, one chain connection, one key box, the writer."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+        self._w3: Web3 | None = None
+        self._keybox: KeyBox | None = None
+        self.writer: ChainWriter | None = None
+        self._writer_thread: threading.Thread | None = None
+        self._writer_stop = threading.Event()
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine (created on first use)."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = db.make_engine(self.config["DATABASE_URL"])
+            return self._engine
+
+    @property
+    def w3(self) -> Web3:
+        """The chain connection: embedded under DATA_DIR/chain unless CHAIN_URL is set."""
+        with self._lock:
+            if self._w3 is None:
+                state_dir = Path(self.config["DATA_DIR"]) / "chain"
+                self._w3 = chain.connect(self.config.get("CHAIN_URL") or None, state_dir)
+            return self._w3
+
+    @property
+    def keybox(self) -> KeyBox:
+        """Seals and opens organization keys with KEY_ENCRYPTION_KEY."""
+        if self._keybox is None:
+            if not self.config.get("KEY_ENCRYPTION_KEY"):
+                raise ConfigError("PROVENANCE_KEY_ENCRYPTION_KEY is not set")
+            self._keybox = KeyBox(self.config["KEY_ENCRYPTION_KEY"])
+        return self._keybox
+
+    @property
+    def operator(self) -> LocalAccount:
+        """The account that signs chain writes (OPERATOR_KEY)."""
+        key = self.config.get("OPERATOR_KEY")
+        if not key:
+            raise ConfigError("PROVENANCE_OPERATOR_KEY is not set")
+        try:
+            return Account.from_key(key)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError("PROVENANCE_OPERATOR_KEY is not a hex secp256k1 key") from exc
+
+    def new_writer(self) -> ChainWriter:
+        """A chain writer for the operator key over this runtime's engine and chain."""
+        settings = settings_from_config(self.config)
+        if chain.is_embedded(self.w3):
+            settings = dataclasses.replace(settings, estimate_gas=False)
+        return ChainWriter(self.engine, self.w3, self.operator, settings)
+
+    def start_writer(self) -> ChainWriter:
+        """Run the chain writer in a daemon thread of this process (embedded `run`)."""
+        if self._writer_thread is not None and self._writer_thread.is_alive():
+            assert self.writer is not None
+            return self.writer
+        self.writer = self.new_writer()
+        self._writer_stop.clear()
+        self._writer_thread = threading.Thread(
+            target=self.writer.run, args=(self._writer_stop,), name="chain-writer", daemon=True
+        )
+        self._writer_thread.start()
+        return self.writer
+
+    def stop_writer(self, timeout: float = 10.0) -> None:
+        """Ask the writer thread to finish its tick and wait for it."""
+        self._writer_stop.set()
+        if self._writer_thread is not None:
+            self._writer_thread.join(timeout)
+            self._writer_thread = None
+
+    def close(self) -> None:
+        """Stop the writer, seal and close the chain, dispose of the engine."""
+        self.stop_writer()
+        with self._lock:
+            if self._w3 is not None:
+                chain.close(self._w3)
+                self._w3 = None
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+
+def runtime() -> Runtime:
+    """The Runtime of the current app."""
+    return current_app.extensions[EXTENSION]

@@ -1,0 +1,64 @@
+"""GET /healthz: database, chain and chain writer, each with what an operator needs to know."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+from sqlmodel import Session
+
+from provenance_api import chain, db
+from provenance_api.api.deps import runtime
+from provenance_api.chain_writer import lease_status
+from provenance_api.services.chain_writes import unsettled_count
+from provenance_api.services.deployments import known_addresses
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    """Always 200; `status` is "degraded" when any part is not well."""
+    rt = runtime()
+    database: dict[str, Any] = {"ok": True, "url": db.safe_url(rt.config["DATABASE_URL"])}
+    try:
+        db.check_schema(rt.engine)
+    except db.DatabaseError as exc:
+        database.update(ok=False, error=str(exc))
+
+    chain_info: dict[str, Any] = {"ok": False}
+    try:
+        chain_info = {"ok": True, **chain.chain_status(rt.w3), "contracts": {}}
+    except Exception as exc:  # a down node must show here, not crash the probe
+        chain_info["error"] = f"{type(exc).__name__}: {exc}"
+
+    writer: dict[str, Any] = {"running": False, "pending": None, "last_error": None}
+    operator = None
+    try:
+        operator = rt.operator.address
+    except Exception as exc:
+        writer["last_error"] = str(exc)
+    if database["ok"]:
+        with Session(rt.engine) as session:
+            if chain_info["ok"]:
+                chain_info["contracts"] = known_addresses(session, chain_info["chain_id"])
+            writer["pending"] = unsettled_count(session, operator)
+        if operator is not None:
+            lease = lease_status(rt.engine, operator)
+            writer.update(running=lease["running"], last_error=lease["last_error"])
+        if rt.writer is not None:
+            writer["running"] = writer["running"] or rt.writer.running
+    healthy = (
+        database["ok"]
+        and chain_info["ok"]
+        and bool(chain_info.get("contracts"))
+        and (writer["running"] or not writer["pending"])
+    )
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "database": database,
+        "chain": chain_info,
+        "writer": writer,
+    }
+    return jsonify(body), 200

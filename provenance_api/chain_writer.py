@@ -1,0 +1,598 @@
+"""The chain writer: turns owed `chain_write` rows into mined transactions, exactly once.
+
+The decisions live in provenance_api.outbox; this module does the I/O around them. The order
+that makes a crash harmless: assign a nonce, sign, RECORD the raw transaction and commit,
+only then broadcast. A writer killed anywhere finds on restart either a pending row (nothing
+was signed) or a recorded raw transaction, which it re-sends rather than signing anew.
+
+One writer per signing key: a `writer_lease` row names the holder, renewed every tick, and
+every transaction that records a signature re-checks it under a row lock (a fence), so a
+writer that lost its lease can no longer assign nonces.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+import sqlalchemy as sa
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from contracts_abi import load_artifact
+from provenance_api import outbox
+from provenance_api.db import session_scope
+from provenance_api.models import (
+    ChainTxAttempt,
+    ChainWrite,
+    ContractDeployment,
+    WriterLease,
+    WriteStatus,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+# Node replies that mean "this transaction is already in", not a failure to send.
+_ALREADY_IN = ("already known", "known transaction", "alreadyknown", "already imported")
+_NONCE_USED = ("nonce too low", "nonce is too low", "noncetoolow")
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    """How a writer behaves; built from the app configuration by `settings_from_config`."""
+
+    confirmations: int = 0
+    poll_seconds: float = 0.5
+    batch: int = 64
+    fee_bump_percent: float = 12.5
+    rebroadcast_seconds: float = 15.0
+    bump_seconds: float = 60.0
+    lease_seconds: float = 15.0
+    gas_margin_percent: int = 20
+    fallback_gas: int = 1_000_000
+    # py-evm estimates by binary search (a dozen executions per call); on the embedded dev
+    # chain a fixed limit is as good, since only gas used is paid.
+    estimate_gas: bool = True
+
+    def policy(self) -> outbox.Policy:
+        """The pure decision policy these settings imply."""
+        return outbox.Policy(
+            confirmations=self.confirmations,
+            rebroadcast_after=timedelta(seconds=self.rebroadcast_seconds),
+            bump_after=timedelta(seconds=self.bump_seconds),
+            bump_percent=Fraction(str(self.fee_bump_percent)),
+        )
+
+
+def settings_from_config(config: Mapping[str, Any]) -> WriterSettings:
+    """WriterSettings from a provenance_api.config mapping."""
+    return WriterSettings(
+        confirmations=int(config["CONFIRMATIONS"]),
+        poll_seconds=float(config["WRITER_POLL_SECONDS"]),
+        batch=int(config["WRITER_BATCH"]),
+        fee_bump_percent=float(config["WRITER_FEE_BUMP_PERCENT"]),
+        rebroadcast_seconds=float(config["WRITER_REBROADCAST_SECONDS"]),
+        bump_seconds=float(config["WRITER_BUMP_SECONDS"]),
+        lease_seconds=float(config["WRITER_LEASE_SECONDS"]),
+        gas_margin_percent=int(config["WRITER_GAS_MARGIN_PERCENT"]),
+        fallback_gas=int(config["WRITER_FALLBACK_GAS"]),
+    )
+
+
+def aware(moment: datetime) -> datetime:
+    """`moment` as timezone-aware UTC (SQLite hands timestamps back naive)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def lease_status(engine: Engine, sender: str, now: datetime | None = None) -> dict[str, Any]:
+    """{"running", "holder", "last_error"} of the writer leasing `sender`, for /healthz."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        lease = session.get(WriterLease, sender)
+    if lease is None:
+        return {"running": False, "holder": None, "last_error": None}
+    return {
+        "running": aware(lease.expires_at) > now,
+        "holder": lease.holder,
+        "last_error": lease.last_error,
+    }
+
+
+class ChainWriter:
+    """Signs and sends the owed writes of one key; `tick()` does one pass, `run()` loops."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        w3: Web3,
+        account: LocalAccount,
+        settings: WriterSettings | None = None,
+        *,
+        chain_lock: threading.RLock | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.w3 = w3
+        self.account = account
+        self.sender = account.address
+        self.settings = settings or WriterSettings()
+        self.policy = self.settings.policy()
+        self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        # The embedded chain is not thread-safe; the app shares one lock with request handlers.
+        self.chain_lock = chain_lock or threading.RLock()
+        self.clock = clock
+        self.running = False
+        self.last_error: str | None = None
+        self.tick_errors: list[str] = []
+        with self.chain_lock:
+            self.chain_id = w3.eth.chain_id
+        self._addresses: dict[str, str] = {}
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick until `stop` is set; errors are logged and recorded, never fatal."""
+        self.running = True
+        try:
+            while not stop.is_set():
+                try:
+                    more = self.tick()
+                    self._record_error(self.tick_errors[-1] if self.tick_errors else None)
+                except Exception as exc:  # the loop must survive node and database outages
+                    log.exception("chain writer tick failed")
+                    self._record_error(f"{type(exc).__name__}: {exc}")
+                    more = False
+                if not more:
+                    stop.wait(self.settings.poll_seconds)
+        finally:
+            self.running = False
+            self.release()
+
+    def tick(self) -> bool:
+        """One pass: settle or re-send live writes, then sign new ones. True if more is queued."""
+        self.tick_errors = []
+        if not self.take_lease():
+            return False
+        live = self._live_rows()
+        self._advance(live)
+        room = self.settings.batch - sum(1 for row, _ in live if row.status in outbox.LIVE)
+        if room <= 0:
+            return False
+        signed = self._sign_pending(room)
+        for write_id, tx_hash in signed:
+            self._guarded(write_id, self._broadcast, write_id, tx_hash)
+        return len(signed) == room
+
+    def _guarded(self, write_id: int | None, step: Callable[..., None], *args: Any) -> None:
+        # One write the node refuses (underpriced, out of funds) must not hold up the others;
+        # it is retried next tick and its error shows in /healthz.
+        try:
+            step(*args)
+        except (LeaseLost, sa.exc.SQLAlchemyError):
+            raise
+        except Exception as exc:
+            log.warning("write %s: %s", write_id, exc)
+            self.tick_errors.append(f"write {write_id}: {type(exc).__name__}: {exc}")
+
+    # -- lease ----------------------------------------------------------------------------
+
+    def take_lease(self) -> bool:
+        """Take or renew this key's lease; False while another live writer holds it."""
+        now = self.clock()
+        try:
+            with session_scope(self.engine) as session:
+                return self._hold_lease(session, now)
+        except sa.exc.IntegrityError:
+            return False  # another writer inserted the lease row first
+
+    def _hold_lease(self, session: Session, now: datetime) -> bool:
+        lease = session.get(WriterLease, self.sender, with_for_update=True)
+        expires = now + timedelta(seconds=self.settings.lease_seconds)
+        if lease is None:
+            session.add(
+                WriterLease(
+                    sender=self.sender, holder=self.holder, expires_at=expires, heartbeat_at=now
+                )
+            )
+            session.flush()
+            return True
+        if lease.holder != self.holder:
+            if not self._lease_free(lease, now):
+                return False
+            lease.last_error = None  # the previous holder's error is not ours
+        lease.holder, lease.expires_at, lease.heartbeat_at = self.holder, expires, now
+        session.add(lease)
+        return True
+
+    def _lease_free(self, lease: WriterLease, now: datetime) -> bool:
+        if aware(lease.expires_at) <= now:
+            return True
+        # A holder on this host whose process is gone (killed) needs no waiting out.
+        host, _, rest = lease.holder.partition("/")
+        pid_text = rest.partition("/")[0]
+        if host != socket.gethostname() or not pid_text.isdigit():
+            return False
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def release(self) -> None:
+        """Give up the lease at once so that a successor need not wait for it to expire."""
+        try:
+            with session_scope(self.engine) as session:
+                lease = session.get(WriterLease, self.sender, with_for_update=True)
+                if lease is not None and lease.holder == self.holder:
+                    lease.expires_at = self.clock()
+                    session.add(lease)
+        except sa.exc.SQLAlchemyError:
+            log.warning("could not release the writer lease", exc_info=True)
+
+    def _record_error(self, message: str | None) -> None:
+        if message == self.last_error:
+            return
+        self.last_error = message
+        try:
+            with session_scope(self.engine) as session:
+                lease = session.get(WriterLease, self.sender)
+                if lease is not None and lease.holder == self.holder:
+                    lease.last_error = message
+                    session.add(lease)
+        except sa.exc.SQLAlchemyError:
+            log.warning("could not record the writer error", exc_info=True)
+
+    def _fenced(self, session: Session) -> None:
+        lease = session.get(WriterLease, self.sender, with_for_update=True)
+        if lease is None or lease.holder != self.holder:
+            raise LeaseLost(f"writer {self.holder} no longer holds the lease of {self.sender}")
+
+    # -- live rows ------------------------------------------------------------------------
+
+    def _live_rows(self) -> list[tuple[ChainWrite, list[ChainTxAttempt]]]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(ChainWrite)
+                .where(ChainWrite.sender == self.sender)
+                .where(sa.column("status").in_(outbox.LIVE))
+                .order_by(ChainWrite.nonce)
+            ).all()
+            ids = [row.id for row in rows]
+            attempts: dict[int, list[ChainTxAttempt]] = {i: [] for i in ids if i is not None}
+            if ids:
+                for attempt in session.exec(
+                    select(ChainTxAttempt)
+                    .where(sa.column("write_id").in_(ids))
+                    .order_by(ChainTxAttempt.id)
+                ):
+                    attempts[attempt.write_id].append(attempt)
+            session.expunge_all()
+        return [(row, attempts[row.id]) for row in rows if row.id is not None]
+
+    def _advance(self, live: list[tuple[ChainWrite, list[ChainTxAttempt]]]) -> None:
+        if not live:
+            return
+        with self.chain_lock:
+            head = self.w3.eth.block_number
+            mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")
+        suggested: outbox.Fees | None = None
+        for row, attempts in live:
+            now = self.clock()
+            assert row.nonce is not None
+            receipts = self._receipts(attempts) if row.nonce < mined_nonce else {}
+            latest = attempts[-1] if attempts else None
+            known: frozenset[str] = frozenset()
+            if (
+                not receipts
+                and latest is not None
+                and latest.broadcast_at is not None
+                and now - aware(latest.broadcast_at) >= self.policy.rebroadcast_after
+            ):
+                known = self._known(latest.tx_hash)
+            seen = outbox.Observation(head, mined_nonce, receipts, known)
+            view = [_attempt_view(a) for a in attempts]
+            if (
+                suggested is None
+                and latest is not None
+                and latest.broadcast_at is not None
+                and now - aware(latest.broadcast_at) >= self.policy.bump_after
+            ):
+                suggested = self._suggested_fees()
+            action = outbox.decide(row.status, row.nonce, view, seen, self.policy, now, suggested)
+            self._guarded(row.id, self._apply, row, attempts, action)
+
+    def _receipts(self, attempts: list[ChainTxAttempt]) -> dict[str, outbox.Receipt]:
+        found = {}
+        for attempt in attempts:
+            try:
+                with self.chain_lock:
+                    receipt = self.w3.eth.get_transaction_receipt(attempt.tx_hash)
+            except TransactionNotFound:
+                continue
+            if receipt is None or receipt.get("blockNumber") is None:
+                continue
+            found[attempt.tx_hash] = outbox.Receipt(
+                tx_hash=attempt.tx_hash,
+                block_number=int(receipt["blockNumber"]),
+                succeeded=int(receipt["status"]) == 1,
+                gas_used=int(receipt.get("gasUsed", 0)),
+            )
+        return found
+
+    def _known(self, tx_hash: str) -> frozenset[str]:
+        try:
+            with self.chain_lock:
+                self.w3.eth.get_transaction(tx_hash)
+        except TransactionNotFound:
+            return frozenset()
+        return frozenset({tx_hash})
+
+    def _apply(
+        self, row: ChainWrite, attempts: list[ChainTxAttempt], action: outbox.Action
+    ) -> None:
+        match action:
+            case outbox.Wait():
+                return
+            case outbox.Broadcast(tx_hash=tx_hash):
+                assert row.id is not None
+                self._broadcast(row.id, tx_hash)
+            case outbox.Replace(fees=fees):
+                self._replace(row, fees)
+            case outbox.Confirm(receipt=receipt, confirmations=depth):
+                self._settle(row, WriteStatus.CONFIRMED, receipt, depth, None)
+            case outbox.Fail(receipt=receipt, confirmations=depth, reason=reason):
+                if receipt is not None:
+                    reason = self._revert_reason(row, receipt) or reason
+                self._settle(row, WriteStatus.FAILED, receipt, depth, reason)
+
+    def _settle(
+        self,
+        row: ChainWrite,
+        status: WriteStatus,
+        receipt: outbox.Receipt | None,
+        depth: int,
+        error: str | None,
+    ) -> None:
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            stored = session.get(ChainWrite, row.id, with_for_update=True)
+            if stored is None or stored.status not in outbox.LIVE:
+                return
+            stored.status = status.value
+            stored.error = error
+            stored.confirmations = depth
+            stored.updated_at = now
+            stored.confirmed_at = now
+            if receipt is not None:
+                stored.mined_tx_hash = receipt.tx_hash
+                stored.block_number = receipt.block_number
+                stored.gas_used = receipt.gas_used
+            session.add(stored)
+        log.info("write %s %s (nonce %s)", row.id, status.value, row.nonce)
+
+    def _revert_reason(self, row: ChainWrite, receipt: outbox.Receipt) -> str | None:
+        try:
+            abi = load_artifact(row.contract).abi
+            with self.chain_lock:
+                tx = self.w3.eth.get_transaction(receipt.tx_hash)
+                self.w3.eth.call(
+                    {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]},
+                    block_identifier=receipt.block_number - 1,
+                )
+        except Exception as exc:  # the reason is best effort; the row fails either way
+            data = getattr(exc, "data", None)
+            if isinstance(data, str) and data.startswith("0x"):
+                return outbox.describe_revert(bytes.fromhex(data[2:]), abi)
+            if isinstance(data, bytes | bytearray):
+                return outbox.describe_revert(bytes(data), abi)
+            message = getattr(exc, "message", None) or str(exc)
+            return f"reverted: {message}" if message else None
+        return None
+
+    # -- signing --------------------------------------------------------------------------
+
+    def _suggested_fees(self) -> outbox.Fees:
+        with self.chain_lock:
+            block = self.w3.eth.get_block("latest")
+            try:
+                tip = int(self.w3.eth.max_priority_fee)
+            except Exception:  # not every node implements eth_maxPriorityFeePerGas
+                tip = 10**9
+        return outbox.initial_fees(int(block.get("baseFeePerGas", 0) or 0), tip)
+
+    def _load_addresses(self) -> None:
+        # Read before a signing transaction opens: on SQLite a second session inside it would
+        # wait for the first one's write lock.
+        with Session(self.engine) as session:
+            for deployment in session.exec(
+                select(ContractDeployment).where(ContractDeployment.chain_id == self.chain_id)
+            ):
+                self._addresses[deployment.name] = deployment.address
+
+    def _address(self, contract: str) -> str:
+        try:
+            return self._addresses[contract]
+        except KeyError:
+            raise outbox.OutboxError(
+                f"contract {contract} is not deployed on chain {self.chain_id}"
+            ) from None
+
+    def _calldata(self, row: ChainWrite) -> tuple[str, bytes]:
+        try:
+            abi = load_artifact(row.contract).abi
+        except LookupError as exc:
+            raise outbox.OutboxError(str(exc)) from exc
+        entry = outbox.find_function(abi, row.function, len(row.args))
+        return self._address(row.contract), outbox.encode_call(entry, row.args)
+
+    def _sign(self, to: str, data: bytes, nonce: int, fees: outbox.Fees, gas: int) -> Any:
+        tx = {
+            "type": 2,
+            "chainId": self.chain_id,
+            "nonce": nonce,
+            "to": to,
+            "value": 0,
+            "data": data,
+            "gas": gas,
+            "maxFeePerGas": fees.max_fee_per_gas,
+            "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+        }
+        return Account.sign_transaction(tx, self.account.key)
+
+    def _estimate(self, to: str, data: bytes) -> int:
+        if not self.settings.estimate_gas:
+            return self.settings.fallback_gas
+        try:
+            with self.chain_lock:
+                estimate = self.w3.eth.estimate_gas({"from": self.sender, "to": to, "data": data})
+        except Exception:
+            # Reverts in estimation are not final (an earlier write still in flight may be what
+            # makes this one valid), so send anyway; the receipt decides, in order.
+            return self.settings.fallback_gas
+        return outbox.gas_limit(int(estimate), self.settings.gas_margin_percent)
+
+    def _sign_pending(self, limit: int) -> list[tuple[int, str]]:
+        """Claim pending rows in id order, sign and RECORD them; return (id, hash) to send."""
+        now = self.clock()
+        self._load_addresses()
+        with session_scope(self.engine) as session:
+            self._fenced(session)
+            rows = session.exec(
+                select(ChainWrite)
+                .where(ChainWrite.sender == self.sender)
+                .where(ChainWrite.status == WriteStatus.PENDING.value)
+                .order_by(ChainWrite.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return []
+            highest = session.exec(
+                select(sa.func.max(ChainWrite.nonce)).where(ChainWrite.sender == self.sender)
+            ).one()
+            with self.chain_lock:
+                chain_pending = self.w3.eth.get_transaction_count(self.sender, "pending")
+            nonce = outbox.next_nonce(highest, chain_pending)
+            fees = self._suggested_fees()
+            signed = []
+            for row in rows:
+                try:
+                    to, data = self._calldata(row)
+                except outbox.OutboxError as exc:
+                    # Nothing was signed, no nonce is consumed: failing here keeps order intact.
+                    row.status, row.error, row.updated_at = WriteStatus.FAILED.value, str(exc), now
+                    session.add(row)
+                    continue
+                gas = self._estimate(to, data)
+                tx = self._sign(to, data, nonce, fees, gas)
+                tx_hash = "0x" + bytes(tx.hash).hex()
+                row.nonce, row.to_address, row.status = nonce, to, WriteStatus.SIGNED.value
+                row.updated_at = now
+                session.add(row)
+                session.add(_attempt_row(row, tx_hash, nonce, gas, fees, tx, now))
+                assert row.id is not None
+                signed.append((row.id, tx_hash))
+                nonce += 1
+        return signed
+
+    def _replace(self, row: ChainWrite, fees: outbox.Fees) -> None:
+        now = self.clock()
+        assert row.nonce is not None and row.to_address is not None
+        self._load_addresses()
+        _, data = self._calldata(row)
+        gas = self._estimate(row.to_address, data)
+        with session_scope(self.engine) as session:
+            self._fenced(session)
+            stored = session.get(ChainWrite, row.id, with_for_update=True)
+            if stored is None or stored.status not in outbox.LIVE:
+                return
+            previous_gas = session.exec(
+                select(sa.func.max(ChainTxAttempt.gas)).where(ChainTxAttempt.write_id == row.id)
+            ).one()
+            gas = max(gas, int(previous_gas or 0))
+            tx = self._sign(row.to_address, data, row.nonce, fees, gas)
+            tx_hash = "0x" + bytes(tx.hash).hex()
+            session.add(_attempt_row(stored, tx_hash, row.nonce, gas, fees, tx, now))
+            stored.status, stored.updated_at = WriteStatus.SIGNED.value, now
+            session.add(stored)
+        log.info("write %s: replacement %s with fees %s", row.id, tx_hash, fees)
+        assert row.id is not None
+        self._broadcast(row.id, tx_hash)
+
+    def _broadcast(self, write_id: int, tx_hash: str) -> None:
+        with Session(self.engine) as session:
+            attempt = session.exec(
+                select(ChainTxAttempt).where(ChainTxAttempt.tx_hash == tx_hash)
+            ).one()
+            raw = bytes.fromhex(attempt.raw_tx.removeprefix("0x"))
+        try:
+            with self.chain_lock:
+                self.w3.eth.send_raw_transaction(raw)
+        except Exception as exc:
+            text = str(exc).lower()
+            if not any(marker in text for marker in _ALREADY_IN + _NONCE_USED):
+                raise
+            # Already in the pool or already mined: the next tick reads the receipt.
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            attempt = session.exec(
+                select(ChainTxAttempt).where(ChainTxAttempt.tx_hash == tx_hash)
+            ).one()
+            if attempt.broadcast_at is None:
+                attempt.broadcast_at = now
+                session.add(attempt)
+            row = session.get(ChainWrite, write_id)
+            if row is not None and row.status == WriteStatus.SIGNED.value:
+                row.status, row.updated_at = WriteStatus.SENT.value, now
+                row.sent_at = row.sent_at or now
+                session.add(row)
+
+
+class LeaseLost(RuntimeError):
+    """Another writer took over this key; this one must stop signing."""
+
+
+def _attempt_view(attempt: ChainTxAttempt) -> outbox.Attempt:
+    return outbox.Attempt(
+        tx_hash=attempt.tx_hash,
+        fees=outbox.Fees(int(attempt.max_fee_per_gas), int(attempt.max_priority_fee_per_gas)),
+        created_at=aware(attempt.created_at),
+        broadcast_at=aware(attempt.broadcast_at) if attempt.broadcast_at else None,
+    )
+
+
+def _attempt_row(
+    row: ChainWrite,
+    tx_hash: str,
+    nonce: int,
+    gas: int,
+    fees: outbox.Fees,
+    tx: Any,
+    now: datetime,
+) -> ChainTxAttempt:
+    assert row.id is not None
+    return ChainTxAttempt(
+        write_id=row.id,
+        tx_hash=tx_hash,
+        nonce=nonce,
+        gas=gas,
+        max_fee_per_gas=fees.max_fee_per_gas,
+        max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+        raw_tx="0x" + bytes(tx.raw_transaction).hex(),
+        created_at=now,
+    )

@@ -1,0 +1,284 @@
+"""`provenance-api`: the operator's command line (a Flask CLI group).
+
+\b
+Examples:
+  provenance-api run                        # one process: SQLite + embedded chain + writer
+  provenance-api run --port 8080
+  PROVENANCE_DATABASE_URL=postgresql+psycopg://app@db/provenance \\
+  PROVENANCE_CHAIN_URL=http://node:8545 provenance-api db upgrade
+  provenance-api worker                     # the chain writer alone (production)
+  provenance-api chain deploy && provenance-api chain status --json
+  provenance-api org create "Acme Farms" --kind supplier --json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, NoAppException, with_appcontext
+
+from provenance_api import chain, config, db
+from provenance_api.api.deps import Runtime, runtime
+from provenance_api.app import create_app
+from provenance_api.keys import KeyBoxError
+from provenance_api.models import OrganizationCreate, OrgKind
+from provenance_api.services import deployments, organizations
+from provenance_api.services.errors import DomainError
+
+# What a command can fail with that is the operator's to fix, not a bug: message, exit 1.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    config.ConfigError,
+    db.DatabaseError,
+    chain.ChainError,
+    DomainError,
+    KeyBoxError,
+)
+
+
+def _app_factory() -> Flask:
+    try:
+        return create_app()
+    except config.ConfigError as exc:
+        # Flask shows a NoAppException as a plain message (also under --help), not a traceback.
+        raise NoAppException(str(exc)) from None
+
+
+class ProvenanceGroup(FlaskGroup):
+    """Flask's CLI group, where an operator's mistake ends in a message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EXPECTED_ERRORS as exc:
+            raise click.ClickException(getattr(exc, "message", None) or str(exc)) from exc
+
+
+cli = ProvenanceGroup(
+    name="provenance-api",
+    create_app=_app_factory,
+    help=__doc__,
+    set_debug_flag=False,
+)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def _emit(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for inner, item in value.items():
+                click.echo(f"  {inner}: {item}")
+        else:
+            click.echo(f"{key}: {value}")
+
+
+def ensure_deployed(rt: Runtime) -> dict[str, str]:
+    """Deploy the contracts this chain lacks (first start) and remember their addresses."""
+    return deployments.ensure_deployed(rt.engine, rt.w3, rt.operator)
+
+
+def fund_operator(rt: Runtime) -> None:
+    """On the embedded chain or anvil, top up the operator so that it can pay for gas."""
+    warning = deployments.fund_if_low(rt.w3, rt.operator.address, int(rt.config["DEV_FUND_WEI"]))
+    if warning:
+        click.echo(f"warning: operator {warning}", err=True)
+
+
+@cli.command("run", with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
+def run_command(host: str, port: int) -> None:
+    """Run everything in one process: migrate, chain, contracts, writer thread, HTTP server.
+
+    \b
+    Example:
+      PROVENANCE_DATA_DIR=/var/lib/provenance provenance-api run --port 8000
+    """
+    from werkzeug.serving import make_server
+
+    settings = config.build()
+    data_dir = Path(settings["DATA_DIR"])
+    path, created = config.ensure_secrets(data_dir)
+    if created:
+        click.echo(f"generated secrets (mode 0600) in {path}")
+    app = create_app()
+    rt: Runtime = app.extensions["provenance"]
+    click.echo(f"data directory: {data_dir}")
+    db.upgrade(app.config["DATABASE_URL"])
+    click.echo(f"database: {db.safe_url(app.config['DATABASE_URL'])} (migrated)")
+    status = chain.chain_status(rt.w3)
+    kind = "embedded" if status["embedded"] else app.config["CHAIN_URL"]
+    click.echo(f"chain: {kind}, chain id {status['chain_id']}, block {status['block']}")
+    fund_operator(rt)
+    for name, address in ensure_deployed(rt).items():
+        click.echo(f"contract {name}: {address}")
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as exc:
+        rt.close()
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    rt.start_writer()
+    click.echo(f"chain writer: {rt.operator.address}")
+    stop = threading.Event()
+
+    def _shutdown(signum: int, _frame: Any) -> None:
+        # shutdown() waits for serve_forever to return, so it must run off this thread.
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _shutdown)
+    click.echo(f"serving on http://{host}:{server.server_port}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        rt.close()
+        click.echo("stopped")
+
+
+@cli.command("worker")
+@click.option("--once", is_flag=True, help="Do one pass and exit (for cron or tests).")
+def worker_command(once: bool) -> None:
+    """Run the chain writer for OPERATOR_KEY until interrupted.
+
+    \b
+    Example:
+      PROVENANCE_DATABASE_URL=postgresql+psycopg://app@db/provenance \\
+      PROVENANCE_CHAIN_URL=http://node:8545 provenance-api worker
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    rt = runtime()
+    db.check_schema(rt.engine)
+    writer = rt.new_writer()
+    click.echo(f"chain writer for {writer.sender} on chain {writer.chain_id}")
+    if once:
+        writer.tick()
+        writer.release()
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        writer.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        rt.close()
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade", with_appcontext=False)
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations to DATABASE_URL.
+
+    \b
+    Example:
+      PROVENANCE_DATABASE_URL=postgresql+psycopg://app@db/provenance provenance-api db upgrade
+    """
+    settings = config.build()
+    db.upgrade(settings["DATABASE_URL"], revision)
+    click.echo(f"{db.safe_url(settings['DATABASE_URL'])} is at revision {revision}")
+
+
+@cli.group("chain")
+def chain_group() -> None:
+    """Chain commands."""
+
+
+@chain_group.command("deploy")
+@with_appcontext
+def chain_deploy() -> None:
+    """Deploy the contracts this chain lacks and remember their addresses.
+
+    \b
+    Example:
+      PROVENANCE_CHAIN_URL=http://127.0.0.1:8545 provenance-api chain deploy
+    """
+    rt = runtime()
+    db.check_schema(rt.engine)
+    fund_operator(rt)
+    for name, address in ensure_deployed(rt).items():
+        click.echo(f"{name}: {address}")
+
+
+@chain_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def chain_status_command(as_json: bool) -> None:
+    """Show chain id, head block and the known contract addresses.
+
+    \b
+    Example:
+      provenance-api chain status --json
+    """
+    rt = runtime()
+    status = chain.chain_status(rt.w3)
+    db.check_schema(rt.engine)
+    with db.session_scope(rt.engine) as session:
+        status["contracts"] = deployments.known_addresses(session, status["chain_id"])
+    status["operator"] = rt.operator.address
+    _emit(status, as_json)
+
+
+@cli.group("org")
+def org_group() -> None:
+    """Organizations."""
+
+
+@org_group.command("create")
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice([k.value for k in OrgKind]),
+    required=True,
+    help="Role in the chain of custody.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def org_create(name: str, kind: str, as_json: bool) -> None:
+    """Create an organization with a new key (encrypted at rest); print its API key once.
+
+    \b
+    Example:
+      provenance-api org create "Acme Farms" --kind supplier --json
+    """
+    rt = runtime()
+    db.check_schema(rt.engine)
+    try:
+        data = OrganizationCreate(name=name, kind=OrgKind(kind))
+    except ValueError as exc:
+        _fail(f"invalid organization: {exc}")
+    with db.session_scope(rt.engine) as session:
+        created = organizations.create_organization(session, rt.keybox, data)
+    shown = created.organization.model_dump(mode="json")
+    shown["api_key"] = created.api_key
+    _emit(shown, as_json)
+    if not as_json:
+        click.echo("store the API key now: it is not shown again", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `provenance-api` console script."""
+    cli.main(args=argv, prog_name="provenance-api")

@@ -1,0 +1,192 @@
+"""Persistence shapes (SQLModel tables) and the API shapes built from them.
+
+Tables: `chain_write` (the chain writer's outbox) with its `chain_tx_attempt` children,
+`writer_lease` (one live writer per signing key), `contract_deployment`, `organization`
+and `api_key`. API shapes (`*Create`, `*Public`) carry no secrets.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (the database default for timestamps)."""
+    return datetime.now(UTC)
+
+
+class WriteStatus(enum.StrEnum):
+    """Life of an owed chain write; see provenance_api.outbox."""
+
+    PENDING = "pending"
+    SIGNED = "signed"
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+
+
+class OrgKind(enum.StrEnum):
+    """What part an organization plays in the chain of custody."""
+
+    SUPPLIER = "supplier"
+    CARRIER = "carrier"
+    WAREHOUSE = "warehouse"
+    RETAILER = "retailer"
+
+
+# Statuses and kinds are stored as short strings with a CHECK rather than native enums, so that
+# adding a value is a one-line migration on PostgreSQL and SQLite alike.
+_STATUSES = ", ".join(f"'{s.value}'" for s in WriteStatus)
+_KINDS = ", ".join(f"'{k.value}'" for k in OrgKind)
+
+
+class ChainWrite(SQLModel, table=True):
+    """One owed chain write: a contract call the writer must get mined exactly once."""
+
+    __tablename__ = "chain_write"
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN ({_STATUSES})", name="ck_chain_write_status"),
+        sa.UniqueConstraint("sender", "nonce", name="uq_chain_write_sender_nonce"),
+        sa.Index("ix_chain_write_sender_status_id", "sender", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    sender: str = Field(max_length=42)
+    contract: str = Field(max_length=64)
+    function: str = Field(max_length=64)
+    args: list[Any] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    status: str = Field(default=WriteStatus.PENDING.value, max_length=16)
+    nonce: int | None = Field(default=None, sa_type=sa.BigInteger)
+    to_address: str | None = Field(default=None, max_length=42)
+    mined_tx_hash: str | None = Field(default=None, max_length=66)
+    block_number: int | None = Field(default=None, sa_type=sa.BigInteger)
+    confirmations: int | None = Field(default=None)
+    gas_used: int | None = Field(default=None, sa_type=sa.BigInteger)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    sent_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    confirmed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class ChainTxAttempt(SQLModel, table=True):
+    """One signed transaction for a write; replacements share the nonce, raise the fees."""
+
+    __tablename__ = "chain_tx_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    write_id: int = Field(foreign_key="chain_write.id", index=True, ondelete="CASCADE")
+    tx_hash: str = Field(max_length=66, unique=True)
+    nonce: int = Field(sa_type=sa.BigInteger)
+    gas: int = Field(sa_type=sa.BigInteger)
+    max_fee_per_gas: int = Field(sa_type=sa.BigInteger)
+    max_priority_fee_per_gas: int = Field(sa_type=sa.BigInteger)
+    raw_tx: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    broadcast_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class WriterLease(SQLModel, table=True):
+    """Who may sign for a key right now: the holder renews `expires_at` every tick."""
+
+    __tablename__ = "writer_lease"
+
+    sender: str = Field(max_length=42, primary_key=True)
+    holder: str = Field(max_length=200)
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    heartbeat_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class ContractDeployment(SQLModel, table=True):
+    """Where a contract lives on one chain; written once, on first start."""
+
+    __tablename__ = "contract_deployment"
+    __table_args__ = (
+        sa.UniqueConstraint("chain_id", "name", name="uq_contract_deployment_chain_name"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int = Field(sa_type=sa.BigInteger)
+    name: str = Field(max_length=64)
+    address: str = Field(max_length=42)
+    tx_hash: str | None = Field(default=None, max_length=66)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+
+
+class OrganizationBase(SQLModel):
+    """Fields an organization shows to everyone."""
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: OrgKind = Field(sa_type=sa.String(16))
+
+
+class Organization(OrganizationBase, table=True):
+    """A party with a secp256k1 identity; the API holds its key encrypted unless it brings one."""
+
+    __tablename__ = "organization"
+    __table_args__ = (sa.CheckConstraint(f"kind IN ({_KINDS})", name="ck_organization_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=42, unique=True)
+    encrypted_key: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+
+
+class OrganizationCreate(OrganizationBase):
+    """What a caller sends to create an organization."""
+
+
+class OrganizationPublic(OrganizationBase):
+    """What the API returns about an organization."""
+
+    id: int
+    address: str
+    created_at: datetime
+
+
+class ApiKey(SQLModel, table=True):
+    """An organization's API key: only its prefix and SHA-256 are stored."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True, ondelete="CASCADE")
+    prefix: str = Field(max_length=16, unique=True)
+    sha256: str = Field(max_length=64)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class ChainWritePublic(SQLModel):
+    """What the API and CLI show about an owed write."""
+
+    id: int
+    contract: str
+    function: str
+    args: list[Any]
+    status: str
+    nonce: int | None
+    mined_tx_hash: str | None
+    block_number: int | None
+    confirmations: int | None
+    error: str | None
+    created_at: datetime

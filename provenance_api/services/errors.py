@@ -1,0 +1,54 @@
+"""The domain error tree; the API's one error handler maps it to JSON and a 4xx status.
+
+::
+
+    DomainError
+    ├── NotFound          404
+    ├── Conflict          409
+    ├── InvalidInput      422 (fields names each bad field)
+    └── Unauthorized      401
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class DomainError(Exception):
+    """Base of every error a caller can cause; `code` is the machine-readable name."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, fields: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = dict(fields or {})
+
+
+class NotFound(DomainError):
+    """The named thing does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    """The request contradicts what is already stored."""
+
+    status = 409
+    code = "conflict"
+
+
+class InvalidInput(DomainError):
+    """A field is missing or malformed."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class Unauthorized(DomainError):
+    """No valid credentials came with the request."""
+
+    status = 401
+    code = "unauthorized"

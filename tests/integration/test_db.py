@@ -1,0 +1,206 @@
+"""The database layer on SQLite files and on PostgreSQL: outbox rows, organizations, keys."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+import pytest
+import sqlalchemy as sa
+from eth_account import Account
+from sqlmodel import Session, select
+
+from provenance_api import db
+from provenance_api.keys import KeyBox, KeyBoxError
+from provenance_api.models import (
+    ApiKey,
+    ChainTxAttempt,
+    ChainWrite,
+    Organization,
+    OrganizationCreate,
+    OrgKind,
+    utcnow,
+)
+from provenance_api.services import deployments, organizations
+from provenance_api.services.chain_writes import owe_write, unsettled_count
+from provenance_api.services.errors import Conflict, Unauthorized
+
+SENDER = "0x" + "12" * 20
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def keybox():
+    return KeyBox(base64.b64encode(secrets.token_bytes(32)).decode())
+
+
+def anchor_args(n: int) -> list:
+    return [n.to_bytes(32, "big"), 3, bytes(32)]
+
+
+def test_owed_write_round_trips_json_args(engine):
+    with db.session_scope(engine) as session:
+        row = owe_write(
+            session,
+            sender=SENDER,
+            contract="CustodyLedger",
+            function="anchor",
+            args=anchor_args(1),
+            idempotency_key="batch-1",
+        )
+        write_id = row.id
+    with Session(engine) as session:
+        stored = session.get(ChainWrite, write_id)
+        assert stored.args == ["0x" + "00" * 31 + "01", 3, "0x" + "00" * 32]
+        assert stored.status == "pending"
+        assert stored.nonce is None
+        assert unsettled_count(session, SENDER) == 1
+
+
+def test_same_idempotency_key_gives_the_same_row(engine):
+    with db.session_scope(engine) as session:
+        first = owe_write(
+            session,
+            sender=SENDER,
+            contract="CustodyLedger",
+            function="anchor",
+            args=anchor_args(1),
+            idempotency_key="k",
+        )
+    with db.session_scope(engine) as session:
+        again = owe_write(
+            session,
+            sender=SENDER,
+            contract="CustodyLedger",
+            function="anchor",
+            args=anchor_args(1),
+            idempotency_key="k",
+        )
+        assert again.id == first.id
+        with pytest.raises(Conflict, match="already names a different write"):
+            owe_write(
+                session,
+                sender=SENDER,
+                contract="CustodyLedger",
+                function="anchor",
+                args=anchor_args(2),
+                idempotency_key="k",
+            )
+    with Session(engine) as session:
+        assert len(session.exec(select(ChainWrite)).all()) == 1
+
+
+def test_write_owed_in_a_failed_transaction_is_not_stored(engine):
+    with pytest.raises(RuntimeError), db.session_scope(engine) as session:
+        owe_write(
+            session,
+            sender=SENDER,
+            contract="CustodyLedger",
+            function="anchor",
+            args=anchor_args(1),
+            idempotency_key="rolled-back",
+        )
+        raise RuntimeError("the business change failed")
+    with Session(engine) as session:
+        assert session.exec(select(ChainWrite)).all() == []
+
+
+def test_database_enforces_unique_keys_nonces_and_hashes(engine):
+    with db.session_scope(engine) as session:
+        a = ChainWrite(
+            idempotency_key="a", sender=SENDER, contract="C", function="f", args=[], nonce=0
+        )
+        session.add(a)
+        session.flush()
+        session.add(
+            ChainTxAttempt(
+                write_id=a.id,
+                tx_hash="0x" + "aa" * 32,
+                nonce=0,
+                gas=21_000,
+                max_fee_per_gas=2 * 10**18,
+                max_priority_fee_per_gas=10**9,
+                raw_tx="0x02",
+            )
+        )
+    duplicates = [
+        ChainWrite(idempotency_key="a", sender=SENDER, contract="C", function="f", args=[]),
+        ChainWrite(idempotency_key="b", sender=SENDER, contract="C", function="f", nonce=0),
+        ChainWrite(idempotency_key="c", sender=SENDER, contract="C", function="f", status="odd"),
+    ]
+    for duplicate in duplicates:
+        with pytest.raises(sa.exc.IntegrityError), db.session_scope(engine) as session:
+            session.add(duplicate)
+    with Session(engine) as session:
+        attempt = session.exec(select(ChainTxAttempt)).one()
+        assert attempt.max_fee_per_gas == 2 * 10**18  # big fee values survive
+
+
+def test_deployments_are_stored_per_chain(engine):
+    with db.session_scope(engine) as session:
+        deployments.store_addresses(session, 1, {"CustodyLedger": "0x" + "01" * 20})
+        deployments.store_addresses(session, 2, {"CustodyLedger": "0x" + "02" * 20})
+    with db.session_scope(engine) as session:
+        deployments.store_addresses(session, 1, {"CustodyLedger": "0x" + "03" * 20})
+    with Session(engine) as session:
+        assert deployments.known_addresses(session, 1) == {"CustodyLedger": "0x" + "03" * 20}
+        assert deployments.known_addresses(session, 2) == {"CustodyLedger": "0x" + "02" * 20}
+        assert deployments.known_addresses(session, 3) == {}
+
+
+def test_organization_key_is_sealed_and_api_key_hashed(engine, keybox):
+    with db.session_scope(engine) as session:
+        created = organizations.create_organization(
+            session, keybox, OrganizationCreate(name="Acme Farms", kind=OrgKind.SUPPLIER)
+        )
+    public = created.organization
+    assert public.kind == "supplier"
+    assert created.api_key.startswith("pk_")
+    with Session(engine) as session:
+        org = session.get(Organization, public.id)
+        key = keybox.open(org.encrypted_key, org.address)
+        assert Account.from_key(key).address == org.address == public.address
+        assert key.hex() not in org.encrypted_key
+        stored = session.exec(select(ApiKey)).one()
+        assert created.api_key not in (stored.sha256, stored.prefix)
+        assert organizations.authenticate(session, created.api_key).id == public.id
+        with pytest.raises(Unauthorized):
+            organizations.authenticate(session, created.api_key + "x")
+        stored.revoked_at = utcnow()
+        session.add(stored)
+        session.commit()
+        with pytest.raises(Unauthorized):
+            organizations.authenticate(session, created.api_key)
+    with pytest.raises(Conflict), db.session_scope(engine) as session:
+        organizations.create_organization(
+            session, keybox, OrganizationCreate(name="Acme Farms", kind=OrgKind.CARRIER)
+        )
+
+
+def test_sealed_key_does_not_open_elsewhere(keybox):
+    account = Account.create()
+    sealed = keybox.seal(bytes(account.key), account.address)
+    with pytest.raises(KeyBoxError, match="does not decrypt"):
+        keybox.open(sealed, "0x" + "00" * 20)
+    other = KeyBox(base64.b64encode(secrets.token_bytes(32)).decode())
+    with pytest.raises(KeyBoxError):
+        other.open(sealed, account.address)
+    with pytest.raises(KeyBoxError, match="32 bytes"):
+        KeyBox(base64.b64encode(b"short").decode())
+
+
+def test_safe_url_hides_password():
+    assert db.safe_url("postgresql+psycopg://app:s3cret@db:5432/p") == (
+        "postgresql+psycopg://app:***@db:5432/p"
+    )
