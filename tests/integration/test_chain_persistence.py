@@ -81,20 +81,30 @@ elif command == "check":
         "receipt_status": w3.eth.get_transaction_receipt(request["tx"])["status"],
     }))
 elif command == "die":
-    # Exit abruptly right after write number `sys.argv[4]` of the next block: mid-state,
-    # mid-header or just before the commit, wherever that number falls.
+    # Exit abruptly right after a given share of the next block's writes: mid-state,
+    # mid-header or just before the commit. A first block counts how many writes one takes.
+    from provenance_api.chain import statedb
+
     chain.fund_for_development(w3, deployer.address, 10**20)
     ledger = chain.contract(
         w3, "CustodyLedger", chain.deploy_contracts(w3, deployer, {})["CustodyLedger"]
     )
+    share, writes, write = float(sys.argv[4]), [0], statedb.SqliteKV.__setitem__
+
+    def counting_write(self, key, value):
+        write(self, key, value)
+        writes[0] += 1
+
+    statedb.SqliteKV.__setitem__ = counting_write
+    anchor(ledger, b"\x04" * 32)
+    per_block, die_after = writes[0], max(1, round(writes[0] * share))
     print(json.dumps({
         "block": w3.eth.block_number,
         "nonce": w3.eth.get_transaction_count(deployer.address),
         "ledger": ledger.address,
+        "writes_per_block": per_block,
     }), flush=True)
-    from provenance_api.chain import statedb
-
-    die_after, writes, write = int(sys.argv[4]), [0], statedb.SqliteKV.__setitem__
+    writes[0] = 0
 
     def dying_write(self, key, value):
         write(self, key, value)
@@ -104,7 +114,7 @@ elif command == "die":
 
     statedb.SqliteKV.__setitem__ = dying_write
     anchor(ledger, b"\x05" * 32)
-    sys.exit("the write to die after never came")
+    sys.exit(f"the write to die after never came ({writes[0]} of {per_block} expected)")
 elif command == "hammer":
     if w3.eth.get_balance(deployer.address) == 0:
         chain.fund_for_development(w3, deployer.address, 10**20)
@@ -213,18 +223,19 @@ def test_sigkill_while_sending_leaves_a_whole_chain(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-# An anchor's block takes 10 writes while the transaction runs, then 7 while the block is
-# stored (header, canonical number, head pointer, transaction index, ...), then the commit.
-@pytest.mark.parametrize("die_after", [5, 11, 14, 17])
+# An anchor's block takes about 10 writes while the transaction runs, then about 7 while the
+# block is stored (header, canonical number, head pointer, transaction index, ...), then the
+# commit: the shares land in each of those phases, the last one just before the commit.
+@pytest.mark.parametrize("share", [0.3, 0.65, 0.85, 1.0])
 def test_crash_in_the_middle_of_a_block_leaves_the_block_before(
-    tmp_path: Path, die_after: int
+    tmp_path: Path, share: float
 ) -> None:
     state_dir = tmp_path / "chain"
     deployer = Account.create()
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     result = subprocess.run(
-        [sys.executable, str(script), "die", str(state_dir), deployer.key.hex(), str(die_after)],
+        [sys.executable, str(script), "die", str(state_dir), deployer.key.hex(), str(share)],
         capture_output=True,
         text=True,
         cwd=ROOT,
