@@ -1,0 +1,476 @@
+"""The firmware-tools CLI: exit codes 0/1/2, JSON output, key files on disk, a real subprocess."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from contracts_abi.eip712 import address_of_private_key
+from firmware_tools.cli import main
+from firmware_tools.keys import load_key_file, sun_file_read_key, sun_meta_read_key
+from firmware_tools.ntag424 import sdm_mac
+from firmware_tools.qr import sign_label_url
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSPHRASE = "test passphrase"
+LABEL_KEY = hashlib.sha256(b"cli test supplier").digest()
+SUPPLIER = address_of_private_key(LABEL_KEY)
+OTHER = address_of_private_key(hashlib.sha256(b"cli other supplier").digest())
+HOST = "id.example.com"
+# NXP AN12196 §3.4.2 example: SUN message of UID 04DE5F1EACC040, counter 61, zero keys.
+SUN_URL = (
+    "https://id.example.com/01/04006381333931/21/SN1"
+    "?picc_data=EF963FF7828658A599F3041510671E88&cmac=94EED9EE65337086"
+)
+ZERO_KEY = "00" * 16
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.delenv("FIRMWARE_TOOLS_PASSPHRASE", raising=False)
+    return CliRunner()
+
+
+@pytest.fixture
+def passfile(tmp_path: Path) -> Path:
+    path = tmp_path / "pass.txt"
+    path.write_text(PASSPHRASE + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, runner: CliRunner, passfile: Path) -> Path:
+    path = tmp_path / "supplier.key"
+    result = runner.invoke(main, ["keys", "new", str(path), "--passphrase-file", str(passfile)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def verify(runner: CliRunner, *args: str) -> tuple[int, dict]:
+    result = runner.invoke(main, ["tag", "verify", *args])
+    return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def test_keys_new_writes_a_0600_file_and_prints_the_address(
+    tmp_path: Path, runner: CliRunner, passfile: Path
+) -> None:
+    path = tmp_path / "k.key"
+    args = ["keys", "new", str(path), "--passphrase-file", str(passfile), "--json"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    keys = load_key_file(path, PASSPHRASE)
+    assert out == {"path": str(path), "address": keys.address, "kind": "supplier"}
+    assert len(keys.sun_master_key) == 16
+    before = path.read_bytes()
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1
+    assert "refusing to overwrite" in again.stderr
+    assert path.read_bytes() == before
+
+
+def test_keys_new_prompts_twice_when_no_passphrase_is_given(tmp_path: Path, runner: CliRunner):
+    path = tmp_path / "k.key"
+    result = runner.invoke(main, ["keys", "new", str(path)], input="pp\npp\n")
+    assert result.exit_code == 0, result.output
+    assert load_key_file(path, "pp").address in result.stdout
+
+
+def test_the_passphrase_may_come_from_the_environment(
+    key_file: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIRMWARE_TOOLS_PASSPHRASE", PASSPHRASE)
+    result = runner.invoke(main, ["keys", "show", str(key_file), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["address"] == load_key_file(key_file, PASSPHRASE).address
+
+
+def test_a_wrong_passphrase_is_one_line_on_stderr(key_file: Path, runner: CliRunner) -> None:
+    result = runner.invoke(main, ["keys", "show", str(key_file)], input="nope\n")
+    assert result.exit_code == 1
+    assert "wrong passphrase" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_qr_issue_reports_bad_rows_and_exits_1(
+    tmp_path: Path, runner: CliRunner, key_file: Path, passfile: Path
+) -> None:
+    items = tmp_path / "items.csv"
+    items.write_text("gtin,serial\n4006381333931,A1\n4006381333932,A2\n96385074,\n")
+    out = tmp_path / "out"
+    args = ["qr", "issue", str(items), "--key-file", str(key_file), "--host", HOST]
+    result = runner.invoke(
+        main, [*args, "--out", str(out), "--passphrase-file", str(passfile), "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["issued"] == 2 and summary["pages"] == 1
+    assert summary["errors"] == [
+        {"line": 3, "reason": "GTIN 4006381333932: wrong check digit 2, it should be 1"}
+    ]
+    assert "line 3: GTIN 4006381333932" in result.stderr
+    urls = [line.split(",")[2] for line in (out / "labels.csv").read_text().splitlines()[1:]]
+    signer = load_key_file(key_file, PASSPHRASE).address
+    for url in urls:
+        code, report = verify(runner, url, "--supplier", signer)
+        assert code == 0 and report["verdict"] == "authentic"
+
+
+def test_qr_issue_of_good_rows_exits_0(
+    tmp_path: Path, runner: CliRunner, key_file: Path, passfile: Path
+) -> None:
+    items = tmp_path / "items.csv"
+    items.write_text("gtin\n96385074\n96385074\n")
+    args = ["qr", "issue", str(items), "--key-file", str(key_file), "--host", HOST]
+    result = runner.invoke(
+        main, [*args, "--out", str(tmp_path / "o"), "--passphrase-file", str(passfile)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "issued 2 label(s)" in result.stdout
+    assert len(list((tmp_path / "o").glob("*.png"))) == 2
+
+
+def test_qr_issue_with_a_bad_host_is_a_usage_error(
+    tmp_path: Path, runner: CliRunner, key_file: Path, passfile: Path
+) -> None:
+    items = tmp_path / "items.csv"
+    items.write_text("gtin\n96385074\n")
+    args = ["qr", "issue", str(items), "--key-file", str(key_file), "--host", "a b", "--out", "o"]
+    result = runner.invoke(main, [*args, "--passphrase-file", str(passfile)])
+    assert result.exit_code == 2
+    assert "--host" in result.stderr
+
+
+def test_tag_verify_a_signed_label(runner: CliRunner) -> None:
+    url = sign_label_url(LABEL_KEY, HOST, "4006381333931", "SN-9")
+    code, report = verify(runner, url, "--supplier", SUPPLIER)
+    assert code == 0
+    assert report == {
+        "verdict": "authentic",
+        "reasons": [],
+        "codes": [],
+        "kind": "qr_label",
+        "gtin": "04006381333931",
+        "serial": "SN-9",
+        "signer": SUPPLIER,
+    }
+    code, report = verify(runner, url, "--supplier", OTHER)
+    assert code == 1 and report["verdict"] == "counterfeit"
+    assert report["codes"] == ["bad_signature"] and OTHER in report["reasons"][0]
+    code, report = verify(runner, url.replace("SN-9", "SN-8"), "--supplier", SUPPLIER)
+    assert code == 1 and report["serial"] == "SN-8"
+    code, report = verify(runner, url[:-10], "--supplier", SUPPLIER)
+    assert code == 1 and "65" in report["reasons"][0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["https://id.example.com/01/04006381333931/21/S?sig=x"],  # no --supplier
+        ["https://id.example.com/01/04006381333931/21/S?sig=x", "--supplier", "0x12"],
+        [SUN_URL],  # no SUN keys
+        [SUN_URL, "--sun-meta-key", "00", "--sun-file-key", ZERO_KEY],
+        [SUN_URL, "--sun-meta-key", "zz" * 16, "--sun-file-key", ZERO_KEY],
+        ["--no-such-option", SUN_URL],
+    ],
+)
+def test_tag_verify_usage_errors_exit_2(runner: CliRunner, args: list[str]) -> None:
+    result = runner.invoke(main, ["tag", "verify", *args])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert "Error" in result.stderr
+
+
+def test_tag_verify_a_sun_url_with_explicit_keys(runner: CliRunner) -> None:
+    keys = ["--sun-meta-key", ZERO_KEY, "--sun-file-key", ZERO_KEY]
+    code, report = verify(runner, SUN_URL, *keys)
+    assert code == 0
+    assert report["verdict"] == "authentic" and report["reasons"] == []
+    assert (report["uid"], report["counter"]) == ("04DE5F1EACC040", 61)
+    assert (report["gtin"], report["serial"]) == ("04006381333931", "SN1")
+    code, report = verify(runner, SUN_URL, *keys, "--last-counter", "61")
+    assert code == 1 and report["codes"] == ["replayed_counter"]
+    code, report = verify(runner, SUN_URL, "--sun-meta-key", ZERO_KEY, "--sun-file-key", "01" * 16)
+    assert code == 1 and report["codes"] == ["bad_cmac"] and report["uid"] is None
+    code, report = verify(runner, SUN_URL.replace("94EED9EE", "94EED9EF"), *keys)
+    assert code == 1 and report["verdict"] == "counterfeit"
+
+
+def _sun_url_for(master: bytes, uid: bytes, counter: int) -> str:
+    """What a tag personalized from `master` would send (AN12196 §3.4.2, §3.4.4)."""
+    plain = bytes([0xC7]) + uid + counter.to_bytes(3, "little") + bytes(5)
+    meta = sun_meta_read_key(master)
+    enc = Cipher(algorithms.AES(meta), modes.CBC(bytes(16))).encryptor()
+    picc = enc.update(plain) + enc.finalize()
+    mac = sdm_mac(sun_file_read_key(master, uid), uid, counter, b"")
+    return f"https://{HOST}/01/04006381333931/21/SN1?picc_data={picc.hex().upper()}&cmac={mac.hex().upper()}"
+
+
+def test_tag_verify_a_sun_url_with_keys_from_the_key_file(
+    runner: CliRunner, key_file: Path, passfile: Path
+) -> None:
+    master = load_key_file(key_file, PASSPHRASE).sun_master_key
+    uid = bytes.fromhex("04A1B2C3D4E5F6")
+    url = _sun_url_for(master, uid, 7)
+    code, report = verify(
+        runner, url, "--key-file", str(key_file), "--passphrase-file", str(passfile)
+    )
+    assert code == 0, report
+    assert (report["uid"], report["counter"]) == ("04A1B2C3D4E5F6", 7)
+    # A tag keyed from another master key does not verify under this key file.
+    forged = _sun_url_for(bytes(16), uid, 8)
+    code, report = verify(
+        runner, forged, "--key-file", str(key_file), "--passphrase-file", str(passfile)
+    )
+    assert code == 1 and report["verdict"] == "counterfeit"
+
+
+def test_device_provision_writes_a_config_and_a_device_key(
+    tmp_path: Path, runner: CliRunner, passfile: Path
+) -> None:
+    config, key = tmp_path / "agent.json", tmp_path / "device.key"
+    args = [
+        "device", "provision", "--config", str(config), "--key-file", str(key),
+        "--api-url", "http://127.0.0.1:5000/", "--device", "pn532_uart:/dev/ttyUSB0",
+        "--outbox", str(tmp_path / "outbox.db"), "--passphrase-file", str(passfile), "--json",
+    ]  # fmt: skip
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    device = load_key_file(key, PASSPHRASE)
+    assert device.kind == "device" and device.sun_master_key is None
+    assert json.loads(result.stdout)["address"] == device.address
+    assert json.loads(config.read_text()) == {
+        "api_url": "http://127.0.0.1:5000",
+        "device_key_file": str(key.resolve()),
+        "reader": "pn532_uart:/dev/ttyUSB0",
+        "outbox": str((tmp_path / "outbox.db").resolve()),
+        "device_address": device.address,
+    }
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1 and "already exists" in again.stderr
+
+
+def test_every_command_has_help_with_an_example(runner: CliRunner) -> None:
+    for command in (["keys", "new"], ["qr", "issue"], ["tag", "verify"], ["device", "provision"]):
+        result = runner.invoke(main, [*command, "--help"])
+        assert result.exit_code == 0
+        assert "Example" in result.stdout
+
+
+def run_module(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    environment.pop("FIRMWARE_TOOLS_PASSPHRASE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "firmware_tools", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_python_m_firmware_tools_exit_codes_and_json() -> None:
+    url = sign_label_url(LABEL_KEY, HOST, "96385074", "P-1")
+    ok = run_module("tag", "verify", url, "--supplier", SUPPLIER)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["verdict"] == "authentic"
+    bad = run_module("tag", "verify", url, "--supplier", OTHER)
+    assert bad.returncode == 1
+    assert json.loads(bad.stdout)["verdict"] == "counterfeit"
+    usage = run_module("tag", "verify", url)
+    assert usage.returncode == 2 and "--supplier" in usage.stderr and usage.stdout == ""
+
+
+def test_the_console_script_runs_when_installed() -> None:
+    import shutil
+
+    script = shutil.which("firmware-tools", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("the console script appears with `pip install -e .`")
+    url = sign_label_url(LABEL_KEY, HOST, "96385074", "C-1")
+    done = subprocess.run(
+        [script, "tag", "verify", url, "--supplier", SUPPLIER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["serial"] == "C-1"
+
+
+def test_python_m_firmware_tools_issues_labels(tmp_path: Path, passfile: Path) -> None:
+    key = tmp_path / "s.key"
+    created = run_module("keys", "new", str(key), "--passphrase-file", str(passfile), "--json")
+    assert created.returncode == 0, created.stderr
+    items = tmp_path / "items.csv"
+    items.write_text("gtin,serial,lot,expiry\n96385074,,L1,\n96385074,,,991399\n")
+    issued = run_module(
+        "qr", "issue", str(items), "--key-file", str(key), "--host", HOST,
+        "--out", str(tmp_path / "out"), "--passphrase-file", str(passfile),
+    )  # fmt: skip
+    assert issued.returncode == 1
+    assert "line 3: AI 17 (expiry date) 991399: month 13" in issued.stderr
+    assert "Traceback" not in issued.stderr
+    assert (tmp_path / "out" / "labels.pdf").exists()
+
+
+# --- NFC commands through libnfc and the PN532 emulator on a pty ------------------------
+
+TAG_UID = bytes.fromhex("04A1B2C3D4E5F6")
+TEST_ORIGINALITY_KEY = 0x0123456789ABCDEF0FEDCBA987654321
+
+
+@pytest.fixture
+def libnfc() -> None:
+    from firmware_tools.errors import ReaderNotFound
+    from firmware_tools.nfc.libnfc import bindings
+
+    try:
+        bindings()
+    except ReaderNotFound as exc:
+        from tests.conftest import unavailable
+
+        unavailable(str(exc))
+
+
+def emulated(tag: object):
+    from tests.fakes.pn532 import Pn532Emulator
+
+    return Pn532Emulator([tag])
+
+
+def tap_424(tag) -> str:
+    """What a phone does with an NTAG 424: select the NDEF application and file, read it."""
+
+    def ok(apdu: str) -> bytes:
+        response = tag.exchange(bytes.fromhex(apdu))
+        assert response[-2:] == b"\x90\x00", response.hex()
+        return response[:-2]
+
+    tag.activate()
+    ok("00A4040007D276000085010100")
+    ok("00A4000C02E104")
+    length = int.from_bytes(ok("00B0000002"), "big")
+    message = ok(f"00B00002{length:02X}")
+    return "https://" + message[5:].decode("ascii")
+
+
+@pytest.mark.libnfc
+def test_ntag21x_write_then_tag_read(
+    libnfc: None, runner: CliRunner, key_file: Path, passfile: Path
+) -> None:
+    from firmware_tools.originality import public_key_of, sign_uid
+    from tests.fakes.ntag21x import SimulatedNtag21x
+
+    chip = SimulatedNtag21x(TAG_UID, signature=sign_uid(TEST_ORIGINALITY_KEY, TAG_UID))
+    supplier = load_key_file(key_file, PASSPHRASE).address
+    test_key = public_key_of(TEST_ORIGINALITY_KEY).hex()
+    with emulated(chip) as emulator:
+        device = ["--device", emulator.connstring, "--timeout", "3"]
+        written = runner.invoke(
+            main,
+            ["ntag21x", "write", *device, "--key-file", str(key_file), "--host", HOST,
+             "--gtin", "4006381333931", "--serial", "NFC-1", "--passphrase-file", str(passfile)],
+        )  # fmt: skip
+        assert written.exit_code == 0, written.output
+        out = json.loads(written.stdout)
+        assert out["uid"] == TAG_UID.hex().upper() and out["serial"] == "NFC-1"
+        read = runner.invoke(
+            main,
+            ["tag", "read", *device, "--supplier", supplier, "--originality-public-key", test_key],
+        )
+        assert read.exit_code == 0, read.output
+        report = json.loads(read.stdout)
+        assert report["verdict"] == "authentic" and report["url"] == out["url"]
+        assert (report["gtin"], report["serial"]) == ("04006381333931", "NFC-1")
+        # Under NXP's real key the test chip's originality signature is not genuine.
+        nxp = runner.invoke(main, ["tag", "read", *device, "--supplier", supplier])
+        assert nxp.exit_code == 1
+        assert json.loads(nxp.stdout)["verdict"] == "counterfeit"
+        # Another supplier's address: the label is not theirs.
+        other = runner.invoke(
+            main,
+            ["tag", "read", *device, "--supplier", OTHER, "--originality-public-key", test_key],
+        )
+        assert other.exit_code == 1 and "bad_signature" in json.loads(other.stdout)["codes"]
+    assert emulator.errors == []
+
+
+@pytest.mark.libnfc
+def test_ntag21x_write_to_a_locked_tag_says_so(
+    libnfc: None, runner: CliRunner, key_file: Path, passfile: Path
+) -> None:
+    from tests.fakes.ntag21x import SimulatedNtag21x
+
+    chip = SimulatedNtag21x(TAG_UID, signature=bytes(32))
+    chip.lock_page(4)
+    with emulated(chip) as emulator:
+        result = runner.invoke(
+            main,
+            ["ntag21x", "write", "--device", emulator.connstring, "--timeout", "3",
+             "--key-file", str(key_file), "--host", HOST, "--gtin", "96385074",
+             "--passphrase-file", str(passfile)],
+        )  # fmt: skip
+    assert result.exit_code == 1
+    assert "locked" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.libnfc
+def test_a_missing_reader_is_a_clear_error(libnfc: None, runner: CliRunner) -> None:
+    result = runner.invoke(
+        main, ["tag", "read", "--device", "pn532_uart:/dev/nonexistent-reader", "--timeout", "1"]
+    )
+    assert result.exit_code == 1
+    assert "no NFC reader" in result.stderr
+
+
+@pytest.mark.libnfc
+def test_ntag424_personalize_then_verify_its_sun_url(
+    libnfc: None, runner: CliRunner, key_file: Path, passfile: Path
+) -> None:
+    from tests.fakes.ntag424 import SimulatedNtag424
+
+    chip = SimulatedNtag424(bytes.fromhex("04C1D2E3F40580"))
+    with emulated(chip) as emulator:
+        result = runner.invoke(
+            main,
+            ["ntag424", "personalize", "--device", emulator.connstring, "--timeout", "3",
+             "--key-file", str(key_file), "--host", HOST, "--gtin", "4006381333931",
+             "--serial", "DNA-1", "--passphrase-file", str(passfile)],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["uid"] == "04C1D2E3F40580"
+    assert all(key != bytes(16) for key in chip.keys)
+    first, second = tap_424(chip), tap_424(chip)
+    assert first.startswith(f"https://{HOST}/01/04006381333931/21/DNA-1?picc_data=")
+    keys = ["--key-file", str(key_file), "--passphrase-file", str(passfile)]
+    code, report = verify(runner, first, *keys)
+    assert code == 0, report
+    assert (report["uid"], report["serial"]) == ("04C1D2E3F40580", "DNA-1")
+    code, later = verify(runner, second, *keys, "--last-counter", str(report["counter"]))
+    assert code == 0 and later["counter"] == report["counter"] + 1
+    code, replay = verify(runner, first, *keys, "--last-counter", str(later["counter"]))
+    assert code == 1 and replay["codes"] == ["replayed_counter"]
+
+
+def test_doctor_reports_a_missing_serial_device(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main, ["doctor", "--device", "pn532_uart:/dev/nonexistent-reader", "--json"]
+    )
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert any("/dev/nonexistent-reader does not exist" in f["message"] for f in report["findings"])

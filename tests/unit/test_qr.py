@@ -1,0 +1,174 @@
+"""Signed QR label URLs: round trips, and every tampering caught with a reason."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from contracts_abi.eip712 import address_of_private_key, label_digest, recover_label_signer
+from firmware_tools.errors import BadSignature, FormatError
+from firmware_tools.gs1 import parse_digital_link
+from firmware_tools.qr import (
+    decode_signature,
+    encode_signature,
+    item_label_digest,
+    new_serial,
+    recover_signer_bytes,
+    sign_label_url,
+    verify_label_url,
+)
+
+# Deterministic test keys (any 32 bytes below the curve order are valid keys).
+SUPPLIER_KEY = hashlib.sha256(b"test supplier").digest()
+OTHER_KEY = hashlib.sha256(b"another supplier").digest()
+SUPPLIER = address_of_private_key(SUPPLIER_KEY)
+HOST = "id.example.com"
+GTIN = "4006381333931"
+
+
+def signed(serial: str = "SN-0001", **kwargs: str) -> str:
+    return sign_label_url(SUPPLIER_KEY, HOST, GTIN, serial, **kwargs)
+
+
+def sig_of(url: str) -> bytes:
+    return decode_signature(parse_digital_link(url).param("sig"))
+
+
+def with_sig(url: str, signature: bytes) -> str:
+    return url.split("sig=")[0] + "sig=" + encode_signature(signature)
+
+
+def test_a_signed_label_verifies_and_reports_its_fields() -> None:
+    url = signed("A/B", lot="L1", expiry="271231")
+    check = verify_label_url(url, SUPPLIER)
+    assert check.ok, check.reasons
+    assert (check.gtin, check.serial, check.lot, check.expiry) == (
+        "04006381333931",
+        "A/B",
+        "L1",
+        "271231",
+    )
+    assert check.signer == SUPPLIER
+    assert check.reasons == () and check.codes == ()
+
+
+def test_the_signature_is_eip712_over_gtin14_and_serial() -> None:
+    url = signed("XYZ")
+    signature = sig_of(url)
+    assert len(signature) == 65 and len(url.split("sig=")[1]) == 87
+    assert recover_label_signer(signature, "04006381333931", "XYZ") == SUPPLIER
+    assert item_label_digest("04006381333931", "XYZ") == label_digest("04006381333931", "XYZ")
+
+
+def test_the_supplier_address_may_be_given_in_any_case() -> None:
+    assert verify_label_url(signed(), SUPPLIER.lower()).ok
+    assert verify_label_url(signed(), "0x" + SUPPLIER[2:].upper()).ok
+
+
+def test_a_label_signed_by_another_supplier_names_the_signer() -> None:
+    url = sign_label_url(OTHER_KEY, HOST, GTIN, "SN-0001")
+    check = verify_label_url(url, SUPPLIER)
+    assert not check.ok
+    assert check.codes == ("bad_signature",)
+    assert check.signer == address_of_private_key(OTHER_KEY)
+    assert SUPPLIER in check.reasons[0] and check.signer in check.reasons[0]
+
+
+@pytest.mark.parametrize("bit", [0, 7, 8 * 31, 8 * 32 + 3, 8 * 63 + 1, 8 * 64])
+def test_one_flipped_bit_in_the_signature_is_caught(bit: int) -> None:
+    url = signed()
+    signature = bytearray(sig_of(url))
+    signature[bit // 8] ^= 1 << (bit % 8)
+    check = verify_label_url(with_sig(url, bytes(signature)), SUPPLIER)
+    assert not check.ok
+    assert check.codes == ("bad_signature",)
+
+
+def test_a_changed_gtin_is_caught() -> None:
+    url = signed()
+    other = sign_label_url(SUPPLIER_KEY, HOST, "96385074", "SN-0001")
+    # Move the signature of one GTIN onto a label of another GTIN.
+    forged = with_sig(other, sig_of(url))
+    check = verify_label_url(forged, SUPPLIER)
+    assert not check.ok and check.codes == ("bad_signature",)
+    assert check.gtin == "00000096385074"
+
+
+@pytest.mark.parametrize("position", range(13))
+def test_a_changed_serial_character_is_caught(position: int) -> None:
+    serial = new_serial()
+    url = signed(serial)
+    swapped = "A" if serial[position] != "A" else "B"
+    tampered_serial = serial[:position] + swapped + serial[position + 1 :]
+    check = verify_label_url(url.replace(f"/21/{serial}", f"/21/{tampered_serial}"), SUPPLIER)
+    assert not check.ok and check.codes == ("bad_signature",)
+    assert check.serial == tampered_serial
+
+
+@pytest.mark.parametrize("keep", [0, 1, 40, 64, 86])
+def test_a_truncated_signature_is_caught(keep: int) -> None:
+    url = signed()
+    truncated = url[: url.index("sig=") + 4 + keep]
+    check = verify_label_url(truncated, SUPPLIER)
+    assert not check.ok
+    assert check.codes in (("bad_signature",), ("malformed_url",))
+    assert check.reasons
+
+
+def test_a_truncated_signature_says_it_is_short() -> None:
+    url = signed()
+    check = verify_label_url(url[:-4], SUPPLIER)  # 83 chars: 62 bytes
+    assert check.codes == ("bad_signature",)
+    assert "62 bytes, it should be 65" in check.reasons[0]
+
+
+def test_a_label_without_a_signature_is_not_authentic() -> None:
+    check = verify_label_url(f"https://{HOST}/01/04006381333931/21/SN-0001", SUPPLIER)
+    assert not check.ok and check.codes == ("missing_signature",)
+    assert check.serial == "SN-0001"
+
+
+def test_a_malformed_url_is_a_failed_check_with_the_gs1_reason() -> None:
+    url = signed().replace("04006381333931", "04006381333932")
+    check = verify_label_url(url, SUPPLIER)
+    assert not check.ok and check.codes == ("malformed_url",)
+    assert "check digit" in check.reasons[0]
+
+
+def test_a_high_s_twin_of_a_valid_signature_is_rejected() -> None:
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    signature = sig_of(signed())
+    s = int.from_bytes(signature[32:64], "big")
+    twin = signature[:32] + (n - s).to_bytes(32, "big") + bytes([55 - signature[64]])  # v 27 <-> 28
+    with pytest.raises(BadSignature, match="s value"):
+        recover_signer_bytes(label_digest("04006381333931", "SN-0001"), twin)
+    assert not verify_label_url(with_sig(signed(), twin), SUPPLIER).ok
+
+
+def test_a_malformed_supplier_address_is_the_callers_error() -> None:
+    for bad in ("", "0x1234", SUPPLIER[2:], "0x" + "g" * 40):
+        with pytest.raises(FormatError, match="address"):
+            verify_label_url(signed(), bad)
+
+
+def test_base64url_signatures_round_trip_without_padding() -> None:
+    for data in (bytes(65), bytes(range(65)), b"\xff" * 65):
+        text = encode_signature(data)
+        assert "=" not in text and "+" not in text and "/" not in text
+        assert decode_signature(text) == data
+    with pytest.raises(FormatError):
+        decode_signature("A" * 85)  # 85 % 4 == 1 cannot be base64
+    with pytest.raises(FormatError):
+        decode_signature("A*" * 10)
+
+
+def test_new_serials_are_random_80_bit_base32() -> None:
+    serials = {new_serial() for _ in range(200)}
+    assert len(serials) == 200
+    for serial in serials:
+        assert len(serial) == 16
+        assert len(base64.b32decode(serial)) == 10
+    # Every serial is a valid AI 21 value, so it builds into a label.
+    assert verify_label_url(signed(serials.pop()), SUPPLIER).ok
