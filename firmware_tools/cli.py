@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -66,14 +68,18 @@ passphrase_option = click.option(
 )
 
 
-def _hex_key(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
+def _hex_bytes(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
     if value is None:
         return None
     try:
-        key = bytes.fromhex(value)
+        return bytes.fromhex(value)
     except ValueError:
         raise click.BadParameter("must be hex digits") from None
-    if len(key) != 16:
+
+
+def _hex_key(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
+    key = _hex_bytes(ctx, param, value)
+    if key is not None and len(key) != 16:
         raise click.BadParameter(f"must be 16 bytes (32 hex digits), got {len(key)} bytes")
     return key
 
@@ -514,13 +520,44 @@ timeout_option = click.option(
 )
 
 
-def _public_key(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
-    if value is None:
-        return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise click.BadParameter("must be hex digits") from None
+def _tag_writing_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of `ntag21x write` and `ntag424 personalize`: reader, key file, label."""
+    for option in reversed(
+        (
+            device_option,
+            timeout_option,
+            click.option(
+                "--key-file",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                required=True,
+            ),
+            click.option(
+                "--host", required=True, help="Resolver host of the URL, e.g. id.example.com"
+            ),
+            click.option("--gtin", required=True),
+            click.option("--serial", help="Serial number (default: a random one)."),
+            passphrase_option,
+        )
+    ):
+        command = option(command)  # bottom-up, as stacked decorators apply
+    return command
+
+
+_Tag = TypeVar("_Tag")
+
+
+@contextmanager
+def _tag_in_field(
+    connstring: str | None, timeout: float, kind: type[_Tag], refusal: str
+) -> Iterator[_Tag]:
+    """Open the reader and wait for a tag; one that is not a `kind` ends the command."""
+    from firmware_tools.nfc import open_reader
+
+    with open_reader(connstring) as reader:
+        found = reader.wait_for_tag(timeout_s=timeout)
+        if not isinstance(found, kind):
+            raise click.ClickException(f"{found!r} {refusal}")
+        yield found
 
 
 @main.command("doctor")
@@ -552,7 +589,7 @@ def doctor_command(connstring: str | None, as_json: bool) -> None:
 @click.option("--supplier", callback=_address, help="Supplier address to check the tag against.")
 @click.option(
     "--originality-public-key",
-    callback=_public_key,
+    callback=_hex_bytes,
     help="Originality key (hex) instead of NXP's NTAG 21x key (for test chips).",
 )
 def tag_read(
@@ -570,16 +607,14 @@ def tag_read(
     Example:
       firmware-tools tag read --device pn532_uart:/dev/ttyUSB0 --supplier 0x2c75...5c23
     """
-    from firmware_tools.nfc import Ntag21x, open_reader
+    from firmware_tools.nfc import Ntag21x
     from firmware_tools.ntag21x import verify_ntag21x
 
-    with open_reader(connstring) as reader:
-        found = reader.wait_for_tag(timeout_s=timeout)
-        if not isinstance(found, Ntag21x):
-            raise click.ClickException(
-                f"{found!r} is an NTAG 424 DNA: reading it is not supported yet;"
-                " tap it with a phone and check the URL with `tag verify`"
-            )
+    refusal = (
+        "is an NTAG 424 DNA: reading it is not supported yet;"
+        " tap it with a phone and check the URL with `tag verify`"
+    )
+    with _tag_in_field(connstring, timeout, Ntag21x, refusal) as found:
         url = found.read_ndef_url()
         originality = found.read_signature()
     report: dict[str, Any] = {
@@ -631,15 +666,7 @@ def ntag21x() -> None:
 
 
 @ntag21x.command("write")
-@device_option
-@timeout_option
-@click.option(
-    "--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
-)
-@click.option("--host", required=True, help="Resolver host of the URL, e.g. id.example.com")
-@click.option("--gtin", required=True)
-@click.option("--serial", help="Serial number (default: a random one).")
-@passphrase_option
+@_tag_writing_options
 def ntag21x_write(
     connstring: str | None,
     timeout: float,
@@ -658,7 +685,7 @@ def ntag21x_write(
     """
     from firmware_tools.gs1 import check_host
     from firmware_tools.keys import load_key_file
-    from firmware_tools.nfc import Ntag21x, open_reader
+    from firmware_tools.nfc import Ntag21x
     from firmware_tools.ntag21x import image_pages, sign_ntag21x_url
 
     try:
@@ -667,10 +694,7 @@ def ntag21x_write(
         raise click.BadParameter(str(exc), param_hint="--host") from None
     gtin14, serial = _label_fields(gtin, serial)
     keyfile = load_key_file(key_file, _passphrase(passphrase_file))
-    with open_reader(connstring) as reader:
-        found = reader.wait_for_tag(timeout_s=timeout)
-        if not isinstance(found, Ntag21x):
-            raise click.ClickException(f"{found!r} is not an NTAG 213/215/216")
+    with _tag_in_field(connstring, timeout, Ntag21x, "is not an NTAG 213/215/216") as found:
         url = sign_ntag21x_url(keyfile.signing_key, host, gtin14, serial, found.uid)
         found.write_ndef_image(image_pages(url, found.layout))
         written = found.read_ndef_url()
@@ -696,15 +720,7 @@ def ntag424() -> None:
 
 
 @ntag424.command("personalize")
-@device_option
-@timeout_option
-@click.option(
-    "--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
-)
-@click.option("--host", required=True, help="Resolver host of the URL, e.g. id.example.com")
-@click.option("--gtin", required=True)
-@click.option("--serial", help="Serial number (default: a random one).")
-@passphrase_option
+@_tag_writing_options
 def ntag424_personalize(
     connstring: str | None,
     timeout: float,
@@ -727,7 +743,7 @@ def ntag424_personalize(
     """
     from firmware_tools.gs1 import build_digital_link
     from firmware_tools.keys import load_key_file, sun_meta_read_key
-    from firmware_tools.nfc import Ntag424, open_reader
+    from firmware_tools.nfc import Ntag424
     from firmware_tools.ntag424_personalize import personalize, tag_keys
 
     gtin14, serial = _label_fields(gtin, serial)
@@ -743,10 +759,7 @@ def ntag424_personalize(
     # Braces never occur in a built link (GS1 character set 82 has none), so the only
     # placeholders are the two SDM ones.
     template = base + "?picc_data={picc_data}&cmac={cmac}"
-    with open_reader(connstring) as reader:
-        found = reader.wait_for_tag(timeout_s=timeout)
-        if not isinstance(found, Ntag424):
-            raise click.ClickException(f"{found!r} is not an NTAG 424 DNA")
+    with _tag_in_field(connstring, timeout, Ntag424, "is not an NTAG 424 DNA") as found:
         summary = personalize(found.exchange, template, {}, lambda uid: tag_keys(master, meta, uid))
     click.echo(
         json.dumps(

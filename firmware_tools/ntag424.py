@@ -1,4 +1,4 @@
-"""NTAG 424 DNA Secure Unique NFC (SUN) verification and the originality signature.
+"""NTAG 424 DNA Secure Unique NFC (SUN) verification.
 
 Pure: no I/O; keys are arguments.
 
@@ -45,7 +45,6 @@ from firmware_tools.errors import (
 
 __all__ = [
     "COUNTER_MAX",
-    "NXP_424_PUBLIC_KEY",
     "PICC_DATA_TAG_UID_CTR",
     "SunResult",
     "decrypt_file_data",
@@ -55,7 +54,6 @@ __all__ = [
     "sdm_session_keys",
     "sun_mac_input",
     "truncate_mac",
-    "verify_originality_424",
     "verify_sun",
     "verify_sun_plain",
     "verify_sun_url",
@@ -72,13 +70,6 @@ COUNTER_MAX = 0xFFFFFF
 _SV1_PREFIX = bytes.fromhex("C33C00010080")
 _SV2_PREFIX = bytes.fromhex("3CC300010080")
 _ZERO_BLOCK = bytes(16)
-
-# NXP's NTAG 424 DNA originality public key (secp224r1, uncompressed), published in
-# AN12196, section "Originality signature verification".
-NXP_424_PUBLIC_KEY = bytes.fromhex(
-    "048A9B380AF2EE1B98DC417FECC263F8449C7625CECE82D9B916C992DA209D68"
-    "422B81EC20B65A66B5102A61596AF3379200599316A00A1410"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,117 +320,3 @@ def verify_sun_url(
         mac_input=mac_input,
         last_counter=last_counter,
     )
-
-
-# --- Originality signature: ECDSA over secp224r1 on the raw UID (NT4H2421Gx Read_Sig,
-# command 0x3C; AN12196 "Originality signature verification"). The message is the
-# 7-byte UID itself, not a hash of it, so the usual library entry points (which hash)
-# do not apply; the verification
-# equation is written out below (SEC 1 v2 §4.1.4).
-
-_P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF000000000000000000000001
-_A = _P - 3
-_B = 0xB4050A850C04B3ABF54132565044B0B7D7BFD8BA270B39432355FFB4
-_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFF16A2E0B8F03E13DD29455C5C2A3D
-_G = (
-    0xB70E0CBD6BB4BF7F321390B94A03C1D356C21122343280D6115C1D21,
-    0xBD376388B5F723FB4C22DFE6CD4375A05A07476444D5819985007E34,
-)
-
-# Jacobian coordinates (X, Y, Z) stand for (X/Z², Y/Z³); Z == 0 is the point at infinity.
-_INFINITY = (1, 1, 0)
-
-
-def _jacobian_double(p1: tuple[int, int, int]) -> tuple[int, int, int]:
-    x1, y1, z1 = p1
-    if z1 == 0 or y1 == 0:
-        return _INFINITY
-    ysq = y1 * y1 % _P
-    s = 4 * x1 * ysq % _P
-    zsq = z1 * z1 % _P
-    m = (3 * x1 * x1 + _A * zsq * zsq) % _P
-    x3 = (m * m - 2 * s) % _P
-    y3 = (m * (s - x3) - 8 * ysq * ysq) % _P
-    z3 = 2 * y1 * z1 % _P
-    return x3, y3, z3
-
-
-def _jacobian_add(p1: tuple[int, int, int], p2: tuple[int, int, int]) -> tuple[int, int, int]:
-    x1, y1, z1 = p1
-    x2, y2, z2 = p2
-    if z1 == 0:
-        return p2
-    if z2 == 0:
-        return p1
-    z1sq, z2sq = z1 * z1 % _P, z2 * z2 % _P
-    u1, u2 = x1 * z2sq % _P, x2 * z1sq % _P
-    s1, s2 = y1 * z2sq * z2 % _P, y2 * z1sq * z1 % _P
-    if u1 == u2:
-        return _jacobian_double(p1) if s1 == s2 else _INFINITY
-    h = (u2 - u1) % _P
-    r = (s2 - s1) % _P
-    hsq = h * h % _P
-    hcu = hsq * h % _P
-    x3 = (r * r - hcu - 2 * u1 * hsq) % _P
-    y3 = (r * (u1 * hsq - x3) - s1 * hcu) % _P
-    z3 = h * z1 * z2 % _P
-    return x3, y3, z3
-
-
-def _double_scalar_mult(
-    u1: int, p1: tuple[int, int], u2: int, p2: tuple[int, int]
-) -> tuple[int, int] | None:
-    """u1·P1 + u2·P2 in affine form (Shamir's trick), None for the point at infinity."""
-    j1, j2 = (p1[0], p1[1], 1), (p2[0], p2[1], 1)
-    both = _jacobian_add(j1, j2)
-    acc = _INFINITY
-    for bit in range(max(u1.bit_length(), u2.bit_length()) - 1, -1, -1):
-        acc = _jacobian_double(acc)
-        b1, b2 = (u1 >> bit) & 1, (u2 >> bit) & 1
-        if b1 and b2:
-            acc = _jacobian_add(acc, both)
-        elif b1:
-            acc = _jacobian_add(acc, j1)
-        elif b2:
-            acc = _jacobian_add(acc, j2)
-    x, y, z = acc
-    if z == 0:
-        return None
-    zinv = pow(z, -1, _P)
-    zinv2 = zinv * zinv % _P
-    return x * zinv2 % _P, y * zinv2 * zinv % _P
-
-
-def _decode_point(public_key: bytes) -> tuple[int, int] | None:
-    if len(public_key) != 57 or public_key[0] != 0x04:
-        return None
-    x = int.from_bytes(public_key[1:29], "big")
-    y = int.from_bytes(public_key[29:], "big")
-    if x >= _P or y >= _P or (y * y - (x * x * x + _A * x + _B)) % _P:
-        return None
-    return x, y
-
-
-def verify_originality_424(
-    uid: bytes, signature: bytes, public_key: bytes = NXP_424_PUBLIC_KEY
-) -> bool:
-    """True when `signature` (56 bytes r || s) is NXP's ECDSA secp224r1 signature of `uid`.
-
-    >>> verify_originality_424(bytes(7), bytes(56))
-    False
-    """
-    if len(signature) != 56 or not uid:
-        return False
-    point = _decode_point(public_key)
-    if point is None:
-        raise ValueError("public key is not an uncompressed secp224r1 point")
-    r = int.from_bytes(signature[:28], "big")
-    s = int.from_bytes(signature[28:], "big")
-    if not (0 < r < _N and 0 < s < _N):
-        return False
-    # SEC 1 §4.1.4: e is the leftmost bitlen(n) bits of the message; a 7-byte UID is
-    # shorter than that, so e is the UID read as a big-endian integer.
-    e = int.from_bytes(uid[:28], "big")
-    w = pow(s, -1, _N)
-    result = _double_scalar_mult(e * w % _N, _G, r * w % _N, point)
-    return result is not None and result[0] % _N == r

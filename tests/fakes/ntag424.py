@@ -23,10 +23,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from firmware_tools import ev2
+from firmware_tools import ecc, ev2
 
 # NT4H2421Gx §10.2 (native status codes, second byte after 0x91) and ISO 7816-4 words.
 OK = 0x00
@@ -64,36 +63,14 @@ SW_VERSION = bytes.fromhex("04040201021105")
 FACTORY_CC = bytes.fromhex("001720010000FF0406E10401000000" + "0506E10500808283") + bytes(9)
 
 
-def fake_signing_key() -> ec.EllipticCurvePrivateKey:
+def fake_signing_key() -> int:
     """A fixed secp224r1 key standing in for NXP's originality key (whose secret is NXP's)."""
-    return ec.derive_private_key(
-        0x424424424424424424424424424424424424424424424424424424, ec.SECP224R1()
-    )
+    return 0x424424424424424424424424424424424424424424424424424424
 
 
 def fake_public_key() -> bytes:
     """The uncompressed public key of `fake_signing_key`, for `verify_originality_424`."""
-    from cryptography.hazmat.primitives import serialization
-
-    return (
-        fake_signing_key()
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
-
-
-def sign_uid(private_key: ec.EllipticCurvePrivateKey, uid: bytes) -> bytes:
-    """ECDSA secp224r1 over the raw UID, 56 bytes r || s, as NXP's originality signature.
-
-    OpenSSL only signs digests; a digest of 28 bytes (the order's size) is used as the
-    integer e unchanged, so the UID left-padded with zeros to 28 bytes gives e = UID.
-    """
-    from cryptography.hazmat.primitives import hashes
-
-    digest = bytes(28 - len(uid)) + uid
-    der = private_key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA224())))
-    r, s = utils.decode_dss_signature(der)
-    return r.to_bytes(28, "big") + s.to_bytes(28, "big")
+    return ecc.public_key_of(ecc.SECP224R1, fake_signing_key())
 
 
 @dataclass
@@ -155,7 +132,7 @@ class SimulatedNtag424:
 
     uid: bytes
     keys: list[bytes] | None = None
-    signing_key: ec.EllipticCurvePrivateKey | None = None
+    signing_key: int | None = None
     random_bytes: Callable[[int], bytes] = os.urandom
     sens_res: bytes = b"\x03\x44"
     sel_res: int = 0x20
@@ -171,7 +148,8 @@ class SimulatedNtag424:
             raise ValueError("five 16-byte keys")
         if self.signing_key is None:
             self.signing_key = fake_signing_key()
-        self.signature = sign_uid(self.signing_key, self.uid)
+        # NT4H2421Gx Read_Sig: ECDSA secp224r1 over the raw UID, 56 bytes r || s.
+        self.signature = ecc.sign(ecc.SECP224R1, self.signing_key, self.uid)
         # NT4H2421Gx §8.2: the three files at delivery.
         self.files = {
             1: _File(1, b"\xe1\x03", bytearray(FACTORY_CC), 0, FREE, 0, 0, 0),

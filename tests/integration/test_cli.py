@@ -372,12 +372,13 @@ def tap_424(tag) -> str:
 def test_ntag21x_write_then_tag_read(
     libnfc: None, runner: CliRunner, key_file: Path, passfile: Path
 ) -> None:
-    from firmware_tools.originality import public_key_of, sign_uid
+    from firmware_tools import ecc
     from tests.fakes.ntag21x import SimulatedNtag21x
 
-    chip = SimulatedNtag21x(TAG_UID, signature=sign_uid(TEST_ORIGINALITY_KEY, TAG_UID))
+    signature = ecc.sign(ecc.SECP128R1, TEST_ORIGINALITY_KEY, TAG_UID)
+    chip = SimulatedNtag21x(TAG_UID, signature=signature)
     supplier = load_key_file(key_file, PASSPHRASE).address
-    test_key = public_key_of(TEST_ORIGINALITY_KEY).hex()
+    test_key = ecc.public_key_of(ecc.SECP128R1, TEST_ORIGINALITY_KEY).hex()
     with emulated(chip) as emulator:
         device = ["--device", emulator.connstring, "--timeout", "3"]
         written = runner.invoke(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from contracts_abi.eip712 import address_of_private_key
+from firmware_tools import ecc
 from firmware_tools.errors import (
     FrameError,
     ReaderNotFound,
@@ -24,7 +25,6 @@ from firmware_tools.ntag21x import (
     sign_ntag21x_url,
     verify_ntag21x,
 )
-from firmware_tools.originality import public_key_of, sign_uid
 from tests.conftest import unavailable
 from tests.fakes.ntag21x import SimulatedNtag21x
 from tests.fakes.pn532 import Pn532Emulator
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.libnfc
 
 UID = bytes.fromhex("04A1B2C3D4E5F6")
 ORIGINALITY_KEY = 0x0123456789ABCDEF0FEDCBA987654321  # tests/vectors/ntag21x_originality.json
-ORIGINALITY_PUBLIC = public_key_of(ORIGINALITY_KEY)
+ORIGINALITY_PUBLIC = ecc.public_key_of(ecc.SECP128R1, ORIGINALITY_KEY)
 SUPPLIER_KEY = bytes(range(1, 33))
 SUPPLIER = address_of_private_key(SUPPLIER_KEY)
 BOUND = 3.0  # seconds: every failure must surface well within this
@@ -51,7 +51,7 @@ def _libnfc() -> None:
 
 @pytest.fixture
 def ntag() -> SimulatedNtag21x:
-    return SimulatedNtag21x(UID, signature=sign_uid(ORIGINALITY_KEY, UID))
+    return SimulatedNtag21x(UID, signature=ecc.sign(ecc.SECP128R1, ORIGINALITY_KEY, UID))
 
 
 @pytest.fixture

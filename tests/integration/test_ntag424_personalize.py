@@ -17,7 +17,7 @@ from firmware_tools.errors import (
     TagCommandError,
     UnknownPiccDataTag,
 )
-from firmware_tools.ntag424 import verify_originality_424, verify_sun_url
+from firmware_tools.ntag424 import verify_sun_url
 from firmware_tools.ntag424_personalize import (
     authenticate_ev2_first,
     build_ndef_file,
@@ -27,6 +27,7 @@ from firmware_tools.ntag424_personalize import (
     sun_layout,
     tag_keys,
 )
+from firmware_tools.originality import verify_originality_424
 from tests.fakes.ntag424 import SimulatedNtag424, fake_public_key
 
 h = bytes.fromhex

@@ -2,59 +2,37 @@
 
 from __future__ import annotations
 
-import ast
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
 from eth_hash.auto import keccak
-from eth_tester.exceptions import TransactionFailed
-from web3 import EthereumTesterProvider, Web3
-from web3.exceptions import ContractCustomError
 from web3.logs import DISCARD
 
 from contracts_abi import eip712, load_artifact
 from contracts_abi.passport import InvalidItemId, passport_id
+from tests.integration import contracts_support
+from tests.integration.contracts_support import deploy, revert_data, rolled_back, transact
 
 ARTIFACT = load_artifact("ProductPassport")
 OPERATOR_ROLE = keccak(b"OPERATOR_ROLE")
 ZERO_ADDRESS = "0x" + "00" * 20
 GTIN = "09506000134352"
 TAG = keccak(b"tag commitment")
-
-
-def revert_data(call: Callable[[], object]) -> bytes:
-    """Raw revert data of a call or transaction that must revert."""
-    with pytest.raises((ContractCustomError, TransactionFailed)) as info:
-        call()
-    if isinstance(info.value, ContractCustomError):
-        return bytes.fromhex(str(info.value.data).removeprefix("0x"))
-    # web3's eth-tester provider formats the raw revert bytes into the message.
-    return ast.literal_eval(str(info.value.args[0]).removeprefix("execution reverted: "))
-
-
-def assert_reverts(call: Callable[[], object], error: str, *args: object) -> None:
-    data = revert_data(call)
-    assert ARTIFACT.decode_error(data) is not None, data.hex()
-    assert ARTIFACT.decode_error(data)[0] == error
-    assert data == ARTIFACT.encode_error(error, *args)
+assert_reverts = partial(contracts_support.assert_reverts, ARTIFACT)
 
 
 @pytest.fixture(scope="module")
 def deployed() -> SimpleNamespace:
-    w3 = Web3(EthereumTesterProvider())
+    w3, passport = deploy(ARTIFACT)
     tester = w3.provider.ethereum_tester
     admin, alice, bob, carol = w3.eth.accounts[:4]
     keys = {
         str(key.public_key.to_checksum_address()): key.to_bytes()
         for key in tester.backend.account_keys
     }
-    factory = w3.eth.contract(abi=ARTIFACT.abi, bytecode=ARTIFACT.bytecode)
-    receipt = w3.eth.wait_for_transaction_receipt(
-        factory.constructor(admin).transact({"from": admin})
-    )
-    passport = w3.eth.contract(address=receipt.contractAddress, abi=ARTIFACT.abi)
     return SimpleNamespace(
         w3=w3,
         tester=tester,
@@ -70,17 +48,8 @@ def deployed() -> SimpleNamespace:
 @pytest.fixture
 def chain(deployed: SimpleNamespace) -> Iterator[SimpleNamespace]:
     """The module's deployment, rolled back after each test so that tests stay independent."""
-    snapshot = deployed.tester.take_snapshot()
-    yield deployed
-    deployed.tester.revert_to_snapshot(snapshot)
-
-
-def transact(chain: SimpleNamespace, call: object, sender: str | None = None) -> dict:
-    receipt = chain.w3.eth.wait_for_transaction_receipt(
-        call.transact({"from": sender or chain.admin})
-    )
-    assert receipt.status == 1
-    return receipt
+    with rolled_back(deployed.w3):
+        yield deployed
 
 
 def mint(chain: SimpleNamespace, to: str, serial: str = "SN-0001") -> int:

@@ -10,6 +10,7 @@ import ndef
 import pytest
 
 from contracts_abi.eip712 import address_of_private_key, recover_label_signer
+from firmware_tools import ecc
 from firmware_tools.errors import FormatError, NdefError, TagCommandError
 from firmware_tools.ndef import parse_type2_image
 from firmware_tools.ntag21x import (
@@ -29,7 +30,6 @@ from firmware_tools.ntag21x import (
     verify_ntag21x,
     write_command,
 )
-from firmware_tools.originality import public_key_of, sign_uid
 from firmware_tools.qr import decode_signature
 
 VECTORS = json.loads(
@@ -140,11 +140,11 @@ def test_other_supplier_and_bad_originality_are_each_reported():
 def test_test_key_for_simulated_tags():
     private = int(VECTORS["test_key"]["private_key"], 16)
     uid = bytes.fromhex("04A1B2C3D4E5F6")
-    check = verify_ntag21x(
-        uid, _url(uid), sign_uid(private, uid), SUPPLIER, nxp_public_key=public_key_of(private)
-    )
+    signature = ecc.sign(ecc.SECP128R1, private, uid)
+    public = ecc.public_key_of(ecc.SECP128R1, private)
+    check = verify_ntag21x(uid, _url(uid), signature, SUPPLIER, nxp_public_key=public)
     assert check.ok
-    assert not verify_ntag21x(uid, _url(uid), sign_uid(private, uid), SUPPLIER).genuine_nxp_uid
+    assert not verify_ntag21x(uid, _url(uid), signature, SUPPLIER).genuine_nxp_uid
 
 
 def test_unsigned_or_malformed_urls_are_reported_not_raised():

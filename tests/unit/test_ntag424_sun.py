@@ -7,9 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
+from firmware_tools import ecc
 from firmware_tools.errors import (
     BadCmac,
     BadLength,
@@ -19,19 +22,18 @@ from firmware_tools.errors import (
     UnknownPiccDataTag,
 )
 from firmware_tools.ntag424 import (
-    NXP_424_PUBLIC_KEY,
     decrypt_file_data,
     decrypt_picc_data,
     encrypt_file_data,
     sdm_mac,
     sdm_session_keys,
     sun_mac_input,
-    verify_originality_424,
     verify_sun,
     verify_sun_plain,
     verify_sun_url,
 )
-from tests.fakes.ntag424 import fake_public_key, fake_signing_key, sign_uid
+from firmware_tools.originality import NXP_424_PUBLIC_KEY, verify_originality_424
+from tests.fakes.ntag424 import fake_public_key, fake_signing_key
 
 VECTOR_DIR = Path(__file__).parent.parent / "vectors"
 SUN = json.loads((VECTOR_DIR / "an12196_sun.json").read_text())
@@ -332,11 +334,24 @@ def test_real_ntag424_signatures_verify_under_nxp_key(sample: dict) -> None:
 
 
 def test_signatures_made_by_openssl_verify() -> None:
-    key, public = fake_signing_key(), fake_public_key()
+    # OpenSSL as an independent second implementation. It only signs digests; a digest of
+    # 28 bytes (the order's size) is used as the integer e unchanged, so the UID
+    # left-padded with zeros to 28 bytes gives e = UID.
+    key = ec.derive_private_key(fake_signing_key(), ec.SECP224R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    assert public == fake_public_key()
+    prehashed = ec.ECDSA(utils.Prehashed(hashes.SHA224()))
     for uid in (UID, h("04000000000000"), h("04FFFFFFFFFFFF")):
-        signature = sign_uid(key, uid)
+        r, s = utils.decode_dss_signature(key.sign(bytes(21) + uid, prehashed))
+        signature = r.to_bytes(28, "big") + s.to_bytes(28, "big")
         assert verify_originality_424(uid, signature, public)
         assert not verify_originality_424(uid, signature)  # not NXP's key
+        # And the simulated tags' signer, checked the other way round.
+        ours = ecc.sign(ecc.SECP224R1, fake_signing_key(), uid)
+        der = utils.encode_dss_signature(int.from_bytes(ours[:28]), int.from_bytes(ours[28:]))
+        key.public_key().verify(der, bytes(21) + uid, prehashed)
 
 
 @pytest.mark.parametrize(
