@@ -124,3 +124,7 @@ class TagCommandError(ReaderError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TagNak(TagCommandError):
+    """The tag answered a Type 2 command with a 4-bit NAK (or the reader reported one)."""

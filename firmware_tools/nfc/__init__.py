@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from firmware_tools.errors import FormatError, TagCommandError, TagLocked, TagNotFound
+from firmware_tools.errors import FormatError, TagCommandError, TagLocked, TagNak, TagNotFound
 from firmware_tools.ndef import (
     decode_uri_record,
     parse_capability_container,
@@ -46,10 +46,6 @@ __all__ = [
     "classify",
     "open_reader",
 ]
-
-
-class TagNak(TagCommandError):
-    """The tag answered a Type 2 command with a 4-bit NAK (or the reader reported one)."""
 
 
 class Link(Protocol):
