@@ -548,7 +548,7 @@ _Tag = TypeVar("_Tag")
 
 @contextmanager
 def _tag_in_field(
-    connstring: str | None, timeout: float, kind: type[_Tag], refusal: str
+    connstring: str | None, timeout: float, kind: type[_Tag] | tuple[type, ...], refusal: str
 ) -> Iterator[_Tag]:
     """Open the reader and wait for a tag; one that is not a `kind` ends the command."""
     from firmware_tools.nfc import open_reader
@@ -586,37 +586,63 @@ def doctor_command(connstring: str | None, as_json: bool) -> None:
 @tag.command("read")
 @device_option
 @timeout_option
-@click.option("--supplier", callback=_address, help="Supplier address to check the tag against.")
+@click.option("--supplier", callback=_address, help="Supplier address, for NTAG 21x labels.")
+@click.option("--sun-meta-key", callback=_hex_key, help="SDM meta-read key (32 hex), NTAG 424.")
+@click.option("--sun-file-key", callback=_hex_key, help="SDM file-read key (32 hex), NTAG 424.")
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Supplier key file: NTAG 424 SUN keys derived from its master key.",
+)
 @click.option(
     "--originality-public-key",
     callback=_hex_bytes,
-    help="Originality key (hex) instead of NXP's NTAG 21x key (for test chips).",
+    help="Originality key (hex) instead of NXP's (for test chips).",
 )
+@passphrase_option
 def tag_read(
     connstring: str | None,
     timeout: float,
     supplier: str | None,
+    sun_meta_key: bytes | None,
+    sun_file_key: bytes | None,
+    key_file: Path | None,
     originality_public_key: bytes | None,
+    passphrase_file: Path | None,
 ) -> None:
     """Read the tag in the field; print what it says and whether it verifies (one JSON object).
 
-    Without --supplier the tag is only read. Exit 0 when it verifies (or was only read),
-    1 when it does not.
+    An NTAG 21x is checked with --supplier, an NTAG 424 DNA with its SUN keys (--key-file or
+    --sun-meta-key/--sun-file-key). Without them the tag is only read. Exit 0 when it
+    verifies (or was only read), 1 when it does not.
 
     \b
-    Example:
+    Examples:
       firmware-tools tag read --device pn532_uart:/dev/ttyUSB0 --supplier 0x2c75...5c23
+      firmware-tools tag read --device pn532_uart:/dev/ttyUSB0 --key-file supplier.key
     """
-    from firmware_tools.nfc import Ntag21x
-    from firmware_tools.ntag21x import verify_ntag21x
+    from firmware_tools.nfc import Ntag21x, Ntag424
 
-    refusal = (
-        "is an NTAG 424 DNA: reading it is not supported yet;"
-        " tap it with a phone and check the URL with `tag verify`"
-    )
-    with _tag_in_field(connstring, timeout, Ntag21x, refusal) as found:
+    with _tag_in_field(connstring, timeout, (Ntag21x, Ntag424), "is not a supported tag") as found:
         url = found.read_ndef_url()
         originality = found.read_signature()
+    if isinstance(found, Ntag424):
+        keys_given = key_file is not None or sun_meta_key is not None or sun_file_key is not None
+        sun_keys = (
+            _sun_keys(sun_meta_key, sun_file_key, key_file, passphrase_file) if keys_given else None
+        )
+        report = _ntag424_read_report(found.uid, url, originality, sun_keys, originality_public_key)
+    else:
+        report = _ntag21x_read_report(found, url, originality, supplier, originality_public_key)
+    click.echo(json.dumps(report))
+    sys.exit(EXIT_OK if report["verdict"] in ("authentic", None) else EXIT_FAILED)
+
+
+def _ntag21x_read_report(
+    found: Any, url: str, originality: bytes, supplier: str | None, public_key: bytes | None
+) -> dict:
+    from firmware_tools.ntag21x import verify_ntag21x
+
     report: dict[str, Any] = {
         "kind": "ntag21x",
         "chip": found.layout.name,
@@ -625,27 +651,62 @@ def tag_read(
         "originality_signature": originality.hex().upper(),
     }
     if supplier is None:
-        click.echo(json.dumps({"verdict": None, "reasons": [], **report}))
-        sys.exit(EXIT_OK)
-    extra = {} if originality_public_key is None else {"nxp_public_key": originality_public_key}
+        return {"verdict": None, "reasons": [], **report}
+    extra = {} if public_key is None else {"nxp_public_key": public_key}
     check = verify_ntag21x(found.uid, url, originality, supplier, **extra)
-    verdict = "authentic" if check.ok else "counterfeit"
-    problems = [] if check.ok else list(check.findings)
-    click.echo(
-        json.dumps(
-            {
-                "verdict": verdict,
-                "reasons": problems,
-                "codes": list(check.codes),
-                "findings": list(check.findings),
-                **report,
-                "gtin": check.gtin,
-                "serial": check.serial,
-                "signer": check.signer,
-            }
-        )
+    return {
+        "verdict": "authentic" if check.ok else "counterfeit",
+        "reasons": [] if check.ok else list(check.findings),
+        "codes": list(check.codes),
+        "findings": list(check.findings),
+        **report,
+        "gtin": check.gtin,
+        "serial": check.serial,
+        "signer": check.signer,
+    }
+
+
+def _ntag424_read_report(
+    uid: bytes,
+    url: str,
+    originality: bytes,
+    sun_keys: tuple[bytes, Any] | None,
+    public_key: bytes | None,
+) -> dict:
+    from firmware_tools.originality import verify_originality_424
+
+    extra = {} if public_key is None else {"public_key": public_key}
+    try:
+        genuine_uid = verify_originality_424(uid, originality, **extra)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--originality-public-key") from None
+    # The signature proves NXP issued this UID, not that this chip is the original: a SUN
+    # MAC under the supplier's keys and a rising counter are what a clone cannot produce.
+    finding = (
+        "genuine NXP chip UID (originality signature valid)"
+        if genuine_uid
+        else "the originality signature is not NXP's for this UID"
     )
-    sys.exit(EXIT_OK if check.ok else EXIT_FAILED)
+    read = {
+        "kind": "ntag424_sun",
+        "chip": "NTAG 424 DNA",
+        "url": url,
+        "originality_signature": originality.hex().upper(),
+        "findings": [finding],
+    }
+    if sun_keys is None:
+        return {"verdict": None, "reasons": [], **read, "uid": uid.hex().upper()}
+    report = {**read, **_sun_verdict(url, *sun_keys, None)}
+    if report["uid"] is not None and report["uid"] != uid.hex().upper():
+        report.update(verdict="counterfeit")
+        report["reasons"].append("the SUN message names another UID than the chip in the field")
+        report["codes"].append("uid_mismatch")
+    if not genuine_uid:
+        report.update(verdict="counterfeit")
+        report["reasons"].append(finding)
+        report["codes"].append("bad_originality_signature")
+    report["findings"] = [finding]
+    return report
 
 
 def _label_fields(gtin: str, serial: str | None) -> tuple[str, str]:

@@ -147,6 +147,10 @@ class Ntag21x:
             self.write_page(page, data)
 
 
+# Short enough for one PN532 frame with ISO-DEP overhead (PN532 UM §6.2: 262-byte payload).
+NTAG424_READ_CHUNK = 0x80
+
+
 class Ntag424:
     """An NTAG 424 DNA (ISO 14443-4) in the field: APDUs in, responses out."""
 
@@ -161,6 +165,40 @@ class Ntag424:
     def exchange(self, apdu: bytes) -> bytes:
         """One C-APDU, its R-APDU (data || SW1 SW2); ISO-DEP framing is the reader's job."""
         return self._link.transceive(bytes(apdu))
+
+    def read_ndef_url(self) -> str:
+        """The URL in the NDEF file; a SUN tag mirrors fresh PICC data and MAC on each tap."""
+        # NFC Forum Type 4 Tag §5.4 and NT4H2421Gx §8.2: select the NDEF application by its
+        # name, then file E104, read NLEN, then the message, in plain ISO ReadBinary.
+        self._iso("select the NDEF application", bytes.fromhex("00A4040C07D276000085010100"))
+        self._iso("select the NDEF file", bytes.fromhex("00A4000C02E104"))
+        length = int.from_bytes(self._iso("read NLEN", bytes.fromhex("00B0000002")), "big")
+        message = b""
+        while len(message) < length:
+            offset = 2 + len(message)
+            size = min(length - len(message), NTAG424_READ_CHUNK)
+            apdu = bytes((0x00, 0xB0, offset >> 8, offset & 0xFF, size))
+            message += self._iso("read the NDEF file", apdu)
+        try:
+            return decode_uri_record(message)
+        except FormatError as exc:
+            raise TagCommandError(f"the NDEF file holds no URI record: {exc}") from exc
+
+    def read_signature(self) -> bytes:
+        """NXP's originality signature: 56 bytes, ECDSA secp224r1 r || s over the UID."""
+        # NT4H2421Gx Read_Sig: native command 3C with address 00; plain outside a session.
+        response = self.exchange(bytes.fromhex("903C0000010000"))
+        if response[-2:] != b"\x91\x00" or len(response) != 58:
+            status = int.from_bytes(response[-2:], "big") if len(response) >= 2 else None
+            raise TagCommandError(f"the tag refused Read_Sig ({response.hex().upper()})", status)
+        return response[:-2]
+
+    def _iso(self, what: str, apdu: bytes) -> bytes:
+        response = self.exchange(apdu)
+        if len(response) < 2 or response[-2:] != b"\x90\x00":
+            status = int.from_bytes(response[-2:], "big") if len(response) >= 2 else None
+            raise TagCommandError(f"the tag refused to {what} ({response.hex().upper()})", status)
+        return response[:-2]
 
 
 def classify(link: Link, uid: bytes, atqa: bytes, sak: int, ats: bytes) -> Ntag21x | Ntag424:

@@ -467,6 +467,54 @@ def test_ntag424_personalize_then_verify_its_sun_url(
     assert code == 1 and replay["codes"] == ["replayed_counter"]
 
 
+@pytest.mark.libnfc
+def test_tag_read_of_an_ntag424_checks_sun_and_originality(
+    libnfc: None, runner: CliRunner, key_file: Path, passfile: Path, tmp_path: Path
+) -> None:
+    from tests.fakes.ntag424 import SimulatedNtag424, fake_public_key
+
+    chip = SimulatedNtag424(bytes.fromhex("04C1D2E3F40581"))
+    originality = ["--originality-public-key", fake_public_key().hex()]
+    keys = ["--key-file", str(key_file), "--passphrase-file", str(passfile)]
+    other_key_file = tmp_path / "other.key"
+    runner.invoke(main, ["keys", "new", str(other_key_file), "--passphrase-file", str(passfile)])
+    with emulated(chip) as emulator:
+        device = ["--device", emulator.connstring, "--timeout", "3"]
+        personalized = runner.invoke(
+            main,
+            ["ntag424", "personalize", *device, *keys, "--host", HOST,
+             "--gtin", "4006381333931", "--serial", "DNA-2"],
+        )  # fmt: skip
+        assert personalized.exit_code == 0, personalized.output
+        read_only = runner.invoke(main, ["tag", "read", *device, *originality])
+        checked = runner.invoke(main, ["tag", "read", *device, *originality, *keys])
+        not_nxp = runner.invoke(main, ["tag", "read", *device, *keys])
+        other_key = [*device, *originality, "--key-file", str(other_key_file)]
+        wrong_keys = runner.invoke(
+            main, ["tag", "read", *other_key, "--passphrase-file", str(passfile)]
+        )
+    assert emulator.errors == []
+
+    assert read_only.exit_code == 0, read_only.output
+    first = json.loads(read_only.stdout)
+    assert first["verdict"] is None and first["uid"] == "04C1D2E3F40581"
+    assert first["url"].startswith(f"https://{HOST}/01/04006381333931/21/DNA-2?picc_data=")
+
+    assert checked.exit_code == 0, checked.output
+    report = json.loads(checked.stdout)
+    assert report["verdict"] == "authentic", report
+    assert (report["uid"], report["serial"]) == ("04C1D2E3F40581", "DNA-2")
+    assert report["findings"] == ["genuine NXP chip UID (originality signature valid)"]
+    assert report["url"] != first["url"]  # every tap mirrors a fresh counter and MAC
+
+    # The simulated chip is signed by a test key, not by NXP: under NXP's key it fails.
+    assert not_nxp.exit_code == 1
+    assert json.loads(not_nxp.stdout)["codes"] == ["bad_originality_signature"]
+
+    assert wrong_keys.exit_code == 1
+    assert json.loads(wrong_keys.stdout)["codes"] == ["unknown_picc_data_tag"]
+
+
 def test_doctor_reports_a_missing_serial_device(runner: CliRunner) -> None:
     result = runner.invoke(
         main, ["doctor", "--device", "pn532_uart:/dev/nonexistent-reader", "--json"]
