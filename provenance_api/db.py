@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,15 +70,6 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def ping(engine: Engine) -> None:
-    """Run `SELECT 1`; raise DatabaseError naming the (masked) URL on failure."""
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as exc:
-        raise DatabaseError(f"database {safe_url(str(engine.url))} unreachable: {exc}") from exc
-
-
 def alembic_config(url: str) -> AlembicConfig:
     """An Alembic configuration for our migrations against `url` (no alembic.ini needed)."""
     config = AlembicConfig()
@@ -108,8 +100,9 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest revision our migrations define."""
+    """The newest revision our migrations define (read from the scripts once per process)."""
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
@@ -119,8 +112,10 @@ def head_revision() -> str:
 
 def check_schema(engine: Engine) -> None:
     """Raise DatabaseError unless the database is reachable and migrated to the head revision."""
-    ping(engine)
-    current = current_revision(engine)
+    try:
+        current = current_revision(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseError(f"database {safe_url(str(engine.url))} unreachable: {exc}") from exc
     if current != head_revision():
         raise DatabaseError(
             f"database {safe_url(str(engine.url))} is at revision {current or 'none'}, "
