@@ -14,6 +14,7 @@ from importlib import resources
 
 from eth_abi import decode, encode
 from eth_hash.auto import keccak
+from eth_utils import collapse_if_tuple
 
 CONTRACT_NAMES = ("ProductPassport", "CustodyLedger")
 
@@ -47,13 +48,6 @@ class Artifact:
         return selector + encode(list(types), list(args))
 
 
-def _canonical_type(param: dict) -> str:
-    kind = param["type"]
-    if kind.startswith("tuple"):
-        return "(" + ",".join(_canonical_type(c) for c in param["components"]) + ")" + kind[5:]
-    return kind
-
-
 @functools.cache
 def _error_table(
     artifact: Artifact,
@@ -63,7 +57,7 @@ def _error_table(
     errors = [("Error", ("string",)), ("Panic", ("uint256",))]
     for item in artifact.abi:
         if item["type"] == "error":
-            errors.append((item["name"], tuple(_canonical_type(p) for p in item["inputs"])))
+            errors.append((item["name"], tuple(collapse_if_tuple(p) for p in item["inputs"])))
     by_selector = {}
     by_name = {}
     for name, types in errors:

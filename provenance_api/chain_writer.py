@@ -386,8 +386,8 @@ class ChainWriter:
         log.info("write %s %s (nonce %s)", row.id, status.value, row.nonce)
 
     def _revert_reason(self, row: ChainWrite, receipt: outbox.Receipt) -> str | None:
+        artifact = load_artifact(row.contract)  # known: the write was encoded from it
         try:
-            abi = load_artifact(row.contract).abi
             with self.chain_lock:
                 tx = self.w3.eth.get_transaction(receipt.tx_hash)
                 self.w3.eth.call(
@@ -397,9 +397,9 @@ class ChainWriter:
         except Exception as exc:  # the reason is best effort; the row fails either way
             data = getattr(exc, "data", None)
             if isinstance(data, str) and data.startswith("0x"):
-                return outbox.describe_revert(bytes.fromhex(data[2:]), abi)
+                return outbox.describe_revert(bytes.fromhex(data[2:]), artifact)
             if isinstance(data, bytes | bytearray):
-                return outbox.describe_revert(bytes(data), abi)
+                return outbox.describe_revert(bytes(data), artifact)
             message = getattr(exc, "message", None) or str(exc)
             return f"reverted: {message}" if message else None
         return None

@@ -25,6 +25,8 @@ import eth_abi
 from eth_hash.auto import keccak
 from eth_utils import collapse_if_tuple, to_checksum_address
 
+from contracts_abi import Artifact
+
 MIN_BUMP_PERCENT = Fraction(10)  # geth and anvil reject a replacement below +10%
 LIVE = ("signed", "sent")
 FINAL = ("confirmed", "failed")
@@ -311,35 +313,26 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-_ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
-_PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
+def describe_revert(data: bytes, artifact: Artifact) -> str:
+    """A readable reason from revert data: Error(string), Panic(uint256) or a custom error.
 
-
-def describe_revert(data: bytes, abi: Sequence[Mapping[str, Any]] = ()) -> str:
-    """A readable reason from revert data: Error(string), Panic(uint256) or an ABI custom error.
-
-    >>> describe_revert(bytes.fromhex("4e487b71") + (17).to_bytes(32, "big"))
+    >>> from contracts_abi import load_artifact
+    >>> describe_revert(bytes.fromhex("4e487b71") + (17).to_bytes(32, "big"),
+    ...                 load_artifact("CustodyLedger"))
     'Panic(17)'
     """
     if len(data) < 4:
         return "reverted without a reason"
-    selector, body = data[:4], data[4:]
     try:
-        if selector == _ERROR_STRING:
-            return eth_abi.decode(["string"], body)[0]
-        if selector == _PANIC:
-            return f"Panic({eth_abi.decode(['uint256'], body)[0]})"
-        for entry in abi:
-            if entry.get("type") != "error":
-                continue
-            types = [collapse_if_tuple(dict(item)) for item in entry.get("inputs", ())]
-            if keccak(f"{entry['name']}({','.join(types)})".encode())[:4] == selector:
-                values = eth_abi.decode(types, body)
-                shown = ", ".join(jsonable_repr(v) for v in values)
-                return f"{entry['name']}({shown})"
+        decoded = artifact.decode_error(data)
     except eth_abi.exceptions.DecodingError:
-        pass
-    return f"reverted with data 0x{data.hex()}"
+        decoded = None
+    if decoded is None:
+        return f"reverted with data 0x{data.hex()}"
+    name, values = decoded
+    if name == "Error":
+        return values[0]
+    return f"{name}({', '.join(jsonable_repr(value) for value in values)})"
 
 
 def jsonable_repr(value: Any) -> str:

@@ -9,6 +9,7 @@ import eth_abi
 import pytest
 from eth_hash.auto import keccak
 
+from contracts_abi import load_artifact
 from provenance_api import outbox
 from provenance_api.outbox import (
     Attempt,
@@ -263,8 +264,9 @@ class TestCalldata:
 
     def test_revert_reasons(self):
         custom = keccak(b"LedgerUnknownRoot(bytes32)")[:4] + bytes([0xAA]) * 32
-        assert outbox.describe_revert(custom, ABI) == "LedgerUnknownRoot(0x" + "aa" * 32 + ")"
+        ledger = load_artifact("CustodyLedger")
+        assert outbox.describe_revert(custom, ledger) == "LedgerUnknownRoot(0x" + "aa" * 32 + ")"
         error = bytes.fromhex("08c379a0") + eth_abi.encode(["string"], ["nope"])
-        assert outbox.describe_revert(error) == "nope"
-        assert outbox.describe_revert(b"") == "reverted without a reason"
-        assert outbox.describe_revert(b"\x01\x02\x03\x04").startswith("reverted with data")
+        assert outbox.describe_revert(error, ledger) == "nope"
+        assert outbox.describe_revert(b"", ledger) == "reverted without a reason"
+        assert outbox.describe_revert(b"\x01\x02\x03\x04", ledger).startswith("reverted with data")
