@@ -112,7 +112,10 @@ def lease_status(engine: Engine, sender: str, now: datetime | None = None) -> di
 
 
 class ChainWriter:
-    """Signs and sends the owed writes of one key; `tick()` does one pass, `run()` loops."""
+    """Signs and sends the owed writes of one key; `tick()` does one pass, `run()` loops.
+
+    Chain requests take no lock here: the embedded provider serialises them itself.
+    """
 
     def __init__(
         self,
@@ -121,7 +124,6 @@ class ChainWriter:
         account: LocalAccount,
         settings: WriterSettings | None = None,
         *,
-        chain_lock: threading.RLock | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
@@ -131,14 +133,11 @@ class ChainWriter:
         self.settings = settings or WriterSettings()
         self.policy = self.settings.policy()
         self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-        # The embedded chain is not thread-safe; the app shares one lock with request handlers.
-        self.chain_lock = chain_lock or threading.RLock()
         self.clock = clock
         self.running = False
         self.last_error: str | None = None
         self.tick_errors: list[str] = []
-        with self.chain_lock:
-            self.chain_id = w3.eth.chain_id
+        self.chain_id = w3.eth.chain_id
         self._addresses: dict[str, str] = {}
 
     # -- the loop -------------------------------------------------------------------------
@@ -287,9 +286,8 @@ class ChainWriter:
     def _advance(self, live: list[tuple[ChainWrite, list[ChainTxAttempt]]]) -> None:
         if not live:
             return
-        with self.chain_lock:
-            head = self.w3.eth.block_number
-            mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")
+        head = self.w3.eth.block_number
+        mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")
         suggested: outbox.Fees | None = None
         for row, attempts in live:
             now = self.clock()
@@ -320,8 +318,7 @@ class ChainWriter:
         found = {}
         for attempt in attempts:
             try:
-                with self.chain_lock:
-                    receipt = self.w3.eth.get_transaction_receipt(attempt.tx_hash)
+                receipt = self.w3.eth.get_transaction_receipt(attempt.tx_hash)
             except TransactionNotFound:
                 continue
             if receipt is None or receipt.get("blockNumber") is None:
@@ -336,8 +333,7 @@ class ChainWriter:
 
     def _known(self, tx_hash: str) -> frozenset[str]:
         try:
-            with self.chain_lock:
-                self.w3.eth.get_transaction(tx_hash)
+            self.w3.eth.get_transaction(tx_hash)
         except TransactionNotFound:
             return frozenset()
         return frozenset({tx_hash})
@@ -388,12 +384,11 @@ class ChainWriter:
     def _revert_reason(self, row: ChainWrite, receipt: outbox.Receipt) -> str | None:
         artifact = load_artifact(row.contract)  # known: the write was encoded from it
         try:
-            with self.chain_lock:
-                tx = self.w3.eth.get_transaction(receipt.tx_hash)
-                self.w3.eth.call(
-                    {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]},
-                    block_identifier=receipt.block_number - 1,
-                )
+            tx = self.w3.eth.get_transaction(receipt.tx_hash)
+            self.w3.eth.call(
+                {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]},
+                block_identifier=receipt.block_number - 1,
+            )
         except Exception as exc:  # the reason is best effort; the row fails either way
             data = getattr(exc, "data", None)
             if isinstance(data, str) and data.startswith("0x"):
@@ -407,12 +402,11 @@ class ChainWriter:
     # -- signing --------------------------------------------------------------------------
 
     def _suggested_fees(self) -> outbox.Fees:
-        with self.chain_lock:
-            block = self.w3.eth.get_block("latest")
-            try:
-                tip = int(self.w3.eth.max_priority_fee)
-            except Exception:  # not every node implements eth_maxPriorityFeePerGas
-                tip = 10**9
+        block = self.w3.eth.get_block("latest")
+        try:
+            tip = int(self.w3.eth.max_priority_fee)
+        except Exception:  # not every node implements eth_maxPriorityFeePerGas
+            tip = 10**9
         return outbox.initial_fees(int(block.get("baseFeePerGas", 0) or 0), tip)
 
     def _load_addresses(self) -> None:
@@ -458,8 +452,7 @@ class ChainWriter:
         if not self.settings.estimate_gas:
             return self.settings.fallback_gas
         try:
-            with self.chain_lock:
-                estimate = self.w3.eth.estimate_gas({"from": self.sender, "to": to, "data": data})
+            estimate = self.w3.eth.estimate_gas({"from": self.sender, "to": to, "data": data})
         except Exception:
             # Reverts in estimation are not final (an earlier write still in flight may be what
             # makes this one valid), so send anyway; the receipt decides, in order.
@@ -485,8 +478,7 @@ class ChainWriter:
             highest = session.exec(
                 select(sa.func.max(ChainWrite.nonce)).where(ChainWrite.sender == self.sender)
             ).one()
-            with self.chain_lock:
-                chain_pending = self.w3.eth.get_transaction_count(self.sender, "pending")
+            chain_pending = self.w3.eth.get_transaction_count(self.sender, "pending")
             nonce = outbox.next_nonce(highest, chain_pending)
             fees = self._suggested_fees()
             signed = []
@@ -541,8 +533,7 @@ class ChainWriter:
             ).one()
             raw = bytes.fromhex(attempt.raw_tx.removeprefix("0x"))
         try:
-            with self.chain_lock:
-                self.w3.eth.send_raw_transaction(raw)
+            self.w3.eth.send_raw_transaction(raw)
         except Exception as exc:
             text = str(exc).lower()
             if not any(marker in text for marker in _ALREADY_IN + _NONCE_USED):
