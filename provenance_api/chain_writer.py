@@ -37,11 +37,11 @@ from provenance_api.db import session_scope
 from provenance_api.models import (
     ChainTxAttempt,
     ChainWrite,
-    ContractDeployment,
     WriterLease,
     WriteStatus,
     utcnow,
 )
+from provenance_api.services.deployments import known_addresses
 
 log = logging.getLogger(__name__)
 
@@ -413,10 +413,7 @@ class ChainWriter:
         # Read before a signing transaction opens: on SQLite a second session inside it would
         # wait for the first one's write lock.
         with Session(self.engine) as session:
-            for deployment in session.exec(
-                select(ContractDeployment).where(ContractDeployment.chain_id == self.chain_id)
-            ):
-                self._addresses[deployment.name] = deployment.address
+            self._addresses = known_addresses(session, self.chain_id)
 
     def _address(self, contract: str) -> str:
         try:
