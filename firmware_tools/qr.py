@@ -4,9 +4,7 @@ Pure: no I/O; keys are arguments.
 
 The signature is `contracts_abi.eip712.sign_label` over (GTIN-14, serial), 65 bytes r||s||v,
 in the non-AI query parameter `sig` as base64url without padding (87 characters). The
-verifier here recovers the signer with coincurve and compares the raw 20 address bytes
-with the supplier's, instead of going through `recover_label_signer` (which builds a
-checksummed string): that and a cached hash of the GTIN roughly double the rate.
+verifier compares raw 20-byte addresses and builds a checksummed string only to report one.
 """
 
 from __future__ import annotations
@@ -17,26 +15,15 @@ import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 
-from coincurve import PublicKey
-
 from contracts_abi.eip712 import (
-    ITEM_LABEL_TYPE,
-    LABEL_DOMAIN_SEPARATOR,
+    SignatureError,
     address_of_private_key,
+    label_digest,
+    recover_digest_signer_bytes,
     sign_label,
 )
 from firmware_tools.errors import BadSignature, FormatError, GS1Error
 from firmware_tools.gs1 import DigitalLink, build_digital_link, normalize_gtin, parse_digital_link
-
-try:  # safe-pysha3, when installed, hashes short inputs ~8x faster than eth_hash's default
-    from sha3 import keccak_256
-
-    def keccak(data: bytes) -> bytes:
-        """Keccak-256 (Ethereum's, not SHA3-256)."""
-        return keccak_256(data).digest()
-
-except ImportError:
-    from eth_hash.auto import keccak
 
 __all__ = [
     "LabelCheck",
@@ -45,7 +32,6 @@ __all__ = [
     "check_label",
     "decode_signature",
     "encode_signature",
-    "item_label_digest",
     "new_serial",
     "recover_signer_bytes",
     "sign_label_url",
@@ -54,8 +40,6 @@ __all__ = [
 
 SIG_PARAM = "sig"
 SIGNATURE_LENGTH = 65
-_ITEM_LABEL_TYPEHASH = keccak(ITEM_LABEL_TYPE.encode())
-_SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
 
 # Stable reason codes, next to the InvalidTag ones.
 MALFORMED_URL = "malformed_url"
@@ -134,12 +118,6 @@ def sign_label_url(
     )
 
 
-@lru_cache(maxsize=4096)
-def _gtin_hash(gtin: str) -> bytes:
-    # A verifier sees few GTINs and many serials: hash each GTIN once.
-    return keccak(gtin.encode())
-
-
 @lru_cache(maxsize=1024)
 def address_bytes(address: str) -> bytes:
     """The 20 bytes of a 0x-prefixed hex address (any case); raises FormatError if malformed."""
@@ -158,39 +136,17 @@ def _checksummed(raw: bytes) -> str:
     return to_checksum_address(raw)
 
 
-def item_label_digest(gtin: str, serial: str) -> bytes:
-    """The EIP-712 digest of ItemLabel(gtin, serial): the same as `eip712.label_digest`."""
-    struct = keccak(_ITEM_LABEL_TYPEHASH + _gtin_hash(gtin) + keccak(serial.encode()))
-    return keccak(b"\x19\x01" + LABEL_DOMAIN_SEPARATOR + struct)
-
-
 def recover_signer_bytes(digest: bytes, signature: bytes) -> bytes:
-    """The 20 address bytes that signed `digest`; raises BadSignature if malformed.
-
-    Same rules as `eip712.recover_digest_signer` (v 27/28 or 0/1, low s), without the
-    checksummed string.
-    """
+    """The 20 address bytes that signed `digest`; raises BadSignature if malformed."""
     if len(signature) != SIGNATURE_LENGTH:
         raise BadSignature(
             f"signature is {len(signature)} bytes, it should be {SIGNATURE_LENGTH}"
             + (" (truncated?)" if len(signature) < SIGNATURE_LENGTH else "")
         )
-    v = signature[64]
-    if v >= 27:
-        v -= 27
-    if v not in (0, 1):
-        raise BadSignature(f"signature recovery id must be 27 or 28, got {signature[64]}")
-    s = int.from_bytes(signature[32:64], "big")
-    # EIP-2: only low-s signatures, so that each claim has exactly one valid signature.
-    if s == 0 or s > _SECP256K1_HALF_N:
-        raise BadSignature("signature s value is out of range")
     try:
-        public = PublicKey.from_signature_and_message(
-            signature[:64] + bytes((v,)), digest, hasher=None
-        )
-    except Exception:  # coincurve raises plain Exception for unrecoverable input
-        raise BadSignature("signature does not recover to a public key") from None
-    return keccak(public.format(compressed=False)[1:])[-20:]
+        return recover_digest_signer_bytes(digest, signature)
+    except SignatureError as exc:
+        raise BadSignature(str(exc)) from None
 
 
 def check_label(link: DigitalLink, supplier_address: str) -> LabelCheck:
@@ -207,9 +163,7 @@ def check_label(link: DigitalLink, supplier_address: str) -> LabelCheck:
             **common,
         )
     try:
-        raw = recover_signer_bytes(
-            item_label_digest(link.gtin, link.serial), decode_signature(text)
-        )
+        raw = recover_signer_bytes(label_digest(link.gtin, link.serial), decode_signature(text))
     except (BadSignature, FormatError) as exc:
         return LabelCheck(
             ok=False,

@@ -13,7 +13,6 @@ from firmware_tools.gs1 import parse_digital_link
 from firmware_tools.qr import (
     decode_signature,
     encode_signature,
-    item_label_digest,
     new_serial,
     recover_signer_bytes,
     sign_label_url,
@@ -59,7 +58,6 @@ def test_the_signature_is_eip712_over_gtin14_and_serial() -> None:
     signature = sig_of(url)
     assert len(signature) == 65 and len(url.split("sig=")[1]) == 87
     assert recover_label_signer(signature, "04006381333931", "XYZ") == SUPPLIER
-    assert item_label_digest("04006381333931", "XYZ") == label_digest("04006381333931", "XYZ")
 
 
 def test_the_supplier_address_may_be_given_in_any_case() -> None:
