@@ -339,16 +339,12 @@ def _label_verdict(url: str, supplier: str) -> dict:
 def _chip_label_verdict(link: Any, supplier: str) -> dict:
     """An NTAG 21x URL seen without its chip: only the supplier's UID-bound signature."""
     from contracts_abi.eip712 import label_digest
-    from firmware_tools.qr import address_bytes, decode_signature, recover_signer_bytes
+    from firmware_tools.qr import address_bytes, checksummed, decode_signature, recover_signer_bytes
 
     report = {"kind": "ntag21x_url", "gtin": link.gtin, "serial": link.serial, "signer": None}
     note = "the NXP originality signature needs the chip itself: use `tag read`"
     try:
         uid = bytes.fromhex(link.param("uid"))
-        sig = link.param("sig")
-        if sig is None:
-            raise InvalidTag("the URL has no sig parameter", "missing_signature")
-        raw = recover_signer_bytes(label_digest(link.gtin, link.serial, uid), decode_signature(sig))
     except ValueError:
         return {
             "verdict": "counterfeit",
@@ -356,6 +352,11 @@ def _chip_label_verdict(link: Any, supplier: str) -> dict:
             "codes": ["malformed_url"],
             **report,
         }
+    try:
+        sig = link.param("sig")
+        if sig is None:
+            raise InvalidTag("the URL has no sig parameter", "missing_signature")
+        raw = recover_signer_bytes(label_digest(link.gtin, link.serial, uid), decode_signature(sig))
     except (InvalidTag, FormatError) as exc:
         code = getattr(exc, "reason", "bad_signature")
         return {
@@ -364,13 +365,11 @@ def _chip_label_verdict(link: Any, supplier: str) -> dict:
             "codes": [code],
             **report,
         }
-    from eth_utils import to_checksum_address
-
-    report["signer"] = to_checksum_address(raw)
+    report["signer"] = checksummed(raw)
     report["uid"] = uid.hex().upper()
-    if raw != address_bytes(supplier):
-        expected = to_checksum_address(address_bytes(supplier))
-        reason = f"signed by {report['signer']}, not by the supplier {expected}"
+    expected = address_bytes(supplier)
+    if raw != expected:
+        reason = f"signed by {report['signer']}, not by the supplier {checksummed(expected)}"
         return {"verdict": "counterfeit", "reasons": [reason], "codes": ["bad_signature"], **report}
     return {"verdict": "authentic", "reasons": [], "codes": [], "note": note, **report}
 

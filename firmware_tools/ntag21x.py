@@ -15,9 +15,6 @@ so that a label copied onto another chip names the wrong UID.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-
-from eth_utils import to_checksum_address
 
 from contracts_abi.eip712 import label_digest, sign_label
 from firmware_tools.errors import (
@@ -31,7 +28,7 @@ from firmware_tools.errors import (
 from firmware_tools.gs1 import build_digital_link, normalize_gtin, parse_digital_link
 from firmware_tools.ndef import build_type2_image, encode_uri_record
 from firmware_tools.originality import NXP_NTAG21X_PUBLIC_KEY, verify_originality
-from firmware_tools.qr import address_bytes, decode_signature, encode_signature
+from firmware_tools.qr import address_bytes, checksummed, decode_signature, encode_signature
 from firmware_tools.qr import recover_signer_bytes as _recover_signer_bytes
 
 PAGE_SIZE = 4
@@ -83,12 +80,6 @@ NTAG213 = Ntag21xLayout("NTAG213", 0x0F, 45, 144, 144)
 NTAG215 = Ntag21xLayout("NTAG215", 0x11, 135, 504, 496)
 NTAG216 = Ntag21xLayout("NTAG216", 0x13, 231, 888, 872)
 LAYOUTS = {layout.storage_size: layout for layout in (NTAG213, NTAG215, NTAG216)}
-
-
-@lru_cache(maxsize=1024)
-def _checksummed(raw: bytes) -> str:
-    """EIP-55 form of 20 address bytes; cached, as a verifier sees few suppliers."""
-    return to_checksum_address(raw)
 
 
 def layout_for_version(version: bytes) -> Ntag21xLayout:
@@ -303,13 +294,13 @@ def verify_ntag21x(
             findings.append(f"bad supplier signature: {exc}")
             codes.append(BadSignature.reason)
         else:
-            signer = _checksummed(raw)
+            signer = checksummed(raw)
             if raw == expected:
                 signed = True
                 findings.append(f"supplier signature over (GTIN, serial, UID) by {signer}")
             else:
                 findings.append(
-                    f"signed by {signer}, not by the supplier {_checksummed(expected)}"
+                    f"signed by {signer}, not by the supplier {checksummed(expected)}"
                     " (another key, or the GTIN, serial, UID or signature was altered)"
                 )
                 codes.append(BadSignature.reason)

@@ -30,6 +30,7 @@ __all__ = [
     "address_bytes",
     "address_of_private_key",
     "check_label",
+    "checksummed",
     "decode_signature",
     "encode_signature",
     "new_serial",
@@ -130,7 +131,8 @@ def address_bytes(address: str) -> bytes:
 
 
 @lru_cache(maxsize=1024)
-def _checksummed(raw: bytes) -> str:
+def checksummed(raw: bytes) -> str:
+    """EIP-55 form of 20 address bytes; cached, as a verifier sees few suppliers."""
     from eth_utils import to_checksum_address
 
     return to_checksum_address(raw)
@@ -173,18 +175,18 @@ def check_label(link: DigitalLink, supplier_address: str) -> LabelCheck:
             **common,
         )
     if raw != expected:
-        signer = _checksummed(raw)
+        signer = checksummed(raw)
         return LabelCheck(
             ok=False,
             reasons=(
-                f"signed by {signer}, not by the supplier {_checksummed(expected)}"
+                f"signed by {signer}, not by the supplier {checksummed(expected)}"
                 " (another key, or the GTIN, serial or signature was altered)",
             ),
             codes=(BAD_SIGNATURE,),
             signer=signer,
             **common,
         )
-    return LabelCheck(ok=True, reasons=(), codes=(), signer=_checksummed(raw), **common)
+    return LabelCheck(ok=True, reasons=(), codes=(), signer=checksummed(raw), **common)
 
 
 def verify_label_url(url: str, supplier_address: str) -> LabelCheck:

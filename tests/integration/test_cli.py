@@ -173,6 +173,23 @@ def test_tag_verify_a_signed_label(runner: CliRunner) -> None:
     assert code == 1 and "65" in report["reasons"][0]
 
 
+def test_tag_verify_an_ntag21x_url_names_what_is_wrong(runner: CliRunner) -> None:
+    from firmware_tools.ntag21x import sign_ntag21x_url
+
+    uid = bytes.fromhex("04A1B2C3D4E5F6")
+    url = sign_ntag21x_url(LABEL_KEY, HOST, "4006381333931", "SN-21", uid)
+    code, report = verify(runner, url, "--supplier", SUPPLIER)
+    assert code == 0 and report["uid"] == "04A1B2C3D4E5F6" and report["signer"] == SUPPLIER
+    code, report = verify(runner, url, "--supplier", OTHER)
+    assert code == 1 and report["codes"] == ["bad_signature"] and OTHER in report["reasons"][0]
+    # A malformed sig is a bad signature, not a malformed uid.
+    code, report = verify(runner, url.split("sig=")[0] + "sig=abcde", "--supplier", SUPPLIER)
+    assert code == 1 and report["codes"] == ["bad_signature"]
+    assert report["reasons"][0].startswith("bad signature: sig has 5 characters")
+    code, report = verify(runner, url.replace("uid=04A1", "uid=ZZA1"), "--supplier", SUPPLIER)
+    assert code == 1 and report["codes"] == ["malformed_url"]
+
+
 @pytest.mark.parametrize(
     "args",
     [
