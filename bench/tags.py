@@ -75,7 +75,7 @@ def _sun_urls(count: int) -> tuple[list[str], bytes, bytes]:
     """SUN URLs of `count` tags (distinct UIDs and counters) keyed from a master key."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-    from firmware_tools.keys import sun_file_read_key, sun_meta_read_key
+    from firmware_tools.diversify import sun_file_read_key, sun_meta_read_key
     from firmware_tools.ntag424 import sdm_mac
 
     master = os.urandom(16)
@@ -98,7 +98,7 @@ def sun_rate(diversified: bool = False) -> float | None:
         from firmware_tools.ntag424 import verify_sun_url
     except ImportError:
         return None
-    from firmware_tools.keys import sun_file_read_key
+    from firmware_tools.diversify import sun_file_read_key
 
     if diversified:
         urls, master, meta = _sun_urls(200)

@@ -271,7 +271,8 @@ def _sun_keys(
     if key_file is not None:
         if meta_key is not None or file_key is not None:
             raise click.UsageError("give either --key-file or --sun-meta-key/--sun-file-key")
-        from firmware_tools.keys import load_key_file, sun_file_read_key, sun_meta_read_key
+        from firmware_tools.diversify import sun_file_read_key, sun_meta_read_key
+        from firmware_tools.keys import load_key_file
 
         keyfile = load_key_file(key_file, _passphrase(passphrase_file))
         if keyfile.sun_master_key is None:
@@ -801,8 +802,9 @@ def ntag424_personalize(
       firmware-tools ntag424 personalize --device pn532_uart:/dev/ttyUSB0 \\
           --key-file supplier.key --host id.example.com --gtin 4006381333931
     """
+    from firmware_tools.diversify import sun_meta_read_key
     from firmware_tools.gs1 import build_digital_link
-    from firmware_tools.keys import load_key_file, sun_meta_read_key
+    from firmware_tools.keys import load_key_file
     from firmware_tools.nfc import Ntag424
     from firmware_tools.ntag424_personalize import personalize, tag_keys
 

@@ -97,3 +97,21 @@ def diversify_key(
     if not 1 <= len(system_id) <= 23:
         raise ValueError("the system identifier must be 1 to 23 bytes")
     return an10922_aes128(master, uid + bytes([key_no]) + system_id)
+
+
+# The SUN keys of a supplier (NTAG 424 key numbers as in ntag424_personalize).
+
+
+def sun_meta_read_key(master_key: bytes) -> bytes:
+    """The SDM meta-read key (NTAG 424 key 1) that all of a supplier's tags share.
+
+    A verifier must decrypt PICC data before it knows the UID, so this key cannot be per
+    tag. It is AN10922-diversified from the master key with an all-zero UID, which no NXP
+    chip has (NXP UIDs start with the manufacturer code 04h).
+    """
+    return diversify_key(master_key, bytes(7), 1)
+
+
+def sun_file_read_key(master_key: bytes, uid: bytes) -> bytes:
+    """The SDM file-read key (NTAG 424 key 2) of the tag `uid`, diversified per tag."""
+    return diversify_key(master_key, uid, 2)

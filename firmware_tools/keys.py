@@ -57,25 +57,6 @@ class KeyFile:
     kind: str = SUPPLIER
 
 
-def sun_meta_read_key(master_key: bytes) -> bytes:
-    """The SDM meta-read key (NTAG 424 key 1) that all of a supplier's tags share.
-
-    A verifier must decrypt PICC data before it knows the UID, so this key cannot be per
-    tag. It is AN10922-diversified from the master key with an all-zero UID, which no NXP
-    chip has (NXP UIDs start with the manufacturer code 04h).
-    """
-    from firmware_tools.diversify import diversify_key
-
-    return diversify_key(master_key, bytes(7), 1)
-
-
-def sun_file_read_key(master_key: bytes, uid: bytes) -> bytes:
-    """The SDM file-read key (NTAG 424 key 2) of the tag `uid`, diversified per tag."""
-    from firmware_tools.diversify import diversify_key
-
-    return diversify_key(master_key, uid, 2)
-
-
 def new_signing_key() -> bytes:
     """A random secp256k1 private key."""
     while True:

@@ -38,8 +38,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from firmware_tools import ev2
-from firmware_tools.diversify import diversify_key
+from firmware_tools import ev2, ndef
+from firmware_tools.diversify import diversify_key, sun_file_read_key
 from firmware_tools.errors import TagCommandError
 
 __all__ = [
@@ -58,6 +58,10 @@ __all__ = [
 ]
 
 NDEF_APP_DF_NAME = bytes.fromhex("D2760000850101")
+# ISOSelectFile by DF name, no FCI returned (NT4H2421Gx §10.9.1).
+SELECT_NDEF_APPLICATION = (
+    bytes([0x00, 0xA4, 0x04, 0x0C, len(NDEF_APP_DF_NAME)]) + NDEF_APP_DF_NAME + b"\x00"
+)
 NDEF_FILE_NO = 0x02
 NDEF_FILE_SIZE = 256
 KEY_META_READ = 1
@@ -107,12 +111,7 @@ def build_ndef_file(url: str) -> tuple[bytes, int]:
         if raw.startswith(prefix):
             code, rest = prefix_code, raw[len(prefix) :]
             break
-    payload = bytes([code]) + rest
-    if len(payload) <= 0xFF:
-        # MB ME SR, TNF 1 (NFC Forum well-known), type "U"
-        record = bytes([0xD1, 0x01, len(payload), 0x55]) + payload
-    else:
-        record = bytes([0xC1, 0x01]) + len(payload).to_bytes(4, "big") + b"U" + payload
+    record = ndef.encode_record(ndef.TNF_WELL_KNOWN, b"U", bytes([code]) + rest)
     file = len(record).to_bytes(2, "big") + record
     if len(file) > NDEF_FILE_SIZE:
         raise ValueError(f"URL too long for the {NDEF_FILE_SIZE}-byte NDEF file")
@@ -197,15 +196,15 @@ def sdm_file_settings(
 
 
 def tag_keys(
-    master_key: bytes, meta_read_key: bytes, uid: bytes, system_id: bytes = b"Provenance"
+    master_key: bytes, meta_read_key: bytes, uid: bytes
 ) -> tuple[bytes, bytes, bytes, bytes, bytes]:
     """The five application keys of one tag (roles in the module docstring)."""
     return (
-        diversify_key(master_key, uid, 0, system_id),
+        diversify_key(master_key, uid, 0),
         meta_read_key,
-        diversify_key(master_key, uid, 2, system_id),
-        diversify_key(master_key, uid, 3, system_id),
-        diversify_key(master_key, uid, 4, system_id),
+        sun_file_read_key(master_key, uid),
+        diversify_key(master_key, uid, 3),
+        diversify_key(master_key, uid, 4),
     )
 
 
@@ -293,7 +292,7 @@ def personalize(
     settings = sdm_file_settings(layout)
 
     # ISOSelectFile by DF name, no FCI wanted (NT4H2421Gx §10.9.1).
-    select = bytes([0x00, 0xA4, 0x04, 0x0C, len(NDEF_APP_DF_NAME)]) + NDEF_APP_DF_NAME + b"\x00"
+    select = SELECT_NDEF_APPLICATION
     response = transceive(select)
     if response[-2:] != b"\x90\x00":
         raise TagCommandError(

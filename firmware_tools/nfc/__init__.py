@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from firmware_tools.errors import FormatError, TagCommandError, TagLocked, TagNak, TagNotFound
+from firmware_tools.ev2 import CMD_READ_SIG
 from firmware_tools.ndef import (
     decode_uri_record,
     parse_capability_container,
@@ -35,6 +36,7 @@ from firmware_tools.ntag21x import (
     read_sig_command,
     write_command,
 )
+from firmware_tools.ntag424_personalize import SELECT_NDEF_APPLICATION, native_apdu
 
 __all__ = [
     "Link",
@@ -170,7 +172,7 @@ class Ntag424:
         """The URL in the NDEF file; a SUN tag mirrors fresh PICC data and MAC on each tap."""
         # NFC Forum Type 4 Tag §5.4 and NT4H2421Gx §8.2: select the NDEF application by its
         # name, then file E104, read NLEN, then the message, in plain ISO ReadBinary.
-        self._iso("select the NDEF application", bytes.fromhex("00A4040C07D276000085010100"))
+        self._iso("select the NDEF application", SELECT_NDEF_APPLICATION)
         self._iso("select the NDEF file", bytes.fromhex("00A4000C02E104"))
         length = int.from_bytes(self._iso("read NLEN", bytes.fromhex("00B0000002")), "big")
         message = b""
@@ -187,7 +189,7 @@ class Ntag424:
     def read_signature(self) -> bytes:
         """NXP's originality signature: 56 bytes, ECDSA secp224r1 r || s over the UID."""
         # NT4H2421Gx Read_Sig: native command 3C with address 00; plain outside a session.
-        response = self.exchange(bytes.fromhex("903C0000010000"))
+        response = self.exchange(native_apdu(CMD_READ_SIG, b"\x00"))
         if response[-2:] != b"\x91\x00" or len(response) != 58:
             status = int.from_bytes(response[-2:], "big") if len(response) >= 2 else None
             raise TagCommandError(f"the tag refused Read_Sig ({response.hex().upper()})", status)

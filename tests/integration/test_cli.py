@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from contracts_abi.eip712 import address_of_private_key
 from firmware_tools.cli import main
-from firmware_tools.keys import load_key_file, sun_file_read_key, sun_meta_read_key
+from firmware_tools.diversify import sun_file_read_key, sun_meta_read_key
+from firmware_tools.keys import load_key_file
 from firmware_tools.ntag424 import sdm_mac
 from firmware_tools.qr import sign_label_url
 
