@@ -102,34 +102,8 @@ def _double(pt: _Jacobian, p: int, a: int) -> _Jacobian:
     return (x3, y3, z3)
 
 
-def _add(p1: _Jacobian, p2: _Jacobian, p: int, a: int) -> _Jacobian:
-    x1, y1, z1 = p1
-    x2, y2, z2 = p2
-    if z1 == 0:
-        return p2
-    if z2 == 0:
-        return p1
-    z1z1 = z1 * z1 % p
-    z2z2 = z2 * z2 % p
-    u1 = x1 * z2z2 % p
-    u2 = x2 * z1z1 % p
-    s1 = y1 * z2 * z2z2 % p
-    s2 = y2 * z1 * z1z1 % p
-    if u1 == u2:
-        return _double(p1, p, a) if s1 == s2 else _INFINITY
-    h = (u2 - u1) % p
-    r = (s2 - s1) % p
-    hh = h * h % p
-    hhh = h * hh % p
-    v = u1 * hh % p
-    x3 = (r * r - hhh - 2 * v) % p
-    y3 = (r * (v - x3) - s1 * hhh) % p
-    z3 = h * z1 * z2 % p
-    return (x3, y3, z3)
-
-
 def _add_affine(p1: _Jacobian, x2: int, y2: int, p: int, a: int) -> _Jacobian:
-    # Mixed addition (second point with z = 1): cheaper than _add, used with the tables.
+    # Mixed addition (second point with z = 1): all the comb tables need.
     x1, y1, z1 = p1
     if z1 == 0:
         return (x2, y2, 1)

@@ -97,6 +97,11 @@ def aes_cmac(key: bytes, data: bytes) -> bytes:
     return mac.finalize()
 
 
+def truncate_mac(full: bytes) -> bytes:
+    """The 8-byte MACt: bytes 1, 3, 5, ..., 15 of a 16-byte CMAC (NT4H2421Gx §9.1.3)."""
+    return full[1::2]
+
+
 def rotate_left(data: bytes) -> bytes:
     """Rotate left by one byte: RndB -> RndB' (NT4H2421Gx §10.4.1)."""
     return data[1:] + data[:1]
@@ -166,12 +171,12 @@ class Ev2Session:
     def command_mact(self, cmd: int, header: bytes, data: bytes) -> bytes:
         """MACt over Cmd || CmdCtr || TI || CmdHeader || data (NT4H2421Gx §9.1.3)."""
         message = bytes([cmd]) + self.cmd_ctr.to_bytes(2, "little") + self.ti + header + data
-        return aes_cmac(self.mac_key, message)[1::2]
+        return truncate_mac(aes_cmac(self.mac_key, message))
 
     def response_mact(self, status: int, data: bytes) -> bytes:
         """MACt over RC || CmdCtr+1 || TI || data (no command byte, NT4H2421Gx §9.1.3)."""
         message = bytes([status]) + (self.cmd_ctr + 1).to_bytes(2, "little") + self.ti + data
-        return aes_cmac(self.mac_key, message)[1::2]
+        return truncate_mac(aes_cmac(self.mac_key, message))
 
 
 # --- PCD side of AuthenticateEV2First (NT4H2421Gx §10.4.1, AN12196 Table 14) ---------
@@ -216,7 +221,7 @@ def unwrap_response_full(session: Ev2Session, status: int, field: bytes) -> byte
     if len(field) < 8 or (len(field) - 8) % 16:
         raise Ev2Error("CommMode.Full response has a bad length")
     encrypted, mact = field[:-8], field[-8:]
-    if not _equal(session.response_mact(status, encrypted), mact):
+    if not hmac.compare_digest(session.response_mact(status, encrypted), mact):
         raise Ev2Error("response MAC does not verify")
     if not encrypted:
         return b""
@@ -228,7 +233,7 @@ def unwrap_response_mac(session: Ev2Session, status: int, field: bytes) -> bytes
     if len(field) < 8:
         raise Ev2Error("CommMode.MAC response is shorter than its MAC")
     data, mact = field[:-8], field[-8:]
-    if not _equal(session.response_mact(status, data), mact):
+    if not hmac.compare_digest(session.response_mact(status, data), mact):
         raise Ev2Error("response MAC does not verify")
     return data
 
@@ -243,7 +248,7 @@ def open_command_full(
     if len(field) < header_length + 8 or (len(field) - header_length - 8) % 16:
         raise Ev2Error("CommMode.Full command has a bad length")
     header, encrypted, mact = field[:header_length], field[header_length:-8], field[-8:]
-    if not _equal(session.command_mact(cmd, header, encrypted), mact):
+    if not hmac.compare_digest(session.command_mact(cmd, header, encrypted), mact):
         raise Ev2Error("command MAC does not verify")
     if not encrypted:
         return header, b""
@@ -257,7 +262,7 @@ def open_command_mac(
     if len(field) < header_length + 8:
         raise Ev2Error("CommMode.MAC command is shorter than its MAC")
     header, data, mact = field[:header_length], field[header_length:-8], field[-8:]
-    if not _equal(session.command_mact(cmd, header, data), mact):
+    if not hmac.compare_digest(session.command_mact(cmd, header, data), mact):
         raise Ev2Error("command MAC does not verify")
     return header, data
 
@@ -289,7 +294,3 @@ def change_key_data(
         return new_key + bytes([version])
     xored = bytes(a ^ b for a, b in zip(new_key, old_key, strict=True))
     return xored + bytes([version]) + crc32_nk(new_key)
-
-
-def _equal(a: bytes, b: bytes) -> bool:
-    return hmac.compare_digest(a, b)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
+from firmware_tools import ev2
 from firmware_tools.errors import (
     BadCmac,
     BadLength,
@@ -53,7 +54,6 @@ __all__ = [
     "sdm_mac",
     "sdm_session_keys",
     "sun_mac_input",
-    "truncate_mac",
     "verify_sun",
     "verify_sun_plain",
     "verify_sun_url",
@@ -116,11 +116,6 @@ def _cmac(key: bytes, data: bytes) -> bytes:
     return mac.finalize()
 
 
-def truncate_mac(full: bytes) -> bytes:
-    """The 8-byte MACt: bytes 1, 3, 5, ..., 15 of a 16-byte CMAC (NT4H2421Gx §9.1.3)."""
-    return full[1::2]
-
-
 def _parse_hex(value: str, length: int | None, name: str) -> bytes:
     """Hex of an exact byte length (or any whole number of AES blocks when None)."""
     if not isinstance(value, str):
@@ -156,9 +151,7 @@ def sdm_session_keys(file_read_key: bytes, uid: bytes, counter: int) -> tuple[by
 def sdm_mac(file_read_key: bytes, uid: bytes, counter: int, mac_input: bytes) -> bytes:
     """The 8-byte SDMMAC a genuine tag computes (AN12196 Tables 4 and 5)."""
     session = _cmac(file_read_key, _SV2_PREFIX + uid + counter.to_bytes(3, "little"))
-    mac = CMAC(algorithms.AES(session))
-    mac.update(mac_input)
-    return mac.finalize()[1::2]
+    return ev2.truncate_mac(ev2.aes_cmac(session, mac_input))
 
 
 def _file_cipher(file_read_key: bytes, uid: bytes, counter: int) -> Cipher:
