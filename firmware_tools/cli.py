@@ -705,7 +705,6 @@ def _ntag424_read_report(
         report.update(verdict="counterfeit")
         report["reasons"].append(finding)
         report["codes"].append("bad_originality_signature")
-    report["findings"] = [finding]
     return report
 
 

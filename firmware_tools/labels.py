@@ -1,8 +1,8 @@
 """Printable QR labels: CSV of items in; SVG, PNG, an A4 PDF sheet and a manifest out.
 
-`parse_items_csv`, `label_svg` and `label_png` take values and return values; `issue_labels`
-is the file edge. segno, Pillow and fpdf2 are imported where they are used, so that the
-verifying parts of the package stay light.
+`parse_items_csv`, `qr_code`, `label_svg` and `label_png` take values and return values;
+`issue_labels` is the file edge. segno, Pillow and fpdf2 are imported where they are used,
+so that the verifying parts of the package stay light.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -168,11 +169,15 @@ def caption_lines(gtin: str, serial: str) -> tuple[str, str]:
     return f"(01) {gtin}", f"(21) {serial}"
 
 
-def label_svg(url: str, caption: Sequence[str]) -> str:
-    """An SVG label: the QR code of `url` with `caption` as <text> lines under it."""
+def qr_code(url: str) -> Any:
+    """The QR code (segno, error correction M) of `url`, made once for every output format."""
     import segno
 
-    code = segno.make(url, error="m")
+    return segno.make(url, error="m")
+
+
+def label_svg(code: Any, caption: Sequence[str]) -> str:
+    """An SVG label: the QR `code` with `caption` as <text> lines under it."""
     buffer = io.BytesIO()
     code.save(
         buffer, kind="svg", xmldecl=False, svgns=False, nl=False, scale=QR_SCALE, border=QR_BORDER
@@ -194,12 +199,10 @@ def label_svg(url: str, caption: Sequence[str]) -> str:
     )
 
 
-def label_png(url: str, caption: Sequence[str]) -> bytes:
-    """A PNG label: the QR code of `url` with `caption` drawn under it (Pillow's default font)."""
-    import segno
+def label_png(code: Any, caption: Sequence[str]) -> bytes:
+    """A PNG label: the QR `code` with `caption` drawn under it (Pillow's default font)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    code = segno.make(url, error="m")
     buffer = io.BytesIO()
     code.save(buffer, kind="png", scale=QR_SCALE, border=QR_BORDER)
     qr_image = Image.open(io.BytesIO(buffer.getvalue())).convert("L")
@@ -273,8 +276,9 @@ def issue_labels(
         caption = caption_lines(item.gtin, serial)
         stem = _file_stem(item.gtin, serial)
         svg_path, png_path = out_dir / f"{stem}.svg", out_dir / f"{stem}.png"
-        svg_path.write_text(label_svg(url, caption), encoding="utf-8")
-        png = label_png(url, caption)
+        code = qr_code(url)
+        svg_path.write_text(label_svg(code, caption), encoding="utf-8")
+        png = label_png(code, caption)
         png_path.write_bytes(png)
         pngs.append(png)
         labels.append(IssuedLabel(item.line, item.gtin, serial, url, svg_path, png_path))
