@@ -178,7 +178,6 @@ def uid_from_pages(pages: bytes) -> bytes:
 def sign_ntag21x_url(private_key: bytes, host: str, gtin: str, serial: str, uid: bytes) -> str:
     """The label URL for one chip: Digital Link + `uid` + supplier signature over all three."""
     gtin14 = normalize_gtin(gtin)
-    build_digital_link(host, gtin14, serial)
     signature = sign_label(private_key, gtin14, serial, uid=uid)
     params = ((UID_PARAM, uid.hex().upper()), (SIG_PARAM, encode_signature(signature)))
     return build_digital_link(host, gtin14, serial, params=params)

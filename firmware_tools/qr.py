@@ -106,8 +106,7 @@ def sign_label_url(
     ('https://id.example.com/01/09521234543213/21/SN1', 87)
     """
     gtin14 = normalize_gtin(gtin)
-    # Build once without the signature so that every field is validated before signing.
-    build_digital_link(host, gtin14, serial, lot=lot, expiry=expiry)
+    # Signing has no effect outside this call, so the one build below validates every field.
     signature = sign_label(private_key, gtin14, serial)
     return build_digital_link(
         host,
