@@ -570,12 +570,12 @@ def doctor_command(connstring: str | None, as_json: bool) -> None:
     Example:
       firmware-tools doctor --device pn532_uart:/dev/ttyUSB0
     """
-    from firmware_tools.nfc.doctor import ERROR, doctor
+    from firmware_tools.nfc.doctor import doctor, has_errors
 
     findings = doctor(connstring)
-    failed = any(finding.level == ERROR for finding in findings)
+    failed = has_errors(findings)
     if as_json:
-        items = [{"level": f.level, "message": f.message} for f in findings]
+        items = [finding.as_dict() for finding in findings]
         click.echo(json.dumps({"ok": not failed, "findings": items}))
     else:
         for finding in findings:

@@ -25,12 +25,12 @@ def main() -> None:
 def doctor(connstring: str | None, as_json: bool) -> None:
     """Find the NFC reader and say in words what stops it from working."""
     from firmware_tools.nfc.doctor import doctor as run_doctor
+    from firmware_tools.nfc.doctor import has_errors
 
     findings = run_doctor(connstring)
     if as_json:
-        rows = [{"level": finding.level, "message": finding.message} for finding in findings]
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([finding.as_dict() for finding in findings], indent=2))
     else:
         for finding in findings:
             click.echo(str(finding))
-    sys.exit(1 if any(finding.level == "error" for finding in findings) else 0)
+    sys.exit(1 if has_errors(findings) else 0)

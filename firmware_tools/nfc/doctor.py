@@ -31,6 +31,15 @@ class Finding:
     def __str__(self) -> str:
         return f"[{self.level}] {self.message}"
 
+    def as_dict(self) -> dict[str, str]:
+        """The finding as JSON-ready data."""
+        return {"level": self.level, "message": self.message}
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    """Whether any finding stops the reader from working (the exit status says so)."""
+    return any(finding.level == ERROR for finding in findings)
+
 
 def serial_path(connstring: str | None) -> str | None:
     """The device path in a serial-driver connstring, else None.
@@ -131,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     findings = doctor(args[0] if args else None)
     for finding in findings:
         print(finding)
-    return 1 if any(f.level == ERROR for f in findings) else 0
+    return 1 if has_errors(findings) else 0
 
 
 if __name__ == "__main__":
