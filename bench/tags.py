@@ -31,7 +31,7 @@ def rate(work: Callable[[], int]) -> float:
 
 def qr_rate() -> float:
     from contracts_abi.eip712 import address_of_private_key
-    from firmware_tools.qr import new_serial, sign_label_url, verify_label_url
+    from firmware_tools.formats.qr import new_serial, sign_label_url, verify_label_url
 
     key = os.urandom(32)
     supplier = address_of_private_key(key)
@@ -49,11 +49,11 @@ def qr_rate() -> float:
 def ntag21x_rate() -> float | None:
     """Supplier signature bound to the UID + NXP originality signature, per read tag."""
     try:
-        from firmware_tools.ntag21x import sign_ntag21x_url, verify_ntag21x
+        from firmware_tools.chips.ntag21x import sign_ntag21x_url, verify_ntag21x
     except ImportError:
         return None
     from contracts_abi.eip712 import address_of_private_key
-    from firmware_tools.qr import new_serial
+    from firmware_tools.formats.qr import new_serial
 
     # A real NTAG 21x UID and its NXP originality signature (the originality.py doctest).
     uid = bytes.fromhex("04E10CDA993C80")
@@ -75,8 +75,8 @@ def _sun_urls(count: int) -> tuple[list[str], bytes, bytes]:
     """SUN URLs of `count` tags (distinct UIDs and counters) keyed from a master key."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-    from firmware_tools.diversify import sun_file_read_key, sun_meta_read_key
-    from firmware_tools.ntag424 import sdm_mac
+    from firmware_tools.chips.ntag424.diversify import sun_file_read_key, sun_meta_read_key
+    from firmware_tools.chips.ntag424.sun import sdm_mac
 
     master = os.urandom(16)
     meta = sun_meta_read_key(master)
@@ -95,10 +95,10 @@ def _sun_urls(count: int) -> tuple[list[str], bytes, bytes]:
 def sun_rate(diversified: bool = False) -> float | None:
     """NTAG 424 SUN URLs; with `diversified`, the file key is derived per tag (AN10922)."""
     try:
-        from firmware_tools.ntag424 import verify_sun_url
+        from firmware_tools.chips.ntag424.sun import verify_sun_url
     except ImportError:
         return None
-    from firmware_tools.diversify import sun_file_read_key
+    from firmware_tools.chips.ntag424.diversify import sun_file_read_key
 
     if diversified:
         urls, master, meta = _sun_urls(200)

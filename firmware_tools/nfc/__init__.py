@@ -2,8 +2,9 @@
 
 Layers (STYLE.md "Hardware"): a transport (`firmware_tools.nfc.libnfc`, libnfc through
 pynfc) gives a `Link` to the selected target; the tag classes here turn tag commands into
-link exchanges, using the pure formats (`firmware_tools.ntag21x`, `firmware_tools.ndef`);
-`open_reader` picks the transport. Nothing here imports libnfc until a reader is opened.
+link exchanges, using the chip and format layers (`firmware_tools.chips.ntag21x`,
+`firmware_tools.formats.ndef`); `open_reader` picks the transport. Nothing here imports
+libnfc until a reader is opened.
 
     with open_reader("pn532_uart:/dev/ttyUSB0") as reader:
         tag = reader.wait_for_tag(timeout_s=5)
@@ -15,15 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from firmware_tools.errors import FormatError, TagCommandError, TagLocked, TagNak, TagNotFound
-from firmware_tools.ev2 import CMD_READ_SIG
-from firmware_tools.ndef import (
-    decode_uri_record,
-    parse_capability_container,
-    parse_type2_image,
-    tlv_area_length,
-)
-from firmware_tools.ntag21x import (
+from firmware_tools.chips.ntag21x import (
     FIRST_USER_PAGE,
     NTAG213,
     PAGE_SIZE,
@@ -36,7 +29,15 @@ from firmware_tools.ntag21x import (
     read_sig_command,
     write_command,
 )
-from firmware_tools.ntag424_personalize import SELECT_NDEF_APPLICATION, native_apdu
+from firmware_tools.chips.ntag424.ev2 import CMD_READ_SIG
+from firmware_tools.chips.ntag424.personalize import SELECT_NDEF_APPLICATION, native_apdu
+from firmware_tools.errors import FormatError, TagCommandError, TagLocked, TagNak, TagNotFound
+from firmware_tools.formats.ndef import (
+    decode_uri_record,
+    parse_capability_container,
+    parse_type2_image,
+    tlv_area_length,
+)
 
 __all__ = [
     "Link",

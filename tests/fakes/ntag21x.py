@@ -1,7 +1,7 @@
 """A simulated NTAG 213/215/216: the chip side of the Type 2 commands the host uses.
 
 Written from the NTAG213/215/216 datasheet Rev. 3.2 (memory §8.5, lock bytes §8.5.2 and
-§8.5.3, ACK/NAK §9.3, commands §10) on its own, without the host's `firmware_tools.ntag21x`
+§8.5.3, ACK/NAK §9.3, commands §10) on its own, without the host's `firmware_tools.chips.ntag21x`
 layout code, so that a bug there cannot hide itself here.
 
 Interface used by the PN532 emulator (the same shape as `tests.fakes.ntag424`): `uid`,

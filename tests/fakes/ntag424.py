@@ -1,7 +1,7 @@
 """A simulated NTAG 424 DNA: the chip side of ISO 7816-4, EV2 secure messaging and SDM.
 
 Written from NT4H2421Gx rev 3.0 (commands §10, secure messaging §9.1, SDM §9.3) so that
-the host code (`firmware_tools.ntag424_personalize`, the verifier, the PN532 emulator)
+the host code (`firmware_tools.chips.ntag424.personalize`, the verifier, the PN532 emulator)
 can be exercised end to end without hardware. It holds the state a real tag holds: five
 AES keys with versions, the three files of the NDEF application with their access
 rights, the SDM settings and read counter of file 02, the EV2 session.
@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from firmware_tools import ecc, ev2
+from firmware_tools.chips import ecc
+from firmware_tools.chips.ntag424 import ev2
 
 # NT4H2421Gx §10.2 (native status codes, second byte after 0x91) and ISO 7816-4 words.
 OK = 0x00

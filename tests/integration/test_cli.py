@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from contracts_abi.eip712 import address_of_private_key
+from firmware_tools.chips.ntag424.diversify import sun_file_read_key, sun_meta_read_key
+from firmware_tools.chips.ntag424.sun import sdm_mac
 from firmware_tools.cli import main
-from firmware_tools.diversify import sun_file_read_key, sun_meta_read_key
+from firmware_tools.formats.qr import sign_label_url
 from firmware_tools.keys import load_key_file
-from firmware_tools.ntag424 import sdm_mac
-from firmware_tools.qr import sign_label_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSPHRASE = "test passphrase"
@@ -175,7 +175,7 @@ def test_tag_verify_a_signed_label(runner: CliRunner) -> None:
 
 
 def test_tag_verify_an_ntag21x_url_names_what_is_wrong(runner: CliRunner) -> None:
-    from firmware_tools.ntag21x import sign_ntag21x_url
+    from firmware_tools.chips.ntag21x import sign_ntag21x_url
 
     uid = bytes.fromhex("04A1B2C3D4E5F6")
     url = sign_ntag21x_url(LABEL_KEY, HOST, "4006381333931", "SN-21", uid)
@@ -390,7 +390,7 @@ def tap_424(tag) -> str:
 def test_ntag21x_write_then_tag_read(
     libnfc: None, runner: CliRunner, key_file: Path, passfile: Path
 ) -> None:
-    from firmware_tools import ecc
+    from firmware_tools.chips import ecc
     from tests.fakes.ntag21x import SimulatedNtag21x
 
     signature = ecc.sign(ecc.SECP128R1, TEST_ORIGINALITY_KEY, TAG_UID)

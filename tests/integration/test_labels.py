@@ -14,8 +14,8 @@ from PIL import Image
 
 from contracts_abi.eip712 import address_of_private_key
 from firmware_tools.errors import FormatError
-from firmware_tools.labels import COLS, ROWS, issue_labels, parse_items_csv
-from firmware_tools.qr import verify_label_url
+from firmware_tools.formats.labels import COLS, ROWS, issue_labels, parse_items_csv
+from firmware_tools.formats.qr import verify_label_url
 
 KEY = hashlib.sha256(b"label test supplier").digest()
 SUPPLIER = address_of_private_key(KEY)

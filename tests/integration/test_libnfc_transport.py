@@ -8,7 +8,14 @@ from collections.abc import Iterator
 import pytest
 
 from contracts_abi.eip712 import address_of_private_key
-from firmware_tools import ecc
+from firmware_tools.chips import ecc
+from firmware_tools.chips.ntag21x import (
+    NTAG215,
+    image_pages,
+    ndef_image,
+    sign_ntag21x_url,
+    verify_ntag21x,
+)
 from firmware_tools.errors import (
     FrameError,
     ReaderNotFound,
@@ -16,15 +23,8 @@ from firmware_tools.errors import (
     TagLocked,
     TagNotFound,
 )
-from firmware_tools.ndef import parse_type2_image
+from firmware_tools.formats.ndef import parse_type2_image
 from firmware_tools.nfc import Ntag21x, Ntag424, open_reader
-from firmware_tools.ntag21x import (
-    NTAG215,
-    image_pages,
-    ndef_image,
-    sign_ntag21x_url,
-    verify_ntag21x,
-)
 from tests.conftest import unavailable
 from tests.fakes.ntag21x import SimulatedNtag21x
 from tests.fakes.pn532 import Pn532Emulator
@@ -193,9 +193,9 @@ def test_doctor_on_a_working_and_a_missing_reader(emulator):
 
 def test_ntag424_apdus_and_sun_counters_over_two_taps(emulator, ntag):
     ntag424 = pytest.importorskip("tests.fakes.ntag424")
-    personalize = pytest.importorskip("firmware_tools.ntag424_personalize")
-    from firmware_tools.diversify import diversify_key
-    from firmware_tools.ntag424 import verify_sun_url
+    personalize = pytest.importorskip("firmware_tools.chips.ntag424.personalize")
+    from firmware_tools.chips.ntag424.diversify import diversify_key
+    from firmware_tools.chips.ntag424.sun import verify_sun_url
 
     master, meta = bytes(range(16)), bytes(range(16, 32))
     uid = bytes.fromhex("04C1D2E3F40580")
@@ -216,7 +216,7 @@ def test_ntag424_apdus_and_sun_counters_over_two_taps(emulator, ntag):
         length = int.from_bytes(tag.exchange(bytes.fromhex("00B0000002"))[:-2], "big")
         message = tag.exchange(bytes((0x00, 0xB0, 0x00, 0x02, length)))
         assert message[-2:] == b"\x90\x00"
-        from firmware_tools.ndef import decode_uri_record
+        from firmware_tools.formats.ndef import decode_uri_record
 
         return decode_uri_record(message[:-2])
 

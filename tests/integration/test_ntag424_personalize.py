@@ -8,17 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware_tools import ev2
-from firmware_tools.diversify import diversify_key
-from firmware_tools.errors import (
-    BadCmac,
-    CounterExhausted,
-    ReplayedCounter,
-    TagCommandError,
-    UnknownPiccDataTag,
-)
-from firmware_tools.ntag424 import verify_sun_url
-from firmware_tools.ntag424_personalize import (
+from firmware_tools.chips.ntag424 import ev2
+from firmware_tools.chips.ntag424.diversify import diversify_key
+from firmware_tools.chips.ntag424.personalize import (
     authenticate_ev2_first,
     build_ndef_file,
     native_apdu,
@@ -27,7 +19,15 @@ from firmware_tools.ntag424_personalize import (
     sun_layout,
     tag_keys,
 )
-from firmware_tools.originality import verify_originality_424
+from firmware_tools.chips.ntag424.sun import verify_sun_url
+from firmware_tools.chips.originality import verify_originality_424
+from firmware_tools.errors import (
+    BadCmac,
+    CounterExhausted,
+    ReplayedCounter,
+    TagCommandError,
+    UnknownPiccDataTag,
+)
 from tests.fakes.ntag424 import SimulatedNtag424, fake_public_key
 
 h = bytes.fromhex

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.cmac import CMAC
 
-from firmware_tools.diversify import an10922_aes128, cmac_subkeys, diversify_key
+from firmware_tools.chips.ntag424.diversify import an10922_aes128, cmac_subkeys, diversify_key
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "an10922.json").read_text())
 MASTER = bytes.fromhex("00112233445566778899AABBCCDDEEFF")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware_tools import ev2
+from firmware_tools.chips.ntag424 import ev2
+from firmware_tools.chips.ntag424.personalize import authenticate_ev2_first
 from firmware_tools.errors import TagCommandError
-from firmware_tools.ntag424_personalize import authenticate_ev2_first
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "an12196_ev2.json").read_text())
 h = bytes.fromhex

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from firmware_tools.errors import GS1Error
-from firmware_tools.gs1 import (
+from firmware_tools.formats.gs1 import (
     CSET82,
     build_digital_link,
     check_expiry,

@@ -6,7 +6,7 @@ import ndef
 import pytest
 
 from firmware_tools.errors import NdefError
-from firmware_tools.ndef import (
+from firmware_tools.formats.ndef import (
     URI_PREFIXES,
     build_type2_image,
     capability_container,

@@ -10,10 +10,8 @@ import ndef
 import pytest
 
 from contracts_abi.eip712 import address_of_private_key, recover_label_signer
-from firmware_tools import ecc
-from firmware_tools.errors import FormatError, NdefError, TagCommandError
-from firmware_tools.ndef import parse_type2_image
-from firmware_tools.ntag21x import (
+from firmware_tools.chips import ecc
+from firmware_tools.chips.ntag21x import (
     GENUINE_NXP_UID,
     NTAG213,
     NTAG215,
@@ -30,7 +28,9 @@ from firmware_tools.ntag21x import (
     verify_ntag21x,
     write_command,
 )
-from firmware_tools.qr import decode_signature
+from firmware_tools.errors import FormatError, NdefError, TagCommandError
+from firmware_tools.formats.ndef import parse_type2_image
+from firmware_tools.formats.qr import decode_signature
 
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "vectors" / "ntag21x_originality.json").read_text()

@@ -12,16 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
-from firmware_tools import ecc
-from firmware_tools.errors import (
-    BadCmac,
-    BadLength,
-    CounterExhausted,
-    InvalidTag,
-    ReplayedCounter,
-    UnknownPiccDataTag,
-)
-from firmware_tools.ntag424 import (
+from firmware_tools.chips import ecc
+from firmware_tools.chips.ntag424.sun import (
     decrypt_file_data,
     decrypt_picc_data,
     encrypt_file_data,
@@ -32,7 +24,15 @@ from firmware_tools.ntag424 import (
     verify_sun_plain,
     verify_sun_url,
 )
-from firmware_tools.originality import NXP_424_PUBLIC_KEY, verify_originality_424
+from firmware_tools.chips.originality import NXP_424_PUBLIC_KEY, verify_originality_424
+from firmware_tools.errors import (
+    BadCmac,
+    BadLength,
+    CounterExhausted,
+    InvalidTag,
+    ReplayedCounter,
+    UnknownPiccDataTag,
+)
 from tests.fakes.ntag424 import fake_public_key, fake_signing_key
 
 VECTOR_DIR = Path(__file__).parent.parent / "vectors"

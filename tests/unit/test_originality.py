@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware_tools import ecc
-from firmware_tools.ecc import SECP128R1
+from firmware_tools.chips import ecc
+from firmware_tools.chips.ecc import SECP128R1
+from firmware_tools.chips.originality import NXP_NTAG21X_PUBLIC_KEY, is_original, verify_originality
 from firmware_tools.errors import BadOriginality
-from firmware_tools.originality import NXP_NTAG21X_PUBLIC_KEY, is_original, verify_originality
 
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "vectors" / "ntag21x_originality.json").read_text()

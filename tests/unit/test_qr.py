@@ -9,8 +9,8 @@ import pytest
 
 from contracts_abi.eip712 import address_of_private_key, label_digest, recover_label_signer
 from firmware_tools.errors import BadSignature, FormatError
-from firmware_tools.gs1 import parse_digital_link
-from firmware_tools.qr import (
+from firmware_tools.formats.gs1 import parse_digital_link
+from firmware_tools.formats.qr import (
     decode_signature,
     encode_signature,
     new_serial,

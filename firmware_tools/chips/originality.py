@@ -3,7 +3,7 @@
 Pure: no I/O; keys are arguments.
 
 Both chips carry an ECDSA signature by NXP whose message is the 7-byte UID itself, not a
-hash of it; the arithmetic is in `firmware_tools.ecc`. Sources: NXP AN11350 "NTAG
+hash of it; the arithmetic is in `firmware_tools.chips.ecc`. Sources: NXP AN11350 "NTAG
 Originality Signature Validation" (curve secp128r1, the UID itself is the message, no
 hash; 32-byte r || s), NTAG213/215/216 datasheet §8.8 and §10.8 (READ_SIG); NT4H2421Gx
 Read_Sig (command 0x3C) and AN12196 "Originality signature verification" (secp224r1,
@@ -16,7 +16,7 @@ history has to catch that.
 
 from __future__ import annotations
 
-from firmware_tools import ecc
+from firmware_tools.chips import ecc
 from firmware_tools.errors import BadOriginality
 
 # AN11350: NXP's NTAG 21x originality public key, uncompressed.

@@ -18,8 +18,8 @@ from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from firmware_tools.errors import FormatError, GS1Error
-from firmware_tools.gs1 import check_ai_value, check_expiry, check_host, normalize_gtin
-from firmware_tools.qr import new_serial, sign_label_url
+from firmware_tools.formats.gs1 import check_ai_value, check_expiry, check_host, normalize_gtin
+from firmware_tools.formats.qr import new_serial, sign_label_url
 
 COLUMNS = ("gtin", "serial", "lot", "expiry")
 MANIFEST = "labels.csv"

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts_abi.eip712 import label_digest, sign_label
+from firmware_tools.chips.originality import NXP_NTAG21X_PUBLIC_KEY, verify_originality
 from firmware_tools.errors import (
     BadOriginality,
     BadSignature,
@@ -25,11 +26,10 @@ from firmware_tools.errors import (
     NdefError,
     TagCommandError,
 )
-from firmware_tools.gs1 import build_digital_link, normalize_gtin, parse_digital_link
-from firmware_tools.ndef import build_type2_image, encode_uri_record
-from firmware_tools.originality import NXP_NTAG21X_PUBLIC_KEY, verify_originality
-from firmware_tools.qr import address_bytes, checksummed, decode_signature, encode_signature
-from firmware_tools.qr import recover_signer_bytes as _recover_signer_bytes
+from firmware_tools.formats.gs1 import build_digital_link, normalize_gtin, parse_digital_link
+from firmware_tools.formats.ndef import build_type2_image, encode_uri_record
+from firmware_tools.formats.qr import address_bytes, checksummed, decode_signature, encode_signature
+from firmware_tools.formats.qr import recover_signer_bytes as _recover_signer_bytes
 
 PAGE_SIZE = 4
 FIRST_USER_PAGE = 4

@@ -23,7 +23,12 @@ from contracts_abi.eip712 import (
     sign_label,
 )
 from firmware_tools.errors import BadSignature, FormatError, GS1Error
-from firmware_tools.gs1 import DigitalLink, build_digital_link, normalize_gtin, parse_digital_link
+from firmware_tools.formats.gs1 import (
+    DigitalLink,
+    build_digital_link,
+    normalize_gtin,
+    parse_digital_link,
+)
 
 __all__ = [
     "LabelCheck",

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
-from firmware_tools import ev2
+from firmware_tools.chips.ntag424 import ev2
 from firmware_tools.errors import (
     BadCmac,
     BadLength,

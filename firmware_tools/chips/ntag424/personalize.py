@@ -38,9 +38,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from firmware_tools import ev2, ndef
-from firmware_tools.diversify import diversify_key, sun_file_read_key
+from firmware_tools.chips.ntag424 import ev2
+from firmware_tools.chips.ntag424.diversify import diversify_key, sun_file_read_key
 from firmware_tools.errors import TagCommandError
+from firmware_tools.formats import ndef
 
 __all__ = [
     "NDEF_APP_DF_NAME",

@@ -1,0 +1,1 @@
+"""NTAG 424 DNA: SUN, EV2 secure messaging, AN10922 key diversification, personalization."""

@@ -1,0 +1,90 @@
+"""`firmware-tools device`: provision a reader device (key file and agent config)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from firmware_tools.cli.options import emit, passphrase, passphrase_option
+from firmware_tools.errors import KeyStoreError
+
+
+@click.group()
+def device() -> None:
+    """Reader devices."""
+
+
+@device.command("provision")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Agent config file to write (JSON).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Device key file to create (encrypted, mode 0600).",
+)
+@click.option("--api-url", required=True, help="Base URL of the Provenance API.")
+@click.option(
+    "--device",
+    "connstring",
+    default="",
+    show_default=False,
+    help="libnfc connstring of the reader, e.g. pn532_uart:/dev/ttyUSB0 (empty: first found).",
+)
+@click.option(
+    "--outbox",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Path of the agent's durable outbox (SQLite file).",
+)
+@passphrase_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def device_provision(
+    config_path: Path,
+    key_file: Path,
+    api_url: str,
+    connstring: str,
+    outbox: Path,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Create a device key and the reader agent's config; print the address to register.
+
+    \b
+    Example:
+      firmware-tools device provision --config agent.json --key-file device.key \\
+          --api-url https://api.example.com --device pn532_uart:/dev/ttyUSB0 --outbox outbox.db
+    """
+    from firmware_tools.keys import DEVICE, new_key_file
+
+    if not api_url.lower().startswith(("https://", "http://")):
+        raise click.BadParameter("must start with https:// or http://", param_hint="--api-url")
+    for path in (config_path, key_file):
+        if path.exists():
+            raise KeyStoreError(f"{path} already exists; refusing to overwrite it")
+    keyfile = new_key_file(key_file, passphrase(passphrase_file, confirm=True), kind=DEVICE)
+    config = {
+        "api_url": api_url.rstrip("/"),
+        "device_key_file": str(key_file.resolve()),
+        "reader": connstring,
+        "outbox": str(outbox.resolve()),
+        "device_address": keyfile.address,
+    }
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2)
+        handle.write("\n")
+    emit(
+        {"config": str(config_path), "key_file": str(key_file), "address": keyfile.address},
+        as_json,
+        f"wrote {config_path} and {key_file}\n"
+        f"device address (register it with the API): {keyfile.address}",
+    )
