@@ -24,6 +24,7 @@ from typing import Any
 import click
 from flask import Flask
 from flask.cli import FlaskGroup, NoAppException, with_appcontext
+from pydantic import ValidationError
 
 from provenance_api import chain, config, db
 from provenance_api.api.deps import Runtime, runtime
@@ -268,8 +269,12 @@ def org_create(name: str, kind: str, as_json: bool) -> None:
     db.check_schema(rt.engine)
     try:
         data = OrganizationCreate(name=name, kind=OrgKind(kind))
-    except ValueError as exc:
-        _fail(f"invalid organization: {exc}")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        _fail(f"invalid organization: {problems}")
     with db.session_scope(rt.engine) as session:
         created = organizations.create_organization(session, rt.keybox, data)
     shown = created.organization.model_dump(mode="json")

@@ -8,11 +8,33 @@ and `api_key`. API shapes (`*Create`, `*Public`) carry no secrets.
 from __future__ import annotations
 
 import enum
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import field_validator
 from sqlmodel import Field, SQLModel
+
+# Zero-width (non-)joiners are format characters that some scripts and emoji need.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def organization_name(name: str) -> str:
+    """The name as stored: NFC, outer spaces trimmed; blank names and control characters refused.
+
+    A name is shown on buyers' pages and in logs, where a control character could forge lines
+    or hide text, and a name of spaces would look like no name.
+    """
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name:
+        raise ValueError("must not be blank")
+    for position, char in enumerate(name, start=1):
+        if char in _JOINERS:
+            continue
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            raise ValueError(f"character U+{ord(char):04X} at position {position} is not printable")
+    return name
 
 
 def utcnow() -> datetime:
@@ -151,6 +173,11 @@ class Organization(OrganizationBase, table=True):
 
 class OrganizationCreate(OrganizationBase):
     """What a caller sends to create an organization."""
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        return organization_name(name)
 
 
 class OrganizationPublic(OrganizationBase):

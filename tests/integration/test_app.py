@@ -199,6 +199,13 @@ def test_cli_commands_on_a_fresh_data_dir(monkeypatch, tmp_path):
     result = runner.invoke(cli, ["org", "create", "X", "--kind", "pirate"], env=env)
     assert result.exit_code == 2
     assert "pirate" in result.output
+    for blank_or_forged in ("   ", "Acme\nERROR forged log line"):
+        result = runner.invoke(
+            cli, ["org", "create", blank_or_forged, "--kind", "supplier"], env=env
+        )
+        assert result.exit_code == 1
+        assert "invalid organization: name: " in result.output
+        assert "Traceback" not in result.output
 
     result = runner.invoke(cli, ["worker", "--once"], env=env)
     assert result.exit_code == 0, result.output
