@@ -118,4 +118,3 @@ def verify_originality_424(
     except InvalidSignature:
         return False
     return True
-

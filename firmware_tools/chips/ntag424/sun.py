@@ -298,7 +298,11 @@ def _verify(
 def _summary(failures: list[InvalidTag]) -> InvalidTag:
     """One error for all epochs: the cause that got furthest, with every epoch's words."""
     for kind, words in (
-        (BadCmac, "SUN MAC does not verify: likely the wrong file-read key or MAC offsets"),
+        (
+            BadCmac,
+            "SUN MAC does not verify: the URL was altered, or the file-read key or MAC offsets"
+            " are wrong",
+        ),
         (FileKeyRefused, "no key epoch's file-key rule accepts this tag's UID"),
         (
             UnknownPiccDataTag,
