@@ -278,6 +278,8 @@ def _item(link: DigitalLink, *, with_expiry: bool = True) -> Item:
 
 
 def _label(url: str, supplier: str) -> TagCheck:
+    # Imported when needed: the label library loads secp256k1 and keccak (about 200 ms),
+    # which a verifier of SUN taps alone never uses.
     from firmware_tools.formats.qr import check_label, verify_label_url
 
     link = _link(url)
