@@ -130,8 +130,8 @@ class SunResult:
 
 # cryptography's cipher contexts are not thread-safe, so each thread keeps its own.
 # ECB contexts are stateless between update() calls, which is what makes caching them
-# per key sound. Only meta-read keys are cached: a supplier has a few, while file-read
-# keys are per tag, and a CMAC object costs less than a cache miss would save.
+# per key sound. Only meta-read keys are cached: a supplier has a few. File-read keys are
+# per tag, so a cache of their CMAC objects would never hit while verifying fresh tags.
 _local = threading.local()
 
 
