@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from firmware_tools.chips.ntag424.sun import KeyEpoch, SunResult, verify_sun_url
+from firmware_tools.chips.ntag424.sun import KeyEpoch, SunResult, gs1_path_start, verify_sun_url
 from firmware_tools.chips.originality import NXP_424_PUBLIC_KEY, NXP_NTAG21X_PUBLIC_KEY
 from firmware_tools.errors import (
     BadOriginality,
@@ -399,7 +399,7 @@ def _sun(url: str, trust: Trust, counters: CounterStore | None) -> TagCheck:
     # SUN taps name the item in the path; what follows cmac is not under the MAC, so
     # the expiry (a query value) is not reported as authenticated.
     named = None if link is None else _item(link, with_expiry=False)
-    path_start = None if link is None else len(link.base)
+    path_start = None if link is None else gs1_path_start(url, link)
     try:
         result = verify_sun_url(url, trust.key_epochs, mac_input_start=path_start)
     except CounterExhausted as exc:
@@ -415,7 +415,7 @@ def _sun(url: str, trust: Trust, counters: CounterStore | None) -> TagCheck:
     reasons: list[Reason] = []
     findings = [f"SUN MAC valid under key epoch {result.key_epoch}"]
     item = None
-    if link is not None and result.mac_input_start == path_start:
+    if path_start is not None and result.mac_input_start == path_start:
         item = named
         findings.append("the MAC covers the URL from the GS1 path: GTIN and serial authenticated")
     elif link is not None and trust.uid_binding is not None and trust.supplier is not None:

@@ -76,6 +76,19 @@ def test_the_issue_attack_a_tap_spliced_under_another_item_is_counterfeit() -> N
     assert scan(splice(genuine, HOST, GTIN, "CHEAP-2")).verdict == COUNTERFEIT
 
 
+def test_the_mac_starts_at_the_gs1_path_after_a_resolver_prefix() -> None:
+    url = tap(sun_tag(MASTER, UID, host="id.example.com/gs1/dl", serial="SN-P"))
+    check = scan(url)
+    assert check.verdict == AUTHENTIC and check.item.serial == "SN-P"
+    # Host and prefix are outside the MAC input: another resolver still names this
+    # item, never another one.
+    moved = url.replace("id.example.com/gs1/dl", "other.example")
+    assert scan(moved).item == check.item
+    # A second "/01/" in the prefix moves where the parser reads the item: no match.
+    shifted = url.replace("/gs1/dl/", "/01/09506000134352/21/X/gs1/dl/")
+    assert scan(shifted).verdict == COUNTERFEIT
+
+
 def test_a_tap_whose_mac_covers_nothing_never_reports_an_authentic_item() -> None:
     # A tag personalized with SDMMACInputOffset = SDMMACOffset (the MAC input is empty):
     # its tap pasted under another item authenticates the chip, never the item.

@@ -42,9 +42,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
+
+if TYPE_CHECKING:
+    from firmware_tools.formats.gs1 import DigitalLink
 
 from firmware_tools.chips.ntag424 import ev2
 from firmware_tools.errors import (
@@ -396,21 +400,35 @@ def _query_values(url: str) -> dict[str, tuple[int, int]]:
     return spans
 
 
-def gs1_path_start(url: str) -> int | None:
+def gs1_path_start(url: str, link: DigitalLink | None = None) -> int | None:
     """Index in `url` of the "/" that starts its GS1 path (``/01/``), None if it has none.
 
-    Taken from where the strict Digital Link parser finds the primary key, so the GTIN
-    and serial a verifier reports are the ones inside the MAC input.
+    Taken from where the strict Digital Link parser finds the primary key (`link`, parsed
+    here when not given), so the GTIN and serial a verifier reports are the ones inside
+    the MAC input. Counted in the raw text, so a parser that normalizes the host (case,
+    IDNA) does not shift it.
 
-    >>> gs1_path_start("https://id.example.com/01/09521234543213/21/A1?cmac=00")
-    22
+    >>> gs1_path_start("https://id.example.com/prefix/01/09521234543213/21/A1?cmac=00")
+    29
     """
-    from firmware_tools.formats.gs1 import parse_digital_link
+    if link is None:
+        from firmware_tools.formats.gs1 import parse_digital_link
 
-    try:
-        return len(parse_digital_link(url).base)
-    except GS1Error:
+        try:
+            link = parse_digital_link(url)
+        except GS1Error:
+            return None
+    # The base is scheme "://" authority ["/" prefix segments]: the primary key's "/" is
+    # the one after as many "/" as the base has past its "://".
+    position = url.find("://")
+    if position < 0:
         return None
+    position += 2
+    for _ in range(link.base.count("/") - 1):
+        position = url.find("/", position + 1)
+        if position < 0:
+            return None
+    return position if url.startswith("/01/", position) else None
 
 
 def verify_sun_url(
