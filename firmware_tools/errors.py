@@ -8,8 +8,11 @@ FirmwareToolsError
 │   ├── BadSignature       supplier signature wrong or by another key
 │   ├── BadOriginality     NXP originality signature wrong
 │   ├── UidMismatch        label bound to another chip
-│   ├── BadLength          SUN parameter of the wrong size
+│   ├── MalformedSun       SUN parameters damaged; `reason` names how:
+│   │   │                  bad_hex, missing_parameter, duplicate_parameter, parameter_order
+│   │   └── BadLength      SUN parameter of the wrong size
 │   ├── UnknownPiccDataTag PICC data does not decrypt (likely the wrong meta-read key)
+│   ├── FileKeyRefused     a key epoch's file-key rule refused the UID
 │   ├── BadCmac            SUN MAC wrong (likely the wrong file key or offsets)
 │   ├── ReplayedCounter    SUN counter not strictly greater than the last accepted one
 │   └── CounterExhausted   SUN counter at FFFFFF
@@ -66,12 +69,22 @@ class UidMismatch(InvalidTag):
     reason = "uid_mismatch"
 
 
-class BadLength(InvalidTag):
+class MalformedSun(InvalidTag):
+    """SUN parameters that are damaged: a counterfeit tap, not a usage error."""
+
+    reason = "malformed_sun"
+
+
+class BadLength(MalformedSun):
     reason = "bad_length"
 
 
 class UnknownPiccDataTag(InvalidTag):
     reason = "unknown_picc_data_tag"
+
+
+class FileKeyRefused(InvalidTag):
+    reason = "file_key_refused"
 
 
 class BadCmac(InvalidTag):

@@ -3,7 +3,9 @@
 Pure: no I/O; keys are arguments.
 
 Both chips carry an ECDSA signature by NXP whose message is the 7-byte UID itself, not a
-hash of it; the arithmetic is in `firmware_tools.chips.ecc`. Sources: NXP AN11350 "NTAG
+hash of it. NTAG 424 DNA (secp224r1) is checked by OpenSSL through `cryptography`, the UID
+passed as a prehashed digest; secp128r1, which OpenSSL builds leave out, by the arithmetic
+in `firmware_tools.chips.ecc`. Sources: NXP AN11350 "NTAG
 Originality Signature Validation" (curve secp128r1, the UID itself is the message, no
 hash; 32-byte r || s), NTAG213/215/216 datasheet §8.8 and §10.8 (READ_SIG); NT4H2421Gx
 Read_Sig (command 0x3C) and AN12196 "Originality signature verification" (secp224r1,
@@ -15,6 +17,12 @@ history has to catch that.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from firmware_tools.chips import ecc
 from firmware_tools.errors import BadOriginality
@@ -71,6 +79,21 @@ def is_original(uid: bytes, signature: bytes, public_key: bytes = NXP_NTAG21X_PU
     return True
 
 
+@lru_cache(maxsize=16)
+def _p224_key(public_key: bytes) -> ec.EllipticCurvePublicKey:
+    """The secp224r1 key of an uncompressed point; ValueError if it is not one."""
+    if len(public_key) != 57 or public_key[0] != 0x04:
+        raise ValueError("the NTAG 424 originality key must be an uncompressed secp224r1 point")
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP224R1(), public_key)
+
+
+# ECDSA over a digest as long as the order (28 bytes for secp224r1) takes the digest as
+# the integer e unchanged (SEC 1 §4.1.4 step 3), so the UID left-padded with zeros to 28
+# bytes and passed as a "prehashed" SHA-224 value is exactly NXP's raw-UID message.
+_PREHASHED_224 = ec.ECDSA(utils.Prehashed(hashes.SHA224()))
+_DIGEST_224 = 28
+
+
 def verify_originality_424(
     uid: bytes, signature: bytes, public_key: bytes = NXP_424_PUBLIC_KEY
 ) -> bool:
@@ -81,7 +104,17 @@ def verify_originality_424(
     >>> verify_originality_424(bytes(7), bytes(56))
     False
     """
-    if len(signature) != SIGNATURE_LENGTH_424 or not uid:
+    key = _p224_key(bytes(public_key))
+    if len(signature) != SIGNATURE_LENGTH_424 or not 0 < len(uid) <= _DIGEST_224:
+        return False
+    r = int.from_bytes(signature[:28], "big")
+    s = int.from_bytes(signature[28:], "big")
+    if not (0 < r < ecc.SECP224R1.n and 0 < s < ecc.SECP224R1.n):
         return False
     # AN12196: the UID is the message as is (no hash).
-    return ecc.verify(ecc.SECP224R1, public_key, uid, signature)
+    digest = bytes(_DIGEST_224 - len(uid)) + bytes(uid)
+    try:
+        key.verify(utils.encode_dss_signature(r, s), digest, _PREHASHED_224)
+    except InvalidSignature:
+        return False
+    return True

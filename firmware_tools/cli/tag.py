@@ -1,11 +1,14 @@
-"""`firmware-tools tag`: check a scanned URL offline, or read the tag in the field."""
+"""`firmware-tools tag`: check a scanned URL offline, or read the tag in the field.
+
+Thin: the verdict rules are `firmware_tools.verify.check_tag`'s.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -21,7 +24,9 @@ from firmware_tools.cli.options import (
     tag_in_field,
     timeout_option,
 )
-from firmware_tools.errors import FormatError, InvalidTag
+
+# Exit 0 for these verdicts: nothing that could be checked failed.
+_PASSING = ("authentic", "signature_valid", None)
 
 
 @click.group()
@@ -29,106 +34,27 @@ def tag() -> None:
     """Check what a tag says."""
 
 
-def _is_sun_url(url: str) -> bool:
-    """Whether the query string names the SUN parameters picc_data and cmac."""
-    names = {pair.partition("=")[0] for pair in url.partition("?")[2].split("#")[0].split("&")}
-    return {"picc_data", "cmac"} <= names
+def _key_epochs(
+    meta_key: bytes | None,
+    file_key: bytes | None,
+    key_file: Path | None,
+    passphrase_file: Path | None,
+) -> tuple:
+    from firmware_tools.verify import KeyEpoch
+
+    meta, rule = sun_keys(meta_key, file_key, key_file, passphrase_file)
+    if not callable(rule):
+        fixed = rule
+
+        def rule(uid: bytes) -> bytes:
+            return fixed
+
+    return (KeyEpoch(meta, rule, 0),)
 
 
-def _sun_verdict(url: str, meta_key: bytes, file_key: Any, last_counter: int | None) -> dict:
-    from firmware_tools.chips.ntag424.sun import verify_sun_url
-    from firmware_tools.formats.gs1 import parse_digital_link
-
-    report: dict[str, Any] = {"kind": "ntag424_sun", "gtin": None, "serial": None}
-    try:
-        link = parse_digital_link(url)
-        report.update(gtin=link.gtin, serial=link.serial)
-    except FormatError as exc:
-        report["url_problem"] = str(exc)
-    try:
-        result = verify_sun_url(url, [meta_key], file_key, last_counter=last_counter)
-    except InvalidTag as exc:
-        return {
-            "verdict": "counterfeit",
-            "reasons": [str(exc)],
-            "codes": [exc.reason],
-            **report,
-            "uid": None,
-            "counter": None,
-        }
-    return {
-        "verdict": "authentic",
-        "reasons": [],
-        "codes": [],
-        **report,
-        "uid": result.uid.hex().upper(),
-        "counter": result.counter,
-    }
-
-
-def _label_verdict(url: str, supplier: str) -> dict:
-    from firmware_tools.formats.gs1 import parse_digital_link
-    from firmware_tools.formats.qr import check_label, verify_label_url
-
-    try:
-        link = parse_digital_link(url)
-    except FormatError:
-        link = None
-    if link is not None and link.param("uid") is not None:
-        return _chip_label_verdict(link, supplier)
-    check = verify_label_url(url, supplier) if link is None else check_label(link, supplier)
-    return {
-        "verdict": "authentic" if check.ok else "counterfeit",
-        "reasons": list(check.reasons),
-        "codes": list(check.codes),
-        "kind": "qr_label",
-        "gtin": check.gtin,
-        "serial": check.serial,
-        "signer": check.signer,
-    }
-
-
-def _chip_label_verdict(link: Any, supplier: str) -> dict:
-    """An NTAG 21x URL seen without its chip: only the supplier's UID-bound signature."""
-    from contracts_abi.eip712 import label_digest
-    from firmware_tools.formats.qr import (
-        address_bytes,
-        checksummed,
-        decode_signature,
-        recover_signer_bytes,
-    )
-
-    report = {"kind": "ntag21x_url", "gtin": link.gtin, "serial": link.serial, "signer": None}
-    note = "the NXP originality signature needs the chip itself: use `tag read`"
-    try:
-        uid = bytes.fromhex(link.param("uid"))
-    except ValueError:
-        return {
-            "verdict": "counterfeit",
-            "reasons": ["uid is not hex"],
-            "codes": ["malformed_url"],
-            **report,
-        }
-    try:
-        sig = link.param("sig")
-        if sig is None:
-            raise InvalidTag("the URL has no sig parameter", "missing_signature")
-        raw = recover_signer_bytes(label_digest(link.gtin, link.serial, uid), decode_signature(sig))
-    except (InvalidTag, FormatError) as exc:
-        code = getattr(exc, "reason", "bad_signature")
-        return {
-            "verdict": "counterfeit",
-            "reasons": [f"bad signature: {exc}"],
-            "codes": [code],
-            **report,
-        }
-    report["signer"] = checksummed(raw)
-    report["uid"] = uid.hex().upper()
-    expected = address_bytes(supplier)
-    if raw != expected:
-        reason = f"signed by {report['signer']}, not by the supplier {checksummed(expected)}"
-        return {"verdict": "counterfeit", "reasons": [reason], "codes": ["bad_signature"], **report}
-    return {"verdict": "authentic", "reasons": [], "codes": [], "note": note, **report}
+def _print_and_exit(check) -> None:
+    click.echo(json.dumps(check.as_dict()))
+    sys.exit(EXIT_OK if check.verdict in _PASSING else EXIT_FAILED)
 
 
 @tag.command("verify")
@@ -156,9 +82,12 @@ def tag_verify(
     last_counter: int | None,
     passphrase_file: Path | None,
 ) -> None:
-    """Check a scanned tag URL offline; print one JSON object; exit 0 if authentic, else 1.
+    """Check a scanned tag URL offline; print one JSON object.
 
-    A URL with picc_data and cmac is an NTAG 424 SUN message; any other is a signed label.
+    A URL with picc_data or cmac is an NTAG 424 SUN message; any other is a signed label
+    (with uid=: an NTAG 21x URL). Exit 0 when the verdict is authentic, or signature_valid
+    (an NTAG 21x URL checked without its chip: the signature is good, but a URL can be
+    copied; `tag read` checks the chip); 1 for suspicious or counterfeit; 2 for usage.
 
     \b
     Examples:
@@ -167,15 +96,17 @@ def tag_verify(
       firmware-tools tag verify 'https://id.example.com/01/...?picc_data=...&cmac=...' \\
           --sun-meta-key 00112233445566778899aabbccddeeff --sun-file-key ...
     """
-    if _is_sun_url(url):
-        meta, file_key = sun_keys(sun_meta_key, sun_file_key, key_file, passphrase_file)
-        report = _sun_verdict(url, meta, file_key, last_counter)
+    from firmware_tools.verify import InMemoryCounterStore, ScannedUrl, Trust, check_tag, is_sun_url
+
+    if is_sun_url(url):
+        epochs = _key_epochs(sun_meta_key, sun_file_key, key_file, passphrase_file)
+        trust = Trust(supplier=supplier, key_epochs=epochs)
+    elif supplier is None:
+        raise click.UsageError("a signed label needs --supplier ADDRESS")
     else:
-        if supplier is None:
-            raise click.UsageError("a signed label needs --supplier ADDRESS")
-        report = _label_verdict(url, supplier)
-    click.echo(json.dumps(report))
-    sys.exit(EXIT_OK if report["verdict"] == "authentic" else EXIT_FAILED)
+        trust = Trust(supplier=supplier)
+    counters = None if last_counter is None else InMemoryCounterStore(last_counter)
+    _print_and_exit(check_tag(ScannedUrl(url), trust, counters))
 
 
 @tag.command("read")
@@ -208,8 +139,8 @@ def tag_read(
     """Read the tag in the field; print what it says and whether it verifies (one JSON object).
 
     An NTAG 21x is checked with --supplier, an NTAG 424 DNA with its SUN keys (--key-file or
-    --sun-meta-key/--sun-file-key). Without them the tag is only read. Exit 0 when it
-    verifies (or was only read), 1 when it does not.
+    --sun-meta-key/--sun-file-key). Without them only the NXP originality signature is
+    checked. Exit 0 when it verifies (or was only read), 1 when it does not.
 
     \b
     Examples:
@@ -217,87 +148,30 @@ def tag_read(
       firmware-tools tag read --device pn532_uart:/dev/ttyUSB0 --key-file supplier.key
     """
     from firmware_tools.nfc import Ntag21x, Ntag424
+    from firmware_tools.verify import NTAG21X, NTAG424, ChipRead, Trust, check_tag
 
     with tag_in_field(connstring, timeout, (Ntag21x, Ntag424), "is not a supported tag") as found:
         url = found.read_ndef_url()
         originality = found.read_signature()
+    keys_given = key_file is not None or sun_meta_key is not None or sun_file_key is not None
+    trust = Trust(
+        supplier=supplier,
+        key_epochs=(
+            _key_epochs(sun_meta_key, sun_file_key, key_file, passphrase_file)
+            if keys_given and isinstance(found, Ntag424)
+            else ()
+        ),
+    )
     if isinstance(found, Ntag424):
-        keys_given = key_file is not None or sun_meta_key is not None or sun_file_key is not None
-        keys = (
-            sun_keys(sun_meta_key, sun_file_key, key_file, passphrase_file) if keys_given else None
-        )
-        report = _ntag424_read_report(found.uid, url, originality, keys, originality_public_key)
+        evidence = ChipRead(NTAG424, found.uid, url, originality)
+        if originality_public_key is not None:
+            trust = replace(trust, ntag424_public_key=originality_public_key)
     else:
-        report = _ntag21x_read_report(found, url, originality, supplier, originality_public_key)
-    click.echo(json.dumps(report))
-    sys.exit(EXIT_OK if report["verdict"] in ("authentic", None) else EXIT_FAILED)
-
-
-def _ntag21x_read_report(
-    found: Any, url: str, originality: bytes, supplier: str | None, public_key: bytes | None
-) -> dict:
-    from firmware_tools.chips.ntag21x import verify_ntag21x
-
-    report: dict[str, Any] = {
-        "kind": "ntag21x",
-        "chip": found.layout.name,
-        "uid": found.uid.hex().upper(),
-        "url": url,
-        "originality_signature": originality.hex().upper(),
-    }
-    if supplier is None:
-        return {"verdict": None, "reasons": [], **report}
-    extra = {} if public_key is None else {"nxp_public_key": public_key}
-    check = verify_ntag21x(found.uid, url, originality, supplier, **extra)
-    return {
-        "verdict": "authentic" if check.ok else "counterfeit",
-        "reasons": [] if check.ok else list(check.findings),
-        "codes": list(check.codes),
-        "findings": list(check.findings),
-        **report,
-        "gtin": check.gtin,
-        "serial": check.serial,
-        "signer": check.signer,
-    }
-
-
-def _ntag424_read_report(
-    uid: bytes,
-    url: str,
-    originality: bytes,
-    sun_keys: tuple[bytes, Any] | None,
-    public_key: bytes | None,
-) -> dict:
-    from firmware_tools.chips.originality import verify_originality_424
-
-    extra = {} if public_key is None else {"public_key": public_key}
+        evidence = ChipRead(NTAG21X, found.uid, url, originality, found.layout.name)
+        if originality_public_key is not None:
+            trust = replace(trust, ntag21x_public_key=originality_public_key)
     try:
-        genuine_uid = verify_originality_424(uid, originality, **extra)
+        check = check_tag(evidence, trust)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--originality-public-key") from None
-    # The signature proves NXP issued this UID, not that this chip is the original: a SUN
-    # MAC under the supplier's keys and a rising counter are what a clone cannot produce.
-    finding = (
-        "genuine NXP chip UID (originality signature valid)"
-        if genuine_uid
-        else "the originality signature is not NXP's for this UID"
-    )
-    read = {
-        "kind": "ntag424_sun",
-        "chip": "NTAG 424 DNA",
-        "url": url,
-        "originality_signature": originality.hex().upper(),
-        "findings": [finding],
-    }
-    if sun_keys is None:
-        return {"verdict": None, "reasons": [], **read, "uid": uid.hex().upper()}
-    report = {**read, **_sun_verdict(url, *sun_keys, None)}
-    if report["uid"] is not None and report["uid"] != uid.hex().upper():
-        report.update(verdict="counterfeit")
-        report["reasons"].append("the SUN message names another UID than the chip in the field")
-        report["codes"].append("uid_mismatch")
-    if not genuine_uid:
-        report.update(verdict="counterfeit")
-        report["reasons"].append(finding)
-        report["codes"].append("bad_originality_signature")
-    return report
+    _print_and_exit(check)

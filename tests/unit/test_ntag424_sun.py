@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from firmware_tools.chips import ecc
+from firmware_tools.chips.ntag424.diversify import diversify_key
 from firmware_tools.chips.ntag424.sun import (
+    KeyEpoch,
     decrypt_file_data,
     decrypt_picc_data,
     encrypt_file_data,
@@ -27,9 +29,10 @@ from firmware_tools.chips.ntag424.sun import (
 from firmware_tools.chips.originality import NXP_424_PUBLIC_KEY, verify_originality_424
 from firmware_tools.errors import (
     BadCmac,
-    BadLength,
     CounterExhausted,
+    FileKeyRefused,
     InvalidTag,
+    MalformedSun,
     ReplayedCounter,
     UnknownPiccDataTag,
 )
@@ -257,40 +260,56 @@ def test_enc_file_data_round_trip_and_tamper() -> None:
 
 
 @pytest.mark.parametrize(
-    ("picc", "mac", "enc"),
+    ("picc", "mac", "enc", "code"),
     [
-        ("00" * 15, "00" * 8, None),
-        ("00" * 17, "00" * 8, None),
-        ("0" * 31, "00" * 8, None),
-        ("zz" * 16, "00" * 8, None),
-        ("00" * 16, "00" * 7, None),
-        ("00" * 16, "00" * 9, None),
-        ("00" * 16, "0g" * 8, None),
-        ("00 " * 16, "00" * 8, None),
-        ("00" * 16, "00" * 8, ""),
-        ("00" * 16, "00" * 8, "00" * 15),
-        ("00" * 16, "00" * 8, "00" * 17),
+        ("00" * 15, "00" * 8, None, "bad_length"),
+        ("00" * 17, "00" * 8, None, "bad_length"),
+        ("0" * 31, "00" * 8, None, "bad_length"),
+        ("zz" * 16, "00" * 8, None, "bad_hex"),
+        ("00" * 16, "00" * 7, None, "bad_length"),
+        ("00" * 16, "00" * 9, None, "bad_length"),
+        ("00" * 16, "0g" * 8, None, "bad_hex"),
+        ("00 " * 16, "00" * 8, None, "bad_hex"),
+        ("00" * 16, "00" * 8, "", "bad_length"),
+        ("00" * 16, "00" * 8, "00" * 15, "bad_length"),
+        ("00" * 16, "00" * 8, "00" * 17, "bad_length"),
     ],
 )
-def test_bad_lengths(picc: str, mac: str, enc: str | None) -> None:
-    with pytest.raises(BadLength):
+def test_damaged_parameters_name_their_cause(
+    picc: str, mac: str, enc: str | None, code: str
+) -> None:
+    # Each cause has its own code: a non-hex character is not a length problem.
+    with pytest.raises(MalformedSun) as caught:
         verify_sun(picc, mac, [META], FILE, enc_hex=enc)
+    assert caught.value.reason == code
+    assert ("not a hex digit" in str(caught.value)) == (code == "bad_hex")
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "code"),
     [
-        "https://id.example.com/01/1/21/2",
-        "https://id.example.com/01/1/21/2?cmac=0000000000000000",
-        "https://id.example.com/01/1/21/2?picc_data=00000000000000000000000000000000",
-        "https://x/?picc_data=00000000000000000000000000000000&cmac=00&cmac=0000000000000000",
-        "https://x/?cmac=0000000000000000&enc=00000000000000000000000000000000"
-        "&picc_data=00000000000000000000000000000000",
+        ("https://id.example.com/01/1/21/2", "missing_parameter"),
+        ("https://id.example.com/01/1/21/2?cmac=0000000000000000", "missing_parameter"),
+        (
+            "https://id.example.com/01/1/21/2?picc_data=00000000000000000000000000000000",
+            "missing_parameter",
+        ),
+        (
+            "https://x/?picc_data=00000000000000000000000000000000&cmac=00&cmac=0000000000000000",
+            "duplicate_parameter",
+        ),
+        (
+            "https://x/?cmac=0000000000000000&enc=00000000000000000000000000000000"
+            "&picc_data=00000000000000000000000000000000",
+            "parameter_order",
+        ),
+        ("https://x/?picc_data=" + "0" * 32 + "&cmac=" + "0" * 15, "bad_length"),
     ],
 )
-def test_bad_urls(url: str) -> None:
-    with pytest.raises(BadLength):
+def test_bad_urls(url: str, code: str) -> None:
+    with pytest.raises(MalformedSun) as caught:
         verify_sun_url(url, [META], FILE)
+    assert caught.value.reason == code
 
 
 def test_url_with_fragment_and_other_parameters() -> None:
@@ -313,6 +332,100 @@ def test_cached_keys_do_not_leak_between_keys() -> None:
         assert verify_sun(picc, mac, [meta], file_key).uid == UID
         with pytest.raises(InvalidTag):
             verify_sun(picc, mac, [META], FILE)
+
+
+# --- The MAC input starts at the GS1 path -------------------------------------------------
+
+PATH_URL = "https://id.example.com/01/04006381333931/21/SN1?picc_data={picc}&cmac={mac}"
+
+
+def path_tap(url_template: str = PATH_URL, counter: int = 42) -> str:
+    """A tap whose MAC covers the URL from "/01/" up to and including "cmac="."""
+    picc, _ = make_sun(counter=counter)
+    start = url_template.index("/01/")
+    mac_input = url_template.format(picc=picc, mac="")[start:].encode()
+    _, mac = make_sun(counter=counter, mac_input=mac_input)
+    return url_template.format(picc=picc, mac=mac)
+
+
+def test_a_mac_over_the_gs1_path_verifies_and_says_where_it_starts() -> None:
+    url = path_tap()
+    result = verify_sun_url(url, [META], FILE)
+    assert (result.uid, result.counter) == (UID, 42)
+    assert result.mac_input_start == url.index("/01/")
+    # The old layout (empty MAC input) verifies too, but covers nothing of the URL.
+    picc, mac = make_sun()
+    legacy = PATH_URL.format(picc=picc, mac=mac)
+    assert verify_sun_url(legacy, [META], FILE).mac_input_start is None
+
+
+@pytest.mark.parametrize(
+    ("genuine", "spliced"),
+    [
+        ("/21/SN1?", "/21/LUXURY-999?"),
+        ("/01/04006381333931/", "/01/09506000134352/"),
+        ("https://id.example.com/01/", "https://evil.example/01/09506000134352/21/X/01/"),
+        ("?picc_data", "?lang=en&picc_data"),
+    ],
+)
+def test_a_tap_moved_under_another_item_does_not_verify(genuine: str, spliced: str) -> None:
+    url = path_tap()
+    assert verify_sun_url(url, [META], FILE).mac_input_start is not None
+    with pytest.raises(InvalidTag):
+        verify_sun_url(url.replace(genuine, spliced), [META], FILE)
+
+
+def test_the_mac_input_is_the_text_as_received() -> None:
+    # A percent-encoded serial is MACed as the tag wrote it, not decoded or re-encoded.
+    url = path_tap("https://id.example.com/01/04006381333931/21/A%2F1?picc_data={picc}&cmac={mac}")
+    assert verify_sun_url(url, [META], FILE).mac_input_start is not None
+    with pytest.raises(BadCmac):
+        verify_sun_url(url.replace("A%2F1", "A%2f1"), [META], FILE)
+
+
+# --- Key epochs ------------------------------------------------------------------------------
+
+
+def test_an_epoch_pairs_its_meta_read_key_with_its_file_key_rule() -> None:
+    # Rotating the master key rotates both keys: a tag keyed under the old master still
+    # verifies under the old epoch, a tag keyed under the new one under the new epoch.
+    old_master, new_master = os.urandom(16), os.urandom(16)
+    epochs = [KeyEpoch.from_master(old_master, 3), KeyEpoch.from_master(new_master, 4)]
+    for master, number in ((old_master, 3), (new_master, 4)):
+        meta = diversify_key(master, bytes(7), 1)
+        picc, mac = make_sun(meta=meta, file_key=diversify_key(master, UID, 2))
+        assert verify_sun(picc, mac, epochs).key_epoch == number
+    # An old tag's meta-read key with the new master's file keys is no epoch at all.
+    picc, mac = make_sun(
+        meta=diversify_key(old_master, bytes(7), 1), file_key=diversify_key(new_master, UID, 2)
+    )
+    with pytest.raises(BadCmac):
+        verify_sun(picc, mac, epochs)
+
+
+class Refused(Exception):
+    pass
+
+
+def refuse(uid: bytes) -> bytes:
+    raise Refused(f"UID {uid.hex()} was never issued")
+
+
+@pytest.mark.parametrize("rule", [refuse, lambda uid: None, lambda uid: b"short"])
+def test_an_epoch_whose_rule_refuses_the_uid_fails_with_a_cause(rule) -> None:
+    picc, mac = make_sun()
+    with pytest.raises(FileKeyRefused) as caught:
+        verify_sun(picc, mac, [KeyEpoch(META, rule, 7)])
+    assert caught.value.reason == "file_key_refused"
+    assert "epoch 7" in str(caught.value) and UID.hex().upper() in str(caught.value)
+
+
+def test_a_refusing_epoch_does_not_stop_the_next_one() -> None:
+    picc, mac = make_sun()
+    epochs = [KeyEpoch(META, refuse, 0), KeyEpoch(META, lambda uid: FILE, 1)]
+    assert verify_sun(picc, mac, epochs).key_epoch == 1
+    with pytest.raises(BadCmac, match="epoch 0: the file-key rule refuses"):
+        verify_sun(picc, flip(mac, 1), epochs)
 
 
 # --- Originality signature -----------------------------------------------------------------

@@ -92,3 +92,35 @@ def test_public_key_off_the_curve_is_refused():
     bad = NXP_NTAG21X_PUBLIC_KEY[:-1] + bytes((NXP_NTAG21X_PUBLIC_KEY[-1] ^ 1,))
     with pytest.raises(ValueError, match="not a point"):
         verify_originality(*REAL[0], public_key=bad)
+
+
+# --- NTAG 424 DNA: OpenSSL (through `cryptography`) against the hand-written code ---------
+
+VECTORS_424 = json.loads(
+    (Path(__file__).parent.parent / "vectors" / "ntag424_originality.json").read_text()
+)
+NXP_424 = bytes.fromhex(VECTORS_424["public_key"])
+
+
+def _424_variants(uid: bytes, signature: bytes) -> list[tuple[bytes, bytes]]:
+    """The signature, its high-s twin, and tampered UIDs and signatures."""
+    n = ecc.SECP224R1.n
+    r, s = int.from_bytes(signature[:28], "big"), int.from_bytes(signature[28:], "big")
+    twin = r.to_bytes(28, "big") + (n - s).to_bytes(28, "big")
+    out = [(uid, signature), (uid, twin), (uid[:4], signature), (uid + b"\x00", signature)]
+    out += [(_flip(uid, bit), signature) for bit in (0, 30, 55)]
+    out += [(uid, _flip(signature, bit)) for bit in (0, 223, 224, 447)]
+    return out
+
+
+@pytest.mark.parametrize("sample", VECTORS_424["samples"], ids=lambda s: s["uid"])
+def test_ntag424_openssl_and_hand_written_checks_agree(sample: dict) -> None:
+    from firmware_tools.chips.originality import verify_originality_424
+
+    uid, signature = bytes.fromhex(sample["uid"]), bytes.fromhex(sample["signature"])
+    results = []
+    for candidate_uid, candidate_sig in _424_variants(uid, signature):
+        fast = verify_originality_424(candidate_uid, candidate_sig, NXP_424)
+        assert fast == ecc.verify(ecc.SECP224R1, NXP_424, candidate_uid, candidate_sig)
+        results.append(fast)
+    assert results[:2] == [True, True] and not any(results[2:])

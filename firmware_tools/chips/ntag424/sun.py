@@ -14,10 +14,20 @@ a URL such as ``...?picc_data=<32 hex>&cmac=<16 hex>`` (optionally ``&enc=<hex>`
    SV1 = C33C 0001 0080 || UID || SDMReadCtr, SV2 = 3CC3 0001 0080 || UID || SDMReadCtr,
    KSesSDMFileReadENC = CMAC(K, SV1), KSesSDMFileReadMAC = CMAC(K, SV2).
 3. SDMMAC = the odd-indexed bytes of CMAC(KSesSDMFileReadMAC, input), where the input is
-   the file text from SDMMACInputOffset to SDMMACOffset (empty when they are equal;
-   ``<enc hex>&cmac=`` when encrypted file data is mirrored) (AN12196 §3.4 Tables 4 and 5).
+   the file text from SDMMACInputOffset to SDMMACOffset (AN12196 §3.4 Tables 4 and 5:
+   empty when they are equal, ``<enc hex>&cmac=`` in its encrypted example).
 4. SDMENCFileData: AES-128-CBC under KSesSDMFileReadENC with
    IV = AES-ECB(KSesSDMFileReadENC, SDMReadCtr || 13 zero bytes) (AN12196 §3.4 Table 3).
+
+This project's tags set SDMMACInputOffset to the "/" that starts the GS1 path (``/01/``),
+so the MAC covers the URL from the GTIN up to and including ``cmac=``: a tap cannot be
+moved under another GTIN or serial. `verify_sun_url` takes that span from the URL text as
+received, and says which span its MAC covers (`SunResult.mac_input_start`); a MAC over
+the older layouts above is still recognized, but then only the chip is authenticated.
+
+Key epochs (`KeyEpoch`) pair a meta-read key with its file-key rule, so that rotating a
+supplier's master key rotates both; a rule that refuses a UID fails that epoch with a
+cause (`FileKeyRefused`), never with the rule's own exception.
 
 >>> result = verify_sun("EF963FF7828658A599F3041510671E88", "94EED9EE65337086",
 ...                     [bytes(16)], bytes(16))
@@ -30,16 +40,25 @@ from __future__ import annotations
 import hmac
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
+
+if TYPE_CHECKING:
+    from firmware_tools.formats.gs1 import DigitalLink
 
 from firmware_tools.chips.ntag424 import ev2
 from firmware_tools.errors import (
     BadCmac,
     BadLength,
     CounterExhausted,
+    FileKeyRefused,
+    GS1Error,
+    InvalidTag,
+    MalformedSun,
     ReplayedCounter,
     UnknownPiccDataTag,
 )
@@ -47,10 +66,13 @@ from firmware_tools.errors import (
 __all__ = [
     "COUNTER_MAX",
     "PICC_DATA_TAG_UID_CTR",
+    "FileKeyRule",
+    "KeyEpoch",
     "SunResult",
     "decrypt_file_data",
     "decrypt_picc_data",
     "encrypt_file_data",
+    "gs1_path_start",
     "sdm_mac",
     "sdm_session_keys",
     "sun_mac_input",
@@ -69,22 +91,51 @@ COUNTER_MAX = 0xFFFFFF
 # AN12196 §3.3 Table 1: session vector labels for the SDM file-read session keys.
 _SV1_PREFIX = bytes.fromhex("C33C00010080")
 _SV2_PREFIX = bytes.fromhex("3CC300010080")
-_ZERO_BLOCK = bytes(16)
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+# A file-key rule: the tag's SDM file-read key from its UID; None (or raising) refuses it.
+FileKeyRule = Callable[[bytes], "bytes | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEpoch:
+    """One period of a supplier's SUN keys: the meta-read key and its file-key rule.
+
+    `number` names the epoch in results and in replay stores (last counter per UID and
+    epoch); the rule may refuse a UID by returning None or raising.
+    """
+
+    meta_read_key: bytes = field(repr=False)
+    file_read_key: FileKeyRule = field(repr=False)
+    number: int = 0
+
+    @classmethod
+    def from_master(cls, master_key: bytes, number: int = 0) -> KeyEpoch:
+        """The epoch of one SUN master key: both keys derived from it (see `diversify`)."""
+        from firmware_tools.chips.ntag424.diversify import sun_file_read_key, sun_meta_read_key
+
+        return cls(sun_meta_read_key(master_key), partial(sun_file_read_key, master_key), number)
 
 
 @dataclass(frozen=True, slots=True)
 class SunResult:
-    """A SUN message that verified: who the tag is, its read counter, its file data."""
+    """A SUN message that verified: who the tag is, its read counter, its file data.
+
+    `mac_input_start` is the index in the URL of the first character the MAC covers (up
+    to ``cmac=``), or None when the MAC covers an older layout (empty, or from ``enc``).
+    """
 
     uid: bytes
     counter: int
     file_data: bytes | None
     key_epoch: int
+    mac_input_start: int | None = None
 
 
 # cryptography's cipher contexts are not thread-safe, so each thread keeps its own.
 # ECB contexts are stateless between update() calls, which is what makes caching them
-# per key sound; the CMAC objects are only ever copied, never updated in place.
+# per key sound. Only meta-read keys are cached: a supplier has a few. File-read keys are
+# per tag, so a cache of their CMAC objects would never hit while verifying fresh tags.
 _local = threading.local()
 
 
@@ -99,19 +150,8 @@ def _ecb_decryptor(key: bytes):
     return ctx
 
 
-def _cmac_base(key: bytes) -> CMAC:
-    cache = _local.__dict__.setdefault("cmac", {})
-    key = bytes(key)
-    base = cache.get(key)
-    if base is None:
-        if len(cache) > 4096:
-            cache.clear()
-        base = cache[key] = CMAC(algorithms.AES(key))
-    return base
-
-
 def _cmac(key: bytes, data: bytes) -> bytes:
-    mac = _cmac_base(key).copy()
+    mac = CMAC(algorithms.AES(key))
     mac.update(data)
     return mac.finalize()
 
@@ -119,17 +159,20 @@ def _cmac(key: bytes, data: bytes) -> bytes:
 def _parse_hex(value: str, length: int | None, name: str) -> bytes:
     """Hex of an exact byte length (or any whole number of AES blocks when None)."""
     if not isinstance(value, str):
-        raise BadLength(f"{name} must be a hex string")
+        raise MalformedSun(f"{name} must be a hex string", "bad_hex")
     try:
         raw = bytes.fromhex(value)
     except ValueError:
-        raise BadLength(f"{name} is not hex: {value[:40]!r}") from None
-    if len(value) != 2 * len(raw):
-        raise BadLength(f"{name} has whitespace or an odd length")
+        raw = None
+    if raw is None or len(value) != 2 * len(raw):
+        bad = next((c for c in value if c not in _HEX_DIGITS), None)
+        if bad is not None:
+            raise MalformedSun(f"{name} has {bad!r}, which is not a hex digit", "bad_hex")
+        raise BadLength(f"{name} has an odd number of hex digits ({len(value)})")
     if length is not None and len(raw) != length:
-        raise BadLength(f"{name} must be {2 * length} hex characters, got {len(value)}")
+        raise BadLength(f"{name} must be {2 * length} hex digits, got {len(value)}")
     if length is None and (not raw or len(raw) % 16):
-        raise BadLength(f"{name} must be a non-empty multiple of 32 hex characters")
+        raise BadLength(f"{name} must be a non-empty multiple of 32 hex digits, got {len(value)}")
     return raw
 
 
@@ -151,7 +194,7 @@ def sdm_session_keys(file_read_key: bytes, uid: bytes, counter: int) -> tuple[by
 def sdm_mac(file_read_key: bytes, uid: bytes, counter: int, mac_input: bytes) -> bytes:
     """The 8-byte SDMMAC a genuine tag computes (AN12196 Tables 4 and 5)."""
     session = _cmac(file_read_key, _SV2_PREFIX + uid + counter.to_bytes(3, "little"))
-    return ev2.truncate_mac(ev2.aes_cmac(session, mac_input))
+    return ev2.truncate_mac(_cmac(session, mac_input))
 
 
 def _file_cipher(file_read_key: bytes, uid: bytes, counter: int) -> Cipher:
@@ -175,23 +218,123 @@ def encrypt_file_data(file_read_key: bytes, uid: bytes, counter: int, plain: byt
 
 
 def sun_mac_input(enc_hex: str | None) -> bytes:
-    """The MAC input of the URL layout this project writes: ``<enc>&cmac=`` or empty."""
+    """The MAC input of AN12196's layouts: ``<enc>&cmac=`` (Table 5) or empty (Table 4)."""
     return b"" if enc_hex is None else (enc_hex + "&cmac=").encode("ascii")
+
+
+def _epochs(
+    keys: Sequence[bytes] | Sequence[KeyEpoch], file_read_key: bytes | FileKeyRule | None
+) -> list[KeyEpoch]:
+    """Key epochs from either epochs or meta-read keys sharing one file key (or rule)."""
+    if not keys:
+        raise ValueError("at least one key epoch (meta-read key) is needed")
+    if isinstance(keys[0], KeyEpoch):
+        if file_read_key is not None:
+            raise ValueError("key epochs carry their own file-key rules")
+        return list(keys)  # type: ignore[arg-type]
+    if file_read_key is None:
+        raise ValueError("meta-read keys need a file-read key (or rule)")
+    if callable(file_read_key):
+        rule = file_read_key
+    else:
+        key = bytes(file_read_key)
+
+        def rule(uid: bytes) -> bytes:
+            return key
+
+    return [KeyEpoch(meta, rule, number) for number, meta in enumerate(keys)]  # type: ignore[arg-type]
+
+
+def _file_key(epoch: KeyEpoch, uid: bytes) -> bytes | str:
+    """The epoch's file-read key for `uid`, or the words of its refusal."""
+    try:
+        key = epoch.file_read_key(uid)
+    except Exception as exc:  # the rule is the caller's code: its refusal is a cause
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if key is None:
+        return "no key for this UID"
+    if not isinstance(key, bytes | bytearray) or len(key) != 16:
+        return "the rule did not give a 16-byte key"
+    return bytes(key)
+
+
+def _verify(
+    picc: bytes,
+    mac: bytes,
+    epochs: Sequence[KeyEpoch],
+    mac_inputs: Sequence[bytes],
+    enc: bytes | None,
+    last_counter: int | None,
+) -> tuple[SunResult, int]:
+    """The result and the index of the MAC input that matched, or an InvalidTag."""
+    failures: list[InvalidTag] = []
+    for epoch in epochs:
+        picc_plain = decrypt_picc_data(epoch.meta_read_key, picc)
+        if picc_plain is None:
+            failures.append(
+                UnknownPiccDataTag(
+                    f"epoch {epoch.number}: PICC data does not decrypt to a known PICCDataTag"
+                )
+            )
+            continue
+        # A wrong key still yields 0xC7 once in 256 tries, so a tag byte alone does not
+        # pick the epoch: the MAC does.
+        uid, counter = picc_plain
+        key = _file_key(epoch, uid)
+        if isinstance(key, str):
+            failures.append(
+                FileKeyRefused(
+                    f"epoch {epoch.number}: the file-key rule refuses UID {uid.hex().upper()}"
+                    f" ({key})"
+                )
+            )
+            continue
+        session = _cmac(key, _SV2_PREFIX + uid + counter.to_bytes(3, "little"))
+        for index, data in enumerate(mac_inputs):
+            if hmac.compare_digest(ev2.truncate_mac(_cmac(session, data)), mac):
+                _check_counter(uid, counter, last_counter)
+                file_data = None if enc is None else decrypt_file_data(key, uid, counter, enc)
+                return SunResult(uid, counter, file_data, epoch.number), index
+        failures.append(BadCmac(f"epoch {epoch.number}: the SUN MAC does not verify"))
+    raise _summary(failures)
+
+
+def _summary(failures: list[InvalidTag]) -> InvalidTag:
+    """One error for all epochs: the cause that got furthest, with every epoch's words."""
+    for kind, words in (
+        (
+            BadCmac,
+            "SUN MAC does not verify: the URL was altered, or the file-read key or MAC offsets"
+            " are wrong",
+        ),
+        (FileKeyRefused, "no key epoch's file-key rule accepts this tag's UID"),
+        (
+            UnknownPiccDataTag,
+            "PICC data does not decrypt to a known PICCDataTag under any meta-read key: "
+            "likely the wrong meta-read key",
+        ),
+    ):
+        if any(isinstance(failure, kind) for failure in failures):
+            if len(failures) == 1 and kind is FileKeyRefused:
+                return failures[0]
+            detail = "; ".join(str(failure) for failure in failures)
+            return kind(f"{words} ({detail})" if len(failures) > 1 else words)
+    raise AssertionError("no epoch was tried")
 
 
 def verify_sun(
     picc_data_hex: str,
     cmac_hex: str,
-    meta_read_keys: Sequence[bytes],
-    file_read_key: bytes | Callable[[bytes], bytes],
+    meta_read_keys: Sequence[bytes] | Sequence[KeyEpoch],
+    file_read_key: bytes | FileKeyRule | None = None,
     enc_hex: str | None = None,
     mac_input: bytes | None = None,
     last_counter: int | None = None,
 ) -> SunResult:
     """Check one SUN message; raise an `InvalidTag` subclass that names the cause.
 
-    `meta_read_keys` are tried in order (key epochs); `file_read_key` may be a function
-    of the UID (a per-tag diversified key; it may raise to refuse an unknown UID).
+    `meta_read_keys` are key epochs tried in order: `KeyEpoch` values, or meta-read keys
+    that share `file_read_key` (a key, or a rule from the UID: a per-tag diversified key).
     `mac_input` defaults to the layout `sun_mac_input` describes. With `last_counter`,
     a counter that is not strictly greater raises `ReplayedCounter`.
     """
@@ -200,29 +343,8 @@ def verify_sun(
     enc = None if enc_hex is None else _parse_hex(enc_hex, None, "enc")
     if mac_input is None:
         mac_input = sun_mac_input(enc_hex)
-    if not meta_read_keys:
-        raise ValueError("at least one meta-read key is needed")
-
-    decrypted_any = False
-    for epoch, meta_key in enumerate(meta_read_keys):
-        picc_plain = decrypt_picc_data(meta_key, picc)
-        if picc_plain is None:
-            continue
-        # A wrong key still yields 0xC7 once in 256 tries, so a tag byte alone does not
-        # pick the epoch: the MAC does.
-        decrypted_any = True
-        uid, counter = picc_plain
-        key = file_read_key(uid) if callable(file_read_key) else file_read_key
-        if hmac.compare_digest(sdm_mac(key, uid, counter, mac_input), mac):
-            _check_counter(uid, counter, last_counter)
-            file_data = None if enc is None else decrypt_file_data(key, uid, counter, enc)
-            return SunResult(uid=uid, counter=counter, file_data=file_data, key_epoch=epoch)
-    if decrypted_any:
-        raise BadCmac("SUN MAC does not verify: likely the wrong file-read key or MAC offsets")
-    raise UnknownPiccDataTag(
-        "PICC data does not decrypt to a known PICCDataTag under any meta-read key: "
-        "likely the wrong meta-read key"
-    )
+    epochs = _epochs(meta_read_keys, file_read_key)
+    return _verify(picc, mac, epochs, (mac_input,), enc, last_counter)[0]
 
 
 def verify_sun_plain(
@@ -272,44 +394,84 @@ def _query_values(url: str) -> dict[str, tuple[int, int]]:
         name, sep, _ = url[position:stop].partition("=")
         if sep:
             if name in spans:
-                raise BadLength(f"SUN parameter {name} appears twice")
+                raise MalformedSun(f"SUN parameter {name} appears twice", "duplicate_parameter")
             spans[name] = (position + len(name) + 1, stop)
         position = stop + 1
     return spans
 
 
+def gs1_path_start(url: str, link: DigitalLink | None = None) -> int | None:
+    """Index in `url` of the "/" that starts its GS1 path (``/01/``), None if it has none.
+
+    Taken from where the strict Digital Link parser finds the primary key (`link`, parsed
+    here when not given), so the GTIN and serial a verifier reports are the ones inside
+    the MAC input. Counted in the raw text, so a parser that normalizes the host (case,
+    IDNA) does not shift it.
+
+    >>> gs1_path_start("https://id.example.com/prefix/01/09521234543213/21/A1?cmac=00")
+    29
+    """
+    if link is None:
+        from firmware_tools.formats.gs1 import parse_digital_link
+
+        try:
+            link = parse_digital_link(url)
+        except GS1Error:
+            return None
+    # The base is scheme "://" authority ["/" prefix segments]: the primary key's "/" is
+    # the one after as many "/" as the base has past its "://".
+    position = url.find("://")
+    if position < 0:
+        return None
+    position += 2
+    for _ in range(link.base.count("/") - 1):
+        position = url.find("/", position + 1)
+        if position < 0:
+            return None
+    return position if url.startswith("/01/", position) else None
+
+
 def verify_sun_url(
     url: str,
-    meta_read_keys: Sequence[bytes],
-    file_read_key: bytes | Callable[[bytes], bytes],
+    meta_read_keys: Sequence[bytes] | Sequence[KeyEpoch],
+    file_read_key: bytes | FileKeyRule | None = None,
     last_counter: int | None = None,
+    mac_input_start: int | None = None,
 ) -> SunResult:
     """Verify the SUN URL a tag returned; the MAC input is taken from the URL text.
 
-    With ``enc``, the MAC input runs from the first character of the ``enc`` value up to
-    the first character of the ``cmac`` value (``<enc>&cmac=``, the layout of AN12196
-    Table 5); without it, it is empty, as `ntag424_personalize` sets the offsets.
+    The MAC input is the URL text, exactly as received, from `mac_input_start` (default:
+    the start of the GS1 path, `gs1_path_start`) up to and including ``cmac=``. A MAC
+    over AN12196's layouts (``<enc>&cmac=``, or empty) also verifies, with
+    `SunResult.mac_input_start` None: it authenticates the chip, not the URL.
     """
     spans = _query_values(url)
     for name in ("picc_data", "cmac"):
         if name not in spans:
-            raise BadLength(f"SUN parameter {name} is missing from the URL")
+            raise MalformedSun(f"SUN parameter {name} is missing from the URL", "missing_parameter")
     picc_start, picc_end = spans["picc_data"]
     cmac_start, cmac_end = spans["cmac"]
     enc_hex = None
-    mac_input = b""
     if "enc" in spans:
         enc_start, enc_end = spans["enc"]
         enc_hex = url[enc_start:enc_end]
         if not enc_start < cmac_start:
-            raise BadLength("SUN parameter enc must come before cmac")
-        mac_input = url[enc_start:cmac_start].encode("ascii", "replace")
-    return verify_sun(
-        url[picc_start:picc_end],
-        url[cmac_start:cmac_end],
-        meta_read_keys,
-        file_read_key,
-        enc_hex=enc_hex,
-        mac_input=mac_input,
-        last_counter=last_counter,
+            raise MalformedSun("SUN parameter enc must come before cmac", "parameter_order")
+    picc = _parse_hex(url[picc_start:picc_end], 16, "picc_data")
+    mac = _parse_hex(url[cmac_start:cmac_end], 8, "cmac")
+    enc = None if enc_hex is None else _parse_hex(enc_hex, None, "enc")
+    if mac_input_start is None:
+        mac_input_start = gs1_path_start(url)
+    legacy = b"" if enc_hex is None else url[enc_start:cmac_start].encode("utf-8", "surrogatepass")
+    inputs = [legacy]
+    if mac_input_start is not None and 0 <= mac_input_start < cmac_start:
+        # The URL as received, byte for byte: no decoding or re-encoding of any part.
+        inputs.insert(0, url[mac_input_start:cmac_start].encode("utf-8", "surrogatepass"))
+    result, index = _verify(
+        picc, mac, _epochs(meta_read_keys, file_read_key), inputs, enc, last_counter
     )
+    if index == 0 and len(inputs) == 2:
+        return SunResult(
+            result.uid, result.counter, result.file_data, result.key_epoch, mac_input_start
+        )
+    return result

@@ -1,0 +1,52 @@
+"""Simulated NTAG 424 DNA tags keyed from a supplier master key, and a phone's tap.
+
+The tags are set up the way personalization leaves them (keys from `tag_keys`, the SDM
+settings of `sdm_file_settings`), with SDMMACInputOffset either at the "/" that starts the
+GS1 path (the MAC covers the item) or equal to SDMMACOffset (the older empty MAC input).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from firmware_tools.chips.ntag424.diversify import sun_meta_read_key
+from firmware_tools.chips.ntag424.personalize import sdm_file_settings, sun_layout, tag_keys
+from tests.fakes.ntag424 import SimulatedNtag424
+
+TEMPLATE = "https://{host}/01/{gtin}/21/{serial}?picc_data={picc_data}&cmac={cmac}"
+
+
+def sun_tag(
+    master: bytes,
+    uid: bytes,
+    *,
+    host: str = "id.example.com",
+    gtin: str = "04006381333931",
+    serial: str = "SN1",
+    mac_over_path: bool = True,
+) -> SimulatedNtag424:
+    """A personalized tag whose SUN MAC covers the GS1 path (or, if not, an empty input)."""
+    layout = sun_layout(TEMPLATE, {"host": host, "gtin": gtin, "serial": serial})
+    if mac_over_path:
+        # File offset of URL character i: the URL ends the file (see build_ndef_file).
+        url_start = layout.picc_data_offset - layout.url.index("picc_data=") - len("picc_data=")
+        path = layout.url.index("/01/")
+        layout = dataclasses.replace(layout, mac_input_offset=url_start + path)
+    keys = tag_keys(master, sun_meta_read_key(master), uid)
+    return SimulatedNtag424.with_sun(uid, list(keys), layout.ndef_file, sdm_file_settings(layout))
+
+
+def tap(tag: SimulatedNtag424) -> str:
+    """What a phone does: a new activation, select the NDEF application and file, read it."""
+
+    def ok(apdu: str) -> bytes:
+        response = tag.exchange(bytes.fromhex(apdu))
+        assert response[-2:] == b"\x90\x00", response.hex()
+        return response[:-2]
+
+    tag.activate()
+    ok("00A4040007D276000085010100")
+    ok("00A4000C02E104")
+    length = int.from_bytes(ok("00B0000002"), "big")
+    message = ok(f"00B00002{length:02X}")
+    return "https://" + message[5:].decode("ascii")
