@@ -195,7 +195,7 @@ def test_ntag424_apdus_and_sun_counters_over_two_taps(emulator, ntag):
     ntag424 = pytest.importorskip("tests.fakes.ntag424")
     personalize = pytest.importorskip("firmware_tools.chips.ntag424.personalize")
     from firmware_tools.chips.ntag424.diversify import diversify_key
-    from firmware_tools.chips.ntag424.sun import verify_sun_url
+    from tests.integration.test_ntag424_personalize import verify_tap
 
     master, meta = bytes(range(16)), bytes(range(16, 32))
     uid = bytes.fromhex("04C1D2E3F40580")
@@ -223,7 +223,7 @@ def test_ntag424_apdus_and_sun_counters_over_two_taps(emulator, ntag):
     with open_reader(emulator.connstring) as reader:
         first, second = tap(reader), tap(reader)
     file_key = lambda u: diversify_key(master, u, 2)  # noqa: E731
-    one = verify_sun_url(first, [meta], file_key)
-    two = verify_sun_url(second, [meta], file_key, last_counter=one.counter)
+    one = verify_tap(first, [meta], file_key)
+    two = verify_tap(second, [meta], file_key, last_counter=one.counter)
     assert one.uid == two.uid == uid
     assert two.counter > one.counter

@@ -19,7 +19,7 @@ from firmware_tools.chips.ntag424.personalize import (
     sun_layout,
     tag_keys,
 )
-from firmware_tools.chips.ntag424.sun import verify_sun_url
+from firmware_tools.chips.ntag424.sun import verify_sun, verify_sun_url
 from firmware_tools.chips.originality import verify_originality_424
 from firmware_tools.errors import (
     BadCmac,
@@ -44,6 +44,25 @@ SELECT_APP = h("00A4040C07D276000085010100")
 
 def file_key(uid: bytes) -> bytes:
     return diversify_key(MASTER, uid, 2)
+
+
+def verify_tap(url: str, meta_keys, file_read_key, last_counter: int | None = None):
+    """Verify a tap of a tag this project personalized: the MAC covers the GS1 path.
+
+    The span is computed here from the URL text (the "/" of "/01/" up to and including
+    "cmac="), independently of the offsets personalization wrote into the tag.
+    """
+    picc_at = url.index("?picc_data=") + len("?picc_data=")
+    cmac_at = url.index("&cmac=") + len("&cmac=")
+    path_at = url.index("/01/", len("https://"))
+    return verify_sun(
+        url[picc_at : cmac_at - len("&cmac=")],
+        url[cmac_at:],
+        meta_keys,
+        file_read_key,
+        mac_input=url[path_at:cmac_at].encode("ascii"),
+        last_counter=last_counter,
+    )
 
 
 def ok(response: bytes) -> bytes:
@@ -87,14 +106,14 @@ def test_each_tap_verifies_with_a_strictly_increasing_counter(personalized) -> N
     urls = []
     for expected in range(1, 6):
         url = tap(tag)
-        result = verify_sun_url(url, [META], file_key, last_counter=last)
+        result = verify_tap(url, [META], file_key, last_counter=last)
         assert result.uid == UID
         assert result.counter == expected
         last = result.counter
         urls.append(url)
     assert len(set(urls)) == 5
     with pytest.raises(ReplayedCounter):
-        verify_sun_url(urls[2], [META], file_key, last_counter=last)
+        verify_tap(urls[2], [META], file_key, last_counter=last)
 
 
 def test_reads_within_one_activation_share_the_counter(personalized) -> None:
@@ -104,24 +123,24 @@ def test_reads_within_one_activation_share_the_counter(personalized) -> None:
     assert int.from_bytes(again, "big") == len(url) - len("https://") + 5
     read_data = ok(tag.exchange(native_apdu(0xAD, bytes([2, 0, 0, 0, 0, 0, 0]))))
     assert "https://" + read_data[7 : 2 + int.from_bytes(again, "big")].decode() == url
-    assert verify_sun_url(tap(tag), [META], file_key, last_counter=1).counter == 2
+    assert verify_tap(tap(tag), [META], file_key, last_counter=1).counter == 2
 
 
 def test_wrong_keys_are_named(personalized) -> None:
     tag, _ = personalized
     url = tap(tag)
     with pytest.raises(UnknownPiccDataTag):
-        verify_sun_url(url, [bytes(16)], file_key)
+        verify_tap(url, [bytes(16)], file_key)
     with pytest.raises(BadCmac):
-        verify_sun_url(url, [META], lambda uid: diversify_key(MASTER, uid, 3))
-    assert verify_sun_url(url, [bytes(16), META], file_key).key_epoch == 1
+        verify_tap(url, [META], lambda uid: diversify_key(MASTER, uid, 3))
+    assert verify_tap(url, [bytes(16), META], file_key).key_epoch == 1
 
 
 def test_counter_exhaustion(personalized) -> None:
     tag, _ = personalized
     tag.sdm_read_counter = 0xFFFFFE
     with pytest.raises(CounterExhausted):
-        verify_sun_url(tap(tag), [META], file_key)
+        verify_tap(tap(tag), [META], file_key)
 
 
 def test_factory_key_no_longer_authenticates(personalized) -> None:
@@ -251,7 +270,7 @@ def test_simulator_with_sun_shortcut_matches_personalization() -> None:
     layout = sun_layout(TEMPLATE, FIELDS)
     keys = list(tag_keys(MASTER, META, UID))
     tag = SimulatedNtag424.with_sun(UID, keys, layout.ndef_file, sdm_file_settings(layout))
-    assert verify_sun_url(tap(tag), [META], file_key).counter == 1
+    assert verify_tap(tap(tag), [META], file_key).counter == 1
 
 
 @pytest.mark.parametrize(
