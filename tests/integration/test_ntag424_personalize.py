@@ -11,6 +11,9 @@ import pytest
 from firmware_tools.chips.ntag424 import ev2
 from firmware_tools.chips.ntag424.diversify import diversify_key
 from firmware_tools.chips.ntag424.personalize import (
+    CONFIRMED,
+    PENDING,
+    MemoryLog,
     authenticate_ev2_first,
     build_ndef_file,
     native_apdu,
@@ -24,8 +27,10 @@ from firmware_tools.chips.originality import verify_originality_424
 from firmware_tools.errors import (
     BadCmac,
     CounterExhausted,
+    OutcomeUnknown,
     ReplayedCounter,
     TagCommandError,
+    TagNotFound,
     UnknownPiccDataTag,
 )
 from tests.fakes.ntag424 import SimulatedNtag424, fake_public_key
@@ -331,3 +336,130 @@ def test_rf_attributes() -> None:
     tag = SimulatedNtag424(UID)
     assert (tag.uid, tag.sens_res, tag.sel_res) == (UID, b"\x03\x44", 0x20)
     assert tag.ats[0] == len(tag.ats)
+
+
+# --- The MAC covers the item (issue 6, item 1) ------------------------------------------------
+
+
+def test_sdm_mac_input_starts_at_the_gs1_path(personalized) -> None:
+    tag, summary = personalized
+    tag.activate()
+    ok(tag.exchange(SELECT_APP))
+    answer = ok(tag.exchange(native_apdu(ev2.CMD_GET_FILE_SETTINGS, b"\x02")))
+    # Table 73 with MetaRead a key and no enc: PICCDataOffset, SDMMACInputOffset, SDMMACOffset.
+    picc, mac_input, mac = (int.from_bytes(answer[i : i + 3], "little") for i in (10, 13, 16))
+    path = bytes(tag.files[2].data).index(b"/01/09506000134352/21/SN-000123?")
+    assert mac_input == path == summary.mac_input_offset
+    assert bytes(tag.files[2].data[mac_input:mac]).decode().endswith("&cmac=")
+    assert picc == summary.picc_data_offset and mac == summary.mac_offset
+
+
+def test_a_genuine_tap_pasted_under_another_item_does_not_verify(personalized) -> None:
+    tag, _ = personalized
+    url = tap(tag)
+    assert verify_tap(url, [META], file_key).uid == UID
+    query = url[url.index("?") :]
+    for other in (
+        "https://id.example.com/01/09506000134352/21/SN-000124",  # another serial
+        "https://id.example.com/01/04006381333931/21/SN-000123",  # another GTIN
+    ):
+        with pytest.raises(BadCmac):
+            verify_tap(other + query, [META], file_key)
+
+
+# --- Resumable personalization (issue 6, item 4) ---------------------------------------------
+
+NEW_KEYS = list(tag_keys(MASTER, META, UID))
+
+
+def is_change_key(key_no: int) -> Callable[[bytes], bool]:
+    return lambda apdu: apdu[:2] == b"\x90\xc4" and len(apdu) > 5 and apdu[5] == key_no
+
+
+def change_keys_sent(tag: SimulatedNtag424) -> list[int]:
+    return [apdu[5] for apdu, _ in tag.log if apdu[:2] == b"\x90\xc4"]
+
+
+def assert_fully_personalized(tag: SimulatedNtag424) -> None:
+    assert tag.keys == NEW_KEYS and tag.key_versions == [1] * 5
+    assert verify_tap(tap(tag), [META], file_key).uid == UID
+
+
+class Link:
+    """A transceive that loses the tag's answer once, or loses the tag, after `match`."""
+
+    def __init__(self, tag: SimulatedNtag424, match: Callable[[bytes], bool], fault: type):
+        self.tag, self.match, self.fault = tag, match, fault
+        self.present = True
+
+    def __call__(self, apdu: bytes) -> bytes:
+        if not self.present:
+            raise TagNotFound("the tag left the field")
+        answer = self.tag.exchange(apdu)
+        if self.match is not None and self.match(apdu):
+            self.match = None
+            if self.fault is TagNotFound:
+                self.present = False
+            raise self.fault("answer lost")
+        return answer
+
+
+def personalize_with(transceive, log, uid: bytes | None = UID):
+    return personalize(
+        transceive, TEMPLATE, FIELDS, lambda u: tag_keys(MASTER, META, u), uid=uid, log=log
+    )
+
+
+@pytest.mark.parametrize("key_no", [1, 2, 4, 0])
+def test_lost_answer_to_change_key_is_not_resent_and_the_run_finishes(key_no: int) -> None:
+    tag = SimulatedNtag424(UID)
+    log = MemoryLog()
+    summary = personalize_with(Link(tag, is_change_key(key_no), OutcomeUnknown), log)
+    assert_fully_personalized(tag)
+    assert change_keys_sent(tag) == [1, 2, 3, 4, 0]  # each key changed exactly once
+    assert key_no in [int(c.split()[1]) for c in summary.changed if c.startswith("key")]
+    assert log.key_states(UID) == {k: (1, CONFIRMED) for k in range(5)}
+
+
+@pytest.mark.parametrize("key_no", [2, 0])
+def test_tag_pulled_away_after_change_key_is_finished_by_a_second_run(key_no: int) -> None:
+    tag = SimulatedNtag424(UID)
+    log = MemoryLog()
+    link = Link(tag, is_change_key(key_no), TagNotFound)
+    with pytest.raises(TagNotFound):
+        personalize_with(link, log)
+    # Half-done, but the log says which key may have changed.
+    assert log.key_states(UID)[key_no] == (1, PENDING)
+    assert tag.keys[key_no] == NEW_KEYS[key_no]
+    if key_no != 0:
+        assert tag.keys[0] == bytes(16)
+    tag.activate()  # back on the reader
+    summary = personalize_with(tag.exchange, log)
+    assert_fully_personalized(tag)
+    assert change_keys_sent(tag) == [1, 2, 3, 4, 0]
+    assert "ndef" not in summary.changed and "settings" not in summary.changed
+    assert log.key_states(UID) == {k: (1, CONFIRMED) for k in range(5)}
+
+
+def test_a_finished_tag_is_recognised_and_left_alone(personalized) -> None:
+    tag, _ = personalized
+    tag.activate()
+    sent_before = len(tag.log)
+    summary = personalize_with(tag.exchange, MemoryLog())
+    assert summary.changed == () and tag.keys == NEW_KEYS
+    assert [apdu[1] for apdu, _ in tag.log[sent_before:] if apdu[:2] == b"\x90\xc4"] == []
+
+
+def test_a_tag_written_for_another_item_is_refused(personalized) -> None:
+    tag, _ = personalized
+    tag.activate()
+    other = dict(FIELDS, serial="SN-000999")
+    with pytest.raises(TagCommandError, match="another URL"):
+        personalize(tag.exchange, TEMPLATE, other, lambda u: tag_keys(MASTER, META, u), uid=UID)
+
+
+def test_a_tag_keyed_by_someone_else_is_refused_without_changes() -> None:
+    tag = SimulatedNtag424(UID, keys=[bytes(range(16))] * 5)
+    with pytest.raises(TagCommandError, match="someone else"):
+        personalize_with(tag.exchange, MemoryLog())
+    assert change_keys_sent(tag) == []

@@ -136,7 +136,7 @@ class PersonalizationSummary:
     mac_offset: int
     file_settings: bytes
     key_versions: tuple[int, ...]
-    changed: tuple[str, ...] = ()  # what this run changed ("ndef", "settings", "key 1"...)
+    changed: tuple[str, ...] = ()  # what this call sent to change ("ndef", "settings", "key 1")
 
 
 def build_ndef_file(url: str) -> tuple[bytes, int]:
@@ -398,11 +398,12 @@ def personalize(
     layout = sun_layout(url_template, fields)
     settings = sdm_file_settings(layout)
     log = MemoryLog() if log is None else log
+    changed: list[str] = []  # across attempts: a change whose answer was lost still counts
     for attempt in range(attempts):
         try:
             return _personalize_once(
                 transceive, layout, settings, keys_for_uid, uid, log,
-                current_keys, key_version, random_bytes,
+                current_keys, key_version, random_bytes, changed,
             )  # fmt: skip
         except OutcomeUnknown:
             # The command whose answer was lost may have run: never send it again, ask
@@ -507,10 +508,12 @@ def _personalize_once(
     current_keys: Sequence[bytes],
     key_version: int,
     random_bytes: Callable[[int], bytes],
+    changed: list[str],
 ) -> PersonalizationSummary:
-    changed: list[str] = []
+    wrote_ndef = False
     _check(transceive(SELECT_NDEF_APPLICATION), "ISOSelectFile of the NDEF application")
     if _write_ndef_plain(transceive, layout):
+        wrote_ndef = True
         changed.append("ndef")
     else:
         # The file is no longer write-free: an earlier run enabled SDM. It must hold this
@@ -548,10 +551,11 @@ def _personalize_once(
         transceive, session, ev2.CMD_GET_FILE_SETTINGS, bytes([NDEF_FILE_NO]), "GetFileSettings"
     )
     if found != wanted:
-        if "ndef" not in changed:
+        if not wrote_ndef:
             raise TagCommandError(
                 f"file 02 has settings this tool did not write ({found.hex().upper()})"
             )
+        changed.append("settings")
         session, _ = _full(
             transceive,
             session,
@@ -561,13 +565,13 @@ def _personalize_once(
             "ChangeFileSettings",
             response_mode="mac",
         )
-        changed.append("settings")
 
     versions = [key_version] * 5
     for key_no in (1, 2, 3, 4):
         session, version = _key_version(transceive, session, key_no)
         if version == FACTORY_KEY_VERSION:
             log.key_pending(card_uid, key_no, key_version)
+            changed.append(f"key {key_no}")
             data = ev2.change_key_data(
                 key_no, 0, current_keys[key_no], new_keys[key_no], key_version
             )
@@ -581,7 +585,6 @@ def _personalize_once(
                 response_mode="mac",
             )
             session, version = _key_version(transceive, session, key_no)
-            changed.append(f"key {key_no}")
         if version != key_version:
             raise TagCommandError(
                 f"key {key_no} has version {version}, neither the factory's"
@@ -592,17 +595,17 @@ def _personalize_once(
 
     if not key0_changed:
         log.key_pending(card_uid, 0, key_version)
+        changed.append("key 0")
         # AN12196 Table 26: changing the authenticated key ends the session; the answer
         # is a bare 9100 without a MAC.
         data = ev2.change_key_data(0, 0, current_keys[0], new_keys[0], key_version)
         _full(transceive, session, ev2.CMD_CHANGE_KEY, b"\x00", data, "ChangeKey 0", "none")
-        changed.append("key 0")
         # Confirm with the tag: the new key 0 authenticates.
         session = authenticate_ev2_first(transceive, 0, new_keys[0], random_bytes)
     session, version = _key_version(transceive, session, 0)
     if version != key_version:
         raise TagCommandError(f"key 0 has version {version}, expected {key_version}")
-    if states.get(0) != (key_version, CONFIRMED) or "key 0" in changed:
+    if states.get(0) != (key_version, CONFIRMED) or not key0_changed:
         log.key_confirmed(card_uid, 0, key_version)
 
     return PersonalizationSummary(
@@ -613,5 +616,5 @@ def _personalize_once(
         mac_offset=layout.mac_offset,
         file_settings=settings,
         key_versions=tuple(versions),
-        changed=tuple(changed),
+        changed=tuple(dict.fromkeys(changed)),
     )
