@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from firmware_tools.chips.ntag424 import ev2
-from firmware_tools.chips.ntag424.diversify import diversify_key
+from firmware_tools.chips.ntag424.diversify import diversify_key, sun_meta_read_key
 from firmware_tools.chips.ntag424.personalize import (
     CONFIRMED,
     PENDING,
@@ -24,6 +30,7 @@ from firmware_tools.chips.ntag424.personalize import (
 )
 from firmware_tools.chips.ntag424.sun import verify_sun, verify_sun_url
 from firmware_tools.chips.originality import verify_originality_424
+from firmware_tools.cli import main
 from firmware_tools.errors import (
     BadCmac,
     CounterExhausted,
@@ -33,7 +40,9 @@ from firmware_tools.errors import (
     TagNotFound,
     UnknownPiccDataTag,
 )
+from firmware_tools.keys import load_key_file
 from tests.fakes.ntag424 import SimulatedNtag424, fake_public_key
+from tests.fakes.pn532 import Pn532Emulator
 
 h = bytes.fromhex
 TEMPLATE = "https://id.example.com/01/{gtin}/21/{serial}?picc_data={picc_data}&cmac={cmac}"
@@ -463,3 +472,216 @@ def test_a_tag_keyed_by_someone_else_is_refused_without_changes() -> None:
     with pytest.raises(TagCommandError, match="someone else"):
         personalize_with(tag.exchange, MemoryLog())
     assert change_keys_sent(tag) == []
+
+
+# --- Through the command line, libnfc and the PN532 emulator ----------------------------------
+
+PASSPHRASE = "test passphrase"
+HOST = "id.example.com"
+GTIN = "4006381333931"
+
+
+@pytest.fixture
+def libnfc() -> None:
+    from firmware_tools.errors import ReaderNotFound
+    from firmware_tools.nfc.libnfc import bindings
+
+    try:
+        bindings()
+    except ReaderNotFound as exc:
+        from tests.conftest import unavailable
+
+        unavailable(str(exc))
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.delenv("FIRMWARE_TOOLS_PASSPHRASE", raising=False)
+    return CliRunner()
+
+
+@pytest.fixture
+def passfile(tmp_path: Path) -> Path:
+    path = tmp_path / "pass.txt"
+    path.write_text(PASSPHRASE + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, runner: CliRunner, passfile: Path) -> Path:
+    path = tmp_path / "supplier.key"
+    result = runner.invoke(main, ["keys", "new", str(path), "--passphrase-file", str(passfile)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def cli_keys(key_file: Path) -> list[bytes]:
+    master = load_key_file(key_file, PASSPHRASE).sun_master_key
+    assert master is not None
+    return list(tag_keys(master, sun_meta_read_key(master), UID))
+
+
+def personalize_cli(runner, emulator, key_file, passfile, *extra: str):
+    args = ["ntag424", "personalize", "--device", emulator.connstring, "--timeout", "3",
+            "--key-file", str(key_file), "--passphrase-file", str(passfile), *extra]  # fmt: skip
+    return runner.invoke(main, args)
+
+
+def status_cli(runner, key_file, *extra: str):
+    return runner.invoke(
+        main, ["ntag424", "status", UID.hex(), "--key-file", str(key_file), *extra]
+    )
+
+
+ITEM = ("--host", HOST, "--gtin", GTIN, "--serial", "DNA-7")
+
+
+@pytest.mark.libnfc
+@pytest.mark.parametrize("key_no", [2, 0])
+def test_cli_garbled_change_key_reply_is_not_resent_and_the_tag_ends_personalized(
+    libnfc, runner, key_file, passfile, key_no: int
+) -> None:
+    tag = SimulatedNtag424(UID)
+    with Pn532Emulator([tag]) as emulator:
+        emulator.garble_answer_to(is_change_key(key_no))
+        result = personalize_cli(runner, emulator, key_file, passfile, *ITEM)
+    assert emulator.errors == []
+    assert result.exit_code == 0, result.output
+    assert tag.keys == cli_keys(key_file) and tag.key_versions == [1] * 5
+    assert change_keys_sent(tag) == [1, 2, 3, 4, 0]
+    report = json.loads(status_cli(runner, key_file, "--json").stdout)
+    assert report["state"] == "personalized"
+    assert [(k["key_no"], k["version"], k["state"]) for k in report["keys"]] == [
+        (n, 1, "confirmed") for n in range(5)
+    ]
+
+
+@pytest.mark.libnfc
+@pytest.mark.parametrize("key_no", [2, 0])
+def test_cli_tag_leaving_the_field_mid_personalization_then_resume(
+    libnfc, runner, key_file, passfile, key_no: int
+) -> None:
+    tag = SimulatedNtag424(UID)
+    with Pn532Emulator([tag]) as emulator:
+        emulator.leave_field_after(is_change_key(key_no))
+        first = personalize_cli(runner, emulator, key_file, passfile, *ITEM)
+        assert first.exit_code == 1, first.output
+        assert "left the field" in first.stderr and "--resume" in first.stderr
+        assert "Traceback" not in first.output
+        # Half-done: the keys up to key_no changed; key 0 is the factory's unless it was key 0.
+        assert tag.keys[key_no] == cli_keys(key_file)[key_no]
+        assert (tag.keys[0] == bytes(16)) == (key_no != 0)
+
+        half = status_cli(runner, key_file)
+        assert half.exit_code == 0, half.output
+        assert f"NTAG 424 DNA {UID.hex().upper()}: half-personalized" in half.stdout
+        assert f"  key {key_no}     version 1  pending" in half.stdout
+        assert "personalize --resume" in half.stdout
+
+        emulator.place(tag)  # back on the reader
+        again = personalize_cli(runner, emulator, key_file, passfile, *ITEM)
+        assert again.exit_code == 1 and "half-personalized" in again.stderr
+        resumed = personalize_cli(runner, emulator, key_file, passfile, "--resume")
+    assert emulator.errors == []
+    assert resumed.exit_code == 0, resumed.output
+    out = json.loads(resumed.stdout)
+    assert out["url"].startswith(f"https://{HOST}/01/0{GTIN}/21/DNA-7?picc_data=")
+    assert tag.keys == cli_keys(key_file) and tag.key_versions == [1] * 5
+    assert change_keys_sent(tag) == [1, 2, 3, 4, 0]  # nothing changed twice
+    done = status_cli(runner, key_file)
+    assert done.stdout.startswith(f"NTAG 424 DNA {UID.hex().upper()}: personalized\n")
+    assert "pending" not in done.stdout
+    master = load_key_file(key_file, PASSPHRASE).sun_master_key
+    meta = sun_meta_read_key(master)
+    url = tap(tag)
+    assert verify_tap(url, [meta], lambda uid: diversify_key(master, uid, 2)).uid == UID
+
+
+@pytest.mark.libnfc
+def test_cli_records_hold_no_key_bytes(libnfc, runner, key_file, passfile, tmp_path) -> None:
+    tag = SimulatedNtag424(UID)
+    records = tmp_path / "tags.sqlite3"
+    with Pn532Emulator([tag]) as emulator:
+        result = personalize_cli(
+            runner, emulator, key_file, passfile, *ITEM, "--records", str(records)
+        )
+    assert result.exit_code == 0, result.output
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("tags.sqlite3*"))
+    master = load_key_file(key_file, PASSPHRASE).sun_master_key
+    for secret in [master, *cli_keys(key_file)]:
+        assert secret not in stored and secret.hex().encode() not in stored
+        assert secret.hex().upper().encode() not in stored
+
+
+def test_cli_status_of_unknown_and_malformed_uids(runner, key_file, tmp_path) -> None:
+    missing = status_cli(runner, key_file)
+    assert missing.exit_code == 1 and "no provisioning records at" in missing.stderr
+    from firmware_tools.provisioning import RecordStore
+
+    RecordStore.open(tmp_path / "supplier.key.ntag424.sqlite3").close()
+    unknown = status_cli(runner, key_file, "--json")
+    assert unknown.exit_code == 1
+    assert f"tag {UID.hex().upper()} has no record" in unknown.stderr
+    for bad in ("04C1D2", "not-hex-at-all"):
+        malformed = runner.invoke(main, ["ntag424", "status", bad, "--key-file", str(key_file)])
+        assert malformed.exit_code == 2 and "Traceback" not in malformed.output
+    neither = runner.invoke(main, ["ntag424", "status", UID.hex()])
+    assert neither.exit_code == 2 and "--records" in neither.stderr
+
+
+@pytest.mark.libnfc
+def test_cli_resume_takes_the_item_from_the_record(libnfc, runner, key_file, passfile) -> None:
+    tag = SimulatedNtag424(UID)
+    with Pn532Emulator([tag]) as emulator:
+        nothing = personalize_cli(runner, emulator, key_file, passfile, "--resume")
+        both = personalize_cli(runner, emulator, key_file, passfile, "--resume", "--gtin", GTIN)
+    assert nothing.exit_code == 1 and "nothing to resume" in nothing.stderr
+    assert both.exit_code == 2 and "drop --gtin" in both.stderr
+    assert change_keys_sent(tag) == [] and tag.keys == [bytes(16)] * 5
+
+
+def _unprivileged(command: list[str]) -> list[str]:
+    # Root writes into a read-only directory anyway: run the command as nobody.
+    if os.geteuid() == 0:
+        return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    return command
+
+
+@pytest.mark.libnfc
+@pytest.mark.parametrize("problem", ["read-only", "missing"])
+def test_cli_unwritable_records_stop_before_the_tag_is_touched(
+    libnfc, runner, passfile, problem: str
+) -> None:
+    base = Path(tempfile.mkdtemp(prefix="records-"))
+    try:
+        base.chmod(0o755)
+        key = base / "supplier.key"
+        made = runner.invoke(main, ["keys", "new", str(key), "--passphrase-file", str(passfile)])
+        assert made.exit_code == 0, made.output
+        secret = base / "pass.txt"
+        secret.write_text(PASSPHRASE + "\n", encoding="utf-8")
+        shelf = base / "records"
+        if problem == "read-only":
+            shelf.mkdir(mode=0o555)
+        if os.geteuid() == 0:
+            for path in (key, secret):
+                os.chown(path, 65534, 65534)
+        tag = SimulatedNtag424(UID)
+        with Pn532Emulator([tag]) as emulator:
+            command = [sys.executable, "-m", "firmware_tools", "ntag424", "personalize",
+                       "--device", emulator.connstring, "--timeout", "3", "--key-file", str(key),
+                       "--passphrase-file", str(secret), *ITEM,
+                       "--records", str(shelf / "tags.sqlite3")]  # fmt: skip
+            done = subprocess.run(
+                _unprivileged(command), capture_output=True, text=True, timeout=60, check=False
+            )
+            sent = list(emulator.chip.commands)
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in done.stderr
+        expected = "is read-only" if problem == "read-only" else "does not exist"
+        assert expected in lines[0] and str(shelf) in lines[0]
+        assert sent == [] and tag.log == []  # the reader was never opened
+        assert not (shelf / "tags.sqlite3").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
