@@ -394,7 +394,7 @@ def assert_fully_personalized(tag: SimulatedNtag424) -> None:
     assert verify_tap(tap(tag), [META], file_key).uid == UID
 
 
-class Link:
+class LossyLink:
     """A transceive that loses the tag's answer once, or loses the tag, after `match`."""
 
     def __init__(self, tag: SimulatedNtag424, match: Callable[[bytes], bool], fault: type):
@@ -423,7 +423,7 @@ def personalize_with(transceive, log, uid: bytes | None = UID):
 def test_lost_answer_to_change_key_is_not_resent_and_the_run_finishes(key_no: int) -> None:
     tag = SimulatedNtag424(UID)
     log = MemoryLog()
-    summary = personalize_with(Link(tag, is_change_key(key_no), OutcomeUnknown), log)
+    summary = personalize_with(LossyLink(tag, is_change_key(key_no), OutcomeUnknown), log)
     assert_fully_personalized(tag)
     assert change_keys_sent(tag) == [1, 2, 3, 4, 0]  # each key changed exactly once
     assert key_no in [int(c.split()[1]) for c in summary.changed if c.startswith("key")]
@@ -434,7 +434,7 @@ def test_lost_answer_to_change_key_is_not_resent_and_the_run_finishes(key_no: in
 def test_tag_pulled_away_after_change_key_is_finished_by_a_second_run(key_no: int) -> None:
     tag = SimulatedNtag424(UID)
     log = MemoryLog()
-    link = Link(tag, is_change_key(key_no), TagNotFound)
+    link = LossyLink(tag, is_change_key(key_no), TagNotFound)
     with pytest.raises(TagNotFound):
         personalize_with(link, log)
     # Half-done, but the log says which key may have changed.
