@@ -18,10 +18,12 @@ FirmwareToolsError
 │   └── CounterExhausted   SUN counter at FFFFFF
 ├── KeyStoreError          key file unreadable
 │   └── WrongPassphrase
+├── RecordStoreError       provisioning records cannot be read or written
 └── ReaderError            NFC transport or tag command failed
     ├── ReaderNotFound
     ├── ReaderTimeout      the reader stopped answering
     ├── FrameError         garbled frame or NACK that retries did not cure
+    │   └── OutcomeUnknown the answer to a command that changes the tag was lost
     ├── TagNotFound
     ├── TagLocked          the tag refuses writes
     └── TagCommandError    the tag answered with an error status
@@ -107,6 +109,10 @@ class WrongPassphrase(KeyStoreError):
     """The passphrase does not open the key file."""
 
 
+class RecordStoreError(FirmwareToolsError):
+    """The provisioning record store cannot be opened, read or written."""
+
+
 class ReaderError(FirmwareToolsError):
     """The NFC reader or the tag in its field failed."""
 
@@ -121,6 +127,13 @@ class ReaderTimeout(ReaderError):
 
 class FrameError(ReaderError):
     pass
+
+
+class OutcomeUnknown(FrameError):
+    """A command reached the reader but its answer was lost: the tag may have executed it.
+
+    Never resent (the tag could run it twice); the caller finds out from the tag.
+    """
 
 
 class TagNotFound(ReaderError):

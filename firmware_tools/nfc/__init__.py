@@ -54,11 +54,13 @@ __all__ = [
 class Link(Protocol):
     """The selected target, as a transport exposes it."""
 
-    def transceive(self, data: bytes, *, raw: bool = False) -> bytes:
+    def transceive(self, data: bytes, *, raw: bool = False, idempotent: bool = False) -> bytes:
         """Send a tag command, return its answer; raises TagNak, ReaderError subclasses.
 
         `raw` bypasses the reader's own handling of MIFARE command codes (PN532
-        InCommunicateThru instead of InDataExchange).
+        InCommunicateThru instead of InDataExchange). Only an `idempotent` command (one the
+        tag may run twice with the same effect) is sent again after a link error; for any
+        other the transport raises OutcomeUnknown.
         """
         ...
 
@@ -83,8 +85,12 @@ class Ntag21x:
         return f"<{self.layout.name} {self.uid.hex().upper()}>"
 
     def _command(self, command: bytes, expected: int, *, raw: bool = False) -> bytes:
+        # Every command used here is idempotent: READ, GET_VERSION and READ_SIG change
+        # nothing, and a WRITE of the same 4 bytes to the same page leaves the same page
+        # (lock and OTP bytes are ORed in, so a second write adds nothing; datasheet §10.4).
         try:
-            return check_response(command, self._link.transceive(command, raw=raw), expected)
+            answer = self._link.transceive(command, raw=raw, idempotent=True)
+            return check_response(command, answer, expected)
         except TagCommandError:
             # NTAG datasheet §9.3: after a NAK the tag is in IDLE; select it again so that
             # the next command on this object works.
@@ -165,9 +171,13 @@ class Ntag424:
     def __repr__(self) -> str:
         return f"<NTAG 424 DNA {self.uid.hex().upper()}>"
 
-    def exchange(self, apdu: bytes) -> bytes:
-        """One C-APDU, its R-APDU (data || SW1 SW2); ISO-DEP framing is the reader's job."""
-        return self._link.transceive(bytes(apdu))
+    def exchange(self, apdu: bytes, *, idempotent: bool = False) -> bytes:
+        """One C-APDU, its R-APDU (data || SW1 SW2); ISO-DEP framing is the reader's job.
+
+        Not sent again after a link error unless `idempotent`: inside an EV2 session every
+        command moves the command counter, and ChangeKey must never run twice.
+        """
+        return self._link.transceive(bytes(apdu), idempotent=idempotent)
 
     def read_ndef_url(self) -> str:
         """The URL in the NDEF file; a SUN tag mirrors fresh PICC data and MAC on each tap."""
@@ -190,14 +200,16 @@ class Ntag424:
     def read_signature(self) -> bytes:
         """NXP's originality signature: 56 bytes, ECDSA secp224r1 r || s over the UID."""
         # NT4H2421Gx Read_Sig: native command 3C with address 00; plain outside a session.
-        response = self.exchange(native_apdu(CMD_READ_SIG, b"\x00"))
+        response = self.exchange(native_apdu(CMD_READ_SIG, b"\x00"), idempotent=True)
         if response[-2:] != b"\x91\x00" or len(response) != 58:
             status = int.from_bytes(response[-2:], "big") if len(response) >= 2 else None
             raise TagCommandError(f"the tag refused Read_Sig ({response.hex().upper()})", status)
         return response[:-2]
 
     def _iso(self, what: str, apdu: bytes) -> bytes:
-        response = self.exchange(apdu)
+        # Plain ISO selects and reads outside a session: safe to send twice (a second
+        # read of the SDM file in the same activation mirrors the same counter).
+        response = self.exchange(apdu, idempotent=True)
         if len(response) < 2 or response[-2:] != b"\x90\x00":
             status = int.from_bytes(response[-2:], "big") if len(response) >= 2 else None
             raise TagCommandError(f"the tag refused to {what} ({response.hex().upper()})", status)

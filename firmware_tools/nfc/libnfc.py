@@ -3,13 +3,22 @@
 pynfc is imported here, lazily, so that the pure modules load on machines without libnfc.
 The PN532 itself (framing, ACKs, checksums) is libnfc's business; this module adds what a
 service needs on top: a timeout on every call, retries for the link errors a UART shows
-(a garbled frame, a NACK), and errors that say what went wrong.
+(a garbled frame, a NACK) where a retry is safe, and errors that say what went wrong.
 
 What libnfc does with link faults (found against tests/fakes/pn532.py, and read in libnfc
 1.8 pn532_uart.c / pn53x.c): a frame with a bad checksum, or a NACK where an ACK belongs,
-makes the call fail with NFC_EIO and libnfc does not retry; so we retry (`retries`). A
-reader that stops answering makes the call fail with NFC_ETIMEOUT after the timeout we
-passed; we do not retry that, so a dead reader costs one timeout, never a hang.
+makes the call fail with NFC_EIO and libnfc does not retry. The two cannot be told apart
+from the result, and the first means the PN532 did run the command: the tag may have
+executed it and only its answer was lost. So a tag command is sent again only when the
+caller says it is idempotent (a read, a select, GetVersion, Read_Sig): sending ChangeKey
+twice can leave an NTAG 424 DNA half-personalized. Any other command ends in
+OutcomeUnknown, and the caller asks the tag what happened. (The PN532 would resend its
+last answer on a host NACK, PN532 UM §6.2.1.3, but pn532_uart has no way to send one:
+its receive path flushes the input and returns NFC_EIO, and no libnfc call writes a NACK.)
+A reader that stops answering makes the call fail with NFC_ETIMEOUT after the timeout we
+passed; we do not retry that, so a dead reader costs one timeout, never a hang. A tag
+that leaves the field shows as NFC_ERFTRANS (the PN532 reports status 01h, time out, for
+the exchange, PN532 UM §7.1), which is TagNotFound.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from typing import Any
 
 from firmware_tools.errors import (
     FrameError,
+    OutcomeUnknown,
     ReaderError,
     ReaderNotFound,
     ReaderTimeout,
@@ -177,16 +187,27 @@ class LibnfcReader:
             raise ReaderError("the reader is closed")
         return self._device
 
-    def _call(self, what: str, call: Callable[[], int]) -> int:
-        attempts = self.retries + 1
+    def _call(self, what: str, call: Callable[[], int], *, idempotent: bool = True) -> int:
+        """Run one libnfc call; after NFC_EIO send it again only if it is `idempotent`."""
+        attempts = self.retries + 1 if idempotent else 1
         for attempt in range(attempts):
             result = call()
             if result >= 0:
                 return result
             if result == NFC_EIO and attempt + 1 < attempts:
                 continue  # a garbled frame or a NACK on the serial link: send it again
+            if result == NFC_EIO and not idempotent:
+                raise self._lost(what)
             raise self._error(what, result, attempt + 1)
         raise AssertionError("unreachable")
+
+    def _lost(self, what: str) -> OutcomeUnknown:
+        detail = _text(self._nfc.nfc_strerror(self._device)) if self._device else ""
+        where = self.connstring or "the default reader"
+        return OutcomeUnknown(
+            f"{where}: the answer to {what} was lost on the serial link ({detail}); it was"
+            " not sent again, because the tag may already have executed it"
+        )
 
     def _error(self, what: str, code: int, attempts: int) -> ReaderError:
         detail = _text(self._nfc.nfc_strerror(self._device)) if self._device else ""
@@ -270,8 +291,12 @@ class LibnfcReader:
         if self._select(self._uid) is None:
             raise TagNotFound(f"tag {self._uid.hex().upper()} left the field")
 
-    def transceive(self, data: bytes, *, raw: bool = False) -> bytes:
-        """Send one tag command and return the answer, with the reader's timeout."""
+    def transceive(self, data: bytes, *, raw: bool = False, idempotent: bool = False) -> bytes:
+        """Send one tag command and return the answer, with the reader's timeout.
+
+        Only an `idempotent` command is sent again after a link error; any other ends in
+        OutcomeUnknown (see the module docstring).
+        """
         nfc = self._nfc
         device = self._require()
         tx = (ctypes.c_ubyte * len(data)).from_buffer_copy(data)
@@ -287,6 +312,7 @@ class LibnfcReader:
                 lambda: nfc.nfc_initiator_transceive_bytes(
                     device, tx, len(data), rx, RX_BUFFER_SIZE, self.timeout_ms
                 ),
+                idempotent=idempotent,
             )
         finally:
             if raw:

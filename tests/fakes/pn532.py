@@ -15,7 +15,13 @@ them. Anything else is recorded in `errors` (and answered with a syntax error fr
 the chip does), so that a test fails instead of passing by accident. Faults a real link
 shows can be injected: `garble_next()` (the next answer has a bad checksum), `nack_next()`
 (the next command is answered with a NACK instead of an ACK and is not executed),
-`fall_silent()` (no answer at all until `resume()`).
+`fall_silent()` (no answer at all until `resume()`). Faults tied to one tag command:
+`garble_answer_to(match)` (the tag executes the first matching command, its answer
+reaches the host with a bad checksum) and `leave_field_after(match)` (the tag executes it,
+then leaves the field before it answers). A tag that leaves the field, this way or by
+`remove()` while selected, is reported as a real PN532 reports a target that stopped
+answering: status 01h (time out, §7.1) to every InDataExchange until the host releases
+it or lists targets again; libnfc reads that as NFC_ERFTRANS.
 
 Tags: any object with `uid`, `sens_res`, `sel_res`, `activate()` and `exchange()`
 (`tests.fakes.ntag21x.SimulatedNtag21x`, `tests.fakes.ntag424.SimulatedNtag424`); a tag
@@ -29,6 +35,7 @@ import select
 import threading
 import tty
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.ntag21x import ACK as TAG_ACK
@@ -76,6 +83,9 @@ class Pn532:
         self._buffer = bytearray()
         self._last_answer = b""
         self._faults: deque[str] = deque()
+        self._command_faults: list[tuple[Callable[[bytes], bool], str]] = []
+        self._garble_answer = False
+        self.lost_target = False  # the selected tag left the field; the chip still holds it
         self.silent = False
 
     # --- faults -------------------------------------------------------------------------
@@ -85,6 +95,14 @@ class Pn532:
 
     def nack_next(self) -> None:
         self._faults.append("nack")
+
+    def garble_answer_to(self, match: Callable[[bytes], bool]) -> None:
+        """The first tag command `match` accepts runs; its answer frame is garbled."""
+        self._command_faults.append((match, "garble"))
+
+    def leave_field_after(self, match: Callable[[bytes], bool]) -> None:
+        """The first tag command `match` accepts runs; then the tag leaves, unanswered."""
+        self._command_faults.append((match, "leave"))
 
     def fall_silent(self) -> None:
         self.silent = True
@@ -104,6 +122,7 @@ class Pn532:
         self.halted.discard(id(tag))
         if self.selected is tag:
             self.selected = None
+            self.lost_target = True
 
     # --- framing (§6.2.1) -------------------------------------------------------------
 
@@ -187,7 +206,8 @@ class Pn532:
             return ACK_FRAME + SYNTAX_ERROR_FRAME
         answer = frame(bytes((command[0] + 1,)) + payload)
         self._last_answer = answer
-        if fault == "garble":
+        if fault == "garble" or self._garble_answer:
+            self._garble_answer = False
             answer = answer[:-2] + bytes(((answer[-2] + 1) & 0xFF, 0))
         return ACK_FRAME + answer
 
@@ -242,6 +262,7 @@ class Pn532:
                 # Tags lose power: HALT state and selection are forgotten.
                 self.halted.clear()
                 self.selected = None
+                self.lost_target = False
         return b""
 
     def _in_list_passive_target(self, params: bytes) -> bytes:
@@ -259,6 +280,7 @@ class Pn532:
             tag.activate()
             self.field_on = True
             self.selected = tag
+            self.lost_target = False
             sens_res = tag.sens_res
             if isinstance(sens_res, int):
                 sens_res = sens_res.to_bytes(2, "big")
@@ -276,14 +298,33 @@ class Pn532:
             return None
         return self.selected
 
+    def _command_fault(self, data: bytes) -> str | None:
+        for i, (match, fault) in enumerate(self._command_faults):
+            if match(data):
+                del self._command_faults[i]
+                return fault
+        return None
+
     def _in_data_exchange(self, params: bytes) -> bytes:
         tag = self._target(params[0]) if params else None
         if tag is None:
+            if self.lost_target and params[:1] == b"\x01":
+                # The target is still on the chip's list but does not answer: the chip
+                # waits out its timeout and reports 01h (§7.1), as for a silent tag.
+                return bytes((STATUS_TIMEOUT,))
             return bytes((STATUS_NOT_ACCEPTABLE,))
         data = params[1:]
         if tag.sel_res & 0x20:
             # ISO 14443-4: the chip does the ISO-DEP block framing; the data is the APDU.
-            return bytes((STATUS_OK,)) + bytes(tag.exchange(data))
+            fault = self._command_fault(data)
+            answer = bytes(tag.exchange(data))
+            if fault == "leave":
+                # The tag ran the command and was pulled away before its answer (or the
+                # chip's retransmissions of it) came back: a time out.
+                self.remove(tag)
+                return bytes((STATUS_TIMEOUT,))
+            self._garble_answer = fault == "garble"
+            return bytes((STATUS_OK,)) + answer
         if data[:1] in (b"\x60", b"\x61"):
             # PN532 quirk (§7.3.8 Table 19): for a MIFARE target, InDataExchange reads 60h
             # and 61h as MIFARE Classic authentication with key A/B, not as a raw byte,
@@ -318,6 +359,8 @@ class Pn532:
         # S(DESELECT) for ISO-DEP); a halted tag ignores REQA until the field is reset,
         # which is how libnfc's listing loop sees that no new target is left.
         tg = params[0] if params else 0
+        if tg in (0, 1):
+            self.lost_target = False
         if self.selected is not None and tg in (0, 1):
             self.halted.add(id(self.selected))
             self.selected = None
@@ -397,6 +440,14 @@ class Pn532Emulator:
     def nack_next(self) -> None:
         with self._lock:
             self.chip.nack_next()
+
+    def garble_answer_to(self, match: Callable[[bytes], bool]) -> None:
+        with self._lock:
+            self.chip.garble_answer_to(match)
+
+    def leave_field_after(self, match: Callable[[bytes], bool]) -> None:
+        with self._lock:
+            self.chip.leave_field_after(match)
 
     def fall_silent(self) -> None:
         with self._lock:

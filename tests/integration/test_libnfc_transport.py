@@ -18,6 +18,7 @@ from firmware_tools.chips.ntag21x import (
 )
 from firmware_tools.errors import (
     FrameError,
+    OutcomeUnknown,
     ReaderNotFound,
     ReaderTimeout,
     TagLocked,
@@ -195,7 +196,7 @@ def test_ntag424_apdus_and_sun_counters_over_two_taps(emulator, ntag):
     ntag424 = pytest.importorskip("tests.fakes.ntag424")
     personalize = pytest.importorskip("firmware_tools.chips.ntag424.personalize")
     from firmware_tools.chips.ntag424.diversify import diversify_key
-    from firmware_tools.chips.ntag424.sun import verify_sun_url
+    from tests.integration.test_ntag424_personalize import verify_tap
 
     master, meta = bytes(range(16)), bytes(range(16, 32))
     uid = bytes.fromhex("04C1D2E3F40580")
@@ -223,7 +224,66 @@ def test_ntag424_apdus_and_sun_counters_over_two_taps(emulator, ntag):
     with open_reader(emulator.connstring) as reader:
         first, second = tap(reader), tap(reader)
     file_key = lambda u: diversify_key(master, u, 2)  # noqa: E731
-    one = verify_sun_url(first, [meta], file_key)
-    two = verify_sun_url(second, [meta], file_key, last_counter=one.counter)
+    one = verify_tap(first, [meta], file_key)
+    two = verify_tap(second, [meta], file_key, last_counter=one.counter)
     assert one.uid == two.uid == uid
     assert two.counter > one.counter
+
+
+# --- What may be sent twice ------------------------------------------------------------------
+
+SELECT_424_APP = bytes.fromhex("00A4040C07D276000085010100")
+
+
+@pytest.fixture
+def tag424(emulator, ntag):
+    from tests.fakes.ntag424 import SimulatedNtag424
+
+    chip = SimulatedNtag424(bytes.fromhex("04C1D2E3F40580"))
+    emulator.remove(ntag)
+    emulator.place(chip)
+    return chip
+
+
+def _exchanges(emulator, since: int) -> list[str]:
+    return [c.hex().upper() for c in emulator.chip.commands[since:] if c[:1] == b"\x40"]
+
+
+def test_lost_answer_to_a_tag_command_is_not_resent(reader, emulator, tag424):
+    tag = reader.wait_for_tag(timeout_s=2)
+    assert isinstance(tag, Ntag424)
+    before = len(emulator.chip.commands)
+    emulator.garble_answer_to(lambda apdu: apdu == SELECT_424_APP)
+    start = time.monotonic()
+    with pytest.raises(OutcomeUnknown, match="not sent again"):
+        tag.exchange(SELECT_424_APP)
+    assert time.monotonic() - start < BOUND
+    # Sent once; the tag ran it once, and only its answer was lost.
+    assert _exchanges(emulator, before) == ["4001" + SELECT_424_APP.hex().upper()]
+    assert [c for c, _ in tag424.log] == [SELECT_424_APP]
+    # The link is fine afterwards.
+    assert tag.exchange(SELECT_424_APP) == b"\x90\x00"
+
+
+def test_lost_answer_to_an_idempotent_read_is_sent_again(reader, emulator, tag424):
+    tag = reader.wait_for_tag(timeout_s=2)
+    assert isinstance(tag, Ntag424)
+    before = len(emulator.chip.commands)
+    emulator.garble_answer_to(lambda apdu: apdu == SELECT_424_APP)
+    assert tag.exchange(SELECT_424_APP, idempotent=True) == b"\x90\x00"
+    assert _exchanges(emulator, before) == ["4001" + SELECT_424_APP.hex().upper()] * 2
+
+
+def test_tag_leaving_the_field_mid_command_is_tag_not_found(reader, emulator, tag424):
+    tag = reader.wait_for_tag(timeout_s=2)
+    assert isinstance(tag, Ntag424)
+    emulator.leave_field_after(lambda apdu: apdu == SELECT_424_APP)
+    start = time.monotonic()
+    with pytest.raises(TagNotFound, match="left the field"):
+        tag.exchange(SELECT_424_APP)
+    # Not resent either: the tag ran it once before it went.
+    assert [c for c, _ in tag424.log] == [SELECT_424_APP]
+    with pytest.raises(TagNotFound):
+        tag.exchange(SELECT_424_APP, idempotent=True)
+    assert time.monotonic() - start < BOUND
+    assert len(tag424.log) == 1

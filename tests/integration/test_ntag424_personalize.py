@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from firmware_tools.chips.ntag424 import ev2
-from firmware_tools.chips.ntag424.diversify import diversify_key
+from firmware_tools.chips.ntag424.diversify import diversify_key, sun_meta_read_key
 from firmware_tools.chips.ntag424.personalize import (
+    CONFIRMED,
+    PENDING,
+    MemoryLog,
     authenticate_ev2_first,
     build_ndef_file,
     native_apdu,
@@ -19,16 +28,21 @@ from firmware_tools.chips.ntag424.personalize import (
     sun_layout,
     tag_keys,
 )
-from firmware_tools.chips.ntag424.sun import verify_sun_url
+from firmware_tools.chips.ntag424.sun import verify_sun, verify_sun_url
 from firmware_tools.chips.originality import verify_originality_424
+from firmware_tools.cli import main
 from firmware_tools.errors import (
     BadCmac,
     CounterExhausted,
+    OutcomeUnknown,
     ReplayedCounter,
     TagCommandError,
+    TagNotFound,
     UnknownPiccDataTag,
 )
+from firmware_tools.keys import load_key_file
 from tests.fakes.ntag424 import SimulatedNtag424, fake_public_key
+from tests.fakes.pn532 import Pn532Emulator
 
 h = bytes.fromhex
 TEMPLATE = "https://id.example.com/01/{gtin}/21/{serial}?picc_data={picc_data}&cmac={cmac}"
@@ -44,6 +58,25 @@ SELECT_APP = h("00A4040C07D276000085010100")
 
 def file_key(uid: bytes) -> bytes:
     return diversify_key(MASTER, uid, 2)
+
+
+def verify_tap(url: str, meta_keys, file_read_key, last_counter: int | None = None):
+    """Verify a tap of a tag this project personalized: the MAC covers the GS1 path.
+
+    The span is computed here from the URL text (the "/" of "/01/" up to and including
+    "cmac="), independently of the offsets personalization wrote into the tag.
+    """
+    picc_at = url.index("?picc_data=") + len("?picc_data=")
+    cmac_at = url.index("&cmac=") + len("&cmac=")
+    path_at = url.index("/01/", len("https://"))
+    return verify_sun(
+        url[picc_at : cmac_at - len("&cmac=")],
+        url[cmac_at:],
+        meta_keys,
+        file_read_key,
+        mac_input=url[path_at:cmac_at].encode("ascii"),
+        last_counter=last_counter,
+    )
 
 
 def ok(response: bytes) -> bytes:
@@ -87,14 +120,14 @@ def test_each_tap_verifies_with_a_strictly_increasing_counter(personalized) -> N
     urls = []
     for expected in range(1, 6):
         url = tap(tag)
-        result = verify_sun_url(url, [META], file_key, last_counter=last)
+        result = verify_tap(url, [META], file_key, last_counter=last)
         assert result.uid == UID
         assert result.counter == expected
         last = result.counter
         urls.append(url)
     assert len(set(urls)) == 5
     with pytest.raises(ReplayedCounter):
-        verify_sun_url(urls[2], [META], file_key, last_counter=last)
+        verify_tap(urls[2], [META], file_key, last_counter=last)
 
 
 def test_reads_within_one_activation_share_the_counter(personalized) -> None:
@@ -104,24 +137,24 @@ def test_reads_within_one_activation_share_the_counter(personalized) -> None:
     assert int.from_bytes(again, "big") == len(url) - len("https://") + 5
     read_data = ok(tag.exchange(native_apdu(0xAD, bytes([2, 0, 0, 0, 0, 0, 0]))))
     assert "https://" + read_data[7 : 2 + int.from_bytes(again, "big")].decode() == url
-    assert verify_sun_url(tap(tag), [META], file_key, last_counter=1).counter == 2
+    assert verify_tap(tap(tag), [META], file_key, last_counter=1).counter == 2
 
 
 def test_wrong_keys_are_named(personalized) -> None:
     tag, _ = personalized
     url = tap(tag)
     with pytest.raises(UnknownPiccDataTag):
-        verify_sun_url(url, [bytes(16)], file_key)
+        verify_tap(url, [bytes(16)], file_key)
     with pytest.raises(BadCmac):
-        verify_sun_url(url, [META], lambda uid: diversify_key(MASTER, uid, 3))
-    assert verify_sun_url(url, [bytes(16), META], file_key).key_epoch == 1
+        verify_tap(url, [META], lambda uid: diversify_key(MASTER, uid, 3))
+    assert verify_tap(url, [bytes(16), META], file_key).key_epoch == 1
 
 
 def test_counter_exhaustion(personalized) -> None:
     tag, _ = personalized
     tag.sdm_read_counter = 0xFFFFFE
     with pytest.raises(CounterExhausted):
-        verify_sun_url(tap(tag), [META], file_key)
+        verify_tap(tap(tag), [META], file_key)
 
 
 def test_factory_key_no_longer_authenticates(personalized) -> None:
@@ -251,7 +284,7 @@ def test_simulator_with_sun_shortcut_matches_personalization() -> None:
     layout = sun_layout(TEMPLATE, FIELDS)
     keys = list(tag_keys(MASTER, META, UID))
     tag = SimulatedNtag424.with_sun(UID, keys, layout.ndef_file, sdm_file_settings(layout))
-    assert verify_sun_url(tap(tag), [META], file_key).counter == 1
+    assert verify_tap(tap(tag), [META], file_key).counter == 1
 
 
 @pytest.mark.parametrize(
@@ -312,3 +345,343 @@ def test_rf_attributes() -> None:
     tag = SimulatedNtag424(UID)
     assert (tag.uid, tag.sens_res, tag.sel_res) == (UID, b"\x03\x44", 0x20)
     assert tag.ats[0] == len(tag.ats)
+
+
+# --- The MAC covers the item (issue 6, item 1) ------------------------------------------------
+
+
+def test_sdm_mac_input_starts_at_the_gs1_path(personalized) -> None:
+    tag, summary = personalized
+    tag.activate()
+    ok(tag.exchange(SELECT_APP))
+    answer = ok(tag.exchange(native_apdu(ev2.CMD_GET_FILE_SETTINGS, b"\x02")))
+    # Table 73 with MetaRead a key and no enc: PICCDataOffset, SDMMACInputOffset, SDMMACOffset.
+    picc, mac_input, mac = (int.from_bytes(answer[i : i + 3], "little") for i in (10, 13, 16))
+    path = bytes(tag.files[2].data).index(b"/01/09506000134352/21/SN-000123?")
+    assert mac_input == path == summary.mac_input_offset
+    assert bytes(tag.files[2].data[mac_input:mac]).decode().endswith("&cmac=")
+    assert picc == summary.picc_data_offset and mac == summary.mac_offset
+
+
+def test_a_genuine_tap_pasted_under_another_item_does_not_verify(personalized) -> None:
+    tag, _ = personalized
+    url = tap(tag)
+    assert verify_tap(url, [META], file_key).uid == UID
+    query = url[url.index("?") :]
+    for other in (
+        "https://id.example.com/01/09506000134352/21/SN-000124",  # another serial
+        "https://id.example.com/01/04006381333931/21/SN-000123",  # another GTIN
+    ):
+        with pytest.raises(BadCmac):
+            verify_tap(other + query, [META], file_key)
+
+
+# --- Resumable personalization (issue 6, item 4) ---------------------------------------------
+
+NEW_KEYS = list(tag_keys(MASTER, META, UID))
+
+
+def is_change_key(key_no: int) -> Callable[[bytes], bool]:
+    return lambda apdu: apdu[:2] == b"\x90\xc4" and len(apdu) > 5 and apdu[5] == key_no
+
+
+def change_keys_sent(tag: SimulatedNtag424) -> list[int]:
+    return [apdu[5] for apdu, _ in tag.log if apdu[:2] == b"\x90\xc4"]
+
+
+def assert_fully_personalized(tag: SimulatedNtag424) -> None:
+    assert tag.keys == NEW_KEYS and tag.key_versions == [1] * 5
+    assert verify_tap(tap(tag), [META], file_key).uid == UID
+
+
+class LossyLink:
+    """A transceive that loses the tag's answer once, or loses the tag, after `match`."""
+
+    def __init__(self, tag: SimulatedNtag424, match: Callable[[bytes], bool], fault: type):
+        self.tag, self.match, self.fault = tag, match, fault
+        self.present = True
+
+    def __call__(self, apdu: bytes) -> bytes:
+        if not self.present:
+            raise TagNotFound("the tag left the field")
+        answer = self.tag.exchange(apdu)
+        if self.match is not None and self.match(apdu):
+            self.match = None
+            if self.fault is TagNotFound:
+                self.present = False
+            raise self.fault("answer lost")
+        return answer
+
+
+def personalize_with(transceive, log, uid: bytes | None = UID):
+    return personalize(
+        transceive, TEMPLATE, FIELDS, lambda u: tag_keys(MASTER, META, u), uid=uid, log=log
+    )
+
+
+@pytest.mark.parametrize("key_no", [1, 2, 4, 0])
+def test_lost_answer_to_change_key_is_not_resent_and_the_run_finishes(key_no: int) -> None:
+    tag = SimulatedNtag424(UID)
+    log = MemoryLog()
+    summary = personalize_with(LossyLink(tag, is_change_key(key_no), OutcomeUnknown), log)
+    assert_fully_personalized(tag)
+    assert change_keys_sent(tag) == [1, 2, 3, 4, 0]  # each key changed exactly once
+    assert key_no in [int(c.split()[1]) for c in summary.changed if c.startswith("key")]
+    assert log.key_states(UID) == {k: (1, CONFIRMED) for k in range(5)}
+
+
+@pytest.mark.parametrize("key_no", [2, 0])
+def test_tag_pulled_away_after_change_key_is_finished_by_a_second_run(key_no: int) -> None:
+    tag = SimulatedNtag424(UID)
+    log = MemoryLog()
+    link = LossyLink(tag, is_change_key(key_no), TagNotFound)
+    with pytest.raises(TagNotFound):
+        personalize_with(link, log)
+    # Half-done, but the log says which key may have changed.
+    assert log.key_states(UID)[key_no] == (1, PENDING)
+    assert tag.keys[key_no] == NEW_KEYS[key_no]
+    if key_no != 0:
+        assert tag.keys[0] == bytes(16)
+    tag.activate()  # back on the reader
+    summary = personalize_with(tag.exchange, log)
+    assert_fully_personalized(tag)
+    assert change_keys_sent(tag) == [1, 2, 3, 4, 0]
+    assert "ndef" not in summary.changed and "settings" not in summary.changed
+    assert log.key_states(UID) == {k: (1, CONFIRMED) for k in range(5)}
+
+
+def test_a_finished_tag_is_recognised_and_left_alone(personalized) -> None:
+    tag, _ = personalized
+    tag.activate()
+    sent_before = len(tag.log)
+    summary = personalize_with(tag.exchange, MemoryLog())
+    assert summary.changed == () and tag.keys == NEW_KEYS
+    assert [apdu[1] for apdu, _ in tag.log[sent_before:] if apdu[:2] == b"\x90\xc4"] == []
+
+
+def test_a_tag_written_for_another_item_is_refused(personalized) -> None:
+    tag, _ = personalized
+    tag.activate()
+    other = dict(FIELDS, serial="SN-000999")
+    with pytest.raises(TagCommandError, match="another URL"):
+        personalize(tag.exchange, TEMPLATE, other, lambda u: tag_keys(MASTER, META, u), uid=UID)
+
+
+def test_a_tag_keyed_by_someone_else_is_refused_without_changes() -> None:
+    tag = SimulatedNtag424(UID, keys=[bytes(range(16))] * 5)
+    with pytest.raises(TagCommandError, match="someone else"):
+        personalize_with(tag.exchange, MemoryLog())
+    assert change_keys_sent(tag) == []
+
+
+# --- Through the command line, libnfc and the PN532 emulator ----------------------------------
+
+PASSPHRASE = "test passphrase"
+HOST = "id.example.com"
+GTIN = "4006381333931"
+
+
+@pytest.fixture
+def libnfc() -> None:
+    from firmware_tools.errors import ReaderNotFound
+    from firmware_tools.nfc.libnfc import bindings
+
+    try:
+        bindings()
+    except ReaderNotFound as exc:
+        from tests.conftest import unavailable
+
+        unavailable(str(exc))
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.delenv("FIRMWARE_TOOLS_PASSPHRASE", raising=False)
+    return CliRunner()
+
+
+@pytest.fixture
+def passfile(tmp_path: Path) -> Path:
+    path = tmp_path / "pass.txt"
+    path.write_text(PASSPHRASE + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, runner: CliRunner, passfile: Path) -> Path:
+    path = tmp_path / "supplier.key"
+    result = runner.invoke(main, ["keys", "new", str(path), "--passphrase-file", str(passfile)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def cli_keys(key_file: Path) -> list[bytes]:
+    master = load_key_file(key_file, PASSPHRASE).sun_master_key
+    assert master is not None
+    return list(tag_keys(master, sun_meta_read_key(master), UID))
+
+
+def personalize_cli(runner, emulator, key_file, passfile, *extra: str):
+    args = ["ntag424", "personalize", "--device", emulator.connstring, "--timeout", "3",
+            "--key-file", str(key_file), "--passphrase-file", str(passfile), *extra]  # fmt: skip
+    return runner.invoke(main, args)
+
+
+def status_cli(runner, key_file, *extra: str):
+    return runner.invoke(
+        main, ["ntag424", "status", UID.hex(), "--key-file", str(key_file), *extra]
+    )
+
+
+ITEM = ("--host", HOST, "--gtin", GTIN, "--serial", "DNA-7")
+
+
+@pytest.mark.libnfc
+@pytest.mark.parametrize("key_no", [2, 0])
+def test_cli_garbled_change_key_reply_is_not_resent_and_the_tag_ends_personalized(
+    libnfc, runner, key_file, passfile, key_no: int
+) -> None:
+    tag = SimulatedNtag424(UID)
+    with Pn532Emulator([tag]) as emulator:
+        emulator.garble_answer_to(is_change_key(key_no))
+        result = personalize_cli(runner, emulator, key_file, passfile, *ITEM)
+    assert emulator.errors == []
+    assert result.exit_code == 0, result.output
+    assert tag.keys == cli_keys(key_file) and tag.key_versions == [1] * 5
+    assert change_keys_sent(tag) == [1, 2, 3, 4, 0]
+    report = json.loads(status_cli(runner, key_file, "--json").stdout)
+    assert report["state"] == "personalized"
+    assert [(k["key_no"], k["version"], k["state"]) for k in report["keys"]] == [
+        (n, 1, "confirmed") for n in range(5)
+    ]
+
+
+@pytest.mark.libnfc
+@pytest.mark.parametrize("key_no", [2, 0])
+def test_cli_tag_leaving_the_field_mid_personalization_then_resume(
+    libnfc, runner, key_file, passfile, key_no: int
+) -> None:
+    tag = SimulatedNtag424(UID)
+    with Pn532Emulator([tag]) as emulator:
+        emulator.leave_field_after(is_change_key(key_no))
+        first = personalize_cli(runner, emulator, key_file, passfile, *ITEM)
+        assert first.exit_code == 1, first.output
+        assert "left the field" in first.stderr and "--resume" in first.stderr
+        assert "Traceback" not in first.output
+        # Half-done: the keys up to key_no changed; key 0 is the factory's unless it was key 0.
+        assert tag.keys[key_no] == cli_keys(key_file)[key_no]
+        assert (tag.keys[0] == bytes(16)) == (key_no != 0)
+
+        half = status_cli(runner, key_file)
+        assert half.exit_code == 0, half.output
+        assert f"NTAG 424 DNA {UID.hex().upper()}: half-personalized" in half.stdout
+        assert f"  key {key_no}     version 1  pending" in half.stdout
+        assert "personalize --resume" in half.stdout
+
+        emulator.place(tag)  # back on the reader
+        again = personalize_cli(runner, emulator, key_file, passfile, *ITEM)
+        assert again.exit_code == 1 and "half-personalized" in again.stderr
+        resumed = personalize_cli(runner, emulator, key_file, passfile, "--resume")
+    assert emulator.errors == []
+    assert resumed.exit_code == 0, resumed.output
+    out = json.loads(resumed.stdout)
+    assert out["url"].startswith(f"https://{HOST}/01/0{GTIN}/21/DNA-7?picc_data=")
+    assert tag.keys == cli_keys(key_file) and tag.key_versions == [1] * 5
+    assert change_keys_sent(tag) == [1, 2, 3, 4, 0]  # nothing changed twice
+    done = status_cli(runner, key_file)
+    assert done.stdout.startswith(f"NTAG 424 DNA {UID.hex().upper()}: personalized\n")
+    assert "pending" not in done.stdout
+    master = load_key_file(key_file, PASSPHRASE).sun_master_key
+    meta = sun_meta_read_key(master)
+    url = tap(tag)
+    assert verify_tap(url, [meta], lambda uid: diversify_key(master, uid, 2)).uid == UID
+
+
+@pytest.mark.libnfc
+def test_cli_records_hold_no_key_bytes(libnfc, runner, key_file, passfile, tmp_path) -> None:
+    tag = SimulatedNtag424(UID)
+    records = tmp_path / "tags.sqlite3"
+    with Pn532Emulator([tag]) as emulator:
+        result = personalize_cli(
+            runner, emulator, key_file, passfile, *ITEM, "--records", str(records)
+        )
+    assert result.exit_code == 0, result.output
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("tags.sqlite3*"))
+    master = load_key_file(key_file, PASSPHRASE).sun_master_key
+    for secret in [master, *cli_keys(key_file)]:
+        assert secret not in stored and secret.hex().encode() not in stored
+        assert secret.hex().upper().encode() not in stored
+
+
+def test_cli_status_of_unknown_and_malformed_uids(runner, key_file, tmp_path) -> None:
+    missing = status_cli(runner, key_file)
+    assert missing.exit_code == 1 and "no provisioning records at" in missing.stderr
+    from firmware_tools.provisioning import RecordStore
+
+    RecordStore.open(tmp_path / "supplier.key.ntag424.sqlite3").close()
+    unknown = status_cli(runner, key_file, "--json")
+    assert unknown.exit_code == 1
+    assert f"tag {UID.hex().upper()} has no record" in unknown.stderr
+    for bad in ("04C1D2", "not-hex-at-all"):
+        malformed = runner.invoke(main, ["ntag424", "status", bad, "--key-file", str(key_file)])
+        assert malformed.exit_code == 2 and "Traceback" not in malformed.output
+    neither = runner.invoke(main, ["ntag424", "status", UID.hex()])
+    assert neither.exit_code == 2 and "--records" in neither.stderr
+
+
+@pytest.mark.libnfc
+def test_cli_resume_takes_the_item_from_the_record(libnfc, runner, key_file, passfile) -> None:
+    tag = SimulatedNtag424(UID)
+    with Pn532Emulator([tag]) as emulator:
+        nothing = personalize_cli(runner, emulator, key_file, passfile, "--resume")
+        both = personalize_cli(runner, emulator, key_file, passfile, "--resume", "--gtin", GTIN)
+    assert nothing.exit_code == 1 and "nothing to resume" in nothing.stderr
+    assert both.exit_code == 2 and "drop --gtin" in both.stderr
+    assert change_keys_sent(tag) == [] and tag.keys == [bytes(16)] * 5
+
+
+def _unprivileged(command: list[str]) -> list[str]:
+    # Root writes into a read-only directory anyway: run the command as nobody.
+    if os.geteuid() == 0:
+        return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    return command
+
+
+@pytest.mark.libnfc
+@pytest.mark.parametrize("problem", ["read-only", "missing"])
+def test_cli_unwritable_records_stop_before_the_tag_is_touched(
+    libnfc, runner, passfile, problem: str
+) -> None:
+    base = Path(tempfile.mkdtemp(prefix="records-"))
+    try:
+        base.chmod(0o755)
+        key = base / "supplier.key"
+        made = runner.invoke(main, ["keys", "new", str(key), "--passphrase-file", str(passfile)])
+        assert made.exit_code == 0, made.output
+        secret = base / "pass.txt"
+        secret.write_text(PASSPHRASE + "\n", encoding="utf-8")
+        shelf = base / "records"
+        if problem == "read-only":
+            shelf.mkdir(mode=0o555)
+        if os.geteuid() == 0:
+            for path in (key, secret):
+                os.chown(path, 65534, 65534)
+        tag = SimulatedNtag424(UID)
+        with Pn532Emulator([tag]) as emulator:
+            command = [sys.executable, "-m", "firmware_tools", "ntag424", "personalize",
+                       "--device", emulator.connstring, "--timeout", "3", "--key-file", str(key),
+                       "--passphrase-file", str(secret), *ITEM,
+                       "--records", str(shelf / "tags.sqlite3")]  # fmt: skip
+            done = subprocess.run(
+                _unprivileged(command), capture_output=True, text=True, timeout=60, check=False
+            )
+            sent = list(emulator.chip.commands)
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in done.stderr
+        expected = "is read-only" if problem == "read-only" else "does not exist"
+        assert expected in lines[0] and str(shelf) in lines[0]
+        assert sent == [] and tag.log == []  # the reader was never opened
+        assert not (shelf / "tags.sqlite3").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

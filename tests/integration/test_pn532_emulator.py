@@ -139,3 +139,60 @@ def test_nfc_list_lists_the_simulated_ntag215():
     assert "UID (NFCID1): 04  a1  b2  c3  d4  e5  f6" in done.stdout
     assert "ATQA (SENS_RES): 00  44" in done.stdout
     assert errors == []
+
+
+def _listed_424(uid: str = "04C1D2E3F40580"):
+    from tests.fakes.ntag424 import SimulatedNtag424
+
+    tag = SimulatedNtag424(bytes.fromhex(uid))
+    chip = Pn532([tag])
+    chip.feed(host_frame(bytes.fromhex("4a0100")))
+    return chip, tag
+
+
+SELECT_NDEF_APP = "00A4040C07D276000085010100"
+# D5 41 01: InDataExchange status 01h, "time out, the target has not answered" (§7.1).
+TIMED_OUT = ACK_FRAME + bytes.fromhex("0000FF03FDD54101E900")
+
+
+def test_a_tag_leaving_mid_command_ran_it_and_the_chip_reports_a_time_out():
+    chip, tag = _listed_424()
+    chip.leave_field_after(lambda apdu: apdu.hex().upper() == SELECT_NDEF_APP)
+    # The tag receives and executes the command, then is gone before its answer.
+    assert chip.feed(host_frame(bytes.fromhex("4001" + SELECT_NDEF_APP))) == TIMED_OUT
+    assert [(c.hex().upper(), r.hex()) for c, r in tag.log] == [(SELECT_NDEF_APP, "9000")]
+    assert tag not in chip.tags
+    # The chip still holds the target: every exchange times out, none reaches the tag.
+    assert chip.feed(host_frame(bytes.fromhex("4001" + SELECT_NDEF_APP))) == TIMED_OUT
+    assert len(tag.log) == 1
+    # Put back and listed again, it answers (a new activation).
+    chip.place(tag)
+    assert tag.uid in chip.feed(host_frame(bytes.fromhex("4a0100")))
+    reply = chip.feed(host_frame(bytes.fromhex("4001" + SELECT_NDEF_APP)))
+    assert reply == ACK_FRAME + bytes.fromhex("0000FF05FBD5410090005A00")
+    assert chip.errors == []
+
+
+def test_a_tag_removed_while_selected_times_out_until_released():
+    chip, tag = _listed_424()
+    chip.remove(tag)
+    assert chip.feed(host_frame(bytes.fromhex("4001" + SELECT_NDEF_APP))) == TIMED_OUT
+    chip.feed(host_frame(bytes.fromhex("5200")))  # InRelease: the chip forgets the target
+    not_acceptable = ACK_FRAME + bytes.fromhex("0000FF03FDD54127C300")
+    assert chip.feed(host_frame(bytes.fromhex("4001" + SELECT_NDEF_APP))) == not_acceptable
+    assert tag.log == [] and chip.errors == []
+
+
+def test_garbled_answer_to_one_tag_command_after_the_tag_ran_it():
+    chip, tag = _listed_424()
+    chip.garble_answer_to(lambda apdu: apdu.hex().upper() == SELECT_NDEF_APP)
+    good = ACK_FRAME + bytes.fromhex("0000FF05FBD5410090005A00")
+    garbled = chip.feed(host_frame(bytes.fromhex("4001" + SELECT_NDEF_APP)))
+    assert garbled == good[:-2] + bytes.fromhex("5B00")  # data checksum off by one
+    assert len(tag.log) == 1
+    # One-shot: the next identical command is answered cleanly; a host NACK would have
+    # fetched the clean answer without running the command again.
+    assert chip.feed(NACK_FRAME) == good[len(ACK_FRAME) :]
+    assert len(tag.log) == 1
+    assert chip.feed(host_frame(bytes.fromhex("4001" + SELECT_NDEF_APP))) == good
+    assert len(tag.log) == 2 and chip.errors == []
