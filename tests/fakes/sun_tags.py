@@ -27,11 +27,9 @@ def sun_tag(
 ) -> SimulatedNtag424:
     """A personalized tag whose SUN MAC covers the GS1 path (or, if not, an empty input)."""
     layout = sun_layout(TEMPLATE, {"host": host, "gtin": gtin, "serial": serial})
-    if mac_over_path:
-        # File offset of URL character i: the URL ends the file (see build_ndef_file).
-        url_start = layout.picc_data_offset - layout.url.index("picc_data=") - len("picc_data=")
-        path = layout.url.index("/01/")
-        layout = dataclasses.replace(layout, mac_input_offset=url_start + path)
+    if not mac_over_path:
+        # The older layout: SDMMACInputOffset = SDMMACOffset, an empty MAC input.
+        layout = dataclasses.replace(layout, mac_input_offset=layout.mac_offset)
     keys = tag_keys(master, sun_meta_read_key(master), uid)
     return SimulatedNtag424.with_sun(uid, list(keys), layout.ndef_file, sdm_file_settings(layout))
 

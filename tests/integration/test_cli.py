@@ -534,16 +534,13 @@ def test_ntag424_personalize_then_verify_its_sun_url(
     assert first.startswith(f"https://{HOST}/01/04006381333931/21/DNA-1?picc_data=")
     keys = ["--key-file", str(key_file), "--passphrase-file", str(passfile)]
     code, report = verify(runner, first, *keys)
-    # Personalization on this branch still sets SDMMACInputOffset = SDMMACOffset (an
-    # empty MAC input), so the chip verifies but its item is not authenticated. Once
-    # personalization starts the MAC input at the GS1 path, this tap is "authentic".
-    assert code == 1 and report["codes"] == ["item_not_authenticated"], report
-    assert (report["uid"], report["unverified"]["serial"]) == ("04C1D2E3F40580", "DNA-1")
+    # Personalization starts the MAC input at the GS1 path: GTIN and serial are authenticated.
+    assert code == 0 and report["codes"] == [], report
+    assert (report["uid"], report["serial"]) == ("04C1D2E3F40580", "DNA-1")
     code, later = verify(runner, second, *keys, "--last-counter", str(report["counter"]))
-    assert later["codes"] == ["item_not_authenticated"]
-    assert later["counter"] == report["counter"] + 1
+    assert code == 0 and later["counter"] == report["counter"] + 1
     code, replay = verify(runner, first, *keys, "--last-counter", str(later["counter"]))
-    assert code == 1 and replay["codes"] == ["item_not_authenticated", "replayed_counter"]
+    assert code == 1 and replay["codes"] == ["replayed_counter"]
 
 
 @pytest.mark.libnfc
