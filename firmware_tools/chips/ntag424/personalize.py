@@ -56,6 +56,7 @@ from typing import Protocol
 
 from firmware_tools.chips.ntag424 import ev2
 from firmware_tools.chips.ntag424.diversify import diversify_key, sun_file_read_key
+from firmware_tools.chips.ntag424.sun import gs1_path_start
 from firmware_tools.errors import OutcomeUnknown, TagCommandError
 from firmware_tools.formats import ndef
 
@@ -73,7 +74,6 @@ __all__ = [
     "authenticate_ev2_first",
     "build_ndef_file",
     "file_settings_answer",
-    "gs1_path_start",
     "native_apdu",
     "personalize",
     "sdm_file_settings",
@@ -156,22 +156,6 @@ def build_ndef_file(url: str) -> tuple[bytes, int]:
     return file, len(file) - len(raw)
 
 
-def gs1_path_start(url: str) -> int:
-    """Index in `url` of the "/" that starts the GS1 path "/01/" (after scheme and host).
-
-    >>> gs1_path_start("https://id.example.com/01/09506000134352/21/A1")
-    22
-    """
-    authority = url.find("//")
-    host_start = authority + 2 if authority >= 0 else 0
-    start = url.find("/01/", host_start)
-    if start < 0 or start != url.find("/", host_start):
-        # A path prefix before /01/ is allowed by GS1 Digital Link, but the verifier
-        # must find the same span from the URL text alone: keep /01/ first.
-        raise ValueError(f"the URL has no GS1 path /01/ right after its host: {url}")
-    return start
-
-
 def sun_layout(template: str, fields: Mapping[str, str]) -> SunLayout:
     """Fill a URL template; SDM placeholders ({picc_data}, {cmac}) become ASCII zeros."""
     positions: dict[str, int] = {}
@@ -205,6 +189,8 @@ def sun_layout(template: str, fields: Mapping[str, str]) -> SunLayout:
     if positions["picc_data"] + 32 > positions["cmac"]:
         raise ValueError("{picc_data} must come before {cmac}")
     path_start = gs1_path_start(url)
+    if path_start is None:
+        raise ValueError(f"the URL is not a GS1 Digital Link with a /01/ path: {url}")
     ndef_file, url_start = build_ndef_file(url)
     return SunLayout(
         url=url,
