@@ -89,7 +89,8 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
 
 def ensure_deployed(rt: Runtime) -> dict[str, str]:
     """Deploy the contracts this chain lacks (first start) and remember their addresses."""
-    return deployments.ensure_deployed(rt.engine, rt.w3, rt.operator)
+    admin = config.admin_address(rt.config)
+    return deployments.ensure_deployed(rt.engine, rt.w3, rt.operator, admin=admin)
 
 
 def fund_operator(rt: Runtime) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from eth_account import Account
 
-from contracts_abi.merkle import StandardMerkleTree
+from contracts_abi.merkle import custody_tree
 from provenance_api import chain
 
 command, state_dir, key = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
@@ -51,20 +51,24 @@ def send(to, data):
     return w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
 
 
+def deploy():
+    return chain.deploy_contracts(w3, deployer, {}, admin=deployer.address)
+
+
 def anchor(ledger, seed):
-    tree = StandardMerkleTree.of([[seed], [bytes(31) + b"\x02"]], ["bytes32"])
+    tree = custody_tree([[seed, bytes(31) + b"\x05"], [bytes(31) + b"\x02", os.urandom(32)]])
     data = ledger.functions.anchor(tree.root, 2, os.urandom(32))._encode_transaction_data()
     return tree, send(ledger.address, data)
 
 
 if command == "setup":
     chain.fund_for_development(w3, deployer.address, 10**20)
-    addresses = chain.deploy_contracts(w3, deployer, {})
+    addresses = deploy()
     ledger = chain.contract(w3, "CustodyLedger", addresses["CustodyLedger"])
     tree, receipt = anchor(ledger, b"\x01" * 32)
     print(json.dumps({
         "addresses": addresses,
-        "root": tree.root.hex(), "leaf": tree.leaf_hash(0).hex(),
+        "root": tree.root.hex(), "digest": tree.values[0][0].hex(), "salt": tree.values[0][1].hex(),
         "proof": [p.hex() for p in tree.proof(0)],
         "tx": receipt["transactionHash"].hex(), "status": chain.chain_status(w3),
     }))
@@ -75,7 +79,8 @@ elif command == "check":
         "status": chain.chain_status(w3),
         "code": {n: w3.eth.get_code(a).hex() for n, a in request["addresses"].items()},
         "verified": ledger.functions.verifyEvent(
-            bytes.fromhex(request["root"]), bytes.fromhex(request["leaf"]),
+            bytes.fromhex(request["root"]), bytes.fromhex(request["digest"]),
+            bytes.fromhex(request["salt"]),
             [bytes.fromhex(p) for p in request["proof"]],
         ).call(),
         "receipt_status": w3.eth.get_transaction_receipt(request["tx"])["status"],
@@ -87,7 +92,7 @@ elif command == "die":
 
     chain.fund_for_development(w3, deployer.address, 10**20)
     ledger = chain.contract(
-        w3, "CustodyLedger", chain.deploy_contracts(w3, deployer, {})["CustodyLedger"]
+        w3, "CustodyLedger", deploy()["CustodyLedger"]
     )
     share, writes, write = float(sys.argv[4]), [0], statedb.SqliteKV.__setitem__
 
@@ -119,7 +124,7 @@ elif command == "hammer":
     if w3.eth.get_balance(deployer.address) == 0:
         chain.fund_for_development(w3, deployer.address, 10**20)
     ledger = chain.contract(
-        w3, "CustodyLedger", chain.deploy_contracts(w3, deployer, {})["CustodyLedger"]
+        w3, "CustodyLedger", deploy()["CustodyLedger"]
     )
     while True:
         tree, receipt = anchor(ledger, os.urandom(32))
@@ -279,8 +284,8 @@ def test_state_of_another_chain_is_refused_in_words(tmp_path: Path) -> None:
 
 
 def test_orderly_close_seals_the_pending_block(tmp_path: Path) -> None:
-    """With the clock lead used up a transaction waits in the pending block; close seals it."""
-    provider = EmbeddedProvider(tmp_path, max_clock_lead=-3600)
+    """Without automine a transaction waits in the pending block; close seals it."""
+    provider = EmbeddedProvider(tmp_path, automine=False)
     w3 = Web3(provider)
     sender = chain.dev_accounts()[2]
     transaction = {
