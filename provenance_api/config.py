@@ -110,6 +110,8 @@ def require_secrets(config: Mapping[str, Any]) -> None:
     missing = missing_secrets(config)
     if missing:
         names = ", ".join(f"PROVENANCE_{name}" for name in missing)
+        if "ADMIN_KEY" in missing:
+            names += " (or PROVENANCE_ADMIN_ADDRESS, to keep the admin key offline)"
         raise ConfigError(
             f"missing secrets: {names}. Set them in the environment, or run "
             f"`provenance-api run` once to generate {Path(config['DATA_DIR']) / SECRETS_FILE}."

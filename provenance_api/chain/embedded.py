@@ -370,7 +370,6 @@ class EmbeddedProvider(EthereumTesterProvider):
             os.close(self._lock_fd)
             self._lock_fd = None
 
-
     def _send_raw_transaction(self, _tester: EthereumTester, params: Any) -> str:
         try:
             raw = bytes.fromhex(str(params[0]).removeprefix("0x"))
