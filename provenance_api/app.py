@@ -16,8 +16,8 @@ from provenance_api.api.deps import EXTENSION, Runtime
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then PROVENANCE_* variables, then `test_config`.
 
-    Outside testing it refuses to start without SECRET_KEY, OPERATOR_KEY, ADMIN_KEY (or
-    ADMIN_ADDRESS) and KEY_ENCRYPTION_KEY (config.ConfigError names what is missing).
+    Outside testing it refuses to start without SECRET_KEY, OPERATOR_KEY and
+    KEY_ENCRYPTION_KEY (config.ConfigError names what is missing).
     """
     settings = config.build(test_config)
     if settings.get("TESTING"):

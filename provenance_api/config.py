@@ -12,6 +12,7 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - ADMIN_KEY, from the secrets file: hex private key of the contracts' admin, which only grants
   and revokes the operator role (`provenance-api chain operators grant`). To keep it offline,
   set ADMIN_ADDRESS instead and give the key only to those commands (`--admin-key-file`).
+  Only deploying and those commands need either; a worker or API server starts without.
 - ADMIN_ADDRESS, empty: the admin's address when ADMIN_KEY is kept offline; it wins over
   ADMIN_KEY when both are set.
 - SECRET_KEY, from the secrets file: Flask's session secret.
@@ -98,11 +99,12 @@ def finish(config: dict[str, Any]) -> None:
 
 
 def missing_secrets(config: Mapping[str, Any]) -> list[str]:
-    """Names of the secret settings that are empty (ADMIN_ADDRESS stands in for ADMIN_KEY)."""
-    present = {name for name in SECRET_SETTINGS if config.get(name)}
-    if config.get("ADMIN_ADDRESS"):
-        present.add("ADMIN_KEY")
-    return [name for name in SECRET_SETTINGS if name not in present]
+    """Names of the secret settings that are empty, of those every process needs.
+
+    ADMIN_KEY is not one of them: only `chain deploy` and `chain operators` need the admin,
+    and they say so (see `admin_address`); a worker or an API server runs without it.
+    """
+    return [name for name in SECRET_SETTINGS if name != "ADMIN_KEY" and not config.get(name)]
 
 
 def require_secrets(config: Mapping[str, Any]) -> None:
@@ -110,8 +112,6 @@ def require_secrets(config: Mapping[str, Any]) -> None:
     missing = missing_secrets(config)
     if missing:
         names = ", ".join(f"PROVENANCE_{name}" for name in missing)
-        if "ADMIN_KEY" in missing:
-            names += " (or PROVENANCE_ADMIN_ADDRESS, to keep the admin key offline)"
         raise ConfigError(
             f"missing secrets: {names}. Set them in the environment, or run "
             f"`provenance-api run` once to generate {Path(config['DATA_DIR']) / SECRETS_FILE}."

@@ -52,7 +52,8 @@ def test_missing_secrets_are_all_named(missing_dir):
     assert "PROVENANCE_SECRET_KEY" not in message
 
 
-def test_admin_address_stands_in_for_an_offline_admin_key(missing_dir):
+def test_admin_is_needed_only_where_it_signs_or_is_named(missing_dir):
+    """A worker or API server starts without the admin; deploying says what to set."""
     settings = config.build(
         {
             "DATA_DIR": str(missing_dir),
@@ -61,11 +62,11 @@ def test_admin_address_stands_in_for_an_offline_admin_key(missing_dir):
             "KEY_ENCRYPTION_KEY": "k",
         }
     )
-    settings["ADMIN_KEY"] = ""
-    with pytest.raises(config.ConfigError, match=r"PROVENANCE_ADMIN_KEY \(or PROVENANCE_ADMIN_"):
-        config.require_secrets(settings)
-    settings["ADMIN_ADDRESS"] = "0x" + "ab" * 20
+    assert not settings["ADMIN_KEY"] and not settings["ADMIN_ADDRESS"]
     config.require_secrets(settings)
+    with pytest.raises(config.ConfigError, match="PROVENANCE_ADMIN_ADDRESS is set"):
+        config.admin_address(settings)
+    settings["ADMIN_ADDRESS"] = "0x" + "ab" * 20
     assert config.admin_address(settings) == to_checksum_address("0x" + "ab" * 20)
 
 
