@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from flask import Flask
 from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
@@ -283,7 +284,8 @@ def _change_operator(address: str, key_file: Path | None, as_json: bool, grant: 
     contracts = operators.set_operator(rt.engine, rt.w3, admin, address, grant=grant)
     if as_json:
         action = "granted" if grant else "revoked"
-        _emit({"account": address, "operator_role": action, "contracts": contracts}, True)
+        account = to_checksum_address(address)  # the service has checked it is an address
+        _emit({"account": account, "operator_role": action, "contracts": contracts}, True)
         return
     for name, entry in contracts.items():
         if entry["transaction"] is None:
