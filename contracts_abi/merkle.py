@@ -5,16 +5,20 @@ Pure: no I/O. Same leaf hash (`keccak256(keccak256(abi.encode(values...)))`), sa
 children `2i+1` and `2i+2`, pairs hashed sorted), hence the same root and proofs, which
 OpenZeppelin's MerkleProof.verify accepts on-chain.
 
-Custody batches use leaf encoding `["bytes32"]` with value `[event_digest]`, the EIP-712
-digest of a custody event; `custody_leaf` computes that leaf.
+Custody batches use leaf encoding `["bytes32", "bytes32"]` with value `[event_digest, salt]`:
+the EIP-712 digest of a custody event and a random 32-byte salt per event, kept off-chain, so
+that a proof shown for one event lets nobody confirm a guess about another event of its batch.
+`custody_leaf` computes that leaf; CustodyLedger.verifyEvent computes the same from the digest
+and the salt.
 
->>> tree = StandardMerkleTree.of([[b"\\x01" * 32], [b"\\x02" * 32]], ["bytes32"])
+>>> events = [[b"\\x01" * 32, b"\\xaa" * 32], [b"\\x02" * 32, b"\\xbb" * 32]]
+>>> tree = custody_tree(events)
 >>> len(tree), len(tree.proof(0))
 (2, 1)
->>> verify(tree.root, tree.leaf_hash(1), tree.proof(1))
+>>> verify(tree.root, custody_leaf(b"\\x02" * 32, b"\\xbb" * 32), tree.proof(1))
 True
->>> tree.leaf_hash(0) == custody_leaf(b"\\x01" * 32)
-True
+>>> verify(tree.root, custody_leaf(b"\\x02" * 32, b"\\xcc" * 32), tree.proof(1))
+False
 """
 
 from __future__ import annotations
@@ -24,18 +28,28 @@ from collections.abc import Sequence
 from eth_abi import encode
 from eth_hash.auto import keccak
 
+CUSTODY_LEAF_ENCODING = ("bytes32", "bytes32")
+SALT_BYTES = 32
+
 
 def standard_leaf_hash(leaf_encoding: Sequence[str], value: Sequence[object]) -> bytes:
     """Leaf hash of `value` under ABI types `leaf_encoding` (merkle-tree's standardLeafHash)."""
     return keccak(keccak(encode(list(leaf_encoding), list(value))))
 
 
-def custody_leaf(event_digest: bytes) -> bytes:
-    """Leaf of a custody event: leaf encoding ["bytes32"], value [EIP-712 event digest]."""
+def custody_leaf(event_digest: bytes, salt: bytes) -> bytes:
+    """Leaf of a custody event: encoding CUSTODY_LEAF_ENCODING, value [event digest, salt]."""
     if len(event_digest) != 32:
         raise ValueError(f"event digest must be 32 bytes, got {len(event_digest)}")
-    # abi.encode of one bytes32 is the word itself, so skip the generic encoder (hot path).
-    return keccak(keccak(bytes(event_digest)))
+    if len(salt) != SALT_BYTES:
+        raise ValueError(f"salt must be {SALT_BYTES} bytes, got {len(salt)}")
+    # abi.encode of two bytes32 is the two words side by side: skip the encoder (hot path).
+    return keccak(keccak(bytes(event_digest) + bytes(salt)))
+
+
+def custody_tree(events: Sequence[Sequence[bytes]]) -> StandardMerkleTree:
+    """The tree of a custody batch: one (event digest, salt) pair per event, in batch order."""
+    return StandardMerkleTree.of(events, CUSTODY_LEAF_ENCODING)
 
 
 def hash_pair(a: bytes, b: bytes) -> bytes:
@@ -80,8 +94,13 @@ class StandardMerkleTree:
         """Build the tree of `values` (each a sequence matching `leaf_encoding`)."""
         encoding = tuple(leaf_encoding)
         frozen = tuple(tuple(v) for v in values)
-        if encoding == ("bytes32",):
-            hashes = [custody_leaf(v[0]) for v in frozen]
+        for index, value in enumerate(frozen):
+            if len(value) != len(encoding):
+                raise ValueError(
+                    f"value {index} has {len(value)} fields, the encoding {len(encoding)}"
+                )
+        if encoding == CUSTODY_LEAF_ENCODING:
+            hashes = [custody_leaf(*v) for v in frozen]
         else:
             hashes = [standard_leaf_hash(encoding, v) for v in frozen]
         return cls.from_leaf_hashes(hashes, frozen, encoding)

@@ -8,6 +8,7 @@ Examples:
   PROVENANCE_CHAIN_URL=http://node:8545 provenance-api db upgrade
   provenance-api worker                     # the chain writer alone (production)
   provenance-api chain deploy && provenance-api chain status --json
+  provenance-api chain operators grant 0x... --admin-key-file /media/usb/admin.key
   provenance-api org create "Acme Farms" --kind supplier --json
 """
 
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from flask import Flask
 from flask.cli import FlaskGroup, NoAppException, with_appcontext
 from pydantic import ValidationError
@@ -31,7 +34,7 @@ from provenance_api.api.deps import Runtime, runtime
 from provenance_api.app import create_app
 from provenance_api.keys import KeyBoxError
 from provenance_api.models import OrganizationCreate, OrgKind
-from provenance_api.services import deployments, organizations
+from provenance_api.services import deployments, operators, organizations
 from provenance_api.services.errors import DomainError
 
 # What a command can fail with that is the operator's to fix, not a bug: message, exit 1.
@@ -90,7 +93,8 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
 
 def ensure_deployed(rt: Runtime) -> dict[str, str]:
     """Deploy the contracts this chain lacks (first start) and remember their addresses."""
-    return deployments.ensure_deployed(rt.engine, rt.w3, rt.operator)
+    admin = config.admin_address(rt.config)
+    return deployments.ensure_deployed(rt.engine, rt.w3, rt.operator, admin=admin)
 
 
 def fund_operator(rt: Runtime) -> None:
@@ -241,6 +245,104 @@ def chain_status_command(as_json: bool) -> None:
         status["contracts"] = deployments.known_addresses(session, status["chain_id"])
     status["operator"] = rt.operator.address
     _emit(status, as_json)
+
+
+@chain_group.group("operators")
+def operators_group() -> None:
+    """Who may sign chain writes: the admin grants and revokes the operator role."""
+
+
+def _admin_account(rt: Runtime, key_file: Path | None) -> LocalAccount:
+    """The admin's key: from `key_file`, else ADMIN_KEY; it must match ADMIN_ADDRESS if set."""
+    if key_file is not None:
+        try:
+            text = key_file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read the admin key file {key_file}: {exc}")
+        account = config.account_from_key(text, f"the admin key file {key_file}")
+    elif rt.config.get("ADMIN_KEY"):
+        account = config.account_from_key(rt.config["ADMIN_KEY"], "PROVENANCE_ADMIN_KEY")
+    else:
+        _fail(
+            "no admin key: pass --admin-key-file FILE or set PROVENANCE_ADMIN_KEY "
+            "(PROVENANCE_ADMIN_ADDRESS names the admin but cannot sign)"
+        )
+    expected = rt.config.get("ADMIN_ADDRESS")
+    if expected and account.address.lower() != str(expected).lower():
+        _fail(f"the admin key is for {account.address}, but PROVENANCE_ADMIN_ADDRESS is {expected}")
+    return account
+
+
+def _change_operator(address: str, key_file: Path | None, as_json: bool, grant: bool) -> None:
+    rt = runtime()
+    db.check_schema(rt.engine)
+    admin = _admin_account(rt, key_file)
+    if rt.w3.eth.get_balance(admin.address) == 0:
+        try:
+            chain.fund_for_development(rt.w3, admin.address, 10**18)
+        except chain.NotADevelopmentChain:
+            _fail(f"the admin {admin.address} has no coin for gas on this chain: fund it first")
+    contracts = operators.set_operator(rt.engine, rt.w3, admin, address, grant=grant)
+    if as_json:
+        action = "granted" if grant else "revoked"
+        account = to_checksum_address(address)  # the service has checked it is an address
+        _emit({"account": account, "operator_role": action, "contracts": contracts}, True)
+        return
+    for name, entry in contracts.items():
+        if entry["transaction"] is None:
+            state = "already an operator" if grant else "was not an operator"
+            click.echo(f"{name} {entry['address']}: {address} {state}")
+        else:
+            verb = "granted to" if grant else "revoked from"
+            click.echo(
+                f"{name} {entry['address']}: operator role {verb} {address} "
+                f"in {entry['transaction']}"
+            )
+
+
+_ADMIN_KEY_FILE = click.option(
+    "--admin-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the admin's hex private key (default: PROVENANCE_ADMIN_KEY).",
+)
+
+
+@operators_group.command("grant")
+@click.argument("address")
+@_ADMIN_KEY_FILE
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def operators_grant(address: str, admin_key_file: Path | None, as_json: bool) -> None:
+    """Let ADDRESS sign chain writes (OPERATOR_ROLE on every contract), signed by the admin.
+
+    \b
+    Example:
+      provenance-api chain operators grant 0x2B5AD5c4795c026514f8317c7a215E218DcCD6cF \\
+        --admin-key-file /media/usb/admin.key
+    """
+    _change_operator(address, admin_key_file, as_json, grant=True)
+
+
+@operators_group.command("revoke")
+@click.argument("address")
+@_ADMIN_KEY_FILE
+@click.option("--force", is_flag=True, help="Also when ADDRESS is this service's OPERATOR_KEY.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def operators_revoke(address: str, admin_key_file: Path | None, force: bool, as_json: bool) -> None:
+    """Stop ADDRESS from signing chain writes (revoke OPERATOR_ROLE), signed by the admin.
+
+    \b
+    Example:
+      PROVENANCE_ADMIN_KEY=0x... provenance-api chain operators revoke 0x2B5A...D6cF
+    """
+    rt = runtime()
+    if not force and address.lower() == rt.operator.address.lower():
+        _fail(
+            f"{address} is this service's own OPERATOR_KEY: every write it owes would revert. "
+            "Grant a new operator and switch OPERATOR_KEY first, or pass --force"
+        )
+    _change_operator(address, admin_key_file, as_json, grant=False)
 
 
 @cli.group("org")

@@ -9,6 +9,12 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - CHAIN_URL, empty: JSON-RPC endpoint; empty means the embedded chain in DATA_DIR/chain.
 - CONFIRMATIONS, 0 embedded / 2 over RPC: blocks on top of a receipt before it counts.
 - OPERATOR_KEY, from the secrets file: hex private key that signs every chain write.
+- ADMIN_KEY, from the secrets file: hex private key of the contracts' admin, which only grants
+  and revokes the operator role (`provenance-api chain operators grant`). To keep it offline,
+  set ADMIN_ADDRESS instead and give the key only to those commands (`--admin-key-file`).
+  Only deploying and those commands need either; a worker or API server starts without.
+- ADMIN_ADDRESS, empty: the admin's address when ADMIN_KEY is kept offline; it wins over
+  ADMIN_KEY when both are set.
 - SECRET_KEY, from the secrets file: Flask's session secret.
 - KEY_ENCRYPTION_KEY, from the secrets file: base64 AES-256 key for organization keys.
 - WRITER_POLL_SECONDS, 0.5: how often the chain writer looks for work.
@@ -29,11 +35,14 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 
-SECRET_SETTINGS = ("SECRET_KEY", "OPERATOR_KEY", "KEY_ENCRYPTION_KEY")
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+SECRET_SETTINGS = ("SECRET_KEY", "OPERATOR_KEY", "ADMIN_KEY", "KEY_ENCRYPTION_KEY")
 SECRETS_FILE = "secrets.json"
 
 DEFAULTS: dict[str, Any] = {
@@ -42,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "CHAIN_URL": "",
     "CONFIRMATIONS": None,
     "OPERATOR_KEY": "",
+    "ADMIN_KEY": "",
+    "ADMIN_ADDRESS": "",
     "SECRET_KEY": "",
     "KEY_ENCRYPTION_KEY": "",
     "WRITER_POLL_SECONDS": 0.5,
@@ -88,8 +99,12 @@ def finish(config: dict[str, Any]) -> None:
 
 
 def missing_secrets(config: Mapping[str, Any]) -> list[str]:
-    """Names of the secret settings that are empty."""
-    return [name for name in SECRET_SETTINGS if not config.get(name)]
+    """Names of the secret settings that are empty, of those every process needs.
+
+    ADMIN_KEY is not one of them: only `chain deploy` and `chain operators` need the admin,
+    and they say so (see `admin_address`); a worker or an API server runs without it.
+    """
+    return [name for name in SECRET_SETTINGS if name != "ADMIN_KEY" and not config.get(name)]
 
 
 def require_secrets(config: Mapping[str, Any]) -> None:
@@ -112,8 +127,36 @@ def new_secrets() -> dict[str, str]:
     return {
         "SECRET_KEY": secrets.token_urlsafe(32),
         "OPERATOR_KEY": Account.create().key.hex(),
+        "ADMIN_KEY": Account.create().key.hex(),
         "KEY_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
     }
+
+
+def admin_address(config: Mapping[str, Any]) -> str:
+    """The contracts' admin: ADMIN_ADDRESS, else the address of ADMIN_KEY (checksummed)."""
+    from eth_utils import is_address, to_checksum_address
+
+    address = str(config.get("ADMIN_ADDRESS") or "")
+    if address:
+        if not is_address(address):
+            raise ConfigError(f"PROVENANCE_ADMIN_ADDRESS is not an Ethereum address: {address!r}")
+        return to_checksum_address(address)
+    if config.get("ADMIN_KEY"):
+        return account_from_key(config["ADMIN_KEY"], "PROVENANCE_ADMIN_KEY").address
+    raise ConfigError(
+        "neither PROVENANCE_ADMIN_KEY nor PROVENANCE_ADMIN_ADDRESS is set: the contracts need "
+        "an admin (set the address to keep its key offline)"
+    )
+
+
+def account_from_key(key: str, name: str) -> LocalAccount:
+    """The eth-account LocalAccount of hex private key `key`; ConfigError naming `name` if bad."""
+    from eth_account import Account
+
+    try:
+        return Account.from_key(str(key).strip())
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name} is not a hex secp256k1 private key") from None
 
 
 def read_secrets(data_dir: Path) -> dict[str, str]:

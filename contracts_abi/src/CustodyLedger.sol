@@ -10,8 +10,13 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
  * event batches, so that every event can be proven against an on-chain root.
  *
  * Leaves follow the StandardMerkleTree of npm openzeppelin merkle-tree with leaf encoding
- * `["bytes32"]`: `leaf = keccak256(bytes.concat(keccak256(abi.encode(eventDigest))))`, where
- * `eventDigest` is the EIP-712 digest of the custody event (see `custodyLeaf`). Only the root's
+ * `["bytes32", "bytes32"]`:
+ * `leaf = keccak256(bytes.concat(keccak256(abi.encode(eventDigest, salt))))`, where
+ * `eventDigest` is the EIP-712 digest of the custody event and `salt` a random 32 bytes per
+ * event, kept off-chain (see `custodyLeaf`). The salt makes sibling hashes reveal nothing: a
+ * proof shown for one event does not let anyone confirm a guess about another event of its
+ * batch. `verifyEvent` takes the digest and the salt and computes the leaf itself, so an inner
+ * node of the tree (or the root, with an empty proof) cannot pass for an event. Only the root's
  * timestamp and the batch's root are stored: anchoring costs about 72k gas per batch.
  */
 contract CustodyLedger is AccessControl {
@@ -60,10 +65,16 @@ contract CustodyLedger is AccessControl {
     /// @notice The root was never anchored.
     error LedgerUnknownRoot(bytes32 root);
 
-    /// @param admin Receives DEFAULT_ADMIN_ROLE and OPERATOR_ROLE.
-    constructor(address admin) {
+    /**
+     * @param admin Receives DEFAULT_ADMIN_ROLE: grants and revokes OPERATOR_ROLE; it signs
+     * nothing else, so its key can stay offline.
+     * @param operator Receives OPERATOR_ROLE: the service's key that registers devices and
+     * anchors roots.
+     */
+    constructor(address admin, address operator) {
+        if (admin == address(0) || operator == address(0)) revert LedgerZeroAddress();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _grantRole(OPERATOR_ROLE, admin);
+        _grantRole(OPERATOR_ROLE, operator);
     }
 
     /**
@@ -143,22 +154,35 @@ contract CustodyLedger is AccessControl {
     }
 
     /**
-     * @notice Whether `leaf` is in the anchored tree `root`; reverts LedgerUnknownRoot if `root`
-     * was never anchored.
+     * @notice Whether the custody event with EIP-712 digest `eventDigest` and salt `salt` is in
+     * the anchored tree `root`; reverts LedgerUnknownRoot if `root` was never anchored.
+     * @dev The leaf is computed here from what it is made of, never taken as an argument: an
+     * inner node is a single hash of 64 bytes, a leaf a double hash, so no node can pass.
      * @param root An anchored batch root.
-     * @param leaf The double-hashed leaf, `custodyLeaf(eventDigest)`.
+     * @param eventDigest EIP-712 digest of the custody event.
+     * @param salt The event's 32-byte salt, as used when the tree was built.
      * @param proof Sibling hashes from the leaf up (StandardMerkleTree `getProof`).
      */
-    function verifyEvent(bytes32 root, bytes32 leaf, bytes32[] calldata proof) external view returns (bool) {
+    function verifyEvent(
+        bytes32 root,
+        bytes32 eventDigest,
+        bytes32 salt,
+        bytes32[] calldata proof
+    ) external view returns (bool) {
         if (_anchoredAt[root] == 0) revert LedgerUnknownRoot(root);
-        return MerkleProof.verifyCalldata(proof, root, leaf);
+        return MerkleProof.verifyCalldata(proof, root, _custodyLeaf(eventDigest, salt));
     }
 
     /**
-     * @notice The StandardMerkleTree leaf of a custody event with EIP-712 digest `eventDigest`.
+     * @notice The StandardMerkleTree leaf (encoding `["bytes32", "bytes32"]`) of a custody event.
      * @param eventDigest EIP-712 digest of the custody event.
+     * @param salt The event's random 32-byte salt.
      */
-    function custodyLeaf(bytes32 eventDigest) external pure returns (bytes32) {
-        return keccak256(bytes.concat(keccak256(abi.encode(eventDigest))));
+    function custodyLeaf(bytes32 eventDigest, bytes32 salt) external pure returns (bytes32) {
+        return _custodyLeaf(eventDigest, salt);
+    }
+
+    function _custodyLeaf(bytes32 eventDigest, bytes32 salt) private pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(eventDigest, salt))));
     }
 }

@@ -21,7 +21,11 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
  * open so that owners' wallets work as usual. In addition, `transferWithConsent` lets the
  * operator relay a transfer that the current owner signed off-chain as EIP-712
  * `TransferConsent(address to,uint256 tokenId,uint256 nonce,uint256 deadline)`, so owners need
- * no gas. Each owner has one nonce sequence (`nonces(owner)`); a consent is valid once.
+ * no gas. Each owner has one nonce sequence (`nonces(owner)`); a consent is valid once, and
+ * its signer can cancel it before it is used with `cancelConsent`.
+ *
+ * Roles: the admin (DEFAULT_ADMIN_ROLE) only grants and revokes OPERATOR_ROLE, so its key can
+ * stay offline; the operator is the service's key.
  */
 contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
     /// @notice Role allowed to mint passports and relay consented transfers.
@@ -49,6 +53,15 @@ contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
         uint256 nonce
     );
 
+    /// @notice `owner` cancelled the consents they signed with `nonce`.
+    event ConsentCancelled(address indexed owner, uint256 nonce);
+
+    /// @notice An address argument was zero.
+    error PassportZeroAddress();
+
+    /// @notice `owner` asked to cancel consents with `nonce`, but their current nonce is `current`.
+    error PassportUnexpectedNonce(address owner, uint256 nonce, uint256 current);
+
     /// @notice `gtin` is not 14 ASCII digits or `serial` is not 1 to 20 bytes.
     error PassportInvalidItemId(string gtin, string serial);
 
@@ -64,10 +77,18 @@ contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
     /// @notice The signature is not the current owner's consent to this exact transfer.
     error PassportInvalidConsent(address owner, uint256 tokenId);
 
-    /// @param admin Receives DEFAULT_ADMIN_ROLE and OPERATOR_ROLE.
-    constructor(address admin) ERC721("Provenance Product Passport", "PASS") EIP712("ProductPassport", "1") {
+    /**
+     * @param admin Receives DEFAULT_ADMIN_ROLE: grants and revokes OPERATOR_ROLE; it signs
+     * nothing else, so its key can stay offline.
+     * @param operator Receives OPERATOR_ROLE: the service's key that mints and relays.
+     */
+    constructor(
+        address admin,
+        address operator
+    ) ERC721("Provenance Product Passport", "PASS") EIP712("ProductPassport", "1") {
+        if (admin == address(0) || operator == address(0)) revert PassportZeroAddress();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _grantRole(OPERATOR_ROLE, admin);
+        _grantRole(OPERATOR_ROLE, operator);
     }
 
     /**
@@ -123,6 +144,20 @@ contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
         }
         _safeTransfer(from, to, tokenId, "");
         emit PassportTransferredWithConsent(tokenId, from, to, nonce);
+    }
+
+    /**
+     * @notice Cancel every transfer consent the caller signed with `nonce`, their current
+     * nonce, before the operator relays it: `transferWithConsent` then reverts
+     * PassportInvalidConsent for it.
+     * @dev Consumes the caller's nonce. `nonce` must be the current one, so that a cancellation
+     * sent after its consent was already relayed reverts instead of cancelling the next one.
+     * @param nonce The caller's current `nonces(msg.sender)`, the nonce of the consent to cancel.
+     */
+    function cancelConsent(uint256 nonce) external {
+        uint256 current = _useNonce(msg.sender);
+        if (current != nonce) revert PassportUnexpectedNonce(msg.sender, nonce, current);
+        emit ConsentCancelled(msg.sender, nonce);
     }
 
     /**

@@ -191,13 +191,18 @@ def contract(w3: Web3, name: str, address: str) -> Contract:
     return w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name).abi)
 
 
-def deploy_contracts(w3: Web3, deployer: LocalAccount, known: Mapping[str, str]) -> dict[str, str]:
+def deploy_contracts(
+    w3: Web3, deployer: LocalAccount, known: Mapping[str, str], *, admin: str
+) -> dict[str, str]:
     """Deploy each contract in CONTRACT_NAMES not in `known` (or whose code at the known address
     is missing / differs from the artifact's deployedBytecode, e.g. a fresh anvil); return
     name->address for all of them. Signs locally with `deployer`, waits for receipts.
 
-    Each constructor gets `deployer.address` as its admin.
+    Each constructor gets (`admin`, `deployer.address`): the admin grants and revokes the
+    operator role, the deployer is the operator.
     """
+    if not is_address(admin):
+        raise ValueError(f"admin is not an Ethereum address: {admin!r}")
     addresses: dict[str, str] = {}
     for name, address in known.items():
         if name not in CONTRACT_NAMES:
@@ -221,7 +226,8 @@ def deploy_contracts(w3: Web3, deployer: LocalAccount, known: Mapping[str, str])
     for offset, name in enumerate(missing):
         artifact = load_artifact(name)
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        transaction = factory.constructor(deployer.address).build_transaction(
+        constructor = factory.constructor(to_checksum_address(admin), deployer.address)
+        transaction = constructor.build_transaction(
             {"from": deployer.address, "nonce": nonce + offset, "chainId": chain_id, **fees}
         )
         signed = deployer.sign_transaction(transaction)

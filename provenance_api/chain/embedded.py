@@ -8,13 +8,15 @@ than a journal of raw transactions replayed at start, keeps the start time flat 
 the chain grows, and reopens exactly what was sealed (a replay would have to reproduce block
 timestamps and the random prevrandao of every block, or compute a different state).
 
-Sealing. eth-tester mines one block per transaction. Block timestamps must grow by at least a
-second per block, so a burst of transactions would push the chain's clock ahead of the wall
-clock without bound (which matters to contracts that keep deadlines). Here a pending block is
-sealed as soon as its timestamp is at most `max_clock_lead` seconds ahead of the wall clock:
-instantly while the chain keeps up, and with several transactions per block under a sustained
-rate of more than one block a second. Any request seals a due block first, so a client polling
-for its receipt gets it once the second has passed.
+Block time follows the wall clock. eth-tester seals one block per transaction, and Ethereum
+wants each block's timestamp strictly after its parent's, so a burst of a thousand writes
+would put the chain's clock a quarter of an hour ahead, and a transfer consent signed with a
+deadline one minute ahead would expire before it is relayed. Here a block is stamped with the
+wall clock's second and may share that second with its parent (`EmbeddedVM` relaxes that one
+rule, as Hardhat's option to mine blocks with the same timestamp does): block time never runs
+ahead, never goes back, and every transaction is still sealed in its own block at once.
+`automine=False` keeps transactions in the pending block until `seal` (or until the block is
+full), as a node between two slots would.
 
 Thread safety: one re-entrant lock around every request; the Flask threads and the chain
 writer share one provider. One process at a time: an exclusive `flock` on `chain.lock`.
@@ -71,10 +73,18 @@ DEV_ACCOUNT_COUNT = 10
 STATE_FORMAT = "1"
 STATE_FILE = "chain.sqlite3"
 LOCK_FILE = "chain.lock"
-# How far block time may run ahead of the wall clock before blocks wait for it: enough for
-# a test suite or a burst of registrations to seal one block per transaction at once, small
-# against the days a trade deadline spans.
-MAX_CLOCK_LEAD = 300
+
+
+class EmbeddedVM(PragueVM):
+    """Prague, except that a block may carry the same timestamp as its parent."""
+
+    @classmethod
+    def validate_header(cls, header: Any, parent_header: Any) -> None:
+        """py-evm's checks, with "not before its parent" in place of "after its parent"."""
+        if header.timestamp == parent_header.timestamp:
+            # Every other check reads the parent's gas, number and base fee, not its time.
+            parent_header = parent_header.copy(timestamp=parent_header.timestamp - 1)
+        super().validate_header(header, parent_header)
 
 
 class EmbeddedChain(MiningChain):
@@ -84,13 +94,17 @@ class EmbeddedChain(MiningChain):
     """
 
     chain_id = CHAIN_ID
-    vm_configuration = ((0, PragueVM),)
+    vm_configuration = ((0, EmbeddedVM),)
 
     def create_header_from_parent(self, parent_header: Any, **header_params: Any) -> Any:
-        """Keep the gas limit constant, as eth-tester does."""
-        return super().create_header_from_parent(
-            parent_header, **assoc(header_params, "gas_limit", parent_header.gas_limit)
-        )
+        """Keep the gas limit constant, as eth-tester does; stamp the wall clock's second."""
+        params = assoc(header_params, "gas_limit", parent_header.gas_limit)
+        if "timestamp" not in params:
+            # Never before the parent: a chain whose state was written while the clock
+            # stood later (or by an older version that ran ahead) keeps its time until now
+            # catches up.
+            params = assoc(params, "timestamp", max(parent_header.timestamp, int(time.time())))
+        return super().create_header_from_parent(parent_header, **params)
 
     def get_transaction_builder(self) -> Any:
         """The builder of the current VM (eth-tester's decoder entry point)."""
@@ -270,9 +284,9 @@ def _lock_state_dir(state_dir: Path) -> int:
 class EmbeddedProvider(EthereumTesterProvider):
     """eth-tester provider over the persistent backend: locked, sealing, node-like errors."""
 
-    def __init__(self, state_dir: Path, max_clock_lead: int = MAX_CLOCK_LEAD) -> None:
+    def __init__(self, state_dir: Path, automine: bool = True) -> None:
         self.state_dir = state_dir
-        self.max_clock_lead = max_clock_lead
+        self.automine = automine
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -317,11 +331,10 @@ class EmbeddedProvider(EthereumTesterProvider):
         return self._lock_fd is None
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-        """Serve one JSON-RPC request under the lock, sealing a due pending block first."""
+        """Serve one JSON-RPC request under the lock, errors worded as a node's."""
         with self._lock:
             if self.closed:
                 raise ChainConfigError(f"the embedded chain in {self.state_dir} is closed")
-            self._seal_if_due()
             try:
                 return super().make_request(method, params)
             except _RpcError as exc:
@@ -357,13 +370,6 @@ class EmbeddedProvider(EthereumTesterProvider):
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _seal_if_due(self) -> None:
-        if (
-            self.backend.has_pending_transactions()
-            and self.backend.chain.header.timestamp <= time.time() + self.max_clock_lead
-        ):
-            self.ethereum_tester.mine_block()
-
     def _send_raw_transaction(self, _tester: EthereumTester, params: Any) -> str:
         try:
             raw = bytes.fromhex(str(params[0]).removeprefix("0x"))
@@ -378,7 +384,8 @@ class EmbeddedProvider(EthereumTesterProvider):
             raise _RpcError(-32000, _rpc_message(exc)) from None
         except (rlp.DecodingError, rlp.DeserializationError, ValueError, TypeError) as exc:
             raise _RpcError(-32602, f"invalid raw transaction: {exc}") from None
-        self._seal_if_due()
+        if self.automine:
+            self.seal()
         return encode_hex(transaction_hash)
 
     def _apply_raw(self, raw: bytes) -> bytes:

@@ -12,7 +12,9 @@ class ChainError(Exception):
     │   └── ChainStateIncompatible  the state directory holds another chain or format
     ├── ChainUnavailable          the JSON-RPC node does not answer
     ├── DeploymentFailed          a contract deployment reverted or produced no code
-    └── NotADevelopmentChain      coin was asked for on a chain without a faucet
+    ├── NotADevelopmentChain      coin was asked for on a chain without a faucet
+    ├── NotAdmin                  a key that is not the contracts' admin tried to change roles
+    └── RoleChangeFailed          the node refused or reverted a role grant or revocation
     """
 
 
@@ -38,3 +40,11 @@ class DeploymentFailed(ChainError):
 
 class NotADevelopmentChain(ChainError):
     """Only the embedded chain and anvil hand out development coin."""
+
+
+class NotAdmin(ChainError):
+    """The key given as the admin's does not hold DEFAULT_ADMIN_ROLE on a contract."""
+
+
+class RoleChangeFailed(ChainError):
+    """A grant or revocation was refused by the node or reverted."""

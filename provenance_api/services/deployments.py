@@ -32,12 +32,17 @@ def store_addresses(session: Session, chain_id: int, addresses: dict[str, str]) 
     session.flush()
 
 
-def ensure_deployed(engine: Engine, w3: Web3, deployer: LocalAccount) -> dict[str, str]:
-    """Deploy the contracts this chain lacks and remember where they are; name -> address."""
+def ensure_deployed(
+    engine: Engine, w3: Web3, deployer: LocalAccount, *, admin: str
+) -> dict[str, str]:
+    """Deploy the contracts this chain lacks and remember where they are; name -> address.
+
+    `deployer` becomes the operator of new contracts, `admin` their admin.
+    """
     chain_id = w3.eth.chain_id
     with session_scope(engine) as session:
         known = known_addresses(session, chain_id)
-    addresses = chain.deploy_contracts(w3, deployer, known)
+    addresses = chain.deploy_contracts(w3, deployer, known, admin=admin)
     if addresses != known:
         with session_scope(engine) as session:
             store_addresses(session, chain_id, addresses)

@@ -18,12 +18,15 @@ from contracts_abi import Artifact
 
 
 def deploy(artifact: Artifact) -> tuple[Web3, Contract]:
-    """A fresh in-process chain with `artifact` deployed by its first account as the admin."""
+    """A fresh in-process chain with `artifact` deployed by its second account, the operator.
+
+    The first account is the admin, the second the operator (constructor(admin, operator)).
+    """
     w3 = Web3(EthereumTesterProvider())
-    admin = w3.eth.accounts[0]
+    admin, operator = w3.eth.accounts[:2]
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     receipt = w3.eth.wait_for_transaction_receipt(
-        factory.constructor(admin).transact({"from": admin})
+        factory.constructor(admin, operator).transact({"from": operator})
     )
     return w3, w3.eth.contract(address=receipt.contractAddress, abi=artifact.abi)
 
@@ -40,9 +43,9 @@ def rolled_back(w3: Web3) -> Iterator[None]:
 
 
 def transact(chain: SimpleNamespace, call: Any, sender: str | None = None) -> Any:
-    """Send `call` from `sender` (default: the admin) and return its receipt; it must succeed."""
+    """Send `call` from `sender` (default: the operator) and return its receipt; it must succeed."""
     receipt = chain.w3.eth.wait_for_transaction_receipt(
-        call.transact({"from": sender or chain.admin})
+        call.transact({"from": sender or chain.operator})
     )
     assert receipt.status == 1
     return receipt

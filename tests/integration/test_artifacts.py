@@ -90,11 +90,11 @@ def test_error_codec_round_trips() -> None:
 
 def test_deployed_code_matches_artifact() -> None:
     w3 = Web3(EthereumTesterProvider())
-    admin = w3.eth.accounts[0]
+    admin, operator = w3.eth.accounts[:2]
     artifact = load_artifact("CustodyLedger")
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     receipt = w3.eth.wait_for_transaction_receipt(
-        factory.constructor(admin).transact({"from": admin})
+        factory.constructor(admin, operator).transact({"from": operator})
     )
     # CustodyLedger has no immutables, so the runtime code is the artifact's byte for byte.
     assert bytes(w3.eth.get_code(receipt.contractAddress)) == artifact.deployed_bytecode
@@ -103,13 +103,15 @@ def test_deployed_code_matches_artifact() -> None:
 @pytest.mark.anvil
 def test_artifacts_deploy_on_anvil(anvil_url: str) -> None:
     w3 = Web3(Web3.HTTPProvider(anvil_url))
-    admin = w3.eth.accounts[0]
+    admin, operator = w3.eth.accounts[:2]
     for name in CONTRACT_NAMES:
         artifact = load_artifact(name)
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        tx = factory.constructor(admin).transact({"from": admin})
+        tx = factory.constructor(admin, operator).transact({"from": operator})
         receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=10)
         assert receipt.status == 1, name
         contract = w3.eth.contract(address=receipt.contractAddress, abi=artifact.abi)
         role = contract.functions.OPERATOR_ROLE().call()
-        assert contract.functions.hasRole(role, admin).call(), name
+        assert contract.functions.hasRole(role, operator).call(), name
+        assert not contract.functions.hasRole(role, admin).call(), name
+        assert contract.functions.hasRole(b"\x00" * 32, admin).call(), name

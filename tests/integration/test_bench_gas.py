@@ -17,3 +17,5 @@ def test_gas_per_custody_event_stays_under_target() -> None:
     assert int(figures["gas_per_custody_event_at_1000"]) < 100
     # An anchor costs the same whatever the batch size: the root is all that goes on-chain.
     assert int(figures["gas_anchor_batch_1000"]) < 100_000
+    # Checking one salted event of a 1,000-event batch, as a transaction would.
+    assert int(figures["gas_verify_event_at_1000"]) < 50_000

@@ -14,8 +14,9 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.exceptions import ContractCustomError, TransactionNotFound, Web3RPCError
 
-from contracts_abi import CONTRACT_NAMES, load_artifact
-from contracts_abi.merkle import StandardMerkleTree
+from contracts_abi import CONTRACT_NAMES, eip712, load_artifact
+from contracts_abi.merkle import StandardMerkleTree, custody_tree
+from contracts_abi.passport import passport_id
 from provenance_api import chain
 from provenance_api.chain.bytecode import is_same_contract
 from provenance_api.chain.embedded import EmbeddedProvider
@@ -25,6 +26,7 @@ ANVIL_CHAIN_ID = 31337
 UNKNOWN_ROOT = keccak(text="LedgerUnknownRoot(bytes32)")[:4]
 INVALID_BATCH = keccak(text="LedgerInvalidBatch(bytes32,uint32)")[:4]
 ONE_ETHER = 10**18
+ADMIN = Account.create().address
 
 
 @dataclass
@@ -64,10 +66,10 @@ def send(node: Node, transaction: dict) -> bytes:
     return w3.eth.send_raw_transaction(node.account.sign_transaction(full).raw_transaction)
 
 
-def two_leaf_tree(seed: bytes) -> StandardMerkleTree:
-    return StandardMerkleTree.of(
-        [[seed.rjust(32, b"\x01")], [seed.rjust(32, b"\x02")]], ["bytes32"]
-    )
+def two_event_batch(seed: bytes) -> tuple[list[list[bytes]], StandardMerkleTree]:
+    """Two (event digest, salt) pairs and their tree."""
+    events = [[seed.rjust(32, b"\x01"), os.urandom(32)], [seed.rjust(32, b"\x02"), os.urandom(32)]]
+    return events, custody_tree(events)
 
 
 def test_chain_id_and_block_number(node: Node) -> None:
@@ -84,7 +86,7 @@ def test_chain_id_and_block_number(node: Node) -> None:
 
 
 def test_deploy_contracts_puts_the_artifacts_code_on_chain(node: Node) -> None:
-    addresses = chain.deploy_contracts(node.w3, node.account, {})
+    addresses = chain.deploy_contracts(node.w3, node.account, {}, admin=ADMIN)
     assert list(addresses) == list(CONTRACT_NAMES)
     assert len(set(addresses.values())) == len(CONTRACT_NAMES)
     for name, address in addresses.items():
@@ -93,15 +95,19 @@ def test_deploy_contracts_puts_the_artifacts_code_on_chain(node: Node) -> None:
     # ProductPassport has immutables (EIP712), so only the metadata-aware check can match it.
     passport = addresses["ProductPassport"]
     assert node.w3.eth.get_code(passport) != load_artifact("ProductPassport").deployed_bytecode
-    ledger = chain.contract(node.w3, "CustodyLedger", addresses["CustodyLedger"])
-    operator = ledger.functions.OPERATOR_ROLE().call()
-    assert ledger.functions.hasRole(operator, node.account.address).call()
+    for name, address in addresses.items():
+        contract = chain.contract(node.w3, name, address)
+        operator = contract.functions.OPERATOR_ROLE().call()
+        assert contract.functions.hasRole(operator, node.account.address).call(), name
+        assert not contract.functions.hasRole(operator, ADMIN).call(), name
+        assert contract.functions.hasRole(bytes(32), ADMIN).call(), name
+        assert not contract.functions.hasRole(bytes(32), node.account.address).call(), name
 
 
 def test_anchor_by_raw_transaction_then_verify_a_proof(node: Node) -> None:
-    ledger_address = chain.deploy_contracts(node.w3, node.account, {})["CustodyLedger"]
+    ledger_address = chain.deploy_contracts(node.w3, node.account, {}, admin=ADMIN)["CustodyLedger"]
     ledger = chain.contract(node.w3, "CustodyLedger", ledger_address)
-    tree = two_leaf_tree(b"anchor")
+    events, tree = two_event_batch(b"anchor")
     batch_id = os.urandom(32)
 
     data = ledger.functions.anchor(tree.root, 2, batch_id)._encode_transaction_data()
@@ -115,14 +121,13 @@ def test_anchor_by_raw_transaction_then_verify_a_proof(node: Node) -> None:
     assert event["args"]["count"] == 2
     block = node.w3.eth.get_block(receipt["blockNumber"])
     assert event["args"]["timestamp"] == block["timestamp"]
-    for index in range(2):
-        assert ledger.functions.verifyEvent(
-            tree.root, tree.leaf_hash(index), tree.proof(index)
-        ).call()
-    assert not ledger.functions.verifyEvent(tree.root, os.urandom(32), tree.proof(0)).call()
+    for index, (digest, salt) in enumerate(events):
+        assert ledger.functions.verifyEvent(tree.root, digest, salt, tree.proof(index)).call()
+    digest, salt = events[0]
+    assert not ledger.functions.verifyEvent(tree.root, digest, os.urandom(32), tree.proof(0)).call()
     unknown = os.urandom(32)
     with pytest.raises(ContractCustomError) as raised:
-        ledger.functions.verifyEvent(unknown, tree.leaf_hash(0), tree.proof(0)).call()
+        ledger.functions.verifyEvent(unknown, digest, salt, tree.proof(0)).call()
     assert raised.value.data == "0x" + (UNKNOWN_ROOT + unknown).hex()
 
 
@@ -144,7 +149,7 @@ def test_transaction_by_hash_and_receipt(node: Node) -> None:
 
 
 def test_reverted_transaction_is_mined_with_status_0(node: Node) -> None:
-    ledger_address = chain.deploy_contracts(node.w3, node.account, {})["CustodyLedger"]
+    ledger_address = chain.deploy_contracts(node.w3, node.account, {}, admin=ADMIN)["CustodyLedger"]
     ledger = chain.contract(node.w3, "CustodyLedger", ledger_address)
     zero_root = ledger.functions.anchor(b"\0" * 32, 1, os.urandom(32))._encode_transaction_data()
     with pytest.raises(ContractCustomError) as raised:
@@ -199,23 +204,23 @@ def test_unknown_transaction_hash_is_not_found(node: Node) -> None:
 
 
 def test_deploy_contracts_is_idempotent(node: Node) -> None:
-    first = chain.deploy_contracts(node.w3, node.account, {})
+    first = chain.deploy_contracts(node.w3, node.account, {}, admin=ADMIN)
     block = node.w3.eth.block_number
     nonce = node.w3.eth.get_transaction_count(node.account.address, "pending")
 
     lowercase = {name: address.lower() for name, address in first.items()}
-    assert chain.deploy_contracts(node.w3, node.account, lowercase) == first
+    assert chain.deploy_contracts(node.w3, node.account, lowercase, admin=ADMIN) == first
     assert node.w3.eth.block_number == block
     assert node.w3.eth.get_transaction_count(node.account.address, "pending") == nonce
 
 
 def test_deploy_contracts_redeploys_where_the_code_is_missing_or_wrong(node: Node) -> None:
-    first = chain.deploy_contracts(node.w3, node.account, {})
+    first = chain.deploy_contracts(node.w3, node.account, {}, admin=ADMIN)
     empty = Account.create().address  # a fresh anvil or a reset chain: no code there
     # The ledger's address holds a contract, but not a ProductPassport.
     known = {"ProductPassport": first["CustodyLedger"], "CustodyLedger": empty}
 
-    second = chain.deploy_contracts(node.w3, node.account, known)
+    second = chain.deploy_contracts(node.w3, node.account, known, admin=ADMIN)
 
     assert set(second) == set(CONTRACT_NAMES)
     assert second["ProductPassport"] not in (first["ProductPassport"], first["CustodyLedger"])
@@ -228,9 +233,13 @@ def test_deploy_contracts_redeploys_where_the_code_is_missing_or_wrong(node: Nod
 
 def test_deploy_contracts_names_bad_input(node: Node) -> None:
     with pytest.raises(ValueError, match="not an Ethereum address"):
-        chain.deploy_contracts(node.w3, node.account, {"CustodyLedger": "0x1234"})
+        chain.deploy_contracts(node.w3, node.account, {"CustodyLedger": "0x1234"}, admin=ADMIN)
     with pytest.raises(ValueError, match="unknown contract 'Nope'"):
-        chain.deploy_contracts(node.w3, node.account, {"Nope": Account.create().address})
+        chain.deploy_contracts(
+            node.w3, node.account, {"Nope": Account.create().address}, admin=ADMIN
+        )
+    with pytest.raises(ValueError, match="admin is not an Ethereum address"):
+        chain.deploy_contracts(node.w3, node.account, {}, admin="0x1234")
 
 
 def test_shared_between_threads(node: Node) -> None:
@@ -298,28 +307,73 @@ def test_embedded_chain_is_one_process_at_a_time(tmp_path) -> None:
     chain.close(reopened)
 
 
-def test_embedded_chain_keeps_block_time_near_the_clock(tmp_path) -> None:
-    """A burst is packed into blocks rather than pushing timestamps into the future."""
-    provider = EmbeddedProvider(tmp_path, max_clock_lead=0)
-    w3 = Web3(provider)
+def test_embedded_block_time_tracks_the_clock_after_many_quick_blocks(tmp_path) -> None:
+    """A burst of blocks once ran the chain's clock a second ahead per block, so a consent
+    signed with a deadline one minute ahead had expired on-chain before it was relayed."""
+    w3 = chain.connect(None, tmp_path)
     try:
         node = Node(w3, chain.dev_accounts()[1], "embedded")
-        # Both deployments go out before either is sealed: the second is estimated and
-        # signed with a nonce that only the pending block knows.
-        assert set(chain.deploy_contracts(w3, node.account, {})) == set(CONTRACT_NAMES)
-        hashes = [send(node, {"to": node.account.address, "gas": 21_000}) for _ in range(4)]
-        receipts = [w3.eth.wait_for_transaction_receipt(h, poll_latency=0.05) for h in hashes]
-        now = time.time()
-        blocks = {receipt["blockNumber"] for receipt in receipts}
-        assert all(w3.eth.get_block(number)["timestamp"] <= now for number in blocks)
-        # Four transactions within a second or two cannot take four distinct seconds.
-        assert len(blocks) < 4
+        addresses = chain.deploy_contracts(w3, node.account, {}, admin=ADMIN)
+        passport = chain.contract(w3, "ProductPassport", addresses["ProductPassport"])
+        owner, buyer = Account.create(), Account.create()
+        token_id = passport_id("09506000134352", "SN-1")
+        mint = passport.functions.mint(owner.address, "09506000134352", "SN-1", bytes(32))
+        w3.eth.wait_for_transaction_receipt(
+            send(node, {"to": passport.address, "data": mint._encode_transaction_data()})
+        )
+        first = w3.eth.block_number + 1
+        hashes = [send(node, {"to": node.account.address, "gas": 21_000}) for _ in range(100)]
+        w3.eth.wait_for_transaction_receipt(hashes[-1])
+        assert w3.eth.block_number - first + 1 == 100  # still one block per transaction
+        times = [w3.eth.get_block(n)["timestamp"] for n in range(first, first + 100)]
+        assert times == sorted(times)  # never back in time
+        assert abs(times[-1] - time.time()) <= 2
+
+        deadline = int(time.time()) + 60
+        signature = eip712.sign_transfer_consent(
+            owner.key,
+            chain_id=w3.eth.chain_id,
+            passport=passport.address,
+            to=buyer.address,
+            token_id=token_id,
+            nonce=0,
+            deadline=deadline,
+        )
+        relay = passport.functions.transferWithConsent(
+            owner.address, buyer.address, token_id, deadline, signature
+        )
+        receipt = w3.eth.wait_for_transaction_receipt(
+            send(node, {"to": passport.address, "data": relay._encode_transaction_data()})
+        )
+        assert receipt["status"] == 1
+        assert passport.functions.ownerOf(token_id).call() == buyer.address
     finally:
-        provider.close()
+        chain.close(w3)
+
+
+def test_embedded_chain_reopens_blocks_that_share_a_second(tmp_path) -> None:
+    w3 = chain.connect(None, tmp_path)
+    node = Node(w3, chain.dev_accounts()[2], "embedded")
+    hashes = [send(node, {"to": node.account.address, "gas": 21_000}) for _ in range(20)]
+    numbers = [w3.eth.wait_for_transaction_receipt(h)["blockNumber"] for h in hashes]
+    assert len(set(numbers)) == 20
+    times = {w3.eth.get_block(n)["timestamp"] for n in numbers}
+    assert len(times) < len(numbers)  # twenty blocks cannot take twenty seconds
+    chain.close(w3)
+    reopened = chain.connect(None, tmp_path)
+    try:
+        node = Node(reopened, node.account, "embedded")
+        receipt = reopened.eth.wait_for_transaction_receipt(
+            send(node, {"to": node.account.address, "gas": 21_000})
+        )
+        assert receipt["blockNumber"] == numbers[-1] + 1
+        assert reopened.eth.get_block("latest")["timestamp"] >= max(times)
+    finally:
+        chain.close(reopened)
 
 
 def test_embedded_chain_seals_a_full_pending_block_to_make_room(tmp_path) -> None:
-    provider = EmbeddedProvider(tmp_path, max_clock_lead=-3600)  # never due by the clock
+    provider = EmbeddedProvider(tmp_path, automine=False)
     w3 = Web3(provider)
     try:
         node = Node(w3, chain.dev_accounts()[3], "embedded")

@@ -13,7 +13,7 @@ from eth_hash.auto import keccak
 from web3 import EthereumTesterProvider, Web3
 
 from contracts_abi import load_artifact
-from contracts_abi.merkle import StandardMerkleTree, custody_leaf
+from contracts_abi.merkle import CUSTODY_LEAF_ENCODING, StandardMerkleTree, custody_tree
 from tests.conftest import unavailable
 
 CONTRACTS_ABI = Path(__file__).resolve().parents[2] / "contracts_abi"
@@ -41,7 +41,8 @@ process.stdin.on("end", () => {
 
 
 def random_custody_values(rng: random.Random, count: int) -> list[list[bytes]]:
-    return [[rng.randbytes(32)] for _ in range(count)]
+    """(event digest, salt) pairs."""
+    return [[rng.randbytes(32), rng.randbytes(32)] for _ in range(count)]
 
 
 def random_mixed_values(rng: random.Random, count: int) -> list[list[object]]:
@@ -95,7 +96,7 @@ def cases() -> list[tuple[list[str], list[list[object]], dict, int]]:
     """Random custody and mixed-type leaf sets with merkle-tree's trees and proofs for them."""
     seed = random.SystemRandom().getrandbits(32)
     rng = random.Random(seed)
-    sets = [(["bytes32"], random_custody_values(rng, n)) for n in SIZES]
+    sets = [(list(CUSTODY_LEAF_ENCODING), random_custody_values(rng, n)) for n in SIZES]
     sets += [(MIXED_ENCODING, random_mixed_values(rng, n)) for n in SIZES]
     results = run_node(sets)
     return [
@@ -113,23 +114,28 @@ def test_trees_and_proofs_match_merkle_tree_js(cases: list) -> None:
             assert hexes(tree.proof(i)) == js["proofs"][i], f"{context} index={i}"
 
 
-def test_python_proofs_verify_on_chain(cases: list) -> None:
+def test_merkle_tree_js_proofs_verify_on_chain(cases: list) -> None:
     w3 = Web3(EthereumTesterProvider())
-    admin = w3.eth.accounts[0]
+    admin, operator = w3.eth.accounts[:2]
     artifact = load_artifact("CustodyLedger")
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     receipt = w3.eth.wait_for_transaction_receipt(
-        factory.constructor(admin).transact({"from": admin})
+        factory.constructor(admin, operator).transact({"from": operator})
     )
     ledger = w3.eth.contract(address=receipt.contractAddress, abi=artifact.abi)
-    custody = [(values, js) for encoding, values, js, _ in cases if encoding == ["bytes32"]]
+    custody = [
+        (values, js) for encoding, values, js, _ in cases if encoding == list(CUSTODY_LEAF_ENCODING)
+    ]
+    assert len(custody) == len(SIZES)
+    verify = ledger.functions.verifyEvent
     for batch, (values, js) in enumerate(custody):
-        tree = StandardMerkleTree.of(values, ["bytes32"])
+        tree = custody_tree(values)
         assert "0x" + tree.root.hex() == js["tree"][0]
         call = ledger.functions.anchor(tree.root, len(values), keccak(b"batch %d" % batch))
-        w3.eth.wait_for_transaction_receipt(call.transact({"from": admin}))
+        w3.eth.wait_for_transaction_receipt(call.transact({"from": operator}))
         for i in range(0, len(values), max(1, len(values) // 10)):
-            leaf = custody_leaf(values[i][0])
-            assert ledger.functions.verifyEvent(tree.root, leaf, tree.proof(i)).call()
-            forged = custody_leaf(keccak(values[i][0]))
-            assert not ledger.functions.verifyEvent(tree.root, forged, tree.proof(i)).call()
+            digest, salt = values[i]
+            proof = [bytes.fromhex(p.removeprefix("0x")) for p in js["proofs"][i]]
+            assert verify(tree.root, digest, salt, proof).call()
+            assert not verify(tree.root, keccak(digest), salt, proof).call()
+            assert not verify(tree.root, digest, keccak(salt), proof).call()

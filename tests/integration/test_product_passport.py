@@ -18,6 +18,7 @@ from tests.integration.contracts_support import deploy, revert_data, rolled_back
 
 ARTIFACT = load_artifact("ProductPassport")
 OPERATOR_ROLE = keccak(b"OPERATOR_ROLE")
+ADMIN_ROLE = b"\x00" * 32
 ZERO_ADDRESS = "0x" + "00" * 20
 GTIN = "09506000134352"
 TAG = keccak(b"tag commitment")
@@ -28,7 +29,7 @@ assert_reverts = partial(contracts_support.assert_reverts, ARTIFACT)
 def deployed() -> SimpleNamespace:
     w3, passport = deploy(ARTIFACT)
     tester = w3.provider.ethereum_tester
-    admin, alice, bob, carol = w3.eth.accounts[:4]
+    admin, operator, alice, bob, carol = w3.eth.accounts[:5]
     keys = {
         str(key.public_key.to_checksum_address()): key.to_bytes()
         for key in tester.backend.account_keys
@@ -38,6 +39,7 @@ def deployed() -> SimpleNamespace:
         tester=tester,
         passport=passport,
         admin=admin,
+        operator=operator,
         alice=alice,
         bob=bob,
         carol=carol,
@@ -95,11 +97,54 @@ def test_metadata_roles_and_interfaces(chain: SimpleNamespace) -> None:
     passport = chain.passport
     assert passport.functions.name().call() == "Provenance Product Passport"
     assert passport.functions.symbol().call() == "PASS"
-    assert passport.functions.hasRole(b"\x00" * 32, chain.admin).call()
-    assert passport.functions.hasRole(OPERATOR_ROLE, chain.admin).call()
+    assert passport.functions.hasRole(ADMIN_ROLE, chain.admin).call()
+    assert not passport.functions.hasRole(OPERATOR_ROLE, chain.admin).call()
+    assert passport.functions.hasRole(OPERATOR_ROLE, chain.operator).call()
+    assert not passport.functions.hasRole(ADMIN_ROLE, chain.operator).call()
     assert not passport.functions.hasRole(OPERATOR_ROLE, chain.alice).call()
     for interface in ("80ac58cd", "5b5e139f", "7965db0b", "01ffc9a7"):
         assert passport.functions.supportsInterface(bytes.fromhex(interface)).call(), interface
+
+
+def test_admin_grants_and_revokes_an_operator(chain: SimpleNamespace) -> None:
+    passport = chain.passport
+    mint_call = passport.functions.mint(chain.carol, GTIN, "SN-0002", TAG)
+    assert_reverts(
+        lambda: mint_call.transact({"from": chain.admin}),
+        "AccessControlUnauthorizedAccount",
+        chain.admin,
+        OPERATOR_ROLE,
+    )
+    transact(chain, passport.functions.grantRole(OPERATOR_ROLE, chain.carol), chain.admin)
+    transact(chain, mint_call, sender=chain.carol)
+    transact(chain, passport.functions.revokeRole(OPERATOR_ROLE, chain.operator), chain.admin)
+    call = passport.functions.mint(chain.alice, GTIN, "SN-0003", TAG)
+    assert_reverts(
+        lambda: call.transact({"from": chain.operator}),
+        "AccessControlUnauthorizedAccount",
+        chain.operator,
+        OPERATOR_ROLE,
+    )
+
+
+def test_operator_cannot_grant_the_operator_role(chain: SimpleNamespace) -> None:
+    call = chain.passport.functions.grantRole(OPERATOR_ROLE, chain.alice)
+    assert_reverts(
+        lambda: call.transact({"from": chain.operator}),
+        "AccessControlUnauthorizedAccount",
+        chain.operator,
+        ADMIN_ROLE,
+    )
+
+
+@pytest.mark.parametrize("which", ["admin", "operator"])
+def test_constructor_rejects_zero_address(chain: SimpleNamespace, which: str) -> None:
+    admin, operator = (
+        (ZERO_ADDRESS, chain.operator) if which == "admin" else (chain.admin, ZERO_ADDRESS)
+    )
+    factory = chain.w3.eth.contract(abi=ARTIFACT.abi, bytecode=ARTIFACT.bytecode)
+    call = factory.constructor(admin, operator)
+    assert_reverts(lambda: call.transact({"from": chain.operator}), "PassportZeroAddress")
 
 
 def test_eip712_domain_matches_python(chain: SimpleNamespace) -> None:
@@ -154,7 +199,10 @@ def test_invalid_item_id_rejected_on_both_sides(
 def test_mint(chain: SimpleNamespace) -> None:
     passport = chain.passport
     token_id = passport_id(GTIN, "SN-0001")
-    assert passport.functions.mint(chain.alice, GTIN, "SN-0001", TAG).call() == token_id
+    assert (
+        passport.functions.mint(chain.alice, GTIN, "SN-0001", TAG).call({"from": chain.operator})
+        == token_id
+    )
     receipt = transact(chain, passport.functions.mint(chain.alice, GTIN, "SN-0001", TAG))
     (minted,) = passport.events.PassportMinted().process_receipt(receipt, errors=DISCARD)
     assert dict(minted.args) == {
@@ -184,7 +232,9 @@ def test_mint_needs_operator(chain: SimpleNamespace) -> None:
 def test_mint_twice_reverts(chain: SimpleNamespace) -> None:
     token_id = mint(chain, chain.alice)
     call = chain.passport.functions.mint(chain.bob, GTIN, "SN-0001", keccak(b"other tag"))
-    assert_reverts(lambda: call.transact({"from": chain.admin}), "PassportAlreadyMinted", token_id)
+    assert_reverts(
+        lambda: call.transact({"from": chain.operator}), "PassportAlreadyMinted", token_id
+    )
 
 
 def test_tag_commitment_of_unknown_token_reverts(chain: SimpleNamespace) -> None:
@@ -228,7 +278,7 @@ def test_consent_cannot_be_replayed(chain: SimpleNamespace) -> None:
     )
     replay = relay(chain, chain.alice, chain.bob, token_id, deadline, signature)
     assert_reverts(
-        lambda: replay.transact({"from": chain.admin}),
+        lambda: replay.transact({"from": chain.operator}),
         "PassportInvalidConsent",
         chain.alice,
         token_id,
@@ -242,7 +292,7 @@ def test_consent_expired(chain: SimpleNamespace) -> None:
     _, signature = consent(chain, chain.alice, chain.bob, token_id, deadline=deadline)
     chain.tester.time_travel(deadline + 1)
     call = relay(chain, chain.alice, chain.bob, token_id, deadline, signature)
-    data = revert_data(lambda: call.transact({"from": chain.admin}))
+    data = revert_data(lambda: call.transact({"from": chain.operator}))
     name, (signed_deadline, timestamp) = ARTIFACT.decode_error(data)
     assert (name, signed_deadline) == ("PassportExpiredConsent", deadline)
     assert timestamp > deadline
@@ -268,7 +318,7 @@ def test_consent_signed_by_non_owner_rejected(chain: SimpleNamespace) -> None:
     )
     call = relay(chain, chain.alice, chain.carol, token_id, deadline, signature)
     assert_reverts(
-        lambda: call.transact({"from": chain.admin}),
+        lambda: call.transact({"from": chain.operator}),
         "PassportInvalidConsent",
         chain.alice,
         token_id,
@@ -289,7 +339,7 @@ def test_bad_signature_rejected(chain: SimpleNamespace, kind: str) -> None:
         deadline, signature = consent(chain, chain.alice, chain.bob, token_id, chain_id=1)
     call = relay(chain, chain.alice, chain.bob, token_id, deadline, signature)
     assert_reverts(
-        lambda: call.transact({"from": chain.admin}),
+        lambda: call.transact({"from": chain.operator}),
         "PassportInvalidConsent",
         chain.alice,
         token_id,
@@ -314,7 +364,7 @@ def test_transfer_with_consent_from_must_be_owner(chain: SimpleNamespace) -> Non
     deadline, signature = consent(chain, chain.carol, chain.bob, token_id)
     call = relay(chain, chain.carol, chain.bob, token_id, deadline, signature)
     assert_reverts(
-        lambda: call.transact({"from": chain.admin}),
+        lambda: call.transact({"from": chain.operator}),
         "PassportIncorrectOwner",
         chain.carol,
         token_id,
@@ -326,7 +376,9 @@ def test_transfer_with_consent_of_unknown_token_reverts(chain: SimpleNamespace) 
     token_id = passport_id(GTIN, "never minted")
     deadline, signature = consent(chain, chain.alice, chain.bob, token_id)
     call = relay(chain, chain.alice, chain.bob, token_id, deadline, signature)
-    assert_reverts(lambda: call.transact({"from": chain.admin}), "ERC721NonexistentToken", token_id)
+    assert_reverts(
+        lambda: call.transact({"from": chain.operator}), "ERC721NonexistentToken", token_id
+    )
 
 
 def test_plain_erc721_transfer_still_works(chain: SimpleNamespace) -> None:
@@ -346,3 +398,62 @@ def test_plain_erc721_transfer_still_works(chain: SimpleNamespace) -> None:
         chain.alice,
         token_id,
     )
+
+
+def test_owner_cancels_a_consent_before_it_is_relayed(chain: SimpleNamespace) -> None:
+    passport = chain.passport
+    token_id = mint(chain, chain.alice)
+    deadline, signature = consent(chain, chain.alice, chain.bob, token_id)
+    receipt = transact(chain, passport.functions.cancelConsent(0), sender=chain.alice)
+    (event,) = passport.events.ConsentCancelled().process_receipt(receipt, errors=DISCARD)
+    assert dict(event.args) == {"owner": chain.alice, "nonce": 0}
+    assert passport.functions.nonces(chain.alice).call() == 1
+    call = relay(chain, chain.alice, chain.bob, token_id, deadline, signature)
+    assert_reverts(
+        lambda: call.transact({"from": chain.operator}),
+        "PassportInvalidConsent",
+        chain.alice,
+        token_id,
+    )
+    assert passport.functions.ownerOf(token_id).call() == chain.alice
+    # A consent signed afterwards, with the next nonce, works.
+    deadline, signature = consent(chain, chain.alice, chain.carol, token_id)
+    transact(chain, relay(chain, chain.alice, chain.carol, token_id, deadline, signature))
+    assert passport.functions.ownerOf(token_id).call() == chain.carol
+
+
+def test_cancel_consent_needs_the_current_nonce(chain: SimpleNamespace) -> None:
+    """A cancellation that arrives after its consent was used does not cancel the next one."""
+    passport = chain.passport
+    token_id = mint(chain, chain.alice)
+    deadline, signature = consent(chain, chain.alice, chain.bob, token_id)
+    transact(chain, relay(chain, chain.alice, chain.bob, token_id, deadline, signature))
+    late = passport.functions.cancelConsent(0)
+    assert_reverts(
+        lambda: late.transact({"from": chain.alice}),
+        "PassportUnexpectedNonce",
+        chain.alice,
+        0,
+        1,
+    )
+    ahead = passport.functions.cancelConsent(5)
+    assert_reverts(
+        lambda: ahead.transact({"from": chain.alice}),
+        "PassportUnexpectedNonce",
+        chain.alice,
+        5,
+        1,
+    )
+    assert passport.functions.nonces(chain.alice).call() == 1
+
+
+def test_cancel_consent_touches_only_the_callers_nonce(chain: SimpleNamespace) -> None:
+    """The operator (or anyone) cannot cancel an owner's consent: it cancels its own nonce."""
+    passport = chain.passport
+    token_id = mint(chain, chain.alice)
+    deadline, signature = consent(chain, chain.alice, chain.bob, token_id)
+    transact(chain, passport.functions.cancelConsent(0), sender=chain.carol)
+    assert passport.functions.nonces(chain.carol).call() == 1
+    assert passport.functions.nonces(chain.alice).call() == 0
+    transact(chain, relay(chain, chain.alice, chain.bob, token_id, deadline, signature))
+    assert passport.functions.ownerOf(token_id).call() == chain.bob

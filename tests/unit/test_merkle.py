@@ -7,8 +7,10 @@ from eth_abi import encode
 from eth_hash.auto import keccak
 
 from contracts_abi.merkle import (
+    CUSTODY_LEAF_ENCODING,
     StandardMerkleTree,
     custody_leaf,
+    custody_tree,
     hash_pair,
     process_proof,
     standard_leaf_hash,
@@ -29,12 +31,19 @@ JS_TREE = [
     "b92c48e9d7abe27fd8dfd6b5dfdbfb1c9a463f80c712b66f3a5180a090cccafc",
 ]
 JS_TREE_INDICES = (2, 4, 3)
-# StandardMerkleTree.of([[0x01..01], [0x02..02], [0x03..03]], ["bytes32"]): root, getProof(1).
-JS_CUSTODY_ROOT = "d0721d2dc79379fabc8f9fedaf82df1f99c98be5da4b6affa7ff9a42314b4e1c"
+# StandardMerkleTree.of([[0x01..01, 0xaa..aa], [0x02..02, 0xbb..bb], [0x03..03, 0xcc..cc]],
+# ["bytes32", "bytes32"]): root, getProof(1) and leafHash of value 1.
+JS_CUSTODY_ROOT = "8e2d8fb4b5a3e8e5faca0e143a02ce5b3fe698e552eb3c48e2b52e740ac5275a"
 JS_CUSTODY_PROOF_1 = [
-    "5e83a8d8b7aad779cc33bc6268dda1d3e2f1d2a33835f2f9c7283726729588de",
-    "ce895d90d3a0ed5312ae8dcfff377010c4aa1b7e9f1fa69836a3802d014c313e",
+    "53ebc045291f4f987143dd826a91668bbeb22e1ad01c11178b493449155a806d",
+    "79b4a46b7564f88a86afb75c10729c6050ec4a2f0873aa3c1815a4163bd7ced0",
 ]
+JS_CUSTODY_LEAF_1 = "31f738afcfa1755d8d23175ffd15cd7a6d5674a7da4b93bbe1919f2c60512b93"
+
+
+def salted(digests: list[bytes]) -> list[list[bytes]]:
+    """(digest, salt) pairs with salts derived from the digests, so the tests are repeatable."""
+    return [[d, keccak(b"salt" + d)] for d in digests]
 
 
 def test_tree_layout_matches_merkle_tree_js() -> None:
@@ -46,48 +55,78 @@ def test_tree_layout_matches_merkle_tree_js() -> None:
 
 
 def test_custody_tree_matches_merkle_tree_js() -> None:
-    digests = [bytes([n]) * 32 for n in (1, 2, 3)]
-    tree = StandardMerkleTree.of([[d] for d in digests], ["bytes32"])
+    events = [[bytes([n]) * 32, bytes([s]) * 32] for n, s in ((1, 0xAA), (2, 0xBB), (3, 0xCC))]
+    tree = custody_tree(events)
+    assert tree.leaf_encoding == CUSTODY_LEAF_ENCODING == ("bytes32", "bytes32")
     assert tree.root.hex() == JS_CUSTODY_ROOT
     assert [p.hex() for p in tree.proof(1)] == JS_CUSTODY_PROOF_1
+    assert custody_leaf(*events[1]).hex() == JS_CUSTODY_LEAF_1
 
 
-def test_custody_leaf_is_the_standard_leaf_of_one_bytes32() -> None:
-    digest = keccak(b"custody event")
-    assert custody_leaf(digest) == standard_leaf_hash(["bytes32"], [digest])
-    assert custody_leaf(digest) == keccak(keccak(encode(["bytes32"], [digest])))
+def test_custody_leaf_is_the_standard_leaf_of_digest_and_salt() -> None:
+    digest, salt = keccak(b"custody event"), keccak(b"salt")
+    leaf = custody_leaf(digest, salt)
+    assert leaf == standard_leaf_hash(["bytes32", "bytes32"], [digest, salt])
+    assert leaf == keccak(keccak(encode(["bytes32", "bytes32"], [digest, salt])))
 
 
-def test_custody_leaf_rejects_wrong_length() -> None:
-    with pytest.raises(ValueError, match="32 bytes"):
-        custody_leaf(b"\x00" * 31)
+@pytest.mark.parametrize(
+    ("digest", "salt", "message"),
+    [
+        (b"\x00" * 31, b"\x00" * 32, "event digest must be 32 bytes"),
+        (b"\x00" * 32, b"\x00" * 31, "salt must be 32 bytes"),
+        (b"\x00" * 32, b"", "salt must be 32 bytes"),
+    ],
+)
+def test_custody_leaf_rejects_wrong_length(digest: bytes, salt: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        custody_leaf(digest, salt)
+
+
+def test_custody_tree_rejects_an_unsalted_event() -> None:
+    with pytest.raises(ValueError, match="value 1 has 1 fields, the encoding 2"):
+        custody_tree([[keccak(b"a"), keccak(b"salt")], [keccak(b"b")]])
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 8, 13, 64])
 def test_every_proof_verifies_and_tampering_fails(count: int) -> None:
     digests = [keccak(count.to_bytes(2, "big") + i.to_bytes(4, "big")) for i in range(count)]
-    tree = StandardMerkleTree.of([[d] for d in digests], ["bytes32"])
+    events = salted(digests)
+    tree = custody_tree(events)
     assert len(tree) == count
-    for i, digest in enumerate(digests):
+    for i, (digest, salt) in enumerate(events):
         proof = tree.proof(i)
-        assert tree.leaf_hash(i) == custody_leaf(digest)
-        assert verify(tree.root, custody_leaf(digest), proof)
-        assert not verify(tree.root, custody_leaf(keccak(digest)), proof)
+        assert tree.leaf_hash(i) == custody_leaf(digest, salt)
+        assert verify(tree.root, custody_leaf(digest, salt), proof)
+        assert not verify(tree.root, custody_leaf(keccak(digest), salt), proof)
+        assert not verify(tree.root, custody_leaf(digest, keccak(salt)), proof)
         if proof:
             bad = [*proof[:-1], keccak(proof[-1])]
-            assert not verify(tree.root, custody_leaf(digest), bad)
+            assert not verify(tree.root, custody_leaf(digest, salt), bad)
+
+
+def test_a_guess_without_the_salt_matches_no_node() -> None:
+    """Someone shown one proof who guesses another event's digest cannot confirm the guess."""
+    digests = [keccak(b"event %d" % i) for i in range(8)]
+    tree = custody_tree(salted(digests))
+    seen = set(tree.tree)
+    for digest in digests:
+        # The unsalted leaf, or the guess salted with zeros, appears nowhere in the tree.
+        assert keccak(keccak(digest)) not in seen
+        assert custody_leaf(digest, bytes(32)) not in seen
 
 
 def test_single_leaf_tree_is_its_leaf() -> None:
-    tree = StandardMerkleTree.of([[b"\x07" * 32]], ["bytes32"])
-    assert tree.root == custody_leaf(b"\x07" * 32)
+    event = [b"\x07" * 32, b"\x08" * 32]
+    tree = custody_tree([event])
+    assert tree.root == custody_leaf(*event)
     assert tree.proof(0) == []
 
 
 def test_value_order_does_not_change_root() -> None:
-    digests = [keccak(bytes([i])) for i in range(10)]
-    forward = StandardMerkleTree.of([[d] for d in digests], ["bytes32"])
-    backward = StandardMerkleTree.of([[d] for d in reversed(digests)], ["bytes32"])
+    events = salted([keccak(bytes([i])) for i in range(10)])
+    forward = custody_tree(events)
+    backward = custody_tree(list(reversed(events)))
     assert forward.root == backward.root
     assert forward.proof(0) == backward.proof(9)
 
@@ -100,4 +139,4 @@ def test_hash_pair_is_commutative() -> None:
 
 def test_empty_tree_is_rejected() -> None:
     with pytest.raises(ValueError, match="at least one leaf"):
-        StandardMerkleTree.of([], ["bytes32"])
+        custody_tree([])
