@@ -8,6 +8,7 @@ so that the verifying parts of the package stay light.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from firmware_tools.formats.gs1 import check_ai_value, check_expiry, check_host,
 from firmware_tools.formats.qr import new_serial, sign_label_url
 
 COLUMNS = ("gtin", "serial", "lot", "expiry", "variant")
+RENDERERS = ("segno", "PIL", "fpdf")  # the 'tools' extra installs them
 MANIFEST = "labels.csv"
 SHEET = "labels.pdf"
 QR_SCALE = 4  # pixels per module in the PNG: 4 is enough for 300 dpi label printers
@@ -156,6 +158,13 @@ def parse_items_csv(text: str) -> tuple[list[Item], list[RowError]]:
     return items, errors
 
 
+def check_renderers() -> None:
+    """Import segno, Pillow and fpdf2 (the 'tools' extra) now: a missing one is reported
+    before any file is written. Raises ModuleNotFoundError naming the module."""
+    for module in RENDERERS:
+        importlib.import_module(module)
+
+
 def read_items_csv(csv_path: str | os.PathLike) -> tuple[list[Item], list[RowError]]:
     """`parse_items_csv` of a UTF-8 file; raises FormatError if it cannot be read at all."""
     csv_path = Path(csv_path)
@@ -271,6 +280,7 @@ def issue_labels(
     out_dir = Path(out_dir)
     items, errors = read_items_csv(csv_path)
     check_host(host)  # before anything is written
+    check_renderers()
     out_dir.mkdir(parents=True, exist_ok=True)
     labels: list[IssuedLabel] = []
     pngs: list[bytes] = []
