@@ -341,9 +341,17 @@ def test_device_provision_refuses_one_file_for_both_config_and_key(
 
 @pytest.mark.parametrize(("path", "message"), [("", "is empty"), ("keys/", "ends with a slash")])
 def test_keys_new_with_no_file_name_says_so(
-    runner: CliRunner, passfile: Path, path: str, message: str
+    tmp_path: Path,
+    runner: CliRunner,
+    passfile: Path,
+    path: str,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
     result = runner.invoke(main, ["keys", "new", path, "--passphrase-file", str(passfile)])
+    assert os.listdir() == []
     assert result.exit_code == 2
     assert message in result.stderr and "already exists" not in result.stderr
 
