@@ -70,6 +70,7 @@ def test_keys_new_writes_a_0600_file_and_prints_the_address(
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["k.key", "pass.txt"]  # no temporary file left
     keys = load_key_file(path, PASSPHRASE)
     assert out == {"path": str(path), "address": keys.address, "kind": "supplier"}
     assert len(keys.sun_master_key) == 16
