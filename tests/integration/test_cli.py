@@ -402,6 +402,20 @@ def test_qr_issue_refuses_a_device_key(tmp_path: Path, runner: CliRunner, passfi
     assert not (tmp_path / "out").exists()
 
 
+def test_ntag21x_write_refuses_a_device_key_before_the_reader(
+    tmp_path: Path, runner: CliRunner, passfile: Path
+) -> None:
+    assert runner.invoke(main, _provision_args(tmp_path, passfile)).exit_code == 0
+    result = runner.invoke(
+        main,
+        ["ntag21x", "write", "--device", "pn532_uart:/dev/nonexistent-reader",
+         "--key-file", str(tmp_path / "device.key"), "--host", HOST, "--gtin", "96385074",
+         "--passphrase-file", str(passfile)],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "is a device key file; labels are signed with the supplier's key file" in (result.stderr)
+
+
 @pytest.mark.parametrize("module", ["segno", "PIL", "fpdf"])
 def test_qr_issue_without_the_tools_extra_names_it(
     tmp_path: Path,
