@@ -264,6 +264,18 @@ def _check_base(scheme: str, rest: str) -> str:
     return f"{base}/{prefix}"
 
 
+def _is_port(text: str) -> bool:
+    """1-65535 in plain digits; the length is checked first so that a 5,000-digit port never
+    reaches int() (which refuses more than 4,300 digits with a ValueError)."""
+    return (
+        0 < len(text) <= 5
+        and text.isascii()
+        and text.isdigit()
+        and text[0] != "0"
+        and int(text) <= 65535
+    )
+
+
 @lru_cache(maxsize=1024)
 def _check_authority(authority: str) -> str:
     """`host[:port]` checked: no user info, port 1-65535, host as lower-case IDNA A-labels."""
@@ -275,7 +287,7 @@ def _check_authority(authority: str) -> str:
     if authority.startswith("["):
         raise GS1Error(f"host {shown}: IP literals in brackets are not supported; use a name")
     name, colon, port = authority.partition(":")
-    if colon and not (port.isascii() and port.isdigit() and port[0] != "0" and int(port) < 65536):
+    if colon and not _is_port(port):
         raise GS1Error(f"host {shown}: port {_shown(port)} is not a number from 1 to 65535")
     if len(name) > MAX_HOST_LENGTH:
         raise GS1Error(

@@ -132,6 +132,7 @@ BAD_HOSTS = [
     ("id.example.com:", "port ''"),
     ("id.example.com:http", "port 'http'"),
     ("id.example.com:443:1", "port '443:1'"),
+    pytest.param("id.example.com:" + "9" * 5000, "port '99999", id="5000-digit-port"),
     pytest.param("a" * 5000, "the host name has 5000 characters; at most 253", id="5000-chars"),
     pytest.param("a" * 64 + ".example", "Label too long", id="64-char-label"),
     ("id..example.com", "empty label"),
