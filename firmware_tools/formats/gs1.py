@@ -472,8 +472,10 @@ def parse_digital_link(url: str) -> DigitalLink:
     if query:
         for name, raw in _split_query(query):
             # The same character rules for every query value, AI or not.
-            what = f"AI {name}" if name.isdigit() else f"query parameter {_shown(name)}"
-            value = _percent_decode(raw, what, _RAW_QUERY_CHARS, _RAW_QUERY_RE)
+            value = raw
+            if "%" in raw or not _RAW_QUERY_RE.fullmatch(raw):  # the message only when needed
+                what = f"AI {name}" if name.isdigit() else f"query parameter {_shown(name)}"
+                value = _percent_decode(raw, what, _RAW_QUERY_CHARS, _RAW_QUERY_RE)
             if name.isdigit():
                 if name in KEY_QUALIFIERS:
                     raise GS1Error(
