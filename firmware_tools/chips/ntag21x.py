@@ -20,6 +20,7 @@ from firmware_tools.chips.originality import NXP_NTAG21X_PUBLIC_KEY, verify_orig
 from firmware_tools.errors import BadOriginality, FormatError, GS1Error, NdefError, TagCommandError
 from firmware_tools.formats.gs1 import parse_digital_link
 from firmware_tools.formats.ndef import build_type2_image, encode_uri_record
+from firmware_tools.formats.qr import SIG_PARAM as SIG_PARAM  # re-exported, with UID_PARAM
 from firmware_tools.formats.qr import UID_PARAM, address_bytes, check_label, sign_label_url
 
 PAGE_SIZE = 4
