@@ -25,10 +25,14 @@ except ImportError:
 
 DOMAIN_TYPE = "EIP712Domain(string name,string version)"
 LABEL_DOMAIN_NAME = "Provenance Labels"
-LABEL_DOMAIN_VERSION = "1"
+# Version 2: one struct for every label, over everything a label prints (version 1 signed
+# only GTIN and serial, so a recalled lot could be relabelled as another).
+LABEL_DOMAIN_VERSION = "2"
 
-ITEM_LABEL_TYPE = "ItemLabel(string gtin,string serial)"
-CHIP_LABEL_TYPE = "ChipLabel(string gtin,string serial,bytes uid)"
+# Absent fields are the empty string (lot, expiry, variant) or empty bytes (uid: a QR label
+# is bound to no chip; an NTAG 21x URL names its 7-byte chip UID).
+LABEL_TYPE = "Label(string gtin,string serial,string lot,string expiry,string variant,bytes uid)"
+LABEL_FIELDS = ("gtin", "serial", "lot", "expiry", "variant", "uid")
 
 
 class SignatureError(ValueError):
@@ -40,8 +44,8 @@ def _domain_separator(name: str, version: str) -> bytes:
 
 
 LABEL_DOMAIN_SEPARATOR = _domain_separator(LABEL_DOMAIN_NAME, LABEL_DOMAIN_VERSION)
-_ITEM_LABEL_TYPEHASH = keccak(ITEM_LABEL_TYPE.encode())
-_CHIP_LABEL_TYPEHASH = keccak(CHIP_LABEL_TYPE.encode())
+_LABEL_TYPEHASH = keccak(LABEL_TYPE.encode())
+_EMPTY_HASH = keccak(b"")
 
 
 def typed_digest(domain_separator: bytes, struct_hash: bytes) -> bytes:
@@ -54,32 +58,62 @@ def _gtin_hash(gtin: str) -> bytes:
     return keccak(gtin.encode())
 
 
-def label_digest(gtin: str, serial: str, uid: bytes | None = None) -> bytes:
-    """Digest of a supplier's label claim; with `uid`, the claim is bound to one NFC chip."""
-    if uid is None:
-        struct = _ITEM_LABEL_TYPEHASH + _gtin_hash(gtin) + keccak(serial.encode())
-    else:
-        struct = _CHIP_LABEL_TYPEHASH + _gtin_hash(gtin) + keccak(serial.encode()) + keccak(uid)
+def _text_hash(text: str | None) -> bytes:
+    return keccak(text.encode()) if text else _EMPTY_HASH
+
+
+def label_digest(
+    gtin: str,
+    serial: str,
+    uid: bytes | None = None,
+    *,
+    lot: str | None = None,
+    expiry: str | None = None,
+    variant: str | None = None,
+) -> bytes:
+    """Digest of everything a label states; with `uid`, the label is bound to one NFC chip.
+
+    None and empty mean absent: lot, expiry and variant hash as "", uid as empty bytes.
+    """
+    struct = (
+        _LABEL_TYPEHASH
+        + _gtin_hash(gtin)
+        + keccak(serial.encode())
+        + _text_hash(lot)
+        + _text_hash(expiry)
+        + _text_hash(variant)
+        + (keccak(uid) if uid else _EMPTY_HASH)
+    )
     return typed_digest(LABEL_DOMAIN_SEPARATOR, keccak(struct))
 
 
-def label_typed_data(gtin: str, serial: str, uid: bytes | None = None) -> dict:
-    """The same claim as a full EIP-712 message, for wallets and eth-account."""
+def label_typed_data(
+    gtin: str,
+    serial: str,
+    uid: bytes | None = None,
+    *,
+    lot: str | None = None,
+    expiry: str | None = None,
+    variant: str | None = None,
+) -> dict:
+    """The same label as a full EIP-712 message, for wallets and eth-account."""
     types = {
-        "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}]
+        "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}],
+        "Label": [
+            {"name": name, "type": "bytes" if name == "uid" else "string"} for name in LABEL_FIELDS
+        ],
     }
-    fields = [{"name": "gtin", "type": "string"}, {"name": "serial", "type": "string"}]
-    message: dict = {"gtin": gtin, "serial": serial}
-    if uid is None:
-        primary = "ItemLabel"
-    else:
-        primary = "ChipLabel"
-        fields = [*fields, {"name": "uid", "type": "bytes"}]
-        message["uid"] = uid
-    types[primary] = fields
+    message = {
+        "gtin": gtin,
+        "serial": serial,
+        "lot": lot or "",
+        "expiry": expiry or "",
+        "variant": variant or "",
+        "uid": uid or b"",
+    }
     return {
         "types": types,
-        "primaryType": primary,
+        "primaryType": "Label",
         "domain": {"name": LABEL_DOMAIN_NAME, "version": LABEL_DOMAIN_VERSION},
         "message": message,
     }
@@ -100,9 +134,9 @@ def recover_digest_signer_bytes(digest: bytes, signature: bytes) -> bytes:
     """The 20 address bytes that signed `digest` (no checksumming: the verifier's hot path)."""
     if len(signature) != 65:
         raise SignatureError(f"signature must be 65 bytes, got {len(signature)}")
-    v = signature[64]
-    if v >= 27:
-        v -= 27
+    # v is 27 or 28 only, as ecrecover and OpenZeppelin's ECDSA take it: accepting 0/1 too
+    # would give every claim a second valid encoding.
+    v = signature[64] - 27
     if v not in (0, 1):
         raise SignatureError(f"signature recovery id must be 27 or 28, got {signature[64]}")
     # Reject high-s signatures (EIP-2) so that each claim has exactly one valid signature.
@@ -128,14 +162,34 @@ def address_of_private_key(private_key: bytes) -> str:
     return address_of_public_key(PrivateKey(private_key).public_key.format(compressed=False))
 
 
-def sign_label(private_key: bytes, gtin: str, serial: str, uid: bytes | None = None) -> bytes:
-    """Supplier's signature over (GTIN, serial[, chip UID])."""
-    return sign_digest(private_key, label_digest(gtin, serial, uid))
+def sign_label(
+    private_key: bytes,
+    gtin: str,
+    serial: str,
+    uid: bytes | None = None,
+    *,
+    lot: str | None = None,
+    expiry: str | None = None,
+    variant: str | None = None,
+) -> bytes:
+    """Supplier's signature over everything the label states (and the chip UID, if any)."""
+    digest = label_digest(gtin, serial, uid, lot=lot, expiry=expiry, variant=variant)
+    return sign_digest(private_key, digest)
 
 
-def recover_label_signer(signature: bytes, gtin: str, serial: str, uid: bytes | None = None) -> str:
-    """Address that signed this label claim; compare it with the supplier's address."""
-    return recover_digest_signer(label_digest(gtin, serial, uid), signature)
+def recover_label_signer(
+    signature: bytes,
+    gtin: str,
+    serial: str,
+    uid: bytes | None = None,
+    *,
+    lot: str | None = None,
+    expiry: str | None = None,
+    variant: str | None = None,
+) -> str:
+    """Address that signed this label; compare it with the supplier's address."""
+    digest = label_digest(gtin, serial, uid, lot=lot, expiry=expiry, variant=variant)
+    return recover_digest_signer(digest, signature)
 
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -19,13 +19,15 @@ The AES-256 key is scrypt(passphrase UTF-8, salt, n, r, p, 32 bytes) (RFC 7914).
 plaintext is the 32-byte secp256k1 signing key followed, for a supplier, by the 16-byte
 AES-128 SUN master key. The associated data is every field except "ciphertext", as JSON with
 sorted keys and no spaces, so that the address, kind and KDF parameters cannot be altered
-without the tag failing. The file is created with mode 0600 and never overwritten.
+without the tag failing. The file is created whole or not at all, with mode 0600, and never
+overwritten.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import secrets
@@ -193,25 +195,40 @@ def new_key_file(
         nonce=secrets.token_bytes(12),
         scrypt_n=scrypt_n,
     )
-    path = Path(path)
-    try:
-        # O_EXCL: never overwrite a key file, not even in a race with another process.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise KeyStoreError(f"{path} already exists; refusing to overwrite a key file") from None
-    except OSError as exc:
-        raise KeyStoreError(f"cannot create {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(path, 0o600)  # the umask may have narrowed it further; never wider
+    write_new_file(path, data, 0o600)
     return KeyFile(
         signing_key=keys.signing_key,
         address=address_of_private_key(keys.signing_key),
         sun_master_key=keys.sun_master_key,
         kind=kind,
     )
+
+
+def write_new_file(path: str | os.PathLike, data: bytes, mode: int) -> None:
+    """Write a new file whole or not at all; never overwrite (raises KeyStoreError).
+
+    The data goes to a temporary file beside it first, then a hard link gives it its name:
+    the link is atomic and fails if the name exists, even in a race with another process.
+    """
+    path = Path(path)
+    if os.path.lexists(path):
+        raise KeyStoreError(f"{path} already exists; refusing to overwrite it")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)  # exactly `mode`, whatever the umask
+        os.link(temporary, path)
+    except FileExistsError:
+        raise KeyStoreError(f"{path} already exists; refusing to overwrite it") from None
+    except OSError as exc:
+        raise KeyStoreError(f"cannot create {path}: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
 
 
 def load_key_file(path: str | os.PathLike, passphrase: str) -> KeyFile:

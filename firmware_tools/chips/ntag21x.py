@@ -7,34 +7,24 @@ Sources: NXP NTAG213/215/216 datasheet Rev. 3.2: §8.5 (memory organisation, Tab
 §8.5.2 (static lock bytes), §8.5.6 (capability container: E1 10 12/3E/6D 00), §9.3 (ACK Ah,
 NAK 0h/1h/4h/5h), §10.1 GET_VERSION, §10.2 READ, §10.4 WRITE, §10.7 READ_SIG; AN11350.
 
-The label URL is the supplier's GS1 Digital Link with two extra query parameters: `uid`
-(the chip UID, 14 hex digits) and `sig` (EIP-712 `ChipLabel(gtin, serial, uid)`, base64url),
-so that a label copied onto another chip names the wrong UID.
+The label URL is the supplier's signed label (`firmware_tools.formats.qr`) with the chip UID
+in the query parameter `uid` (14 hex digits) and under the signature, so that a label copied
+onto another chip names the wrong UID.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contracts_abi.eip712 import label_digest, sign_label
 from firmware_tools.chips.originality import NXP_NTAG21X_PUBLIC_KEY, verify_originality
-from firmware_tools.errors import (
-    BadOriginality,
-    BadSignature,
-    FormatError,
-    GS1Error,
-    NdefError,
-    TagCommandError,
-)
-from firmware_tools.formats.gs1 import build_digital_link, normalize_gtin, parse_digital_link
+from firmware_tools.errors import BadOriginality, FormatError, GS1Error, NdefError, TagCommandError
+from firmware_tools.formats.gs1 import parse_digital_link
 from firmware_tools.formats.ndef import build_type2_image, encode_uri_record
-from firmware_tools.formats.qr import address_bytes, checksummed, decode_signature, encode_signature
-from firmware_tools.formats.qr import recover_signer_bytes as _recover_signer_bytes
+from firmware_tools.formats.qr import SIG_PARAM as SIG_PARAM  # re-exported, with UID_PARAM
+from firmware_tools.formats.qr import UID_PARAM, address_bytes, check_label, sign_label_url
 
 PAGE_SIZE = 4
 FIRST_USER_PAGE = 4
-UID_PARAM = "uid"
-SIG_PARAM = "sig"
 
 # Commands, datasheet §10.
 CMD_GET_VERSION = 0x60
@@ -175,12 +165,21 @@ def uid_from_pages(pages: bytes) -> bytes:
 # -- the signed URL ----------------------------------------------------------------------
 
 
-def sign_ntag21x_url(private_key: bytes, host: str, gtin: str, serial: str, uid: bytes) -> str:
-    """The label URL for one chip: Digital Link + `uid` + supplier signature over all three."""
-    gtin14 = normalize_gtin(gtin)
-    signature = sign_label(private_key, gtin14, serial, uid=uid)
-    params = ((UID_PARAM, uid.hex().upper()), (SIG_PARAM, encode_signature(signature)))
-    return build_digital_link(host, gtin14, serial, params=params)
+def sign_ntag21x_url(
+    private_key: bytes,
+    host: str,
+    gtin: str,
+    serial: str,
+    uid: bytes,
+    *,
+    lot: str | None = None,
+    expiry: str | None = None,
+    variant: str | None = None,
+) -> str:
+    """The label URL for one chip: the signed label with `uid`, the signature binding all."""
+    return sign_label_url(
+        private_key, host, gtin, serial, lot=lot, expiry=expiry, variant=variant, uid=uid
+    )
 
 
 def ndef_image(url: str, layout: Ntag21xLayout) -> bytes:
@@ -234,7 +233,7 @@ def verify_ntag21x(
 
     A malformed `supplier_address` is the caller's error and raises FormatError.
     """
-    expected = address_bytes(supplier_address)
+    address_bytes(supplier_address)
     findings: list[str] = []
     codes: list[str] = []
     try:
@@ -246,64 +245,44 @@ def verify_ntag21x(
         findings.append(f"not a genuine NXP chip UID: {exc}")
         codes.append(BadOriginality.reason)
 
-    gtin = serial = signer = None
-    signed = bound = False
     try:
         link = parse_digital_link(ndef_url)
     except GS1Error as exc:
         findings.append(f"the tag's URL is not a label URL: {exc}")
         codes.append("malformed_url")
         return Ntag21xCheck(False, genuine, False, False, tuple(findings), tuple(codes))
-    gtin, serial = link.gtin, link.serial
 
-    url_uid_text = link.param(UID_PARAM)
-    url_uid: bytes | None = None
-    if url_uid_text is None:
+    # The supplier signed the UID the URL names (one label check for QR and NTAG 21x);
+    # whether that is the chip in the field is checked here.
+    label = check_label(link, supplier_address)
+    bound = label.uid == uid
+    if link.param(UID_PARAM) is None:
         findings.append("the URL names no chip UID (uid parameter missing)")
         codes.append("missing_uid")
+    elif bound:
+        findings.append(f"label bound to this chip (URL uid = chip UID {uid.hex().upper()})")
+    elif label.uid is not None:
+        findings.append(
+            f"label bound to another chip: URL uid {label.uid.hex().upper()},"
+            f" chip UID {uid.hex().upper()}"
+        )
+        codes.append("uid_mismatch")
+    if label.ok:
+        findings.append(
+            f"supplier signature over (GTIN, serial, lot, expiry, variant, UID) by {label.signer}"
+        )
     else:
-        try:
-            url_uid = bytes.fromhex(url_uid_text)
-        except ValueError:
-            findings.append(f"the URL's uid {url_uid_text!r} is not hex")
-            codes.append("malformed_url")
-    if url_uid is not None:
-        if url_uid == uid:
-            bound = True
-            findings.append(f"label bound to this chip (URL uid = chip UID {uid.hex().upper()})")
-        else:
-            findings.append(
-                f"label bound to another chip: URL uid {url_uid.hex().upper()},"
-                f" chip UID {uid.hex().upper()}"
-            )
-            codes.append("uid_mismatch")
-
-    sig_text = link.param(SIG_PARAM)
-    if sig_text is None:
-        findings.append("the URL has no sig parameter: it is not a signed label")
-        codes.append("missing_signature")
-    else:
-        # The supplier signed the UID the URL names; binding to the chip is checked above.
-        try:
-            raw = _recover_signer_bytes(
-                label_digest(gtin, serial, url_uid if url_uid is not None else uid),
-                decode_signature(sig_text),
-            )
-        except (BadSignature, FormatError) as exc:
-            findings.append(f"bad supplier signature: {exc}")
-            codes.append(BadSignature.reason)
-        else:
-            signer = checksummed(raw)
-            if raw == expected:
-                signed = True
-                findings.append(f"supplier signature over (GTIN, serial, UID) by {signer}")
-            else:
-                findings.append(
-                    f"signed by {signer}, not by the supplier {checksummed(expected)}"
-                    " (another key, or the GTIN, serial, UID or signature was altered)"
-                )
-                codes.append(BadSignature.reason)
-    ok = genuine and signed and bound
+        findings.extend(label.reasons)
+        codes.extend(label.codes)
+    ok = genuine and label.ok and bound
     return Ntag21xCheck(
-        ok, genuine, signed, bound, tuple(findings), tuple(codes), gtin, serial, signer
+        ok,
+        genuine,
+        label.ok,
+        bound,
+        tuple(findings),
+        tuple(codes),
+        link.gtin,
+        link.serial,
+        label.signer,
     )

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
-from firmware_tools.cli.options import emit, passphrase, passphrase_option
-from firmware_tools.errors import KeyStoreError
+from firmware_tools.cli.options import emit, new_file, passphrase, passphrase_option
+from firmware_tools.errors import FormatError, KeyStoreError
+
+
+def _api_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from firmware_tools.formats.gs1 import check_host
+
+    if not value.lower().startswith(("https://", "http://")):
+        raise click.BadParameter("must start with https:// or http://")
+    try:
+        return check_host(value)
+    except FormatError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group()
@@ -21,17 +31,19 @@ def device() -> None:
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
+    callback=new_file,
     required=True,
     help="Agent config file to write (JSON).",
 )
 @click.option(
     "--key-file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
+    callback=new_file,
     required=True,
     help="Device key file to create (encrypted, mode 0600).",
 )
-@click.option("--api-url", required=True, help="Base URL of the Provenance API.")
+@click.option("--api-url", required=True, callback=_api_url, help="Base URL of the Provenance API.")
 @click.option(
     "--device",
     "connstring",
@@ -41,7 +53,8 @@ def device() -> None:
 )
 @click.option(
     "--outbox",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
+    callback=new_file,
     required=True,
     help="Path of the agent's durable outbox (SQLite file).",
 )
@@ -58,30 +71,35 @@ def device_provision(
 ) -> None:
     """Create a device key and the reader agent's config; print the address to register.
 
+    Both files are new: neither is overwritten, and if the config cannot be written the
+    key file is removed again, so that the command can simply be run once more.
+
     \b
     Example:
       firmware-tools device provision --config agent.json --key-file device.key \\
           --api-url https://api.example.com --device pn532_uart:/dev/ttyUSB0 --outbox outbox.db
     """
-    from firmware_tools.keys import DEVICE, new_key_file
+    from firmware_tools.keys import DEVICE, new_key_file, write_new_file
 
-    if not api_url.lower().startswith(("https://", "http://")):
-        raise click.BadParameter("must start with https:// or http://", param_hint="--api-url")
+    if config_path.resolve() == key_file.resolve():
+        raise click.UsageError("--config and --key-file name the same file")
     for path in (config_path, key_file):
         if path.exists():
             raise KeyStoreError(f"{path} already exists; refusing to overwrite it")
     keyfile = new_key_file(key_file, passphrase(passphrase_file, confirm=True), kind=DEVICE)
     config = {
-        "api_url": api_url.rstrip("/"),
+        "api_url": api_url,
         "device_key_file": str(key_file.resolve()),
         "reader": connstring,
         "outbox": str(outbox.resolve()),
         "device_address": keyfile.address,
     }
-    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(config, handle, indent=2)
-        handle.write("\n")
+    try:
+        write_new_file(config_path, (json.dumps(config, indent=2) + "\n").encode(), 0o644)
+    except BaseException:
+        # A key without its config is of no use, and would make every retry fail.
+        key_file.unlink(missing_ok=True)
+        raise
     emit(
         {"config": str(config_path), "key_file": str(key_file), "address": keyfile.address},
         as_json,

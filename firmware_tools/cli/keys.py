@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from firmware_tools.cli.options import emit, passphrase, passphrase_option
+from firmware_tools.cli.options import emit, new_file, passphrase, passphrase_option
 from firmware_tools.errors import KeyStoreError
 
 
@@ -16,7 +16,7 @@ def keys() -> None:
 
 
 @keys.command("new")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(dir_okay=False), callback=new_file)
 @passphrase_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def keys_new(path: Path, passphrase_file: Path | None, as_json: bool) -> None:

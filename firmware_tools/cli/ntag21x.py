@@ -9,7 +9,7 @@ import click
 
 from firmware_tools.cli.options import (
     label_fields,
-    passphrase,
+    supplier_keys,
     tag_in_field,
     tag_writing_options,
 )
@@ -41,7 +41,6 @@ def ntag21x_write(
     """
     from firmware_tools.chips.ntag21x import image_pages, sign_ntag21x_url
     from firmware_tools.formats.gs1 import check_host
-    from firmware_tools.keys import load_key_file
     from firmware_tools.nfc import Ntag21x
 
     try:
@@ -49,7 +48,7 @@ def ntag21x_write(
     except FormatError as exc:
         raise click.BadParameter(str(exc), param_hint="--host") from None
     gtin14, serial = label_fields(gtin, serial)
-    keyfile = load_key_file(key_file, passphrase(passphrase_file))
+    keyfile = supplier_keys(key_file, passphrase_file)
     with tag_in_field(connstring, timeout, Ntag21x, "is not an NTAG 213/215/216") as found:
         url = sign_ntag21x_url(keyfile.signing_key, host, gtin14, serial, found.uid)
         found.write_ndef_image(image_pages(url, found.layout))

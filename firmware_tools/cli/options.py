@@ -15,6 +15,8 @@ from firmware_tools.errors import FirmwareToolsError, FormatError, KeyStoreError
 
 PASSPHRASE_ENV = "FIRMWARE_TOOLS_PASSPHRASE"
 EXIT_OK, EXIT_FAILED = 0, 1  # and 2 for usage errors, click's own
+# Modules that only an extra installs (setup.cfg), by the top-level name they import as.
+OPTIONAL_MODULES = {"segno": "tools", "PIL": "tools", "fpdf": "tools"}
 
 
 class ExpectedErrorsGroup(click.Group):
@@ -23,6 +25,14 @@ class ExpectedErrorsGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            extra = OPTIONAL_MODULES.get((exc.name or "").partition(".")[0])
+            if extra is None:
+                raise  # not an optional package: a broken install, worth its traceback
+            raise click.ClickException(
+                f"this command needs {exc.name}, which comes with the {extra!r} extra:"
+                f" pip install 'provenance[{extra}]' (or '.[{extra}]' in a checkout)"
+            ) from None
         except UnicodeDecodeError as exc:
             raise click.ClickException(f"a file is not UTF-8 text: {exc.reason}") from None
         except (FirmwareToolsError, OSError) as exc:
@@ -56,6 +66,33 @@ passphrase_option = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help=f"File holding the key file passphrase (else ${PASSPHRASE_ENV}, else a prompt).",
 )
+
+
+def new_file(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """A path for a file the command creates (use with click.Path(dir_okay=False), no path_type).
+
+    click would turn '' into '.', so the text is checked before it becomes a Path.
+    """
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter("is empty: give the name of the file to create")
+    if value.endswith(("/", os.sep)):
+        raise click.BadParameter(f"{value!r} ends with a slash: give the name of a file")
+    return Path(value)
+
+
+def supplier_keys(key_file: Path, passphrase_file: Path | None) -> Any:
+    """The supplier key file at `key_file`; a device key signs events, never labels."""
+    from firmware_tools.keys import SUPPLIER, load_key_file
+
+    keyfile = load_key_file(key_file, passphrase(passphrase_file))
+    if keyfile.kind != SUPPLIER:
+        raise KeyStoreError(
+            f"{key_file} is a {keyfile.kind} key file; labels are signed with the supplier's"
+            " key file (firmware-tools keys new)"
+        )
+    return keyfile
 
 
 def hex_bytes(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from firmware_tools.cli.options import EXIT_FAILED, EXIT_OK, passphrase, passphrase_option
+from firmware_tools.cli.options import EXIT_FAILED, EXIT_OK, passphrase_option, supplier_keys
 from firmware_tools.errors import FormatError
 
 
@@ -20,7 +20,10 @@ def qr() -> None:
 @qr.command("issue")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The supplier's key file (firmware-tools keys new), not a device key.",
 )
 @click.option("--host", required=True, help="Resolver host of the label URLs, e.g. id.example.com")
 @click.option(
@@ -40,25 +43,32 @@ def qr_issue(
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Sign and render one label per CSV row (columns gtin, serial, lot, expiry).
+    """Sign and render one label per CSV row; the signature covers every column.
 
-    An empty serial gets a random one. Bad rows are reported by line number and skipped;
-    the exit code is then 1.
+    \b
+    Columns (a header row names them, in any order; only gtin is required):
+      gtin     GTIN-8, -12, -13 or -14 with its check digit
+      serial   AI 21, up to 20 characters; empty: a random one
+      lot      AI 10, up to 20 characters
+      expiry   AI 17, YYMMDD (DD 00: the end of the month), e.g. 271231
+      variant  AI 22, up to 20 characters
+
+    Bad rows are reported by line number and skipped; the exit code is then 1.
 
     \b
     Example:
-      printf 'gtin,serial\\n4006381333931,\\n' > items.csv
+      printf 'gtin,serial,lot,expiry\\n4006381333931,,L7,271231\\n' > items.csv
       firmware-tools qr issue items.csv --key-file supplier.key --host id.example.com --out labels
     """
     from firmware_tools.formats.gs1 import check_host
-    from firmware_tools.formats.labels import issue_labels, read_items_csv
-    from firmware_tools.keys import load_key_file
+    from firmware_tools.formats.labels import check_renderers, issue_labels, read_items_csv
 
     try:
         check_host(host)
     except FormatError as exc:
         raise click.BadParameter(str(exc), param_hint="--host") from None
-    keyfile = load_key_file(key_file, passphrase(passphrase_file))
+    check_renderers()  # a missing extra stops here, before a passphrase or a file
+    keyfile = supplier_keys(key_file, passphrase_file)
     # Count rows first so that the progress bar has a length; parsing is cheap.
     items, _ = read_items_csv(csv_file)
     show_progress = not as_json and len(items) > 1

@@ -7,7 +7,13 @@ Sources: GS1 General Specifications §7.9 (check digit), §7.11 (AI encodable ch
 set 82), §3.4.5 (AI 17 date, DD=00 allowed); GS1 Digital Link Standard: URI Syntax 1.2
 §4.4 (for primary key 01 the key qualifiers 22, 10, 21 go in the path in that order; data
 attributes such as 17 go in the query string; other query parameters are allowed when
-their name is not all digits), §4.8 (AI values are percent-encoded in the URI).
+their name is not all digits), §4.8 (AI values are percent-encoded in the URI); RFC 3986
+§2.1-2.3 (percent-encoding, unreserved characters), §3.2 (authority: no user info here,
+port); RFC 1035 §2.3.4 and RFC 5891 (host names: 63 per label, 253 in all; IDNA A-labels).
+
+One spelling per value: a percent escape of an unreserved character (RFC 3986 §2.3) is
+refused, and query values may not hold a raw "=" or "+", so that a signature or an AI
+value has one text in a URL.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote
 
+import idna
+
 from firmware_tools.errors import GS1Error
 
 GTIN_LENGTHS = (8, 12, 13, 14)
@@ -25,18 +33,27 @@ GTIN_LENGTHS = (8, 12, 13, 14)
 CSET82 = frozenset(
     "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 )
-# RFC 3986 pchar without "%" (the escape) intersected with CSET 82: what may appear raw in
-# a path segment or query value; anything else must arrive percent-encoded.
-_RAW_URI_CHARS = CSET82 & frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@"
-)
+# RFC 3986 §2.3 and §3.3: unreserved characters and pchar (without "%", the escape).
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PCHAR = _UNRESERVED | frozenset("!$&'()*+,;=:@")
+# What may appear raw in a path segment, and in a query value: there "&" and "=" separate
+# pairs and "+" means a space to form decoders, so all three must arrive encoded.
+_RAW_PATH_CHARS = _PCHAR
+_RAW_QUERY_CHARS = (_PCHAR | frozenset("/?")) - frozenset("&=+")
 _HEX = frozenset("0123456789abcdefABCDEF")
 # Fast paths for the common case (a verifier parses thousands of URLs a second); the slow
 # character loops run only to name the character that is wrong.
-_RAW_URI_RE = re.compile("[" + re.escape("".join(sorted(_RAW_URI_CHARS))) + "]*")
+_RAW_PATH_RE = re.compile("[" + re.escape("".join(sorted(_RAW_PATH_CHARS))) + "]*")
+_RAW_QUERY_RE = re.compile("[" + re.escape("".join(sorted(_RAW_QUERY_CHARS))) + "]*")
 _CSET82_RE = re.compile("[" + re.escape("".join(sorted(CSET82))) + "]{1,20}")
 _PARAM_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]*[A-Za-z_.\-][A-Za-z0-9_.\-]*")
-_RAW_PARAM_RE = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
+# Host names (RFC 1035 §2.3.4, RFC 5891): ASCII letters, digits, hyphens and dots, and
+# non-ASCII letters that IDNA turns into A-labels.
+_HOST_ASCII = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
+MAX_HOST_LENGTH = 253
+# Scheme, host, port and path prefix together: a QR code and an NTAG 216 must still hold the
+# whole label URL after it.
+MAX_BASE_LENGTH = 512
 
 # Key qualifiers of AI 01 in their required path order (Digital Link 1.2 §4.4).
 KEY_QUALIFIERS = {"22": "consumer product variant", "10": "lot", "21": "serial"}
@@ -200,28 +217,96 @@ class DigitalLink:
         )
 
 
-def check_host(host: str) -> str:
-    """`https://host` for a bare host, or the given http(s) base without a trailing slash.
+def _shown(text: str) -> str:
+    """`text` for an error message, cut short: a 5,000-character host is not repeated."""
+    return repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"
 
-    >>> check_host("id.example.com"), check_host("http://localhost:5000/")
-    ('https://id.example.com', 'http://localhost:5000')
+
+def check_host(host: str) -> str:
+    """`https://host` for a bare host, or the given http(s) base, normalized.
+
+    The host is checked (no user info, port 1-65535, IDNA, length limits) and lower-cased;
+    a trailing slash is dropped.
+
+    >>> check_host("id.example.com"), check_host("http://LocalHost:5000/r/")
+    ('https://id.example.com', 'http://localhost:5000/r')
+    >>> check_host("Bücher.example")
+    'https://xn--bcher-kva.example'
+    >>> check_host("user@id.example.com")
+    Traceback (most recent call last):
+    ...
+    firmware_tools.errors.GS1Error: host 'user@id.example.com': user info (user@) is not allowed
     """
     if not isinstance(host, str) or not host:
         raise GS1Error("host is empty")
-    lowered = host.lower()
-    if lowered.startswith(("https://", "http://")):
-        scheme, _, rest = host.rstrip("/").partition("://")
-        base = scheme.lower() + "://" + rest
-    else:
-        base = "https://" + host.rstrip("/")
-        rest = host.rstrip("/")
-    authority = rest.split("/", 1)[0]
+    scheme, sep, rest = host.partition("://")
+    if not sep:
+        scheme, rest = "https", host
+    elif scheme.lower() not in ("http", "https"):
+        raise GS1Error(f"host {_shown(host)} must be a host name or start with https:// or http://")
+    return _check_base(scheme.lower(), rest.rstrip("/"))
+
+
+def _check_base(scheme: str, rest: str) -> str:
+    """`scheme://authority[/prefix]` with the authority checked and normalized."""
+    authority, slash, prefix = rest.partition("/")
+    base = f"{scheme}://{_check_authority(authority)}"
+    if len(rest) > MAX_BASE_LENGTH:
+        raise GS1Error(
+            f"host {_shown(rest)} is too long: at most {MAX_BASE_LENGTH} characters with its path"
+        )
+    if not slash:
+        return base
+    for segment in prefix.split("/"):
+        if not segment:
+            raise GS1Error(f"host {_shown(rest)}: the path has an empty segment")
+        _percent_decode(segment, f"host {_shown(rest)}: path", _RAW_PATH_CHARS, _RAW_PATH_RE)
+    return f"{base}/{prefix}"
+
+
+def _is_port(text: str) -> bool:
+    """1-65535 in plain digits; the length is checked first so that a 5,000-digit port never
+    reaches int() (which refuses more than 4,300 digits with a ValueError)."""
+    return (
+        0 < len(text) <= 5
+        and text.isascii()
+        and text.isdigit()
+        and text[0] != "0"
+        and int(text) <= 65535
+    )
+
+
+@lru_cache(maxsize=1024)
+def _check_authority(authority: str) -> str:
+    """`host[:port]` checked: no user info, port 1-65535, host as lower-case IDNA A-labels."""
     if not authority:
-        raise GS1Error(f"host {host!r} has no domain")
-    for char in rest:
-        if char in "?#% " or not char.isprintable() or not char.isascii():
-            raise GS1Error(f"host {host!r}: character {char!r} is not allowed")
-    return base
+        raise GS1Error("host is empty: the URL has no domain")
+    shown = _shown(authority)
+    if "@" in authority:
+        raise GS1Error(f"host {shown}: user info (user@) is not allowed")
+    if authority.startswith("["):
+        raise GS1Error(f"host {shown}: IP literals in brackets are not supported; use a name")
+    name, colon, port = authority.partition(":")
+    if colon and not _is_port(port):
+        raise GS1Error(f"host {shown}: port {_shown(port)} is not a number from 1 to 65535")
+    if len(name) > MAX_HOST_LENGTH:
+        raise GS1Error(
+            f"host {shown}: the host name has {len(name)} characters;"
+            f" at most {MAX_HOST_LENGTH} are allowed"
+        )
+    for char in name:
+        if char.isascii() and char not in _HOST_ASCII:
+            raise GS1Error(f"host {shown}: character {char!r} is not allowed in a host name")
+    if "" in name.split("."):
+        raise GS1Error(f"host {shown}: the host name has an empty label (two dots, or an end dot)")
+    try:
+        # UTS 46 mapping (case folding included), then IDNA 2008 A-labels (RFC 5891).
+        ascii_name = idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise GS1Error(f"host {shown} is not a valid host name: {exc}") from None
+    if len(ascii_name) > MAX_HOST_LENGTH:
+        raise GS1Error(f"host {shown} has more than {MAX_HOST_LENGTH} characters as IDNA")
+    return ascii_name + colon + port
 
 
 def _check_param_name(name: str) -> str:
@@ -270,34 +355,52 @@ def build_digital_link(
     return url + "?" + "&".join(query) if query else url
 
 
-def _decode(value: str, what: str) -> str:
-    """Strict percent-decoding: every % starts a valid escape; raw characters must be URI-safe."""
-    if "%" not in value:
-        if _RAW_URI_RE.fullmatch(value):
-            return value
-        for position, char in enumerate(value, start=1):
-            if char not in _RAW_URI_CHARS:
-                raise GS1Error(f"{what}: character {char!r} at position {position} must be encoded")
-        return value
+def _percent_decode(raw: str, what: str, raw_chars: frozenset[str], fast: re.Pattern) -> str:
+    """Strict percent-decoding to UTF-8 text: raw characters from `raw_chars`, every "%"
+    starts a valid escape, and no escape spells an unreserved character (one text per value).
+    """
+    if "%" not in raw and fast.fullmatch(raw):
+        return raw
     out = bytearray()
     i = 0
-    while i < len(value):
-        char = value[i]
+    while i < len(raw):
+        char = raw[i]
         if char == "%":
-            escape = value[i + 1 : i + 3]
+            escape = raw[i + 1 : i + 3]
             if len(escape) != 2 or not set(escape) <= _HEX:
-                raise GS1Error(f"{what}: bad percent escape {value[i : i + 3]!r}")
-            out.append(int(escape, 16))
+                raise GS1Error(f"{what}: bad percent escape {raw[i : i + 3]!r}")
+            byte = int(escape, 16)
+            if chr(byte) in _UNRESERVED:
+                raise GS1Error(
+                    f"{what}: escape {raw[i : i + 3]!r} spells {chr(byte)!r}, which is written"
+                    " as itself (RFC 3986 §2.3)"
+                )
+            out.append(byte)
             i += 3
         else:
-            if char not in _RAW_URI_CHARS:
+            if char not in raw_chars:
                 raise GS1Error(f"{what}: character {char!r} at position {i + 1} must be encoded")
             out.append(ord(char))
             i += 1
     try:
-        return out.decode("ascii")
+        return out.decode("utf-8")
     except UnicodeDecodeError:
-        raise GS1Error(f"{what}: percent escapes decode to non-ASCII bytes") from None
+        raise GS1Error(f"{what}: percent escapes do not decode to UTF-8 text") from None
+
+
+def _split_query(query: str) -> list[tuple[str, str]]:
+    """(name, raw value) pairs of a query string; each name once, each with a value."""
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for pair in query.split("&"):
+        name, eq, raw = pair.partition("=")
+        if not eq:
+            raise GS1Error(f"query parameter {_shown(name)} has no value")
+        if name in seen:
+            raise GS1Error(f"query parameter {_shown(name)} appears twice")
+        seen.add(name)
+        pairs.append((name, raw))
+    return pairs
 
 
 def parse_digital_link(url: str) -> DigitalLink:
@@ -320,8 +423,7 @@ def parse_digital_link(url: str) -> DigitalLink:
         raise GS1Error("URL has a fragment (#...); a Digital Link has none")
     rest, _, query = rest.partition("?")
     segments = rest.split("/")
-    authority = segments[0]
-    if not authority:
+    if not segments[0]:
         raise GS1Error("URL has no domain")
     # The primary key starts at the first "01" segment that leaves (AI, value) pairs after it.
     start = next(
@@ -334,10 +436,7 @@ def parse_digital_link(url: str) -> DigitalLink:
     )
     if start is None:
         raise GS1Error("URL path has no primary key /01/<GTIN>, or an AI without a value")
-    for segment in segments[1:start]:
-        if not segment:
-            raise GS1Error("URL path has an empty segment before /01/")
-    base = scheme.lower() + "://" + "/".join(segments[:start])
+    base = _check_base(scheme.lower(), "/".join(segments[:start]))
     gtin_text = segments[start + 1]
     if len(gtin_text) != 14:
         # Digital Link 1.2 §4.4: GTIN-8/12/13 are written padded to 14 digits.
@@ -364,20 +463,19 @@ def parse_digital_link(url: str) -> DigitalLink:
                 f" ({KEY_QUALIFIERS[last_ai]}) in the path"
             )
         last_rank, last_ai = rank, ai
-        values[ai] = check_ai_value(ai, _decode(raw, f"AI {ai} ({KEY_QUALIFIERS[ai]})"))
+        what = f"AI {ai} ({KEY_QUALIFIERS[ai]})"
+        values[ai] = check_ai_value(ai, _percent_decode(raw, what, _RAW_PATH_CHARS, _RAW_PATH_RE))
     if "21" not in values:
         raise GS1Error("URL path has no serial (AI 21)")
     expiry = None
     params: list[tuple[str, str]] = []
     if query:
-        seen: set[str] = set()
-        for pair in query.split("&"):
-            name, eq, raw = pair.partition("=")
-            if not eq:
-                raise GS1Error(f"query parameter {name!r} has no value")
-            if name in seen:
-                raise GS1Error(f"query parameter {name!r} appears twice")
-            seen.add(name)
+        for name, raw in _split_query(query):
+            # The same character rules for every query value, AI or not.
+            value = raw
+            if "%" in raw or not _RAW_QUERY_RE.fullmatch(raw):  # the message only when needed
+                what = f"AI {name}" if name.isdigit() else f"query parameter {_shown(name)}"
+                value = _percent_decode(raw, what, _RAW_QUERY_CHARS, _RAW_QUERY_RE)
             if name.isdigit():
                 if name in KEY_QUALIFIERS:
                     raise GS1Error(
@@ -388,10 +486,10 @@ def parse_digital_link(url: str) -> DigitalLink:
                     raise GS1Error("AI 01 (GTIN) is the primary key; it belongs in the path")
                 if name not in DATA_ATTRIBUTES:
                     raise GS1Error(f"AI {name} in the query string is not supported")
-                expiry = check_expiry(_decode(raw, "AI 17 (expiry date)"))
+                expiry = check_expiry(value)
             else:
                 _check_param_name(name)
-                params.append((name, _decode_param(raw, name)))
+                params.append((name, value))
     return DigitalLink(
         base=base,
         gtin=gtin,
@@ -401,30 +499,3 @@ def parse_digital_link(url: str) -> DigitalLink:
         variant=values.get("22"),
         params=tuple(params),
     )
-
-
-def _decode_param(raw: str, name: str) -> str:
-    """Non-AI parameters are not limited to CSET 82, only to valid percent-encoding."""
-    if "%" not in raw:
-        if _RAW_PARAM_RE.fullmatch(raw):
-            return raw
-        for char in raw:
-            if not char.isascii() or not char.isprintable() or char in ' "<>\\^`{|}':
-                raise GS1Error(f"query parameter {name!r}: character {char!r} must be encoded")
-        return raw
-    out = bytearray()
-    i = 0
-    while i < len(raw):
-        if raw[i] == "%":
-            escape = raw[i + 1 : i + 3]
-            if len(escape) != 2 or not set(escape) <= _HEX:
-                raise GS1Error(f"query parameter {name!r}: bad percent escape {raw[i : i + 3]!r}")
-            out.append(int(escape, 16))
-            i += 3
-        else:
-            out += raw[i].encode()
-            i += 1
-    try:
-        return out.decode("utf-8")
-    except UnicodeDecodeError:
-        raise GS1Error(f"query parameter {name!r} is not valid UTF-8 after decoding") from None

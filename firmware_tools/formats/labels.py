@@ -8,6 +8,7 @@ so that the verifying parts of the package stay light.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -21,7 +22,8 @@ from firmware_tools.errors import FormatError, GS1Error
 from firmware_tools.formats.gs1 import check_ai_value, check_expiry, check_host, normalize_gtin
 from firmware_tools.formats.qr import new_serial, sign_label_url
 
-COLUMNS = ("gtin", "serial", "lot", "expiry")
+COLUMNS = ("gtin", "serial", "lot", "expiry", "variant")
+RENDERERS = ("segno", "PIL", "fpdf")  # the 'tools' extra installs them
 MANIFEST = "labels.csv"
 SHEET = "labels.pdf"
 QR_SCALE = 4  # pixels per module in the PNG: 4 is enough for 300 dpi label printers
@@ -43,6 +45,7 @@ class Item:
     serial: str | None
     lot: str | None
     expiry: str | None
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,9 @@ class IssueResult:
 
 
 def parse_items_csv(text: str) -> tuple[list[Item], list[RowError]]:
-    """Good items and the bad rows of a CSV with a header row (gtin, serial, lot, expiry).
+    """Good items and the bad rows of a CSV with a header row (gtin, serial, lot, expiry, variant).
+
+    Expiry is YYMMDD (GS1 AI 17).
 
     Raises FormatError when the header itself is wrong: then no row can be trusted.
 
@@ -91,15 +96,13 @@ def parse_items_csv(text: str) -> tuple[list[Item], list[RowError]]:
     try:
         header = next(reader)
     except StopIteration:
-        raise FormatError(
-            "the CSV is empty; it needs a header row: gtin,serial,lot,expiry"
-        ) from None
+        raise FormatError(f"the CSV is empty; it needs a header row: {','.join(COLUMNS)}") from None
     except csv.Error as exc:
         raise FormatError(f"CSV line 1: {exc}") from None
     names = [name.strip().lower() for name in header]
     if "gtin" not in names:
         raise FormatError(
-            f"CSV header {header!r} has no gtin column (columns: gtin,serial,lot,expiry)"
+            f"CSV header {header!r} has no gtin column (columns: {','.join(COLUMNS)})"
         )
     unknown = [name for name in names if name not in COLUMNS]
     if unknown:
@@ -140,6 +143,9 @@ def parse_items_csv(text: str) -> tuple[list[Item], list[RowError]]:
             expiry = values.get("expiry")
             if expiry is not None:
                 check_expiry(expiry)
+            variant = values.get("variant")
+            if variant is not None:
+                check_ai_value("22", variant)
         except GS1Error as exc:
             errors.append(RowError(start, str(exc)))
             continue
@@ -148,8 +154,15 @@ def parse_items_csv(text: str) -> tuple[list[Item], list[RowError]]:
             if first != start:
                 errors.append(RowError(start, f"GTIN {gtin} serial {serial} repeats line {first}"))
                 continue
-        items.append(Item(start, gtin, serial, lot, expiry))
+        items.append(Item(start, gtin, serial, lot, expiry, variant))
     return items, errors
+
+
+def check_renderers() -> None:
+    """Import segno, Pillow and fpdf2 (the 'tools' extra) now: a missing one is reported
+    before any file is written. Raises ModuleNotFoundError naming the module."""
+    for module in RENDERERS:
+        importlib.import_module(module)
 
 
 def read_items_csv(csv_path: str | os.PathLike) -> tuple[list[Item], list[RowError]]:
@@ -267,12 +280,21 @@ def issue_labels(
     out_dir = Path(out_dir)
     items, errors = read_items_csv(csv_path)
     check_host(host)  # before anything is written
+    check_renderers()
     out_dir.mkdir(parents=True, exist_ok=True)
     labels: list[IssuedLabel] = []
     pngs: list[bytes] = []
     for item in items:
         serial = item.serial or new_serial()
-        url = sign_label_url(signing_key, host, item.gtin, serial, lot=item.lot, expiry=item.expiry)
+        url = sign_label_url(
+            signing_key,
+            host,
+            item.gtin,
+            serial,
+            lot=item.lot,
+            expiry=item.expiry,
+            variant=item.variant,
+        )
         caption = caption_lines(item.gtin, serial)
         stem = _file_stem(item.gtin, serial)
         svg_path, png_path = out_dir / f"{stem}.svg", out_dir / f"{stem}.png"

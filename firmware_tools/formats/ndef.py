@@ -240,8 +240,15 @@ def build_type2_image(message: bytes, data_area_size: int) -> bytes:
     return capability_container(data_area_size) + ndef_tlvs(message, data_area_size)
 
 
-def parse_tlvs(data_area: bytes) -> bytes:
-    """The NDEF message of the first NDEF TLV in a Type 2 data area (from page 4)."""
+class _CutShort(NdefError):
+    """The data area ends inside a TLV or before the NDEF TLV: a reader may fetch more."""
+
+
+def _ndef_tlv_value(data_area: bytes) -> tuple[int, int]:
+    """(start, end) of the first NDEF TLV's value in a Type 2 data area (from page 4).
+
+    Raises _CutShort if the data area ends first, NdefError if the TLVs are malformed.
+    """
     offset = 0
     while offset < len(data_area):
         tag = data_area[offset]
@@ -249,27 +256,33 @@ def parse_tlvs(data_area: bytes) -> bytes:
             offset += 1
             continue
         if tag == TLV_TERMINATOR:
-            break
+            raise NdefError("the data area has no NDEF TLV")
+        if tag not in (TLV_NDEF, TLV_LOCK_CONTROL, TLV_MEMORY_CONTROL, TLV_PROPRIETARY):
+            raise NdefError(f"unknown TLV 0x{tag:02X} at byte {offset}")
         if offset + 1 >= len(data_area):
-            raise NdefError(f"TLV 0x{tag:02X} at byte {offset} has no length")
+            raise _CutShort(f"TLV 0x{tag:02X} at byte {offset} has no length")
         length = data_area[offset + 1]
         value_at = offset + 2
         if length == 0xFF:
             if offset + 4 > len(data_area):
-                raise NdefError(f"TLV 0x{tag:02X} at byte {offset} has a cut 3-byte length")
+                raise _CutShort(f"TLV 0x{tag:02X} at byte {offset} has a cut 3-byte length")
             length = int.from_bytes(data_area[offset + 2 : offset + 4], "big")
             value_at = offset + 4
         if value_at + length > len(data_area):
-            raise NdefError(
+            raise _CutShort(
                 f"TLV 0x{tag:02X} at byte {offset} claims {length} bytes,"
                 f" only {len(data_area) - value_at} are there"
             )
         if tag == TLV_NDEF:
-            return data_area[value_at : value_at + length]
-        if tag not in (TLV_LOCK_CONTROL, TLV_MEMORY_CONTROL, TLV_PROPRIETARY):
-            raise NdefError(f"unknown TLV 0x{tag:02X} at byte {offset}")
+            return value_at, value_at + length
         offset = value_at + length
-    raise NdefError("the data area has no NDEF TLV")
+    raise _CutShort("the data area has no NDEF TLV")
+
+
+def parse_tlvs(data_area: bytes) -> bytes:
+    """The NDEF message of the first NDEF TLV in a Type 2 data area (from page 4)."""
+    start, end = _ndef_tlv_value(data_area)
+    return data_area[start:end]
 
 
 def tlv_area_length(data_area: bytes) -> int | None:
@@ -283,30 +296,10 @@ def tlv_area_length(data_area: bytes) -> int | None:
     >>> tlv_area_length(bytes.fromhex("0003")), tlv_area_length(bytes.fromhex("0300fe"))
     (None, 2)
     """
-    offset = 0
-    while offset < len(data_area):
-        tag = data_area[offset]
-        if tag == TLV_NULL:
-            offset += 1
-            continue
-        if tag == TLV_TERMINATOR:
-            raise NdefError("the data area has no NDEF TLV")
-        if offset + 2 > len(data_area):
-            return None
-        length = data_area[offset + 1]
-        value_at = offset + 2
-        if length == 0xFF:
-            if offset + 4 > len(data_area):
-                return None
-            length = int.from_bytes(data_area[offset + 2 : offset + 4], "big")
-            value_at = offset + 4
-        if tag == TLV_NDEF:
-            end = value_at + length
-            return end if end <= len(data_area) else None
-        if tag not in (TLV_LOCK_CONTROL, TLV_MEMORY_CONTROL, TLV_PROPRIETARY):
-            raise NdefError(f"unknown TLV 0x{tag:02X} at byte {offset}")
-        offset = value_at + length
-    return None
+    try:
+        return _ndef_tlv_value(data_area)[1]
+    except _CutShort:
+        return None
 
 
 def parse_type2_image(image: bytes) -> bytes:

@@ -13,7 +13,7 @@ import stat
 import sys
 from dataclasses import dataclass
 
-from firmware_tools.errors import ReaderError
+from firmware_tools.errors import ReaderError, ReaderNotFound
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 # libnfc drivers whose connstring names a serial device: "<driver>:<path>[:<baud>]".
@@ -129,9 +129,23 @@ def doctor(connstring: str | None = None) -> list[Finding]:
     try:
         with open_reader(connstring) as reader:
             findings.append(Finding(OK, f"opened {reader.name} and set it up as initiator"))
+    except ReaderNotFound as exc:
+        findings.append(Finding(ERROR, _without_doctor_hint(str(exc), connstring)))
     except ReaderError as exc:
         findings.append(Finding(ERROR, str(exc)))
     return findings
+
+
+def _without_doctor_hint(message: str, connstring: str | None) -> str:
+    """The transport's message, unless it ends in "run the doctor": this is the doctor."""
+    if "doctor" not in message:
+        return message
+    where = connstring or "the default device (LIBNFC_DEFAULT_DEVICE or the first found)"
+    return (
+        f"libnfc could not open a reader at {where}: check that it is plugged in and powered,"
+        " that the connstring names its driver and port (e.g. pn532_uart:/dev/ttyUSB0), and"
+        " that this user may read and write the port"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

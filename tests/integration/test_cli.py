@@ -72,6 +72,7 @@ def test_keys_new_writes_a_0600_file_and_prints_the_address(
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["k.key", "pass.txt"]  # no temporary file left
     keys = load_key_file(path, PASSPHRASE)
     assert out == {"path": str(path), "address": keys.address, "kind": "supplier"}
     assert len(keys.sun_master_key) == 16
@@ -336,6 +337,183 @@ def test_device_provision_writes_a_config_and_a_device_key(
     assert again.exit_code == 1 and "already exists" in again.stderr
 
 
+def _provision_args(tmp_path: Path, passfile: Path, **change: str) -> list[str]:
+    options = {
+        "--config": str(tmp_path / "agent.json"),
+        "--key-file": str(tmp_path / "device.key"),
+        "--api-url": "https://api.example.com",
+        "--outbox": str(tmp_path / "outbox.db"),
+        "--passphrase-file": str(passfile),
+    } | {f"--{name.replace('_', '-')}": value for name, value in change.items()}
+    return ["device", "provision", *(part for pair in options.items() for part in pair)]
+
+
+def test_device_provision_leaves_no_key_behind_when_the_config_cannot_be_written(
+    tmp_path: Path, runner: CliRunner, passfile: Path
+) -> None:
+    # The config's directory does not exist: writing it fails after the key was made.
+    args = _provision_args(tmp_path, passfile, config=str(tmp_path / "no-such-dir" / "a.json"))
+    failed = runner.invoke(main, args)
+    assert failed.exit_code == 1
+    assert "cannot create" in failed.stderr and "Traceback" not in failed.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pass.txt"]  # nothing half-made
+    # So the fixed command simply works, instead of failing with "already exists".
+    (tmp_path / "no-such-dir").mkdir()
+    retried = runner.invoke(main, args)
+    assert retried.exit_code == 0, retried.output
+    assert load_key_file(tmp_path / "device.key", PASSPHRASE).kind == "device"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"api_url": "http://"}, "the URL has no domain"),
+        ({"api_url": "https://"}, "the URL has no domain"),
+        ({"api_url": "api.example.com"}, "must start with https:// or http://"),
+        ({"api_url": "https://user:pw@api.example.com"}, "user info"),
+        ({"api_url": "https://api.example.com:99999"}, "port '99999'"),
+        ({"outbox": ""}, "'--outbox': is empty"),
+        ({"outbox": "   "}, "'--outbox': is empty"),
+        ({"config": ""}, "'--config': is empty"),
+        ({"key_file": ""}, "'--key-file': is empty"),
+        ({"outbox": "spool/"}, "ends with a slash"),
+    ],
+)
+def test_device_provision_refuses_options_it_cannot_use(
+    tmp_path: Path, runner: CliRunner, passfile: Path, change: dict, message: str
+) -> None:
+    result = runner.invoke(main, _provision_args(tmp_path, passfile, **change))
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pass.txt"]
+
+
+def test_device_provision_refuses_one_file_for_both_config_and_key(
+    tmp_path: Path, runner: CliRunner, passfile: Path
+) -> None:
+    same = str(tmp_path / "device.json")
+    result = runner.invoke(main, _provision_args(tmp_path, passfile, config=same, key_file=same))
+    assert result.exit_code == 2 and "the same file" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pass.txt"]
+
+
+@pytest.mark.parametrize(("path", "message"), [("", "is empty"), ("keys/", "ends with a slash")])
+def test_keys_new_with_no_file_name_says_so(
+    tmp_path: Path,
+    runner: CliRunner,
+    passfile: Path,
+    path: str,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    result = runner.invoke(main, ["keys", "new", path, "--passphrase-file", str(passfile)])
+    assert os.listdir() == []
+    assert result.exit_code == 2
+    assert message in result.stderr and "already exists" not in result.stderr
+
+
+def test_keys_new_into_a_missing_directory_is_one_line(
+    tmp_path: Path, runner: CliRunner, passfile: Path
+) -> None:
+    path = tmp_path / "nowhere" / "s.key"
+    result = runner.invoke(main, ["keys", "new", str(path), "--passphrase-file", str(passfile)])
+    assert result.exit_code == 1
+    assert f"cannot create {path}: No such file or directory" in result.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_qr_issue_help_says_the_expiry_is_yymmdd(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["qr", "issue", "--help"])
+    assert result.exit_code == 0
+    assert "expiry   AI 17, YYMMDD" in result.stdout
+
+
+def _qr_issue(runner: CliRunner, tmp_path: Path, key: Path, passfile: Path, host: str = HOST):
+    items = tmp_path / "items.csv"
+    items.write_text("gtin,lot,expiry\n96385074,L1,271231\n")
+    return runner.invoke(
+        main,
+        ["qr", "issue", str(items), "--key-file", str(key), "--host", host,
+         "--out", str(tmp_path / "out"), "--passphrase-file", str(passfile)],
+    )  # fmt: skip
+
+
+def test_qr_issue_with_a_5000_character_host_is_a_usage_error(
+    tmp_path: Path, runner: CliRunner, key_file: Path, passfile: Path
+) -> None:
+    result = _qr_issue(runner, tmp_path, key_file, passfile, host="a" * 5000 + ".example")
+    assert result.exit_code == 2
+    assert "--host" in result.stderr and "5008 characters; at most 253" in result.stderr
+    assert "Traceback" not in result.output and len(result.stderr) < 500
+    assert not (tmp_path / "out").exists()
+
+
+def test_qr_issue_refuses_a_device_key(tmp_path: Path, runner: CliRunner, passfile: Path) -> None:
+    provisioned = runner.invoke(main, _provision_args(tmp_path, passfile))
+    assert provisioned.exit_code == 0, provisioned.output
+    result = _qr_issue(runner, tmp_path, tmp_path / "device.key", passfile)
+    assert result.exit_code == 1
+    assert "is a device key file; labels are signed with the supplier's key file" in (result.stderr)
+    assert not (tmp_path / "out").exists()
+
+
+def test_ntag21x_write_refuses_a_device_key_before_the_reader(
+    tmp_path: Path, runner: CliRunner, passfile: Path
+) -> None:
+    assert runner.invoke(main, _provision_args(tmp_path, passfile)).exit_code == 0
+    result = runner.invoke(
+        main,
+        ["ntag21x", "write", "--device", "pn532_uart:/dev/nonexistent-reader",
+         "--key-file", str(tmp_path / "device.key"), "--host", HOST, "--gtin", "96385074",
+         "--passphrase-file", str(passfile)],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "is a device key file; labels are signed with the supplier's key file" in (result.stderr)
+
+
+@pytest.mark.parametrize("module", ["segno", "PIL", "fpdf"])
+def test_qr_issue_without_the_tools_extra_names_it(
+    tmp_path: Path,
+    runner: CliRunner,
+    key_file: Path,
+    passfile: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+) -> None:
+    # What `pip install '.[agent]'` leaves out: the module cannot be imported.
+    monkeypatch.setitem(sys.modules, module, None)
+    result = _qr_issue(runner, tmp_path, key_file, passfile)
+    assert result.exit_code == 1
+    assert f"this command needs {module}, which comes with the 'tools' extra" in result.stderr
+    assert "pip install 'provenance[tools]'" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_qr_issue_signs_lot_and_expiry(
+    tmp_path: Path, runner: CliRunner, key_file: Path, passfile: Path
+) -> None:
+    result = _qr_issue(runner, tmp_path, key_file, passfile)
+    assert result.exit_code == 0, result.output
+    url = (tmp_path / "out" / "labels.csv").read_text().splitlines()[1].split(",")[2]
+    signer = load_key_file(key_file, PASSPHRASE).address
+    assert verify(runner, url, "--supplier", signer)[0] == 0
+    code, report = verify(runner, url.replace("/10/L1/", "/10/L2/"), "--supplier", signer)
+    assert code == 1 and report["codes"] == ["bad_signature"]
+
+
+def test_a_supplier_address_with_a_wrong_checksum_is_a_usage_error(runner: CliRunner) -> None:
+    url = sign_label_url(LABEL_KEY, HOST, "96385074", "P-1")
+    position = next(i for i, char in enumerate(SUPPLIER) if i > 1 and char.isalpha())
+    mistyped = SUPPLIER[:position] + SUPPLIER[position].swapcase() + SUPPLIER[position + 1 :]
+    result = runner.invoke(main, ["tag", "verify", url, "--supplier", mistyped])
+    assert result.exit_code == 2 and "wrong EIP-55 checksum" in result.stderr
+    for accepted in (SUPPLIER.lower(), "0x" + SUPPLIER[2:].upper()):
+        assert verify(runner, url, "--supplier", accepted)[0] == 0
+
+
 def test_every_command_has_help_with_an_example(runner: CliRunner) -> None:
     for command in (["keys", "new"], ["qr", "issue"], ["tag", "verify"], ["device", "provision"]):
         result = runner.invoke(main, [*command, "--help"])
@@ -597,3 +775,16 @@ def test_doctor_reports_a_missing_serial_device(runner: CliRunner) -> None:
     report = json.loads(result.stdout)
     assert report["ok"] is False
     assert any("/dev/nonexistent-reader does not exist" in f["message"] for f in report["findings"])
+
+
+@pytest.mark.libnfc
+def test_the_doctor_does_not_tell_the_user_to_run_the_doctor(
+    libnfc: None, runner: CliRunner
+) -> None:
+    # A USB connstring that names no device: libnfc cannot open it.
+    result = runner.invoke(main, ["doctor", "--device", "pn53x_usb:001:099", "--json"])
+    assert result.exit_code == 1
+    findings = json.loads(result.stdout)["findings"]
+    errors = [f["message"] for f in findings if f["level"] == "error"]
+    assert errors and "libnfc could not open a reader at pn53x_usb:001:099" in errors[-1]
+    assert not any("doctor" in f["message"] for f in findings)

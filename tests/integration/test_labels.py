@@ -122,3 +122,17 @@ def test_a_bad_header_refuses_the_whole_file(tmp_path: Path, header: str, messag
 def test_a_spreadsheet_bom_and_column_order_do_not_matter() -> None:
     items, errors = parse_items_csv("\ufeffSerial,GTIN\nS1,96385074\n")
     assert errors == [] and [(i.gtin, i.serial) for i in items] == [("00000096385074", "S1")]
+
+
+def test_lot_expiry_and_variant_from_the_csv_are_signed(tmp_path: Path) -> None:
+    source = write_csv(
+        tmp_path / "items.csv",
+        ["gtin,serial,lot,expiry,variant", "4006381333931,SN-1,L7,271231,V2"],
+    )
+    (label,) = issue_labels(source, KEY, HOST, tmp_path / "out").labels
+    assert "/22/V2/10/L7/21/SN-1?17=271231&sig=" in label.url
+    check = verify_label_url(label.url, SUPPLIER)
+    assert check.ok and (check.lot, check.expiry, check.variant) == ("L7", "271231", "V2")
+    # The recalled lot L7 relabelled as L8, with the label's own signature: caught.
+    relabelled = verify_label_url(label.url.replace("/10/L7/", "/10/L8/"), SUPPLIER)
+    assert not relabelled.ok and relabelled.codes == ("bad_signature",)

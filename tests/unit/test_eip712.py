@@ -28,43 +28,81 @@ def _eth_account_digest(typed_data: dict) -> bytes:
     return eip712.typed_digest(signable.header, signable.body)
 
 
+UID = bytes.fromhex("04a1b2c3d4e5f6")
+FULL = {"lot": "L-7", "expiry": "271231", "variant": "V2"}
+
+
 @pytest.mark.parametrize(
-    ("gtin", "serial", "uid"),
+    ("gtin", "serial", "uid", "fields"),
     [
-        ("09506000134352", "ABC123", None),
-        ("00000000000000", "é/ü", None),
-        ("09506000134352", "ABC123", bytes.fromhex("04a1b2c3d4e5f6")),
+        ("09506000134352", "ABC123", None, {}),
+        ("00000000000000", "é/ü", None, {}),
+        ("09506000134352", "ABC123", UID, {}),
+        ("09506000134352", "ABC123", None, FULL),
+        ("09506000134352", "ABC123", UID, FULL),
+        ("09506000134352", "ABC123", None, {"expiry": "271200"}),
     ],
 )
-def test_label_digest_matches_eth_account(gtin: str, serial: str, uid: bytes | None) -> None:
-    typed = eip712.label_typed_data(gtin, serial, uid)
-    assert eip712.label_digest(gtin, serial, uid) == _eth_account_digest(typed)
+def test_label_digest_matches_eth_account(
+    gtin: str, serial: str, uid: bytes | None, fields: dict
+) -> None:
+    typed = eip712.label_typed_data(gtin, serial, uid, **fields)
+    assert eip712.label_digest(gtin, serial, uid, **fields) == _eth_account_digest(typed)
+
+
+def test_one_struct_for_every_label_with_absent_parts_empty() -> None:
+    typed = eip712.label_typed_data("09506000134352", "ABC123")
+    assert typed["primaryType"] == "Label" and list(typed["types"]) == ["EIP712Domain", "Label"]
+    assert typed["message"] == {
+        "gtin": "09506000134352",
+        "serial": "ABC123",
+        "lot": "",
+        "expiry": "",
+        "variant": "",
+        "uid": b"",
+    }
+    # None and empty are the same absent part; the digest of the full struct is the same.
+    empty = {"lot": "", "expiry": "", "variant": ""}
+    assert eip712.label_digest("09506000134352", "ABC123", b"", **empty) == eip712.label_digest(
+        "09506000134352", "ABC123"
+    )
 
 
 def test_label_signature_recovers_and_matches_eth_account() -> None:
-    signature = eip712.sign_label(KEY, "09506000134352", "ABC123")
+    signature = eip712.sign_label(KEY, "09506000134352", "ABC123", UID, **FULL)
     address = eip712.address_of_private_key(KEY)
-    assert eip712.recover_label_signer(signature, "09506000134352", "ABC123") == address
+    assert eip712.recover_label_signer(signature, "09506000134352", "ABC123", UID, **FULL) == (
+        address
+    )
     signed = Account.sign_typed_data(
-        KEY, full_message=eip712.label_typed_data("09506000134352", "ABC123")
+        KEY, full_message=eip712.label_typed_data("09506000134352", "ABC123", UID, **FULL)
     )
     assert signed.signature == signature
     assert address == Account.from_key(KEY).address
 
 
 @pytest.mark.parametrize(
-    ("gtin", "serial", "uid"),
+    ("gtin", "serial", "uid", "fields"),
     [
-        ("09506000134353", "ABC123", None),
-        ("09506000134352", "ABC124", None),
-        ("09506000134352", "ABC123", b"\x04"),
+        ("09506000134353", "ABC123", UID, FULL),
+        ("09506000134352", "ABC124", UID, FULL),
+        ("09506000134352", "ABC123", b"\x04", FULL),
+        ("09506000134352", "ABC123", None, FULL),
+        ("09506000134352", "ABC123", UID, {**FULL, "lot": "L-8"}),
+        ("09506000134352", "ABC123", UID, {**FULL, "lot": None}),
+        ("09506000134352", "ABC123", UID, {**FULL, "expiry": "281231"}),
+        ("09506000134352", "ABC123", UID, {**FULL, "expiry": None}),
+        ("09506000134352", "ABC123", UID, {**FULL, "variant": "V3"}),
+        ("09506000134352", "ABC123", UID, {**FULL, "variant": None}),
+        # A field's text moved into its neighbour: each is hashed on its own.
+        ("09506000134352", "ABC123", UID, {**FULL, "lot": "", "variant": "L-7"}),
     ],
 )
 def test_recover_label_signer_rejects_tampered_claim(
-    gtin: str, serial: str, uid: bytes | None
+    gtin: str, serial: str, uid: bytes | None, fields: dict
 ) -> None:
-    signature = eip712.sign_label(KEY, "09506000134352", "ABC123")
-    recovered = eip712.recover_label_signer(signature, gtin, serial, uid)
+    signature = eip712.sign_label(KEY, "09506000134352", "ABC123", UID, **FULL)
+    recovered = eip712.recover_label_signer(signature, gtin, serial, uid, **fields)
     assert recovered != eip712.address_of_private_key(KEY)
 
 
@@ -83,12 +121,21 @@ def test_recover_label_signer_rejects_tampered_signature() -> None:
     [
         (b"\x00" * 64, "65 bytes"),
         (b"\x01" * 64 + b"\x1d", "recovery id"),
+        (b"\x01" * 64 + b"\x00", "must be 27 or 28, got 0"),
+        (b"\x01" * 64 + b"\x01", "must be 27 or 28, got 1"),
         (b"\x01" * 32 + b"\xff" * 32 + b"\x1b", "out of range"),
     ],
 )
 def test_recover_rejects_malformed_signature(signature: bytes, message: str) -> None:
     with pytest.raises(eip712.SignatureError, match=message):
         eip712.recover_label_signer(signature, "09506000134352", "ABC123")
+
+
+def test_v_0_or_1_twin_of_a_valid_signature_is_rejected() -> None:
+    signature = eip712.sign_label(KEY, "09506000134352", "ABC123")
+    twin = signature[:64] + bytes([signature[64] - 27])
+    with pytest.raises(eip712.SignatureError, match="27 or 28"):
+        eip712.recover_label_signer(twin, "09506000134352", "ABC123")
 
 
 def test_transfer_consent_digest_matches_eth_account() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from firmware_tools.errors import GS1Error
@@ -105,8 +107,82 @@ def test_a_host_with_scheme_port_and_path_prefix_is_kept() -> None:
     link = parse_digital_link(url)
     assert (link.base, link.serial) == ("http://localhost:5000/r", "01")
     assert build_digital_link("HTTPS://ID.example.com/", "96385074", "S") == (
-        "https://ID.example.com/01/00000096385074/21/S"
+        "https://id.example.com/01/00000096385074/21/S"
     )
+    assert parse_digital_link("HTTPS://ID.Example.COM:8443/01/00000096385074/21/S").base == (
+        "https://id.example.com:8443"
+    )
+
+
+def test_an_internationalized_host_becomes_lower_case_a_labels() -> None:
+    url = build_digital_link("Bücher.Example", "96385074", "S")
+    assert url == "https://xn--bcher-kva.example/01/00000096385074/21/S"
+    assert parse_digital_link(url).base == "https://xn--bcher-kva.example"
+    assert parse_digital_link(url.replace("xn--bcher-kva", "bücher")).base == (
+        "https://xn--bcher-kva.example"
+    )
+
+
+BAD_HOSTS = [
+    ("user@id.example.com", "user info"),
+    ("user:pw@id.example.com", "user info"),
+    ("id.example.com:0", "port '0' is not a number from 1 to 65535"),
+    ("id.example.com:65536", "port '65536'"),
+    ("id.example.com:080", "port '080'"),
+    ("id.example.com:", "port ''"),
+    ("id.example.com:http", "port 'http'"),
+    ("id.example.com:443:1", "port '443:1'"),
+    pytest.param("id.example.com:" + "9" * 5000, "port '99999", id="5000-digit-port"),
+    pytest.param("a" * 5000, "the host name has 5000 characters; at most 253", id="5000-chars"),
+    pytest.param("a" * 64 + ".example", "Label too long", id="64-char-label"),
+    ("id..example.com", "empty label"),
+    ("id.example.com.", "empty label"),
+    ("id_1.example.com", "character '_'"),
+    ("[::1]:5000", "IP literals"),
+    ("💩.example", "not a valid host name"),
+    ("id.example.com/a//b", "empty segment"),
+    ("id.example.com/a b", "character ' '"),
+    pytest.param("id.example.com/" + "p" * 600, "too long: at most 512", id="600-char-path"),
+]
+
+
+@pytest.mark.parametrize(("host", "message"), BAD_HOSTS)
+def test_a_bad_host_is_refused_when_building(host: str, message: str) -> None:
+    with pytest.raises(GS1Error, match=re.escape(message)) as info:
+        build_digital_link(host, "96385074", "S")
+    assert len(str(info.value)) < 200  # a 5,000-character host is not repeated back
+
+
+@pytest.mark.parametrize(("host", "message"), BAD_HOSTS)
+def test_a_bad_host_is_refused_when_parsing(host: str, message: str) -> None:
+    with pytest.raises(GS1Error, match=re.escape(message)):
+        parse_digital_link(f"https://{host}/01/00000096385074/21/S")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("sig=abc=", "character '=' at position 4 must be encoded"),
+        ("sig=a+b", "character '+' at position 2 must be encoded"),
+        ("sig=a b", "character ' ' at position 2 must be encoded"),
+        ("sig=ab%41", "escape '%41' spells 'A', which is written as itself"),
+        ("sig=ab%2", "bad percent escape '%2'"),
+        ("sig=%FF", "do not decode to UTF-8"),
+        ("uid=04%7E", "escape '%7E' spells '~'"),
+        ("17=2612%331", "AI 17: escape '%33' spells '3'"),
+        ("17=261231=", "AI 17: character '='"),
+        ("note=%22x%22&17=26+231", "AI 17: character '+'"),
+    ],
+)
+def test_every_query_value_follows_the_same_character_rules(query: str, message: str) -> None:
+    with pytest.raises(GS1Error, match=re.escape(message)):
+        parse_digital_link("https://x.example/01/04006381333931/21/S?" + query)
+
+
+def test_query_values_decode_percent_escapes_to_utf8() -> None:
+    link = parse_digital_link("https://x.example/01/04006381333931/21/S?note=caf%C3%A9%20%2B1")
+    assert link.param("note") == "café +1"
+    assert link.url == "https://x.example/01/04006381333931/21/S?note=caf%C3%A9%20%2B1"
 
 
 @pytest.mark.parametrize(
@@ -128,8 +204,10 @@ def test_a_host_with_scheme_port_and_path_prefix_is_kept() -> None:
         ("https://x.example/01/04006381333931/21/S#frag", "fragment"),
         ("https://x.example/01/04006381333931/21/A B", "character ' ' at position 2"),
         ("https://x.example/01/04006381333931/21/A%2", "bad percent escape '%2'"),
-        ("https://x.example/01/04006381333931/21/A%7E", "'~' at position 2 is not in GS1"),
-        ("https://x.example/01/04006381333931/21/A%C3%A9", "non-ASCII"),
+        ("https://x.example/01/04006381333931/21/A%7E", "'%7E' spells '~'"),
+        ("https://x.example/01/04006381333931/21/A~", "'~' at position 2 is not in GS1"),
+        ("https://x.example/01/04006381333931/21/A%C3%A9", "'é' at position 2 is not in GS1"),
+        ("https://x.example//01/04006381333931/21/S", "empty segment"),
         ("https://x.example/01/04006381333931/21/" + "A" * 21, "21 characters; at most 20"),
         ("https://x.example/01/04006381333931/21/S?21=T", "AI 21 .* belongs in the path"),
         ("https://x.example/01/04006381333931/21/S?10=L", "AI 10 .* belongs in the path"),

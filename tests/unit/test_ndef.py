@@ -16,6 +16,7 @@ from firmware_tools.formats.ndef import (
     parse_capability_container,
     parse_tlvs,
     parse_type2_image,
+    tlv_area_length,
 )
 
 URLS = [
@@ -109,6 +110,26 @@ def test_parse_skips_null_lock_and_memory_control_tlvs():
 def test_malformed_tlvs_are_refused_in_words(area, words):
     with pytest.raises(NdefError, match=words):
         parse_tlvs(area)
+
+
+def test_the_reader_stops_exactly_where_the_parser_finds_the_message():
+    # A lock control TLV, a long (3-byte length) NDEF TLV and a terminator, read a byte at a
+    # time: before the end of the NDEF TLV the reader asks for more; from there both agree.
+    message = _ndeflib_bytes("https://id.example.com/" + "x" * 300)
+    area = bytes((0x01, 0x03, 0xA0, 0x10, 0x44)) + ndef_tlvs(message, 512)
+    end = 5 + 4 + len(message)
+    for cut in range(len(area) + 1):
+        prefix = area[:cut]
+        if cut < end:
+            assert tlv_area_length(prefix) is None
+            with pytest.raises(NdefError):
+                parse_tlvs(prefix)
+        else:
+            assert tlv_area_length(prefix) == end
+            assert parse_tlvs(prefix) == message
+    for bad in (bytes((0xFE, 0x03)), bytes((0x42,))):
+        with pytest.raises(NdefError):
+            tlv_area_length(bad)
 
 
 @pytest.mark.parametrize(

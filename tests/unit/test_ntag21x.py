@@ -29,8 +29,9 @@ from firmware_tools.chips.ntag21x import (
     write_command,
 )
 from firmware_tools.errors import FormatError, NdefError, TagCommandError
+from firmware_tools.formats.gs1 import parse_digital_link
 from firmware_tools.formats.ndef import parse_type2_image
-from firmware_tools.formats.qr import decode_signature
+from firmware_tools.formats.qr import check_label, decode_signature, sign_label_url
 
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "vectors" / "ntag21x_originality.json").read_text()
@@ -130,6 +131,40 @@ def test_url_uid_rewritten_to_the_new_chip_breaks_the_signature():
     assert check.codes == ("bad_signature",)
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("/10/L1/", "/10/L2/"), ("?17=271231&", "?17=291231&"), ("/22/V1/", "/22/V2/")],
+)
+def test_lot_expiry_or_variant_rewritten_on_a_chip_breaks_the_signature(old: str, new: str):
+    url = sign_ntag21x_url(
+        SUPPLIER_KEY, "id.example.com", "9521234543213", "SN1", REAL_UID,
+        lot="L1", expiry="271231", variant="V1",
+    )  # fmt: skip
+    assert verify_ntag21x(REAL_UID, url, REAL_SIG, SUPPLIER).ok
+    check = verify_ntag21x(REAL_UID, url.replace(old, new), REAL_SIG, SUPPLIER)
+    assert check.uid_bound and not check.supplier_signed and not check.ok
+    assert check.codes == ("bad_signature",)
+
+
+def test_a_qr_label_written_onto_a_chip_is_bound_to_no_chip():
+    qr_url = sign_label_url(SUPPLIER_KEY, "id.example.com", "9521234543213", "SN1")
+    check = verify_ntag21x(REAL_UID, qr_url, REAL_SIG, SUPPLIER)
+    assert check.supplier_signed and not check.uid_bound and not check.ok
+    assert check.codes == ("missing_uid",)
+    # ...and the UID added to its URL breaks the supplier's signature.
+    forged = qr_url.replace("?sig=", f"?uid={REAL_UID.hex().upper()}&sig=")
+    check = verify_ntag21x(REAL_UID, forged, REAL_SIG, SUPPLIER)
+    assert check.uid_bound and not check.supplier_signed and check.codes == ("bad_signature",)
+
+
+def test_the_chip_check_and_the_label_check_agree_on_the_signature():
+    url = _url()
+    label = check_label(parse_digital_link(url), SUPPLIER)
+    chip = verify_ntag21x(REAL_UID, url, REAL_SIG, SUPPLIER)
+    assert label.ok and chip.supplier_signed and label.signer == chip.signer == SUPPLIER
+    assert label.uid == REAL_UID
+
+
 def test_other_supplier_and_bad_originality_are_each_reported():
     check = verify_ntag21x(REAL_UID, _url(key=OTHER_KEY), bytes(32), SUPPLIER)
     assert not check.genuine_nxp_uid and not check.supplier_signed and check.uid_bound
@@ -154,6 +189,8 @@ def test_unsigned_or_malformed_urls_are_reported_not_raised():
     assert check.codes == ("missing_uid", "missing_signature")
     check = verify_ntag21x(REAL_UID, "not a url", REAL_SIG, SUPPLIER)
     assert check.codes == ("malformed_url",) and not check.ok
+    check = verify_ntag21x(REAL_UID, _url().replace("uid=04E1", "uid=ZZE1"), REAL_SIG, SUPPLIER)
+    assert check.codes == ("malformed_url",) and not check.uid_bound and not check.ok
 
 
 def test_verification_rate():

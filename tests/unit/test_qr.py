@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
 import pytest
 
@@ -11,6 +12,7 @@ from contracts_abi.eip712 import address_of_private_key, label_digest, recover_l
 from firmware_tools.errors import BadSignature, FormatError
 from firmware_tools.formats.gs1 import parse_digital_link
 from firmware_tools.formats.qr import (
+    check_label,
     decode_signature,
     encode_signature,
     new_serial,
@@ -53,16 +55,84 @@ def test_a_signed_label_verifies_and_reports_its_fields() -> None:
     assert check.reasons == () and check.codes == ()
 
 
-def test_the_signature_is_eip712_over_gtin14_and_serial() -> None:
-    url = signed("XYZ")
+def test_the_signature_is_eip712_over_everything_the_label_states() -> None:
+    url = signed("XYZ", lot="L1", expiry="271231", variant="V2")
     signature = sig_of(url)
     assert len(signature) == 65 and len(url.split("sig=")[1]) == 87
-    assert recover_label_signer(signature, "04006381333931", "XYZ") == SUPPLIER
+    fields = {"lot": "L1", "expiry": "271231", "variant": "V2"}
+    assert recover_label_signer(signature, "04006381333931", "XYZ", **fields) == SUPPLIER
+    assert recover_label_signer(signature, "04006381333931", "XYZ") != SUPPLIER
 
 
-def test_the_supplier_address_may_be_given_in_any_case() -> None:
+# What an attacker rewrites on a genuine label: each printed part, one at a time.
+RELABELLED = [
+    ("/10/L1/", "/10/L2/"),  # a recalled lot relabelled as another
+    ("/10/L1/", "/"),  # the lot removed
+    ("?17=271231&", "?17=291231&"),  # a later expiry
+    ("?17=271231&", "?"),  # the expiry removed
+    ("/22/V1/", "/22/V9/"),  # another variant
+    ("/22/V1/", "/"),  # the variant removed
+]
+
+
+@pytest.mark.parametrize(("old", "new"), RELABELLED)
+def test_a_label_whose_printed_parts_were_changed_does_not_verify(old: str, new: str) -> None:
+    url = signed("SN-1", lot="L1", expiry="271231", variant="V1")
+    assert verify_label_url(url, SUPPLIER).ok
+    assert old in url
+    check = verify_label_url(url.replace(old, new), SUPPLIER)
+    assert not check.ok and check.codes == ("bad_signature",)
+
+
+@pytest.mark.parametrize(
+    ("added", "url_part"),
+    [({"lot": "L9"}, "/10/L9/"), ({"expiry": "291231"}, "17=291231"), ({"variant": "V"}, "/22/V/")],
+)
+def test_a_part_added_to_a_label_that_had_none_does_not_verify(added: dict, url_part: str) -> None:
+    genuine = signed("SN-1")
+    # The same item as the supplier would have printed it with the extra part, but carrying
+    # the genuine label's signature.
+    forged = with_sig(sign_label_url(OTHER_KEY, HOST, GTIN, "SN-1", **added), sig_of(genuine))
+    assert url_part in forged
+    check = verify_label_url(forged, SUPPLIER)
+    assert not check.ok and check.codes == ("bad_signature",)
+
+
+def test_an_ntag21x_url_is_checked_by_the_same_label_check() -> None:
+    uid = bytes.fromhex("04A1B2C3D4E5F6")
+    url = sign_label_url(SUPPLIER_KEY, HOST, GTIN, "SN-1", lot="L1", uid=uid)
+    assert "uid=04A1B2C3D4E5F6&sig=" in url
+    check = check_label(parse_digital_link(url), SUPPLIER)
+    assert check.ok and check.uid == uid and check.lot == "L1"
+    # Another chip's UID written into the URL, or the UID dropped: the signature breaks.
+    other = check_label(parse_digital_link(url.replace("04A1B2", "04A1B3")), SUPPLIER)
+    assert not other.ok and other.codes == ("bad_signature",)
+    dropped = check_label(parse_digital_link(url.replace("uid=04A1B2C3D4E5F6&", "")), SUPPLIER)
+    assert not dropped.ok and dropped.codes == ("bad_signature",) and dropped.uid is None
+
+
+@pytest.mark.parametrize("uid", ["", "04a1b2c3d4e5f6", "04A1B2C3D4E5", "04A1B2C3D4E5F600", "0xA1"])
+def test_a_uid_that_is_not_14_upper_case_hex_digits_is_malformed(uid: str) -> None:
+    url = signed()
+    tampered = url.replace("?sig=", f"?uid={uid}&sig=")
+    check = verify_label_url(tampered, SUPPLIER)
+    assert not check.ok and check.codes == ("malformed_url",)
+    assert "14 upper-case hex digits" in check.reasons[0]
+
+
+def test_the_supplier_address_may_be_all_lower_or_all_upper_case_or_eip55() -> None:
+    assert verify_label_url(signed(), SUPPLIER).ok
     assert verify_label_url(signed(), SUPPLIER.lower()).ok
     assert verify_label_url(signed(), "0x" + SUPPLIER[2:].upper()).ok
+
+
+def test_a_mixed_case_address_with_a_wrong_checksum_is_refused() -> None:
+    # One letter's case flipped: the EIP-55 checksum no longer matches (a mistyped address).
+    position = next(i for i, char in enumerate(SUPPLIER) if i > 1 and char.isalpha())
+    flipped = SUPPLIER[:position] + SUPPLIER[position].swapcase() + SUPPLIER[position + 1 :]
+    assert flipped.lower() == SUPPLIER.lower()
+    with pytest.raises(FormatError, match="wrong EIP-55 checksum"):
+        verify_label_url(signed(), flipped)
 
 
 def test_a_label_signed_by_another_supplier_names_the_signer() -> None:
@@ -117,9 +187,9 @@ def test_a_truncated_signature_is_caught(keep: int) -> None:
 
 def test_a_truncated_signature_says_it_is_short() -> None:
     url = signed()
-    check = verify_label_url(url[:-4], SUPPLIER)  # 83 chars: 62 bytes
+    check = verify_label_url(url[:-4], SUPPLIER)
     assert check.codes == ("bad_signature",)
-    assert "62 bytes, it should be 65" in check.reasons[0]
+    assert "sig has 83 characters; a 65-byte signature has 87 (truncated?)" in check.reasons[0]
 
 
 def test_a_label_without_a_signature_is_not_authentic() -> None:
@@ -135,14 +205,58 @@ def test_a_malformed_url_is_a_failed_check_with_the_gs1_reason() -> None:
     assert "check digit" in check.reasons[0]
 
 
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
 def test_a_high_s_twin_of_a_valid_signature_is_rejected() -> None:
-    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     signature = sig_of(signed())
     s = int.from_bytes(signature[32:64], "big")
-    twin = signature[:32] + (n - s).to_bytes(32, "big") + bytes([55 - signature[64]])  # v 27 <-> 28
+    twin = signature[:32] + (N - s).to_bytes(32, "big") + bytes([55 - signature[64]])  # v 27 <-> 28
     with pytest.raises(BadSignature, match="s value"):
         recover_signer_bytes(label_digest("04006381333931", "SN-0001"), twin)
-    assert not verify_label_url(with_sig(signed(), twin), SUPPLIER).ok
+    check = verify_label_url(with_sig(signed(), twin), SUPPLIER)
+    assert not check.ok and check.codes == ("bad_signature",)
+
+
+def test_v_of_0_or_1_is_rejected() -> None:
+    signature = sig_of(signed())
+    assert signature[64] in (27, 28)
+    twin = signature[:64] + bytes([signature[64] - 27])
+    with pytest.raises(BadSignature, match=r"must be 27 or 28, got [01]"):
+        recover_signer_bytes(label_digest("04006381333931", "SN-0001"), twin)
+    check = verify_label_url(with_sig(signed(), twin), SUPPLIER)
+    assert not check.ok and check.codes == ("bad_signature",)
+
+
+def _spare_bits_set(text: str) -> str:
+    # The last of 87 characters carries 4 data bits and 2 spare ones: set a spare bit.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return text[:-1] + alphabet[alphabet.index(text[-1]) | 1]
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "message"),
+    [
+        (lambda text: text + "=", "'=' padding"),
+        (lambda text: text + "%3D", "'=' padding"),
+        (_spare_bits_set, "sets bits past the 65 bytes"),
+        (lambda text: text[:-1], "sig has 86 characters"),
+        (lambda text: text + "A", "sig has 88 characters"),
+        (lambda text: text[:40] + text[41:], "sig has 86 characters"),
+    ],
+    ids=["padding", "escaped-padding", "spare-bits", "86-chars", "88-chars", "dropped"],
+)
+def test_another_text_of_the_same_signature_is_rejected(rewrite, message: str) -> None:
+    url = signed()
+    text = url.split("sig=")[1]
+    other = rewrite(text)
+    assert other != text
+    check = verify_label_url(url.split("sig=")[0] + "sig=" + other, SUPPLIER)
+    assert not check.ok and check.codes in (("bad_signature",), ("malformed_url",))
+    if check.codes == ("bad_signature",):
+        assert message in check.reasons[0]
+    with pytest.raises(FormatError, match=re.escape(message)):
+        decode_signature(other.replace("%3D", "="))
 
 
 def test_a_malformed_supplier_address_is_the_callers_error() -> None:
@@ -156,9 +270,9 @@ def test_base64url_signatures_round_trip_without_padding() -> None:
         text = encode_signature(data)
         assert "=" not in text and "+" not in text and "/" not in text
         assert decode_signature(text) == data
-    with pytest.raises(FormatError):
-        decode_signature("A" * 85)  # 85 % 4 == 1 cannot be base64
-    with pytest.raises(FormatError):
+    with pytest.raises(FormatError, match="85 characters"):
+        decode_signature("A" * 85)
+    with pytest.raises(FormatError, match="'\\*' at position 2"):
         decode_signature("A*" * 10)
 
 
