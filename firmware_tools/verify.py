@@ -32,6 +32,7 @@ from firmware_tools.chips.originality import NXP_424_PUBLIC_KEY, NXP_NTAG21X_PUB
 from firmware_tools.errors import (
     BadOriginality,
     CounterExhausted,
+    FormatError,
     GS1Error,
     InvalidTag,
     MalformedSun,
@@ -284,7 +285,7 @@ def _label(url: str, supplier: str) -> TagCheck:
 
     link = _link(url)
     if link is not None and link.param("uid") is not None:
-        return _ntag21x_url(link, url, supplier)
+        return _ntag21x_url(link, supplier)
     check = verify_label_url(url, supplier) if link is None else check_label(link, supplier)
     if check.ok:
         assert link is not None
@@ -306,7 +307,7 @@ _NTAG21X_SENTENCES = {
     "missing_uid": "the URL names no chip UID",
     "uid_mismatch": "the label is bound to another chip than this one",
     "missing_signature": "the URL carries no supplier signature",
-    "bad_signature": "the supplier's signature over (GTIN, serial, UID) does not verify",
+    "bad_signature": "the supplier's signature over the item and the chip UID does not verify",
 }
 
 
@@ -314,38 +315,33 @@ def _ntag21x_reasons(codes: tuple[str, ...]) -> tuple[Reason, ...]:
     return tuple(Reason(code, _NTAG21X_SENTENCES.get(code, code)) for code in codes)
 
 
-def _ntag21x_url(link: DigitalLink, url: str, supplier: str) -> TagCheck:
+def _ntag21x_url(link: DigitalLink, supplier: str) -> TagCheck:
     """An NTAG 21x URL seen without its chip: only the supplier's UID-bound signature."""
-    from firmware_tools.chips.ntag21x import verify_ntag21x
+    from firmware_tools.formats.qr import check_label
 
-    text = link.param("uid") or ""
-    try:
-        uid = bytes.fromhex(text)
-    except ValueError:
-        uid = b""
-    if len(uid) != 7 or len(text) != 14:
-        reason = Reason("malformed_url", f"the URL's uid {text[:40]!r} is not 14 hex digits")
-        return TagCheck(COUNTERFEIT, "ntag21x_url", (reason,), unverified_item=_item(link))
-    # The chip is not here, so its originality signature is not part of this check: the
-    # empty one fails, and only the supplier-signature and binding results are used.
-    check = verify_ntag21x(uid, url, b"", supplier)
-    codes = tuple(code for code in check.codes if code != BadOriginality.reason)
-    if codes or not (check.supplier_signed and check.uid_bound):
+    check = check_label(link, supplier)
+    if not check.ok:
+        reasons = tuple(Reason(c, m) for c, m in zip(check.codes, check.reasons, strict=True))
         return TagCheck(
             COUNTERFEIT,
             "ntag21x_url",
-            _ntag21x_reasons(codes or ("bad_signature",)),
+            reasons,
             unverified_item=_item(link),
-            uid=uid,
+            uid=check.uid,
             signer=check.signer,
         )
     reason = Reason(
         "chip_not_checked",
-        "the supplier's signature over (GTIN, serial, UID) is valid, but a URL can be copied:"
-        " only the chip itself (`tag read`) or scan history shows this is the original tag",
+        "the supplier's signature over the item and the chip UID is valid, but a URL can be"
+        " copied: only the chip itself (`tag read`) or scan history shows this is the original",
     )
     return TagCheck(
-        SIGNATURE_VALID, "ntag21x_url", (reason,), item=_item(link), uid=uid, signer=check.signer
+        SIGNATURE_VALID,
+        "ntag21x_url",
+        (reason,),
+        item=_item(link),
+        uid=check.uid,
+        signer=check.signer,
     )
 
 
@@ -470,22 +466,18 @@ def _sun_check(
 
 
 def _uid_binding(link: DigitalLink, uid: bytes, signature: str, supplier: str) -> Reason | None:
-    """None when the supplier signed (GTIN, serial, UID); else why not."""
-    from firmware_tools.chips.ntag21x import SIG_PARAM, UID_PARAM, verify_ntag21x
-    from firmware_tools.formats.gs1 import build_digital_link
+    """None when the supplier signed this item (GTIN, serial, lot, variant) with this UID."""
+    from contracts_abi.eip712 import label_digest
+    from firmware_tools.formats.qr import address_bytes, decode_signature, recover_signer_bytes
 
-    # The chip-label check of the label library, on the item the URL names and the UID
-    # the SUN message authenticated.
-    bound_url = build_digital_link(
-        link.base,
-        link.gtin,
-        link.serial,
-        lot=link.lot,
-        variant=link.variant,
-        params=((UID_PARAM, uid.hex().upper()), (SIG_PARAM, signature)),
-    )
-    check = verify_ntag21x(uid, bound_url, b"", supplier)
-    if check.supplier_signed and check.uid_bound:
+    # The label struct with the UID the SUN message authenticated; no expiry, because a
+    # SUN URL's query values are outside its MAC and the binding names what the MAC does.
+    digest = label_digest(link.gtin, link.serial, uid, lot=link.lot, variant=link.variant)
+    try:
+        signer = recover_signer_bytes(digest, decode_signature(signature))
+    except (InvalidTag, FormatError):
+        signer = None
+    if signer == address_bytes(supplier):
         return None
     return Reason(
         "bad_uid_binding",

@@ -111,6 +111,10 @@ def test_the_suppliers_uid_binding_authenticates_the_item_of_an_old_tap() -> Non
     assert check.verdict == COUNTERFEIT and check.codes == ("bad_uid_binding",)
     other_chip = tap(sun_tag(MASTER, OTHER_UID, serial="OLD-1", mac_over_path=False))
     assert scan(other_chip, bound).codes == ("bad_uid_binding",)
+    # A binding that is not a signature at all is a failed binding, never an exception.
+    for garbage in ("", "not base64!", binding[:-1], binding + "A"):
+        damaged = Trust(SUPPLIER, SUN_TRUST.key_epochs, uid_binding=garbage)
+        assert scan(genuine, damaged).codes == ("bad_uid_binding",)
 
 
 def test_a_replayed_tap_is_suspicious_and_the_store_is_per_uid_and_epoch() -> None:
