@@ -26,7 +26,6 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 
 from __future__ import annotations
 
-import base64
 import errno
 import fcntl
 import json
@@ -43,10 +42,8 @@ import flask
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-# The secrets `run` generates into DATA_DIR/secrets.json when the environment lacks them.
 SECRET_SETTINGS = ("SECRET_KEY", "OPERATOR_KEY", "KEY_ENCRYPTION_KEY")
 SECRETS_FILE = "secrets.json"
-SECRETS_LOCK = "secrets.lock"
 
 DEFAULTS: dict[str, Any] = {
     "DATA_DIR": "instance",
@@ -110,6 +107,9 @@ NUMBERS: dict[str, Number] = {
 # The databases we ship a driver for: backend -> the one accepted SQLAlchemy driver.
 DATABASE_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
 DATABASE_HINT = "use sqlite:///path/to/file.sqlite3 or postgresql+psycopg://user@host/dbname"
+
+# Processes creating secrets.json take turns holding an flock on this file in DATA_DIR.
+SECRETS_LOCK = "secrets.lock"
 
 
 class ConfigError(RuntimeError):
@@ -219,6 +219,8 @@ def require_secrets(config: Mapping[str, Any]) -> None:
 
 def new_secrets() -> dict[str, str]:
     """Fresh random values for every secret setting."""
+    import base64
+
     from eth_account import Account
 
     return {

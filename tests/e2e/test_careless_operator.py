@@ -9,6 +9,7 @@ from __future__ import annotations
 import configparser
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,18 @@ def test_run_refuses_a_port_out_of_range_before_doing_anything(tmp_path, port):
     result = provenance_api(["run", "--port", port], data_dir)
     failed_cleanly(result, 2, f"{port} is not in the range 1<=x<=65535")
     assert not data_dir.exists()
+
+
+def test_run_on_a_port_in_use_fails_before_migrating(tmp_path):
+    data_dir = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = provenance_api(["run", "--port", str(port)], data_dir)
+    failed_cleanly(result, 1, f"Port {port} is in use")  # werkzeug's own message
+    assert not (data_dir / "provenance.sqlite3").exists()
+    assert not (data_dir / "chain").exists()
 
 
 @pytest.mark.parametrize(
