@@ -30,13 +30,12 @@ WRITES = "provenance_writes"
 class DatabaseError(RuntimeError):
     """The database cannot be reached or migrated; the message says which URL and why.
 
-    `reason` says why without naming the URL, for anyone who may not see file paths
-    (/healthz).
+    `reason` says why without naming the URL or a file path, for anyone to read (/healthz).
     """
 
-    def __init__(self, message: str, reason: str | None = None) -> None:
+    def __init__(self, message: str, reason: str = "unavailable") -> None:
         super().__init__(message)
-        self.reason = reason or message
+        self.reason = reason
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -49,7 +48,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise DatabaseError(
-                    f"cannot create the directory of {database}: {exc.strerror}"
+                    f"cannot create the directory of {database}: {exc.strerror}",
+                    reason=f"cannot create the database's directory: {exc.strerror}",
                 ) from None
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
@@ -193,7 +193,7 @@ def check_schema(engine: Engine) -> None:
     try:
         current = current_revision(engine)
     except sa.exc.SQLAlchemyError as exc:
-        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        cause = str(getattr(exc, "orig", None) or exc).partition("\n")[0]
         raise DatabaseError(
             f"database {where} unreachable: {cause}", reason=f"unreachable: {cause}"
         ) from exc

@@ -102,6 +102,26 @@ def test_healthz_hides_the_database_password(tmp_path):
     app.extensions["provenance"].close()
 
 
+def test_healthz_names_no_path_when_the_database_cannot_be_opened(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(tmp_path / "data"),
+            "DATABASE_URL": f"sqlite:///{blocker}/under/a/file.sqlite3",
+        }
+    )
+    response = app.test_client().get("/healthz")
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["database"]["ok"] is False
+    assert body["database"]["backend"] == "sqlite"
+    assert body["database"]["error"].startswith("cannot create the database's directory")
+    assert str(tmp_path) not in json.dumps(body)
+    app.extensions["provenance"].close()
+
+
 def test_errors_are_json_with_code_message_and_fields(app):
     probe = Blueprint("probe", __name__)
 
