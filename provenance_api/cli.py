@@ -61,6 +61,9 @@ class ProvenanceGroup(FlaskGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except NoAppException as exc:
+            # Raised by _app_factory for a ConfigError: a configuration error, not a usage one.
+            raise click.ClickException(exc.message) from exc
         except EXPECTED_ERRORS as exc:
             raise click.ClickException(getattr(exc, "message", None) or str(exc)) from exc
 
@@ -104,9 +107,27 @@ def fund_operator(rt: Runtime) -> None:
         click.echo(f"warning: operator {warning}", err=True)
 
 
+def prepare_run() -> Flask:
+    """`run`'s first step: check the settings, make DATA_DIR and missing secrets, build the app.
+
+    Every setting is checked before anything is written; the app reads the secrets from
+    disk, so processes starting together end up with the same ones.
+    """
+    settings = config.build()
+    data_dir = Path(settings["DATA_DIR"])
+    config.ensure_data_dir(data_dir)
+    if config.missing_secrets(settings):
+        path, created = config.ensure_secrets(data_dir)
+        if created:
+            click.echo(f"generated secrets (mode 0600) in {path}")
+    return create_app()
+
+
 @cli.command("run", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
+)
 def run_command(host: str, port: int) -> None:
     """Run everything in one process: migrate, chain, contracts, writer thread, HTTP server.
 
@@ -116,34 +137,32 @@ def run_command(host: str, port: int) -> None:
     """
     from werkzeug.serving import make_server
 
-    settings = config.build()
-    data_dir = Path(settings["DATA_DIR"])
-    path, created = config.ensure_secrets(data_dir)
-    if created:
-        click.echo(f"generated secrets (mode 0600) in {path}")
-    app = create_app()
+    app = prepare_run()
+    data_dir = Path(app.config["DATA_DIR"])
     rt: Runtime = app.extensions["provenance"]
-    click.echo(f"data directory: {data_dir}")
-    db.upgrade(app.config["DATABASE_URL"])
-    click.echo(f"database: {db.safe_url(app.config['DATABASE_URL'])} (migrated)")
-    status = chain.chain_status(rt.w3)
-    kind = "embedded" if status["embedded"] else app.config["CHAIN_URL"]
-    click.echo(f"chain: {kind}, chain id {status['chain_id']}, block {status['block']}")
-    fund_operator(rt)
-    for name, address in ensure_deployed(rt).items():
-        click.echo(f"contract {name}: {address}")
     try:
         server = make_server(host, port, app, threaded=True)
     except OSError as exc:
-        rt.close()
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-    rt.start_writer()
-    click.echo(f"chain writer: {rt.operator.address}")
-    stop = threading.Event()
+    try:
+        click.echo(f"data directory: {data_dir}")
+        db.upgrade(app.config["DATABASE_URL"])
+        click.echo(f"database: {db.safe_url(app.config['DATABASE_URL'])} (migrated)")
+        status = chain.chain_status(rt.w3)
+        kind = "embedded" if status["embedded"] else app.config["CHAIN_URL"]
+        click.echo(f"chain: {kind}, chain id {status['chain_id']}, block {status['block']}")
+        fund_operator(rt)
+        for name, address in ensure_deployed(rt).items():
+            click.echo(f"contract {name}: {address}")
+        rt.start_writer()
+        click.echo(f"chain writer: {rt.operator.address}")
+    except BaseException:
+        server.server_close()
+        rt.close()
+        raise
 
     def _shutdown(signum: int, _frame: Any) -> None:
         # shutdown() waits for serve_forever to return, so it must run off this thread.
-        stop.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _shutdown)
@@ -387,5 +406,5 @@ def org_create(name: str, kind: str, as_json: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `provenance-api` console script."""
+    """Run the `provenance-api` command line (the console script starts in __main__.main)."""
     cli.main(args=argv, prog_name="provenance-api")

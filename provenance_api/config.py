@@ -1,11 +1,13 @@
 """Configuration: defaults, then `PROVENANCE_*` environment variables, then the test mapping.
 
-Nothing here reads the environment at import time; `build` does, when it is called.
+Nothing here reads the environment at import time; `build` does, when it is called, and
+checks every value (`NUMBERS` holds the numeric settings' types and ranges).
 
 Setting (env `PROVENANCE_<NAME>`), default, meaning:
 
 - DATA_DIR, `./instance`: the SQLite file, the embedded chain and the secrets file.
-- DATABASE_URL, `sqlite:///<DATA_DIR>/provenance.sqlite3`: or `postgresql+psycopg://...`.
+- DATABASE_URL, `sqlite:///<DATA_DIR>/provenance.sqlite3`: or `postgresql+psycopg://...`
+  (`postgresql://` and `postgres://` mean the same).
 - CHAIN_URL, empty: JSON-RPC endpoint; empty means the embedded chain in DATA_DIR/chain.
 - CONFIRMATIONS, 0 embedded / 2 over RPC: blocks on top of a receipt before it counts.
 - OPERATOR_KEY, from the secrets file: hex private key that signs every chain write.
@@ -30,14 +32,21 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import math
 import os
 import secrets
+import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import flask
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -68,6 +77,52 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Number:
+    """The type and inclusive range of a numeric setting."""
+
+    kind: type[int] | type[float]
+    minimum: float
+    maximum: float | None = None
+
+    def describe(self) -> str:
+        """The rule in words, for error messages."""
+        what = "a whole number" if self.kind is int else "a number"
+        if self.maximum is None:
+            return f"{what} of at least {_shown(self.minimum)}"
+        return f"{what} from {_shown(self.minimum)} to {_shown(self.maximum)}"
+
+
+def _shown(bound: float) -> str:
+    if isinstance(bound, int) and bound >= 2**32 and (bound + 1).bit_count() == 1:
+        return f"2**{bound.bit_length()} - 1"  # a word size, e.g. uint256
+    return f"{bound:g}"
+
+
+DAY = 86_400.0
+
+# Every numeric setting, checked in one place (`check_number`) before anything uses it.
+NUMBERS: dict[str, Number] = {
+    "CONFIRMATIONS": Number(int, 0, 1000),
+    "WRITER_POLL_SECONDS": Number(float, 0.01, 3600),
+    "WRITER_BATCH": Number(int, 1, 10_000),
+    "WRITER_FEE_BUMP_PERCENT": Number(float, 10, 1000),
+    "WRITER_REBROADCAST_SECONDS": Number(float, 0.01, DAY),
+    "WRITER_BUMP_SECONDS": Number(float, 0.01, DAY),
+    "WRITER_LEASE_SECONDS": Number(float, 0.01, DAY),
+    "WRITER_GAS_MARGIN_PERCENT": Number(int, 0, 1000),
+    "WRITER_FALLBACK_GAS": Number(int, 21_000, 2**63 - 1),
+    "DEV_FUND_WEI": Number(int, 0, 2**256 - 1),
+}
+
+# The databases we ship a driver for: backend -> the one accepted SQLAlchemy driver.
+DATABASE_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+DATABASE_HINT = "use sqlite:///path/to/file.sqlite3 or postgresql+psycopg://user@host/dbname"
+
+# Processes creating secrets.json take turns holding an flock on this file in DATA_DIR.
+SECRETS_LOCK = "secrets.lock"
+
+
 class ConfigError(RuntimeError):
     """The configuration is incomplete or inconsistent; the message says what to set."""
 
@@ -84,18 +139,77 @@ def build(test_config: Mapping[str, Any] | None = None, root: str | None = None)
 
 
 def finish(config: dict[str, Any]) -> None:
-    """Fill the values derived from others: paths, database URL, confirmations, secrets file."""
+    """Check every value and fill those derived from others; ConfigError names what is wrong."""
     data_dir = Path(str(config["DATA_DIR"])).expanduser().resolve()
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise ConfigError(
+            f"PROVENANCE_DATA_DIR {data_dir} is a file, not a directory; point it at a "
+            "directory (it is created when missing)"
+        )
     config["DATA_DIR"] = str(data_dir)
     if not config.get("DATABASE_URL"):
         config["DATABASE_URL"] = f"sqlite:///{data_dir / 'provenance.sqlite3'}"
+    config["DATABASE_URL"] = check_database_url(str(config["DATABASE_URL"]))
     if config.get("CONFIRMATIONS") in (None, ""):
         config["CONFIRMATIONS"] = 2 if config.get("CHAIN_URL") else 0
-    config["CONFIRMATIONS"] = int(config["CONFIRMATIONS"])
+    for name, rule in NUMBERS.items():
+        config[name] = check_number(name, config[name], rule)
     stored = read_secrets(data_dir)
     for name in SECRET_SETTINGS:
         if not config.get(name) and stored.get(name):
             config[name] = stored[name]
+
+
+def check_number(name: str, value: Any, rule: Number) -> int | float:
+    """`value` as the setting's type within its range, or ConfigError naming the variable."""
+    number = _as_number(value, rule.kind)
+    too_big = rule.maximum is not None and number is not None and number > rule.maximum
+    if number is None or number < rule.minimum or too_big:
+        raise ConfigError(f"PROVENANCE_{name} must be {rule.describe()}, not {value!r}")
+    return number
+
+
+def _as_number(value: Any, kind: type[int] | type[float]) -> int | float | None:
+    # from_prefixed_env has already JSON-decoded what it could: "5" is 5, "abc" stays text.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value) if "." in value or "e" in value.lower() else int(value)
+        except ValueError:
+            return None
+    if isinstance(value, float) and (
+        not math.isfinite(value) or (kind is int and not value.is_integer())
+    ):
+        return None
+    return kind(value)
+
+
+def check_database_url(url: str) -> str:
+    """`url` if it names a database we support (`postgresql://` spelled out), or ConfigError."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"PROVENANCE_DATABASE_URL is not a database URL; {DATABASE_HINT}"
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    shown = parsed.render_as_string(hide_password=True)
+    if backend not in DATABASE_DRIVERS:
+        raise ConfigError(
+            f"PROVENANCE_DATABASE_URL {shown}: {backend} is not supported; {DATABASE_HINT}"
+        )
+    if driver and driver != DATABASE_DRIVERS[backend]:
+        raise ConfigError(
+            f"PROVENANCE_DATABASE_URL {shown}: the driver {driver} is not installed; "
+            f"{DATABASE_HINT}"
+        )
+    if backend == "postgresql" and not driver:
+        # SQLAlchemy's default for postgresql:// is psycopg2, which we do not ship.
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
 
 
 def missing_secrets(config: Mapping[str, Any]) -> list[str]:
@@ -160,12 +274,31 @@ def account_from_key(key: str, name: str) -> LocalAccount:
 
 
 def read_secrets(data_dir: Path) -> dict[str, str]:
-    """The secrets file in `data_dir`, or {} when there is none."""
+    """The secrets file in `data_dir`, or {} when there is none.
+
+    Refused (ConfigError) when it is a link, not a regular file, or open to other users.
+    """
     path = data_dir / SECRETS_FILE
     try:
-        text = path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return {}
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(
+                f"{path} is a symbolic link; replace it with the file itself (mode 0600)"
+            ) from None
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd) as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError(f"{path} is not a regular file")
+        if status.st_mode & 0o077:
+            raise ConfigError(
+                f"{path} is open to other users (mode {stat.S_IMODE(status.st_mode):04o}); "
+                f"run `chmod 600 {path}`, and replace the secrets if others may have read them"
+            )
+        text = handle.read()
     try:
         loaded = json.loads(text)
     except ValueError as exc:
@@ -175,22 +308,67 @@ def read_secrets(data_dir: Path) -> dict[str, str]:
     return {str(key): str(value) for key, value in loaded.items()}
 
 
+def ensure_data_dir(data_dir: Path) -> None:
+    """Create DATA_DIR (mode 0700) unless present; ConfigError when this user cannot write it."""
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"PROVENANCE_DATA_DIR {data_dir} is a file, not a directory") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create PROVENANCE_DATA_DIR {data_dir}: {exc.strerror}") from None
+    # access(2) also says no on a read-only file system, even to root.
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"PROVENANCE_DATA_DIR {data_dir} is not writable by this user; make it writable "
+            "or set PROVENANCE_DATA_DIR to a directory that is"
+        )
+
+
 def ensure_secrets(data_dir: Path) -> tuple[Path, bool]:
-    """Create DATA_DIR and its secrets file (mode 0600) unless present; (path, created)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Create DATA_DIR and its secrets file (mode 0600) unless complete; (path, created).
+
+    Processes starting together take turns under a lock on DATA_DIR/secrets.lock, so the
+    first one writes the file and every one ends up with the secrets on disk.
+    """
     path = data_dir / SECRETS_FILE
-    stored = read_secrets(data_dir)
-    missing = {k: v for k, v in new_secrets().items() if not stored.get(k)}
-    if not missing:
+    if path.is_file() and not missing_secrets(read_secrets(data_dir)):
         return path, False
-    stored.update(missing)
-    # Written under a temporary name with 0600 from the start, then renamed: never readable
-    # by others and never half-written.
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(stored, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return path, True
+    ensure_data_dir(data_dir)
+    try:
+        lock = os.open(
+            data_dir / SECRETS_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot lock {data_dir / SECRETS_LOCK}: {exc.strerror}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = read_secrets(data_dir)
+        missing = {k: v for k, v in new_secrets().items() if not stored.get(k)}
+        if not missing:
+            return path, False
+        _write_private(path, json.dumps({**stored, **missing}, indent=2))
+        return path, True
+    finally:
+        os.close(lock)  # releases the flock
+
+
+def _write_private(path: Path, text: str) -> None:
+    # A fresh name created exclusively (O_EXCL, O_NOFOLLOW) with mode 0600: no stale file's
+    # mode and no planted link can be reused. Renamed into place, so never half-written.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power cut
+        finally:
+            os.close(directory)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None

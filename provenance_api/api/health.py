@@ -21,11 +21,12 @@ bp = Blueprint("health", __name__)
 def healthz() -> ResponseReturnValue:
     """Always 200; `status` is "degraded" when any part is not well."""
     rt = runtime()
-    database: dict[str, Any] = {"ok": True, "url": db.safe_url(rt.config["DATABASE_URL"])}
+    # Anyone can read this: the backend kind, never a file path or credentials.
+    database: dict[str, Any] = {"ok": True, **db.public_location(rt.config["DATABASE_URL"])}
     try:
         db.check_schema(rt.engine)
     except db.DatabaseError as exc:
-        database.update(ok=False, error=str(exc))
+        database.update(ok=False, error=exc.reason)
 
     chain_info: dict[str, Any] = {"ok": False}
     try:

@@ -44,6 +44,7 @@ def test_healthz_before_migration_is_degraded_and_says_why(app):
     assert body["status"] == "degraded"
     assert body["database"]["ok"] is False
     assert "db upgrade" in body["database"]["error"]
+    assert app.config["DATA_DIR"] not in json.dumps(body)  # no file path for strangers
 
 
 def test_healthz_on_a_ready_embedded_stack(app):
@@ -56,7 +57,8 @@ def test_healthz_on_a_ready_embedded_stack(app):
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok"
-    assert body["database"] == {"ok": True, "url": app.config["DATABASE_URL"]}
+    assert body["database"] == {"ok": True, "backend": "sqlite"}
+    assert app.config["DATA_DIR"] not in json.dumps(body)
     assert body["chain"]["embedded"] is True
     assert isinstance(body["chain"]["chain_id"], int)
     assert isinstance(body["chain"]["block"], int)
@@ -94,7 +96,29 @@ def test_healthz_hides_the_database_password(tmp_path):
     assert body["status"] == "degraded"
     assert body["database"]["ok"] is False
     assert "hunter2" not in json.dumps(body)
-    assert body["database"]["url"] == "postgresql+psycopg://app:***@127.0.0.1:1/none"
+    shown = {key: body["database"][key] for key in ("backend", "host", "database")}
+    assert shown == {"backend": "postgresql", "host": "127.0.0.1:1", "database": "none"}
+    assert body["database"]["error"].startswith("unreachable: ")
+    app.extensions["provenance"].close()
+
+
+def test_healthz_names_no_path_when_the_database_cannot_be_opened(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATA_DIR": str(tmp_path / "data"),
+            "DATABASE_URL": f"sqlite:///{blocker}/under/a/file.sqlite3",
+        }
+    )
+    response = app.test_client().get("/healthz")
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["database"]["ok"] is False
+    assert body["database"]["backend"] == "sqlite"
+    assert body["database"]["error"].startswith("cannot create the database's directory")
+    assert str(tmp_path) not in json.dumps(body)
     app.extensions["provenance"].close()
 
 
@@ -153,6 +177,7 @@ def test_environment_secret_wins_over_the_file(monkeypatch, tmp_path):
 
 def test_corrupt_secrets_file_is_named(tmp_path):
     (tmp_path / config.SECRETS_FILE).write_text("{not json")
+    (tmp_path / config.SECRETS_FILE).chmod(0o600)
     with pytest.raises(config.ConfigError, match=r"secrets\.json is not valid JSON"):
         config.build({"DATA_DIR": str(tmp_path)})
 
@@ -168,7 +193,7 @@ def test_cli_commands_on_a_fresh_data_dir(monkeypatch, tmp_path):
     runner = CliRunner()
 
     result = runner.invoke(cli, ["org", "create", "Acme", "--kind", "supplier"], env=env)
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # a configuration error, not a usage error
     assert "PROVENANCE_OPERATOR_KEY" in result.output
     assert "Traceback" not in result.output
 

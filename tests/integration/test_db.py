@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -204,3 +205,91 @@ def test_safe_url_hides_password():
     assert db.safe_url("postgresql+psycopg://app:s3cret@db:5432/p") == (
         "postgresql+psycopg://app:***@db:5432/p"
     )
+
+
+def test_sqlite_commits_are_synced_in_full(tmp_path):
+    # NORMAL in WAL mode can lose the last commits on a power cut: e.g. the recorded hash
+    # of a transaction whose block survived on the chain.
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with db.session_scope(engine) as session:
+        assert session.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    engine.dispose()
+
+
+def _in_thread(work, timeout: float) -> dict:
+    """Run `work` in a thread; {"done": bool, "value": ...} after at most `timeout` seconds."""
+    outcome: dict = {"done": False}
+
+    def target() -> None:
+        outcome["value"] = work()
+        outcome["done"] = True
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    outcome["thread"] = thread
+    return outcome
+
+
+def _owe(session, key: str) -> None:
+    owe_write(
+        session,
+        sender=SENDER,
+        contract="CustodyLedger",
+        function="anchor",
+        args=anchor_args(1),
+        idempotency_key=key,
+    )
+
+
+def test_a_read_answers_while_a_long_write_transaction_is_open(engine):
+    def read() -> int:
+        with Session(engine) as session:
+            return unsettled_count(session, SENDER)
+
+    with db.session_scope(engine) as writing:
+        _owe(writing, "long-write")
+        writing.flush()  # the write lock is held until this block ends
+        outcome = _in_thread(read, timeout=5)
+        assert outcome["done"], "a read waited for the write lock"
+        assert outcome["value"] == 0  # it sees the last committed state
+    assert read() == 1
+
+
+def test_sqlite_writers_still_take_turns(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+
+    def write() -> int:
+        with db.session_scope(engine) as session:
+            _owe(session, "second")
+            return unsettled_count(session, SENDER)
+
+    with db.session_scope(engine) as first:
+        first.exec(select(ChainWrite)).all()  # a read first: the lock was taken at BEGIN
+        second = _in_thread(write, timeout=0.5)
+        assert not second["done"]  # waits at its BEGIN, not at a write that may fail later
+        _owe(first, "first")
+    second["thread"].join(20)
+    assert second["value"] == 2
+    engine.dispose()
+
+
+def test_health_location_names_no_path_and_no_credentials(tmp_path):
+    sqlite_url = f"sqlite:///{tmp_path / 'secret-place' / 'db.sqlite3'}"
+    assert db.public_location(sqlite_url) == {"backend": "sqlite"}
+    assert db.public_location("postgresql+psycopg://app:pw@db.internal:5433/prov") == {
+        "backend": "postgresql",
+        "host": "db.internal:5433",
+        "database": "prov",
+    }
+
+
+def test_an_unknown_revision_fails_before_touching_the_database(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    with pytest.raises(db.DatabaseError, match="unknown revision 'nosuchrev'; known: head"):
+        db.upgrade(f"sqlite:///{path}", "nosuchrev")
+    assert not path.exists()

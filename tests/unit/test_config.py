@@ -99,3 +99,80 @@ def test_new_secrets_give_admin_and_operator_different_keys():
     fresh = config.new_secrets()
     assert set(fresh) == set(config.SECRET_SETTINGS)
     assert fresh["ADMIN_KEY"] != fresh["OPERATOR_KEY"]
+
+
+@pytest.mark.parametrize("name", sorted(config.NUMBERS))
+def test_a_non_numeric_setting_is_refused_naming_its_variable(monkeypatch, missing_dir, name):
+    monkeypatch.setenv(f"PROVENANCE_{name}", "lots")
+    with pytest.raises(config.ConfigError, match=f"PROVENANCE_{name} must be .*'lots'"):
+        config.build({"DATA_DIR": str(missing_dir)})
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("CONFIRMATIONS", "-1"),
+        ("WRITER_BATCH", "0"),
+        ("WRITER_BATCH", "2.5"),
+        ("WRITER_POLL_SECONDS", "0"),
+        ("WRITER_POLL_SECONDS", "NaN"),  # JSON-decodes to a float that passes `<` checks
+        ("WRITER_LEASE_SECONDS", "Infinity"),
+        ("WRITER_FEE_BUMP_PERCENT", "5"),
+        ("WRITER_FALLBACK_GAS", "true"),  # JSON-decodes to True, an int in Python
+        ("DEV_FUND_WEI", "-1"),
+        ("DEV_FUND_WEI", str(2**256)),
+    ],
+)
+def test_a_number_out_of_range_is_refused(monkeypatch, missing_dir, name, text):
+    monkeypatch.setenv(f"PROVENANCE_{name}", text)
+    with pytest.raises(config.ConfigError, match=f"PROVENANCE_{name} must be"):
+        config.build({"DATA_DIR": str(missing_dir)})
+
+
+def test_numbers_are_converted_to_their_type(monkeypatch, missing_dir):
+    monkeypatch.setenv("PROVENANCE_DEV_FUND_WEI", "1e21")
+    monkeypatch.setenv("PROVENANCE_WRITER_POLL_SECONDS", "2")
+    settings = config.build({"DATA_DIR": str(missing_dir), "WRITER_BATCH": " 7 "})
+    assert settings["DEV_FUND_WEI"] == 10**21
+    assert type(settings["DEV_FUND_WEI"]) is int
+    assert settings["WRITER_POLL_SECONDS"] == 2.0
+    assert type(settings["WRITER_POLL_SECONDS"]) is float
+    assert settings["WRITER_BATCH"] == 7
+
+
+def test_every_numeric_setting_has_a_range():
+    # A new numeric setting must say what it accepts, or it goes unchecked.
+    numeric = {
+        name
+        for name, value in config.DEFAULTS.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    assert numeric | {"CONFIRMATIONS"} == set(config.NUMBERS)
+    for name, rule in config.NUMBERS.items():
+        default = config.DEFAULTS[name]
+        if default is not None:
+            assert config.check_number(name, default, rule) == default
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("nonsense", "not a database URL"),
+        ("mysql://app:hunter2@db/provenance", "mysql is not supported"),
+        ("postgresql+psycopg2://app@db/provenance", "driver psycopg2 is not installed"),
+        ("sqlite+aiosqlite:///x.sqlite3", "driver aiosqlite is not installed"),
+    ],
+)
+def test_an_unsupported_database_url_is_refused(monkeypatch, missing_dir, url, expected):
+    monkeypatch.setenv("PROVENANCE_DATABASE_URL", url)
+    with pytest.raises(config.ConfigError, match="PROVENANCE_DATABASE_URL") as error:
+        config.build({"DATA_DIR": str(missing_dir)})
+    assert expected in str(error.value)
+    assert "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_a_plain_postgresql_url_means_our_driver(monkeypatch, missing_dir, scheme):
+    monkeypatch.setenv("PROVENANCE_DATABASE_URL", f"{scheme}://app:p%40ss@db:5433/provenance")
+    url = config.build({"DATA_DIR": str(missing_dir)})["DATABASE_URL"]
+    assert url == "postgresql+psycopg://app:p%40ss@db:5433/provenance"
