@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from provenance_api.services.errors import DomainError, InvalidInput
 
@@ -21,14 +21,37 @@ def _domain(exc: DomainError) -> ResponseReturnValue:
     return jsonify(error_body(exc.code, exc.message, exc.fields)), exc.status
 
 
+def validation_fields(exc: ValidationError) -> dict[str, str]:
+    """Each bad field by its dotted path ("body" for the body as a whole) and the reason."""
+    fields: dict[str, str] = {}
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "body"
+        fields.setdefault(name, err["msg"].removeprefix("Value error, "))
+    return fields
+
+
+def validation_response(exc: ValidationError) -> Response:
+    """422 with the JSON error body naming every bad field (also flask-openapi3's callback)."""
+    fields = validation_fields(exc)
+    if "body" in fields and request.method in ("POST", "PUT", "PATCH") and not request.is_json:
+        fields["body"] = "send a JSON object with Content-Type: application/json"
+    response = jsonify(error_body(InvalidInput.code, "the request is invalid", fields))
+    response.status_code = 422
+    return response
+
+
 def _validation(exc: ValidationError) -> ResponseReturnValue:
-    fields = {".".join(str(p) for p in err["loc"]) or "body": err["msg"] for err in exc.errors()}
-    return jsonify(error_body(InvalidInput.code, "the request body is invalid", fields)), 422
+    return validation_response(exc)
 
 
 def _http(exc: HTTPException) -> ResponseReturnValue:
     code = (exc.name or "error").lower().replace(" ", "_")
-    response = jsonify(error_body(code, exc.description or exc.name or "error"))
+    message, fields = exc.description or exc.name or "error", {}
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        message = f"the request body is larger than the limit of {limit} bytes"
+        fields = {"body": "too large"}
+    response = jsonify(error_body(code, message, fields))
     response.status_code = exc.code or 500
     if exc.code == 405 and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
