@@ -81,7 +81,11 @@ class SqlApiKeys:
         self.session = session
 
     def add(self, key: KeyRecord) -> None:
-        """Insert into the owner's table."""
+        """Insert into the owner's table; a prefix either table holds is a Conflict."""
+        # Each table's UNIQUE covers itself only; prefixes are 48 random bits, so this check
+        # is for the contract, not for a race two fresh prefixes could ever lose.
+        if self.by_prefix(key.prefix) is not None:
+            raise Conflict(_CLASH)
         row: ApiKey | OperatorApiKey
         if key.owner.kind is OwnerKind.OPERATOR:
             row = OperatorApiKey(operator_id=key.owner.id, prefix=key.prefix, sha256=key.sha256)
