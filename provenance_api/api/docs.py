@@ -6,6 +6,7 @@ by this app: the docs page loads nothing from a CDN.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import flask_openapi3_swagger
@@ -54,3 +55,32 @@ def openapi() -> ResponseReturnValue:
 def ui() -> ResponseReturnValue:
     """Swagger UI over /openapi.json."""
     return render_template_string(_PAGE)
+
+
+def render_document(document: dict) -> str:
+    """The committed form of the OpenAPI document: indented JSON, one trailing newline."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write the OpenAPI document to docs/openapi.json (or the path given).
+
+    Example: python -m provenance_api.api.docs docs/openapi.json
+    """
+    import sys
+    import tempfile
+
+    from provenance_api.app import create_app
+
+    args = sys.argv[1:] if argv is None else argv
+    target = Path(args[0] if args else "docs/openapi.json")
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = create_app({"TESTING": True, "DATA_DIR": data_dir})
+        text = render_document(app.api_doc)  # type: ignore[attr-defined]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
