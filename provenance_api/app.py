@@ -47,6 +47,9 @@ def create_app(
         validation_error_callback=errors.validation_response,
         doc_ui=False,  # /docs is ours (api/docs.py), from vendored files
     )
+    # flask-openapi3's own `openapi` command would write the document in another layout than
+    # the committed one; `python -m provenance_api.api.docs` is the one way to regenerate it.
+    app.cli.commands.pop("openapi", None)
     app.config.update(settings)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     runtime = Runtime(app.config)
