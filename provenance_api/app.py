@@ -51,7 +51,7 @@ def create_app(
     # the committed one; `python -m provenance_api.api.docs` is the one way to regenerate it.
     app.cli.commands.pop("openapi", None)
     app.config.update(settings)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = frame.JsonProvider(app)
     runtime = Runtime(app.config)
     app.extensions[EXTENSION] = runtime
     frame.install(app, unit_of_work or (lambda: SqlUnitOfWork(runtime.engine)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -83,11 +84,37 @@ def _depth(value: Any) -> int:
     return 0
 
 
+def _plain(value: Any, where: str) -> None:
+    # Python's JSON parser takes NaN and Infinity (and 1e400 becomes inf): JSON has neither and
+    # PostgreSQL refuses them. Control characters would reach buyers' pages and logs.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {value} is not a JSON number")
+    if isinstance(value, str):
+        _printable_text(value, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _printable_text(key, f"key {key!r}")
+            _plain(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _plain(item, f"{where}[{index}]")
+
+
+def _printable_text(text: str, where: str) -> None:
+    for position, char in enumerate(text, start=1):
+        if char not in "\n\t" and unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError(f"{where}: character U+{ord(char):04X} at position {position}")
+
+
 def small_json_object(value: dict[str, Any]) -> dict[str, Any]:
-    """A JSON object of at most 4 KiB (compact UTF-8), nested at most 4 deep, short keys."""
+    """Plain JSON of at most 4 KiB (compact UTF-8), nested at most 4 deep, short printable keys.
+
+    Plain: finite numbers only, no control characters but newline and tab in any string.
+    """
     for key in value:
         if not 1 <= len(key) <= ATTRIBUTE_KEY_MAX:
             raise ValueError(f"keys must have 1 to {ATTRIBUTE_KEY_MAX} characters")
+    _plain(value, "attributes")
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > ATTRIBUTES_MAX_BYTES:
         raise ValueError(f"is {size} bytes as JSON; at most {ATTRIBUTES_MAX_BYTES}")

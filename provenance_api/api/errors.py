@@ -33,8 +33,14 @@ def validation_fields(exc: ValidationError) -> dict[str, str]:
 def validation_response(exc: ValidationError) -> Response:
     """422 with the JSON error body naming every bad field (also flask-openapi3's callback)."""
     fields = validation_fields(exc)
-    if "body" in fields and request.method in ("POST", "PUT", "PATCH") and not request.is_json:
-        fields["body"] = "send a JSON object with Content-Type: application/json"
+    if "body" in fields and request.method in ("POST", "PUT", "PATCH"):
+        if not request.is_json:
+            fields["body"] = "send a JSON object with Content-Type: application/json"
+        else:
+            try:
+                current_app.json.loads(request.get_data(cache=True))
+            except ValueError as problem:  # say why the body did not parse
+                fields["body"] = f"not valid JSON: {problem}"
     response = jsonify(error_body(InvalidInput.code, "the request is invalid", fields))
     response.status_code = 422
     return response

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pydantic_core
 from flask import Flask, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel
@@ -35,6 +37,21 @@ SECURITY_SCHEMES = {
 }
 # Every guarded route can answer these; each route adds its own (404, 409, 413).
 GUARDED_RESPONSES: dict[int, type[BaseModel]] = {401: ErrorBody, 403: ErrorBody, 422: ErrorBody}
+
+
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON, except that request bodies are parsed by pydantic-core (jiter).
+
+    The stdlib parser recurses on the C stack, and py_ecc raises the interpreter's recursion
+    limit to 100,000 at import: a 400 KB body of nested brackets then crashes the process.
+    jiter stops at 200 levels with a ValueError (a 422), and refuses NaN and Infinity.
+    """
+
+    sort_keys = False
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse JSON text; ValueError names what is wrong and where."""
+        return pydantic_core.from_json(s, allow_inf_nan=False)
 
 
 def blueprint(name: str, description: str) -> APIBlueprint:

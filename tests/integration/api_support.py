@@ -52,9 +52,11 @@ class Api:
         return self.client.open(url, method=method, headers=headers, **kwargs)
 
 
-def make_api(kind: str, tmp_path) -> Api:
-    """An Api over SQLite ("sqlite") or over the in-memory fake ("fake")."""
+def make_api(kind: str, tmp_path, database_url: str | None = None) -> Api:
+    """An Api over SQLite ("sqlite"), `database_url` ("postgres") or the in-memory fake."""
     settings = {"TESTING": True, "DATA_DIR": str(tmp_path / "data")}
+    if database_url:
+        settings["DATABASE_URL"] = database_url
     if kind == "fake":
         fake = FakeUnitOfWork()
         return Api(create_app(settings, unit_of_work=lambda: fake), lambda: fake)

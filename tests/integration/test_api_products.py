@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +203,86 @@ def test_the_default_body_limit_is_set():
     from provenance_api import config
 
     assert config.build({"DATA_DIR": "/nonexistent"})["MAX_CONTENT_LENGTH"] == 8 * 1024 * 1024
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_api(request, tmp_path):
+    """The API on SQLite and on PostgreSQL: hostile values must not reach either."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    made = make_api(request.param, tmp_path, url)
+    yield made
+    made.app.extensions["provenance"].close()
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        '{"x": NaN}',  # Python's JSON parser takes these; JSON and PostgreSQL do not
+        '{"x": Infinity}',
+        '{"x": [1, -Infinity]}',
+        '{"x": 1e400}',  # parses to inf
+        '{"x": "a\\u0000b"}',
+        '{"a\\u0000": 1}',
+        '{"x": "\\u001b[31mred"}',
+        '{"x": "\\ud800"}',
+    ],
+)
+def test_attributes_that_are_not_plain_json_text_are_422_and_never_stored(db_api, attributes):
+    key = db_api.key(Role.SUPPLIER)
+    body = f'{{"gtin": "{GTIN}", "name": "x", "attributes": {attributes}}}'
+    response = db_api.call("POST", "/v1/products", key, data=body, content_type="application/json")
+    assert response.status_code == 422, response.get_data(as_text=True)
+    # NaN, Infinity and lone surrogates do not even parse ("body"); the rest are "attributes".
+    assert set(response.get_json()["fields"]) & {"attributes", "body"}
+    assert db_api.call("GET", "/v1/products", key).get_json()["items"] == []
+    good = db_api.call("POST", "/v1/products", key, json=TEA)
+    assert good.status_code == 201
+    patch = db_api.call(
+        "PATCH",
+        f"/v1/products/{GTIN}",
+        key,
+        data=f'{{"attributes": {attributes}}}',
+        content_type="application/json",
+    )
+    assert patch.status_code == 422
+    assert (
+        db_api.call("GET", f"/v1/products/{GTIN}", key).get_json()["attributes"]
+        == TEA["attributes"]
+    )
+
+
+DEEP_BODIES = """
+import json, sys, tempfile, pathlib
+from provenance_api.schemas import Role
+from tests.integration.api_support import make_api
+api = make_api("sqlite", pathlib.Path(sys.argv[1]))
+key = api.key(Role.SUPPLIER)
+n = 200_000  # 400 KB of brackets, far under the body limit
+for body in (
+    "[" * n + "]" * n,
+    '{"gtin": "09506000134352", "name": "x", "attributes": {"a": ' + "[" * n + "]" * n + "}}",
+    '{"gtin": "09506000134352", "name": "x", "attributes": ' + '{"a": ' * n + "1" + "}" * n + "}",
+):
+    response = api.call("POST", "/v1/products", key, data=body, content_type="application/json")
+    print(response.status_code, json.dumps(response.get_json()["fields"])[:200])
+"""
+
+
+def test_a_deeply_nested_body_is_422_and_does_not_crash_the_process(tmp_path):
+    # py_ecc lifts the recursion limit to 100,000 at import, so the stdlib JSON parser would
+    # recurse until the C stack overflows. Run in a child: a crash must fail this test only.
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", DEEP_BODIES, str(tmp_path)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-1500:]}"
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        assert line.startswith("422 "), line
+        assert "recursion limit" in line
