@@ -18,7 +18,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from firmware_tools.errors import GS1Error
 from firmware_tools.formats.gs1 import normalize_gtin
-from provenance_api.models import OrganizationPublic, OrgKind, organization_name
+from provenance_api.models import (
+    OrganizationCreate,
+    OrganizationPublic,
+    OrgKind,
+    organization_name,
+)
 
 PAGE_LIMIT_MAX = 200
 PAGE_LIMIT_DEFAULT = 50
@@ -239,6 +244,12 @@ class RevokeQuery(Strict):
 
 
 # --- organizations (operators) ------------------------------------------------------------
+
+
+class OrganizationCreateBody(OrganizationCreate):
+    """What an operator sends to create an organization (unknown fields are an error)."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
 
 class OrganizationCreated(BaseModel):

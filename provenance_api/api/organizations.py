@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from provenance_api.api.deps import runtime
 from provenance_api.api.frame import Answer, answer, blueprint, unit_of_work
-from provenance_api.models import OrganizationCreate
 from provenance_api.schemas import (
     ErrorBody,
+    OrganizationCreateBody,
     OrganizationCreated,
     OrganizationListQuery,
     OrganizationPage,
@@ -17,7 +17,7 @@ bp = blueprint("organizations", "Organizations (operators only).")
 
 
 @bp.post("/organizations", responses={201: OrganizationCreated, 409: ErrorBody, 413: ErrorBody})
-def create_organization(body: OrganizationCreate) -> Answer:
+def create_organization(body: OrganizationCreateBody) -> Answer:
     """Create an organization with a new chain key (held encrypted) and its first API key.
 
     The API key is in this answer only: hand it to the organization now.

@@ -114,6 +114,7 @@ def test_an_operator_creates_and_lists_organizations(api):
         ({"name": "X", "kind": "pirate"}, "kind"),
         ({"name": "\u202eevil", "kind": "supplier"}, "name"),
         ({"kind": "supplier"}, "name"),
+        ({"name": "X", "kind": "supplier", "address": "0x" + "0" * 40}, "address"),
     ):
         response = api.call("POST", "/v1/organizations", operator, json=bad)
         assert response.status_code == 422
