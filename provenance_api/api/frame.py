@@ -9,22 +9,24 @@ list is 403, and only then is the body looked at.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic_core
 from flask import Flask, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from provenance_api.api import access
-from provenance_api.api.errors import error_body
+from provenance_api.api.errors import error_body, validation_fields
 from provenance_api.schemas import ErrorBody
 from provenance_api.services import organizations
-from provenance_api.services.errors import Forbidden, Unauthorized
+from provenance_api.services.errors import Forbidden, InvalidInput, Unauthorized
 from provenance_api.services.organizations import Caller
 from provenance_api.services.ports import UnitOfWork
+
+M = TypeVar("M", bound=BaseModel)
 
 UOW_EXTENSION = "provenance.unit_of_work"
 SECURITY_SCHEME = "bearer"
@@ -122,3 +124,15 @@ Answer = tuple[dict[str, Any], int]
 def answer(model: BaseModel, status: int = 200) -> Answer:
     """A typed answer as a JSON body and its status."""
     return model.model_dump(mode="json"), status
+
+
+def parse_json(model: type[M]) -> M:
+    """The request body validated straight from its bytes, for batch routes.
+
+    pydantic's `model_validate_json` costs about half of what the frame's own validation adds
+    on 10,000 rows (bench/api_frame.py). A bad body is InvalidInput naming each bad field.
+    """
+    try:
+        return model.model_validate_json(request.get_data())
+    except ValidationError as exc:
+        raise InvalidInput("the request is invalid", validation_fields(exc)) from None
