@@ -20,18 +20,32 @@ from tests.fakes.unit_of_work import FakeUnitOfWork
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
+def _sql(request, tmp_path, kind: str):
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'uow.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    db.upgrade(url)
+    return db.make_engine(url)
+
+
 @pytest.fixture(params=["fake", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def uow(request, tmp_path):
     """A unit of work over an empty, migrated store; the same object serves every `with`."""
     if request.param == "fake":
         yield FakeUnitOfWork()
         return
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'uow.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    db.upgrade(url)
-    engine = db.make_engine(url)
+    engine = _sql(request, tmp_path, request.param)
+    try:
+        yield SqlUnitOfWork(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_uow(request, tmp_path):
+    """The SQL adapter only: for what takes several connections at once."""
+    engine = _sql(request, tmp_path, request.param)
     try:
         yield SqlUnitOfWork(engine)
     finally:
@@ -161,3 +175,29 @@ def test_products_by_gtin_paged_per_organization_and_updated_through_add(uow):
         uow.commit()
     with uow:
         assert uow.products.get("00000000000001").organization_id == mine
+
+
+def test_racing_suppliers_register_one_gtin_exactly_once(sql_uow):
+    uow = sql_uow
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from provenance_api.schemas import ProductCreate
+    from provenance_api.services import products
+
+    suppliers = [_org(uow, f"Racer {n}", f"0x{n + 100:040x}") for n in range(6)]
+    barrier = Barrier(len(suppliers))
+    data = ProductCreate(gtin="09506000134352", name="Contested")
+
+    def register(organization_id: int) -> str:
+        barrier.wait()
+        try:
+            products.create_product(SqlUnitOfWork(uow.engine), organization_id, data)
+        except Conflict as exc:
+            return exc.message
+        return "created"
+
+    with ThreadPoolExecutor(len(suppliers)) as pool:
+        outcomes = list(pool.map(register, suppliers))
+    assert outcomes.count("created") == 1
+    assert set(outcomes) - {"created"} == {"GTIN 09506000134352 is already registered"}
