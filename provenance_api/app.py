@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
+from flask_openapi3 import Info, OpenAPI
 
 from provenance_api import config
-from provenance_api.api import errors, health
+from provenance_api.api import api_keys, docs, errors, frame, health, me, organizations, products
 from provenance_api.api.deps import EXTENSION, Runtime
+from provenance_api.schemas import ErrorBody
+from provenance_api.services.ports import UnitOfWork
+from provenance_api.unit_of_work import SqlUnitOfWork
+
+API_TITLE = "Provenance API"
+API_VERSION = "1"
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    test_config: Mapping[str, Any] | None = None,
+    *,
+    unit_of_work: Callable[[], UnitOfWork] | None = None,
+) -> Flask:
     """Build the app: defaults, then PROVENANCE_* variables, then `test_config`.
 
     Outside testing it refuses to start without SECRET_KEY, OPERATOR_KEY and
-    KEY_ENCRYPTION_KEY (config.ConfigError names what is missing).
+    KEY_ENCRYPTION_KEY (config.ConfigError names what is missing). `unit_of_work` replaces the
+    SQL adapter (tests pass the in-memory fake).
     """
     settings = config.build(test_config)
     if settings.get("TESTING"):
@@ -27,11 +39,26 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                 settings[name] = value
     else:
         config.require_secrets(settings)
-    app = Flask(__name__)
+    app = OpenAPI(
+        __name__,
+        info=Info(title=API_TITLE, version=API_VERSION),
+        security_schemes=frame.SECURITY_SCHEMES,
+        validation_error_model=ErrorBody,
+        validation_error_callback=errors.validation_response,
+        doc_ui=False,  # /docs is ours (api/docs.py), from vendored files
+    )
+    # flask-openapi3's own `openapi` command would write the document in another layout than
+    # the committed one; `python -m provenance_api.api.docs` is the one way to regenerate it.
+    app.cli.commands.pop("openapi", None)
     app.config.update(settings)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = Runtime(app.config)
+    app.json = frame.JsonProvider(app)
+    runtime = Runtime(app.config)
+    app.extensions[EXTENSION] = runtime
+    frame.install(app, unit_of_work or (lambda: SqlUnitOfWork(runtime.engine)))
     errors.register(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp)
+    for module in (me, api_keys, organizations, products):
+        app.register_api(module.bp)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app

@@ -10,6 +10,7 @@ Examples:
   provenance-api chain deploy && provenance-api chain status --json
   provenance-api chain operators grant 0x... --admin-key-file /media/usb/admin.key
   provenance-api org create "Acme Farms" --kind supplier --json
+  provenance-api operator create "Ops team"   # staff: may create organizations via the API
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from provenance_api.keys import KeyBoxError
 from provenance_api.models import OrganizationCreate, OrgKind
 from provenance_api.services import deployments, operators, organizations
 from provenance_api.services.errors import DomainError
+from provenance_api.unit_of_work import SqlUnitOfWork
 
 # What a command can fail with that is the operator's to fix, not a bug: message, exit 1.
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
@@ -396,9 +398,34 @@ def org_create(name: str, kind: str, as_json: bool) -> None:
             for error in exc.errors()
         )
         _fail(f"invalid organization: {problems}")
-    with db.session_scope(rt.engine) as session:
-        created = organizations.create_organization(session, rt.keybox, data)
+    created = organizations.create_organization(SqlUnitOfWork(rt.engine), rt.keybox, data)
     shown = created.organization.model_dump(mode="json")
+    shown["api_key"] = created.api_key
+    _emit(shown, as_json)
+    if not as_json:
+        click.echo("store the API key now: it is not shown again", err=True)
+
+
+@cli.group("operator")
+def operator_group() -> None:
+    """The service's own staff (the operator role of the API)."""
+
+
+@operator_group.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def operator_create(name: str, as_json: bool) -> None:
+    """Create a staff account that may create and list organizations; print its API key once.
+
+    \b
+    Example:
+      provenance-api operator create "Ops team" --json
+    """
+    rt = runtime()
+    db.check_schema(rt.engine)
+    created = organizations.create_operator(SqlUnitOfWork(rt.engine), name)
+    shown = created.operator.model_dump(mode="json")
     shown["api_key"] = created.api_key
     _emit(shown, as_json)
     if not as_json:

@@ -28,6 +28,7 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - WRITER_GAS_MARGIN_PERCENT, 20: margin added to the node's gas estimate.
 - WRITER_FALLBACK_GAS, 1000000: gas limit when estimation reverts (sent anyway, keeps order).
 - DEV_FUND_WEI, 10**21: what `run` gives the operator on the embedded chain or anvil.
+- MAX_CONTENT_LENGTH, 8 MiB: the largest request body; a larger one answers 413.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "WRITER_FALLBACK_GAS": 1_000_000,
     "DEV_FUND_WEI": 10**21,
     "JSON_SORT_KEYS": False,
+    "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
 }
 
 

@@ -187,6 +187,12 @@ class OrganizationPublic(OrganizationBase):
     address: str
     created_at: datetime
 
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # SQLite hands timestamps back without their offset; every stored time is UTC.
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
 
 class ApiKey(SQLModel, table=True):
     """An organization's API key: only its prefix and SHA-256 are stored."""
@@ -217,3 +223,56 @@ class ChainWritePublic(SQLModel):
     confirmations: int | None
     error: str | None
     created_at: datetime
+
+
+class Product(SQLModel, table=True):
+    """A trade item a supplier registered, by its GTIN-14; a GTIN belongs to one supplier."""
+
+    __tablename__ = "product"
+    __table_args__ = (sa.Index("ix_product_organization_gtin", "organization_id", "gtin"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id")
+    gtin: str = Field(max_length=14, unique=True)
+    name: str = Field(max_length=200)
+    description: str | None = Field(default=None, sa_type=sa.Text)
+    image_url: str | None = Field(default=None, max_length=2048)
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+
+
+class OperatorAccount(SQLModel, table=True):
+    """One of the service's own staff: not a party in the chain of custody, no chain key.
+
+    Kept apart from `organization` so that an operator never holds a custody kind, and so
+    that adding them did not rebuild `organization` (on SQLite a rebuild of a parent table
+    cascades deletes into `api_key`).
+    """
+
+    __tablename__ = "operator_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+
+
+class OperatorApiKey(SQLModel, table=True):
+    """An operator's API key: only its prefix and SHA-256 are stored, as for `api_key`."""
+
+    __tablename__ = "operator_api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    operator_id: int = Field(foreign_key="operator_account.id", index=True, ondelete="CASCADE")
+    prefix: str = Field(max_length=16, unique=True)
+    sha256: str = Field(max_length=64)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

@@ -6,7 +6,8 @@
     ├── NotFound          404
     ├── Conflict          409
     ├── InvalidInput      422 (fields names each bad field)
-    └── Unauthorized      401
+    ├── Unauthorized      401
+    └── Forbidden         403 (the caller's role may not call this route)
 """
 
 from __future__ import annotations
@@ -52,3 +53,10 @@ class Unauthorized(DomainError):
 
     status = 401
     code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    """The caller is known, but its role may not do this."""
+
+    status = 403
+    code = "forbidden"

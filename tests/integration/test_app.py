@@ -10,6 +10,7 @@ from eth_account import Account
 from flask import Blueprint
 
 from provenance_api import config, db
+from provenance_api.api import access
 from provenance_api.app import create_app
 from provenance_api.cli import ensure_deployed, fund_operator
 from provenance_api.services.chain_writes import owe_write
@@ -122,7 +123,9 @@ def test_healthz_names_no_path_when_the_database_cannot_be_opened(tmp_path):
     app.extensions["provenance"].close()
 
 
-def test_errors_are_json_with_code_message_and_fields(app):
+def test_errors_are_json_with_code_message_and_fields(app, monkeypatch):
+    # Routes outside the access table are refused to everyone; these probes are public.
+    monkeypatch.setattr(access, "PUBLIC", access.PUBLIC | {"probe.missing", "probe.invalid"})
     probe = Blueprint("probe", __name__)
 
     @probe.get("/probe/missing")

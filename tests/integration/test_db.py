@@ -25,6 +25,7 @@ from provenance_api.models import (
 from provenance_api.services import deployments, organizations
 from provenance_api.services.chain_writes import owe_write, unsettled_count
 from provenance_api.services.errors import Conflict, Unauthorized
+from provenance_api.unit_of_work import SqlUnitOfWork
 
 SENDER = "0x" + "12" * 20
 
@@ -161,10 +162,9 @@ def test_deployments_are_stored_per_chain(engine):
 
 
 def test_organization_key_is_sealed_and_api_key_hashed(engine, keybox):
-    with db.session_scope(engine) as session:
-        created = organizations.create_organization(
-            session, keybox, OrganizationCreate(name="Acme Farms", kind=OrgKind.SUPPLIER)
-        )
+    created = organizations.create_organization(
+        SqlUnitOfWork(engine), keybox, OrganizationCreate(name="Acme Farms", kind=OrgKind.SUPPLIER)
+    )
     public = created.organization
     assert public.kind == "supplier"
     assert created.api_key.startswith("pk_")
@@ -175,17 +175,22 @@ def test_organization_key_is_sealed_and_api_key_hashed(engine, keybox):
         assert key.hex() not in org.encrypted_key
         stored = session.exec(select(ApiKey)).one()
         assert created.api_key not in (stored.sha256, stored.prefix)
-        assert organizations.authenticate(session, created.api_key).id == public.id
-        with pytest.raises(Unauthorized):
-            organizations.authenticate(session, created.api_key + "x")
+    caller = organizations.authenticate(SqlUnitOfWork(engine), created.api_key)
+    assert caller.organization_id == public.id
+    with pytest.raises(Unauthorized):
+        organizations.authenticate(SqlUnitOfWork(engine), created.api_key + "x")
+    with Session(engine) as session:
+        stored = session.exec(select(ApiKey)).one()
         stored.revoked_at = utcnow()
         session.add(stored)
         session.commit()
-        with pytest.raises(Unauthorized):
-            organizations.authenticate(session, created.api_key)
-    with pytest.raises(Conflict), db.session_scope(engine) as session:
+    with pytest.raises(Unauthorized):
+        organizations.authenticate(SqlUnitOfWork(engine), created.api_key)
+    with pytest.raises(Conflict):
         organizations.create_organization(
-            session, keybox, OrganizationCreate(name="Acme Farms", kind=OrgKind.CARRIER)
+            SqlUnitOfWork(engine),
+            keybox,
+            OrganizationCreate(name="Acme Farms", kind=OrgKind.CARRIER),
         )
 
 

@@ -1,0 +1,37 @@
+"""Who may call what: the one table of route (endpoint) × role.
+
+Every route the app serves is either PUBLIC or in ACCESS; a route in neither is refused to
+everyone (fail closed), and tests/integration/test_api_access.py fails until it is added.
+Whether the caller owns the resource (tenancy) is the service's business, not this table's:
+another tenant's resource answers 404.
+"""
+
+from __future__ import annotations
+
+from provenance_api.schemas import Role
+
+PARTIES = frozenset({Role.SUPPLIER, Role.CARRIER, Role.WAREHOUSE, Role.RETAILER})
+EVERYONE = PARTIES | {Role.OPERATOR}
+SUPPLIERS = frozenset({Role.SUPPLIER})
+OPERATORS = frozenset({Role.OPERATOR})
+
+# Routes anyone may call without a key.
+PUBLIC = frozenset({"health.healthz", "docs.openapi", "docs.ui", "docs.static", "static"})
+
+ACCESS: dict[str, frozenset[Role]] = {
+    "me.get_me": EVERYONE,
+    "api_keys.list_api_keys": EVERYONE,
+    "api_keys.create_api_key": EVERYONE,
+    "api_keys.revoke_api_key": EVERYONE,
+    "organizations.create_organization": OPERATORS,
+    "organizations.list_organizations": OPERATORS,
+    "products.create_product": SUPPLIERS,
+    "products.list_products": SUPPLIERS,
+    "products.get_product": SUPPLIERS,
+    "products.update_product": SUPPLIERS,
+}
+
+
+def allowed(endpoint: str, role: Role) -> bool:
+    """Whether `role` may call `endpoint`; an endpoint missing from the table is refused."""
+    return role in ACCESS.get(endpoint, frozenset())

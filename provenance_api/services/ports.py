@@ -1,0 +1,158 @@
+"""The ports services run over: a unit of work with its repositories, and the ledger.
+
+Each port has one real adapter (provenance_api.unit_of_work: SQLModel) and one fake
+(tests/fakes/unit_of_work.py: in memory); tests/integration/test_unit_of_work.py runs the same
+suite against both so that the fake cannot drift. Records are the SQLModel row classes used
+as plain objects; a repository never commits, the unit of work does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol, Self
+
+from provenance_api.models import OperatorAccount, Organization, Product
+
+
+class OwnerKind(enum.StrEnum):
+    """Who can hold API keys: an organization, or an operator (the service's own staff)."""
+
+    ORGANIZATION = "organization"
+    OPERATOR = "operator"
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """The holder of an API key."""
+
+    kind: OwnerKind
+    id: int
+
+
+@dataclasses.dataclass
+class KeyRecord:
+    """An API key as stored: its owner, public prefix and SHA-256; never the key itself."""
+
+    owner: Owner
+    prefix: str
+    sha256: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class OrganizationRepository(Protocol):
+    """Organizations by id and by name."""
+
+    def add(self, organization: Organization) -> Organization:
+        """Store a new organization; its `id` is set on return."""
+        ...
+
+    def get(self, organization_id: int) -> Organization | None:
+        """The organization with this id, if any."""
+        ...
+
+    def by_name(self, name: str) -> Organization | None:
+        """The organization with exactly this name, if any."""
+        ...
+
+    def page(self, after: int | None, limit: int) -> Sequence[Organization]:
+        """Up to `limit` organizations with ids above `after`, by id."""
+        ...
+
+
+class OperatorRepository(Protocol):
+    """The service's staff accounts."""
+
+    def add(self, operator: OperatorAccount) -> OperatorAccount:
+        """Store a new operator; its `id` is set on return."""
+        ...
+
+    def get(self, operator_id: int) -> OperatorAccount | None:
+        """The operator with this id, if any."""
+        ...
+
+    def by_name(self, name: str) -> OperatorAccount | None:
+        """The operator with exactly this name, if any."""
+        ...
+
+
+class ApiKeyRepository(Protocol):
+    """API keys of organizations and operators, found by prefix."""
+
+    def add(self, key: KeyRecord) -> None:
+        """Store a new key (its prefix must be unused)."""
+        ...
+
+    def by_prefix(self, prefix: str) -> KeyRecord | None:
+        """The key with this prefix, whoever owns it."""
+        ...
+
+    def page(self, owner: Owner, after: str | None, limit: int) -> Sequence[KeyRecord]:
+        """Up to `limit` of `owner`'s keys with prefixes above `after`, by prefix."""
+        ...
+
+    def count_active(self, owner: Owner) -> int:
+        """How many of `owner`'s keys are not revoked."""
+        ...
+
+    def revoke(self, prefix: str, when: datetime) -> None:
+        """Mark the key revoked at `when` (a key already revoked keeps its first time)."""
+        ...
+
+
+class ProductRepository(Protocol):
+    """Products by GTIN-14."""
+
+    def add(self, product: Product) -> Product:
+        """Store a new product, or the changes to one read from this repository."""
+        ...
+
+    def get(self, gtin: str) -> Product | None:
+        """The product with this GTIN-14, whoever owns it."""
+        ...
+
+    def page(self, organization_id: int, after: str | None, limit: int) -> Sequence[Product]:
+        """Up to `limit` of the organization's products with GTINs above `after`, by GTIN."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
+
+    A uniqueness clash (a name, a GTIN or a prefix stored twice) raises
+    services.errors.Conflict from `add` or `commit`.
+    """
+
+    organizations: OrganizationRepository
+    operators: OperatorRepository
+    api_keys: ApiKeyRepository
+    products: ProductRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: Any) -> None: ...
+
+    def commit(self) -> None:
+        """Make everything done in this unit of work durable."""
+        ...
+
+    def rollback(self) -> None:
+        """Forget everything done in this unit of work since it began or last committed."""
+        ...
+
+
+class Ledger(Protocol):
+    """What the services owe the chain, recorded in the same transaction as their change.
+
+    The real adapter is the chain writer's outbox (services.chain_writes.owe_write); the next
+    slice (devices, anchoring, transfers) calls it. No service of this slice writes to chain.
+    """
+
+    def owe(
+        self, *, contract: str, function: str, args: Sequence[Any], idempotency_key: str
+    ) -> None:
+        """Record that `contract.function(*args)` must be mined exactly once."""
+        ...

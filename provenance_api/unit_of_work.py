@@ -1,0 +1,226 @@
+"""The SQLModel adapter of the unit-of-work port (services.ports): one Session per unit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
+
+from provenance_api.models import ApiKey, OperatorAccount, OperatorApiKey, Organization, Product
+from provenance_api.services.errors import Conflict
+from provenance_api.services.ports import KeyRecord, Owner, OwnerKind
+
+_CLASH = "a record with the same unique value already exists"
+
+
+def _flush(session: Session) -> None:
+    try:
+        session.flush()
+    except sa.exc.IntegrityError as exc:
+        raise Conflict(_CLASH) from exc
+
+
+class SqlOrganizations:
+    """Organizations in the `organization` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, organization: Organization) -> Organization:
+        """Insert and flush, so that the id is known."""
+        self.session.add(organization)
+        _flush(self.session)
+        return organization
+
+    def get(self, organization_id: int) -> Organization | None:
+        """By id."""
+        return self.session.get(Organization, organization_id)
+
+    def by_name(self, name: str) -> Organization | None:
+        """By exact name."""
+        return self.session.exec(select(Organization).where(Organization.name == name)).first()
+
+    def page(self, after: int | None, limit: int) -> Sequence[Organization]:
+        """Ids above `after`, ascending."""
+        query = select(Organization).order_by(Organization.id).limit(limit)  # type: ignore[arg-type]
+        if after is not None:
+            query = query.where(Organization.id > after)  # type: ignore[operator]
+        return self.session.exec(query).all()
+
+
+class SqlOperators:
+    """Operator accounts in the `operator_account` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, operator: OperatorAccount) -> OperatorAccount:
+        """Insert and flush, so that the id is known."""
+        self.session.add(operator)
+        _flush(self.session)
+        return operator
+
+    def get(self, operator_id: int) -> OperatorAccount | None:
+        """By id."""
+        return self.session.get(OperatorAccount, operator_id)
+
+    def by_name(self, name: str) -> OperatorAccount | None:
+        """By exact name."""
+        query = select(OperatorAccount).where(OperatorAccount.name == name)
+        return self.session.exec(query).first()
+
+
+class SqlApiKeys:
+    """Keys in `api_key` (organizations) and `operator_api_key` (operators)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, key: KeyRecord) -> None:
+        """Insert into the owner's table; a prefix either table holds is a Conflict."""
+        # Each table's UNIQUE covers itself only; prefixes are 48 random bits, so this check
+        # is for the contract, not for a race two fresh prefixes could ever lose.
+        if self.by_prefix(key.prefix) is not None:
+            raise Conflict(_CLASH)
+        row: ApiKey | OperatorApiKey
+        if key.owner.kind is OwnerKind.OPERATOR:
+            row = OperatorApiKey(operator_id=key.owner.id, prefix=key.prefix, sha256=key.sha256)
+        else:
+            row = ApiKey(organization_id=key.owner.id, prefix=key.prefix, sha256=key.sha256)
+        row.created_at = key.created_at
+        row.revoked_at = key.revoked_at
+        self.session.add(row)
+        _flush(self.session)
+
+    def by_prefix(self, prefix: str) -> KeyRecord | None:
+        """From either table."""
+        org_key = self.session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+        if org_key is not None:
+            return _record(org_key)
+        query = select(OperatorApiKey).where(OperatorApiKey.prefix == prefix)
+        operator_key = self.session.exec(query).first()
+        return _record(operator_key) if operator_key is not None else None
+
+    def page(self, owner: Owner, after: str | None, limit: int) -> Sequence[KeyRecord]:
+        """The owner's keys with prefixes above `after`, ascending."""
+        table, column = _table(owner)
+        query = select(table).where(column == owner.id).order_by(table.prefix).limit(limit)
+        if after is not None:
+            query = query.where(table.prefix > after)
+        return [_record(row) for row in self.session.exec(query).all()]
+
+    def count_active(self, owner: Owner) -> int:
+        """Keys of `owner` without a revocation time."""
+        table, column = _table(owner)
+        query = (
+            select(func.count())
+            .select_from(table)
+            .where(column == owner.id, table.revoked_at.is_(None))  # type: ignore[union-attr]
+        )
+        return int(self.session.exec(query).one())
+
+    def revoke(self, prefix: str, when: datetime) -> None:
+        """Set `revoked_at` once; a key already revoked keeps its first time."""
+        for table in (ApiKey, OperatorApiKey):
+            statement = (
+                sa.update(table)
+                .where(table.prefix == prefix, table.revoked_at.is_(None))  # type: ignore[union-attr]
+                .values(revoked_at=when)
+            )
+            self.session.execute(statement)
+
+
+def _table(owner: Owner) -> tuple[Any, Any]:
+    if owner.kind is OwnerKind.OPERATOR:
+        return OperatorApiKey, OperatorApiKey.operator_id
+    return ApiKey, ApiKey.organization_id
+
+
+def _record(row: ApiKey | OperatorApiKey) -> KeyRecord:
+    if isinstance(row, OperatorApiKey):
+        owner = Owner(OwnerKind.OPERATOR, row.operator_id)
+    else:
+        owner = Owner(OwnerKind.ORGANIZATION, row.organization_id)
+    return KeyRecord(
+        owner=owner,
+        prefix=row.prefix,
+        sha256=row.sha256,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class SqlProducts:
+    """Products in the `product` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, product: Product) -> Product:
+        """Insert or update, and flush (a GTIN stored twice is a Conflict)."""
+        self.session.add(product)
+        _flush(self.session)
+        return product
+
+    def get(self, gtin: str) -> Product | None:
+        """By GTIN-14."""
+        return self.session.exec(select(Product).where(Product.gtin == gtin)).first()
+
+    def page(self, organization_id: int, after: str | None, limit: int) -> Sequence[Product]:
+        """The organization's products with GTINs above `after`, ascending."""
+        query = (
+            select(Product)
+            .where(Product.organization_id == organization_id)
+            .order_by(Product.gtin)  # type: ignore[arg-type]
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(Product.gtin > after)
+        return self.session.exec(query).all()
+
+
+class SqlUnitOfWork:
+    """One database transaction over `engine`; `with` it, then `commit()`."""
+
+    organizations: SqlOrganizations
+    operators: SqlOperators
+    api_keys: SqlApiKeys
+    products: SqlProducts
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session: Session | None = None
+
+    def __enter__(self) -> Self:
+        self.session = Session(self.engine, expire_on_commit=False)
+        self.organizations = SqlOrganizations(self.session)
+        self.operators = SqlOperators(self.session)
+        self.api_keys = SqlApiKeys(self.session)
+        self.products = SqlProducts(self.session)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        assert self.session is not None
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+            self.session = None
+
+    def commit(self) -> None:
+        """Commit; a uniqueness clash found only now is a Conflict."""
+        assert self.session is not None, "commit outside `with`"
+        try:
+            self.session.commit()
+        except sa.exc.IntegrityError as exc:
+            self.session.rollback()
+            raise Conflict(_CLASH) from exc
+
+    def rollback(self) -> None:
+        """Forget the changes since the last commit."""
+        assert self.session is not None, "rollback outside `with`"
+        self.session.rollback()

@@ -1,0 +1,176 @@
+"""The in-memory fake of the unit-of-work port (provenance_api.services.ports).
+
+State is plain dicts; a unit of work edits a copy and `commit()` swaps it in, so that an
+uncommitted change is lost as in SQL. Records handed out are fresh copies: a change is kept
+only when passed back to `add`, which is the contract the services follow.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Self
+
+from provenance_api.models import OperatorAccount, Organization, Product
+from provenance_api.services.errors import Conflict
+from provenance_api.services.ports import KeyRecord, Owner
+
+_CLASH = "a record with the same unique value already exists"
+
+
+class _State:
+    def __init__(self) -> None:
+        self.organizations: dict[int, dict[str, Any]] = {}
+        self.operators: dict[int, dict[str, Any]] = {}
+        self.keys: dict[str, KeyRecord] = {}
+        self.products: dict[str, dict[str, Any]] = {}
+
+
+class FakeOrganizations:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, organization: Organization) -> Organization:
+        rows = self.state.organizations
+        if organization.id is None:
+            # Like the table: the address is unique, the name is the service's to check.
+            if any(row["address"] == organization.address for row in rows.values()):
+                raise Conflict(_CLASH)
+            organization.id = next(self.ids)
+        rows[organization.id] = organization.model_dump(warnings=False)
+        return organization
+
+    def get(self, organization_id: int) -> Organization | None:
+        row = self.state.organizations.get(organization_id)
+        return Organization(**row) if row is not None else None
+
+    def by_name(self, name: str) -> Organization | None:
+        for row in self.state.organizations.values():
+            if row["name"] == name:
+                return Organization(**row)
+        return None
+
+    def page(self, after: int | None, limit: int) -> Sequence[Organization]:
+        ids = sorted(i for i in self.state.organizations if after is None or i > after)
+        return [Organization(**self.state.organizations[i]) for i in ids[:limit]]
+
+
+class FakeOperators:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, operator: OperatorAccount) -> OperatorAccount:
+        rows = self.state.operators
+        if operator.id is None:
+            if any(row["name"] == operator.name for row in rows.values()):
+                raise Conflict(_CLASH)
+            operator.id = next(self.ids)
+        rows[operator.id] = operator.model_dump()
+        return operator
+
+    def get(self, operator_id: int) -> OperatorAccount | None:
+        row = self.state.operators.get(operator_id)
+        return OperatorAccount(**row) if row is not None else None
+
+    def by_name(self, name: str) -> OperatorAccount | None:
+        for row in self.state.operators.values():
+            if row["name"] == name:
+                return OperatorAccount(**row)
+        return None
+
+
+class FakeApiKeys:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def add(self, key: KeyRecord) -> None:
+        if key.prefix in self.state.keys:
+            raise Conflict(_CLASH)
+        self.state.keys[key.prefix] = copy.copy(key)
+
+    def by_prefix(self, prefix: str) -> KeyRecord | None:
+        key = self.state.keys.get(prefix)
+        return copy.copy(key) if key is not None else None
+
+    def page(self, owner: Owner, after: str | None, limit: int) -> Sequence[KeyRecord]:
+        keys = sorted(
+            (k for k in self.state.keys.values() if k.owner == owner),
+            key=lambda k: k.prefix,
+        )
+        return [copy.copy(k) for k in keys if after is None or k.prefix > after][:limit]
+
+    def count_active(self, owner: Owner) -> int:
+        return sum(1 for k in self.state.keys.values() if k.owner == owner and not k.revoked_at)
+
+    def revoke(self, prefix: str, when: datetime) -> None:
+        key = self.state.keys.get(prefix)
+        if key is not None and key.revoked_at is None:
+            key.revoked_at = when
+
+
+class FakeProducts:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, product: Product) -> Product:
+        stored = self.state.products.get(product.gtin)
+        if product.id is None:
+            if stored is not None:
+                raise Conflict(_CLASH)
+            product.id = next(self.ids)
+        elif stored is not None and stored["id"] != product.id:
+            raise Conflict(_CLASH)
+        self.state.products[product.gtin] = copy.deepcopy(product.model_dump())
+        return product
+
+    def get(self, gtin: str) -> Product | None:
+        row = self.state.products.get(gtin)
+        return Product(**copy.deepcopy(row)) if row is not None else None
+
+    def page(self, organization_id: int, after: str | None, limit: int) -> Sequence[Product]:
+        gtins = sorted(
+            gtin
+            for gtin, row in self.state.products.items()
+            if row["organization_id"] == organization_id and (after is None or gtin > after)
+        )
+        return [self.get(gtin) for gtin in gtins[:limit]]  # type: ignore[misc]
+
+
+class FakeUnitOfWork:
+    """Shared committed state; each `with` works on a copy until `commit()`."""
+
+    organizations: FakeOrganizations
+    operators: FakeOperators
+    api_keys: FakeApiKeys
+    products: FakeProducts
+
+    def __init__(self) -> None:
+        self.committed = _State()
+        self._ids = {name: itertools.count(1) for name in ("org", "operator", "product")}
+        self._work: _State | None = None
+        self.commits = 0
+
+    def __enter__(self) -> Self:
+        self._begin()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._work = None
+
+    def _begin(self) -> None:
+        self._work = copy.deepcopy(self.committed)
+        self.organizations = FakeOrganizations(self._work, self._ids["org"])
+        self.operators = FakeOperators(self._work, self._ids["operator"])
+        self.api_keys = FakeApiKeys(self._work)
+        self.products = FakeProducts(self._work, self._ids["product"])
+
+    def commit(self) -> None:
+        assert self._work is not None, "commit outside `with`"
+        self.committed = copy.deepcopy(self._work)
+        self.commits += 1
+
+    def rollback(self) -> None:
+        assert self._work is not None, "rollback outside `with`"
+        self._begin()

@@ -1,0 +1,176 @@
+"""Every route × every role × own/other tenant, against the one access table.
+
+A route added without an entry in provenance_api.api.access (and a probe here) fails
+`test_every_route_is_in_the_table_and_has_a_probe`; a route in the table is called by every
+role, on the caller's own resource and on another tenant's, and must answer what the table
+and the tenancy rule say: 403 for a role not listed, 404 for another tenant's resource.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from firmware_tools.formats.gs1 import compute_check_digit
+from provenance_api.api import access
+from provenance_api.schemas import Role
+from tests.integration.api_support import OTHER_GTIN, Api
+
+OWN, OTHER = "own", "other"
+
+
+def fresh_gtins(lead: str) -> Iterator[str]:
+    """Valid GTIN-14s starting with `lead`, never the same twice."""
+    for n in itertools.count(1):
+        body = f"{lead}{n:012d}"
+        yield body + compute_check_digit(body)
+
+
+NEW_GTINS = fresh_gtins("1")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How to call a route: method, a URL for the caller's own or another tenant's resource,
+    an optional JSON body, the success status, and whether the URL names a resource."""
+
+    method: str
+    url: Callable[[Any, str], str]
+    ok: int = 200
+    json: Callable[[], dict] | None = None
+    addresses_resource: bool = False
+
+
+class World:
+    """Callers of every role, each with resources of its own, and a rival supplier."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.keys = {role: api.key(role) for role in Role}
+        self.rival = api.key(Role.SUPPLIER)
+        self.gtins = fresh_gtins("2")
+        self.names = iter(f"New org {n}" for n in range(1000))
+        assert self._post_product(self.rival, OTHER_GTIN) == 201
+
+    def _post_product(self, key: str, gtin: str) -> int:
+        body = {"gtin": gtin, "name": "Probe product"}
+        return self.api.call("POST", "/v1/products", key, json=body).status_code
+
+    def product(self, key: str, tenant: str) -> str:
+        """A GTIN the caller owns (when it can own one), or the rival's."""
+        if tenant == OTHER:
+            return OTHER_GTIN
+        gtin = next(self.gtins)
+        self._post_product(key, gtin)  # refused for non-suppliers: then nobody owns it
+        return gtin
+
+    def spare_key_prefix(self, key: str, tenant: str) -> str:
+        """A second key of the caller (so revoking it is not revoking the last), or the rival's."""
+        owner = self.rival if tenant == OTHER else key
+        created = self.api.call("POST", "/v1/api-keys", owner).get_json()
+        return created["prefix"]
+
+
+PROBES: dict[str, Probe] = {
+    "me.get_me": Probe("GET", lambda w, t: "/v1/me"),
+    "api_keys.list_api_keys": Probe("GET", lambda w, t: "/v1/api-keys"),
+    "api_keys.create_api_key": Probe("POST", lambda w, t: "/v1/api-keys", ok=201),
+    "api_keys.revoke_api_key": Probe(
+        "DELETE",
+        lambda w, t: f"/v1/api-keys/{w.spare_key_prefix(w.key, t)}",
+        addresses_resource=True,
+    ),
+    "organizations.create_organization": Probe(
+        "POST",
+        lambda w, t: "/v1/organizations",
+        ok=201,
+        json=lambda: {"name": f"Org {id(object())}", "kind": "retailer"},
+    ),
+    "organizations.list_organizations": Probe("GET", lambda w, t: "/v1/organizations"),
+    "products.create_product": Probe(
+        "POST",
+        lambda w, t: "/v1/products",
+        ok=201,
+        json=lambda: {"gtin": next(NEW_GTINS), "name": "Tea"},
+    ),
+    "products.list_products": Probe("GET", lambda w, t: "/v1/products"),
+    "products.get_product": Probe(
+        "GET", lambda w, t: f"/v1/products/{w.product(w.key, t)}", addresses_resource=True
+    ),
+    "products.update_product": Probe(
+        "PATCH",
+        lambda w, t: f"/v1/products/{w.product(w.key, t)}",
+        json=lambda: {"name": "Renamed"},
+        addresses_resource=True,
+    ),
+}
+
+
+def _v1_endpoints(app) -> set[str]:
+    return {rule.endpoint for rule in app.url_map.iter_rules() if rule.rule.startswith("/v1/")}
+
+
+def test_every_route_is_in_the_table_and_has_a_probe(api):
+    endpoints = {rule.endpoint for rule in api.app.url_map.iter_rules()}
+    unlisted = endpoints - set(access.ACCESS) - access.PUBLIC
+    assert not unlisted, f"routes missing from provenance_api.api.access: {sorted(unlisted)}"
+    assert set(access.ACCESS) == _v1_endpoints(api.app), "stale entries in the access table"
+    assert not access.PUBLIC & _v1_endpoints(api.app), "a /v1 route must need a key"
+    assert set(PROBES) == set(access.ACCESS), "every route in the table needs a probe here"
+
+
+def test_every_route_by_every_role_on_own_and_other_tenant(api):
+    world = World(api)
+    outcomes = []
+    for endpoint, probe in PROBES.items():
+        for role in Role:
+            for tenant in (OWN, OTHER):
+                world.key = world.keys[role]
+                body = probe.json() if probe.json else None
+                url = probe.url(world, tenant)
+                response = api.call(probe.method, url, world.key, json=body)
+                if not access.allowed(endpoint, role):
+                    expected = 403
+                elif probe.addresses_resource and tenant == OTHER:
+                    expected = 404
+                else:
+                    expected = probe.ok
+                outcomes.append((endpoint, role.value, tenant, response.status_code, expected))
+    # The same GTIN posted twice by one supplier is a 409 by design; allow exactly that.
+    wrong = [
+        o
+        for o in outcomes
+        if o[3] != o[4]
+        and not (o[0] == "products.create_product" and o[2] == OTHER and o[3] == 409)
+    ]
+    assert not wrong, "\n".join(f"{e} as {r} ({t}): got {g}, want {w}" for e, r, t, g, w in wrong)
+    assert len(outcomes) == len(PROBES) * len(Role) * 2
+
+
+def test_the_rivals_resources_are_untouched_by_the_walk(api):
+    world = World(api)
+    for role in Role:
+        world.key = world.keys[role]
+        api.call("PATCH", f"/v1/products/{OTHER_GTIN}", world.key, json={"name": "Hijacked"})
+        api.call("DELETE", f"/v1/api-keys/{world.spare_key_prefix(world.key, OTHER)}", world.key)
+    product = api.call("GET", f"/v1/products/{OTHER_GTIN}", world.rival).get_json()
+    assert product["name"] == "Probe product"
+    keys = api.call("GET", "/v1/api-keys", world.rival).get_json()["items"]
+    assert all(k["active"] for k in keys)
+
+
+def test_a_route_missing_from_the_table_is_refused_to_every_role(api, monkeypatch):
+    world = World(api)
+    monkeypatch.delitem(access.ACCESS, "me.get_me")
+    for role in Role:
+        assert api.call("GET", "/v1/me", world.keys[role]).status_code == 403
+    assert api.call("GET", "/v1/me").status_code == 401
+
+
+@pytest.mark.parametrize("url", ["/healthz", "/openapi.json", "/docs"])
+def test_public_routes_need_no_key(api, url):
+    assert api.call("GET", url).status_code == 200

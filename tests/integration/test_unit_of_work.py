@@ -1,0 +1,203 @@
+"""One suite for the unit-of-work port, run against the fake and the SQL adapter alike.
+
+Whatever the fake does differently from SQLite or PostgreSQL shows here first, so that tests
+written against the fake keep meaning what they say.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from provenance_api import db
+from provenance_api.models import OperatorAccount, Organization, OrgKind, Product
+from provenance_api.services.errors import Conflict
+from provenance_api.services.ports import KeyRecord, Owner, OwnerKind
+from provenance_api.unit_of_work import SqlUnitOfWork
+from tests.fakes.unit_of_work import FakeUnitOfWork
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def _sql(request, tmp_path, kind: str):
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'uow.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    db.upgrade(url)
+    return db.make_engine(url)
+
+
+@pytest.fixture(params=["fake", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def uow(request, tmp_path):
+    """A unit of work over an empty, migrated store; the same object serves every `with`."""
+    if request.param == "fake":
+        yield FakeUnitOfWork()
+        return
+    engine = _sql(request, tmp_path, request.param)
+    try:
+        yield SqlUnitOfWork(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_uow(request, tmp_path):
+    """The SQL adapter only: for what takes several connections at once."""
+    engine = _sql(request, tmp_path, request.param)
+    try:
+        yield SqlUnitOfWork(engine)
+    finally:
+        engine.dispose()
+
+
+def _org(uow, name: str, address: str) -> int:
+    with uow:
+        org = uow.organizations.add(Organization(name=name, kind=OrgKind.SUPPLIER, address=address))
+        uow.commit()
+    assert org.id is not None
+    return org.id
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def test_organizations_get_by_id_and_name_and_page_by_id(uow):
+    ids = [_org(uow, f"Org {n}", f"0x{n:040x}") for n in range(5)]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    with uow:
+        assert uow.organizations.get(ids[2]).name == "Org 2"
+        assert uow.organizations.get(10_000) is None
+        assert uow.organizations.by_name("Org 3").id == ids[3]
+        assert uow.organizations.by_name("org 3") is None
+        assert [o.id for o in uow.organizations.page(None, 2)] == ids[:2]
+        assert [o.id for o in uow.organizations.page(ids[1], 10)] == ids[2:]
+
+
+def test_uncommitted_work_is_lost_and_committed_work_stays(uow):
+    with uow:
+        uow.organizations.add(
+            Organization(name="Gone", kind=OrgKind.CARRIER, address="0x" + "1" * 40)
+        )
+    with uow:
+        assert uow.organizations.by_name("Gone") is None
+        uow.organizations.add(
+            Organization(name="Kept", kind=OrgKind.CARRIER, address="0x" + "2" * 40)
+        )
+        uow.commit()
+        uow.organizations.add(
+            Organization(name="Late", kind=OrgKind.CARRIER, address="0x" + "3" * 40)
+        )
+        uow.rollback()
+    with uow:
+        assert uow.organizations.by_name("Kept") is not None
+        assert uow.organizations.by_name("Late") is None
+
+
+def test_a_unique_value_stored_twice_is_a_conflict(uow):
+    _org(uow, "One", "0x" + "a" * 40)
+    with pytest.raises(Conflict), uow:
+        uow.organizations.add(
+            Organization(name="Two", kind=OrgKind.RETAILER, address="0x" + "a" * 40)
+        )
+        uow.commit()
+    with uow:
+        assert uow.organizations.by_name("Two") is None
+        uow.operators.add(OperatorAccount(name="Ops"))
+        uow.commit()
+    with pytest.raises(Conflict), uow:
+        uow.operators.add(OperatorAccount(name="Ops"))
+        uow.commit()
+
+
+def test_api_keys_of_both_owner_kinds_by_prefix_page_count_and_revoke(uow):
+    org = Owner(OwnerKind.ORGANIZATION, _org(uow, "Acme", "0x" + "b" * 40))
+    with uow:
+        operator = uow.operators.add(OperatorAccount(name="Staff"))
+        uow.commit()
+    staff = Owner(OwnerKind.OPERATOR, operator.id)
+    with uow:
+        for prefix in ("c3", "a1", "b2"):
+            uow.api_keys.add(KeyRecord(org, prefix, "h" + prefix, T0))
+        uow.api_keys.add(KeyRecord(staff, "d4", "hd4", T0))
+        uow.commit()
+    with uow:
+        found = uow.api_keys.by_prefix("d4")
+        assert (found.owner, found.sha256, found.revoked_at) == (staff, "hd4", None)
+        assert uow.api_keys.by_prefix("a1").owner == org
+        assert uow.api_keys.by_prefix("zz") is None
+        assert [k.prefix for k in uow.api_keys.page(org, None, 2)] == ["a1", "b2"]
+        assert [k.prefix for k in uow.api_keys.page(org, "a1", 10)] == ["b2", "c3"]
+        assert [k.prefix for k in uow.api_keys.page(staff, None, 10)] == ["d4"]
+        assert uow.api_keys.count_active(org) == 3
+        uow.api_keys.revoke("b2", T0 + timedelta(hours=1))
+        uow.commit()
+    with uow:
+        uow.api_keys.revoke("b2", T0 + timedelta(hours=2))  # the first time stays
+        uow.api_keys.revoke("d4", T0 + timedelta(hours=3))
+        uow.commit()
+    with uow:
+        assert _aware(uow.api_keys.by_prefix("b2").revoked_at) == T0 + timedelta(hours=1)
+        assert uow.api_keys.count_active(org) == 2
+        assert uow.api_keys.count_active(staff) == 0
+    with pytest.raises(Conflict), uow:
+        uow.api_keys.add(KeyRecord(staff, "a1", "other", T0))
+        uow.commit()
+
+
+def test_products_by_gtin_paged_per_organization_and_updated_through_add(uow):
+    mine = _org(uow, "Mine", "0x" + "c" * 40)
+    theirs = _org(uow, "Theirs", "0x" + "d" * 40)
+    with uow:
+        for gtin in ("00000000000003", "00000000000001", "00000000000002"):
+            uow.products.add(Product(organization_id=mine, gtin=gtin, name=f"P{gtin[-1]}"))
+        uow.products.add(Product(organization_id=theirs, gtin="00000000000004", name="X"))
+        uow.commit()
+    with uow:
+        page = uow.products.page(mine, None, 2)
+        assert [p.gtin for p in page] == ["00000000000001", "00000000000002"]
+        assert [p.gtin for p in uow.products.page(mine, "00000000000002", 5)] == ["00000000000003"]
+        assert [p.gtin for p in uow.products.page(theirs, None, 5)] == ["00000000000004"]
+        product = uow.products.get("00000000000001")
+        product.attributes = {"colour": "red", "sizes": [1, 2]}
+        product.description = "A thing"
+        uow.products.add(product)
+        uow.commit()
+    with uow:
+        again = uow.products.get("00000000000001")
+        assert again.attributes == {"colour": "red", "sizes": [1, 2]}
+        assert again.description == "A thing"
+        assert uow.products.get("00000000000009") is None
+    with pytest.raises(Conflict), uow:
+        uow.products.add(Product(organization_id=theirs, gtin="00000000000001", name="Dup"))
+        uow.commit()
+    with uow:
+        assert uow.products.get("00000000000001").organization_id == mine
+
+
+def test_racing_suppliers_register_one_gtin_exactly_once(sql_uow):
+    uow = sql_uow
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from provenance_api.schemas import ProductCreate
+    from provenance_api.services import products
+
+    suppliers = [_org(uow, f"Racer {n}", f"0x{n + 100:040x}") for n in range(6)]
+    barrier = Barrier(len(suppliers))
+    data = ProductCreate(gtin="09506000134352", name="Contested")
+
+    def register(organization_id: int) -> str:
+        barrier.wait()
+        try:
+            products.create_product(SqlUnitOfWork(uow.engine), organization_id, data)
+        except Conflict as exc:
+            return exc.message
+        return "created"
+
+    with ThreadPoolExecutor(len(suppliers)) as pool:
+        outcomes = list(pool.map(register, suppliers))
+    assert outcomes.count("created") == 1
+    assert set(outcomes) - {"created"} == {"GTIN 09506000134352 is already registered"}
