@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from flask_openapi3 import Info, OpenAPI
 
 from provenance_api import config
@@ -54,7 +54,7 @@ def create_app(
     app.json = frame.JsonProvider(app)
     runtime = Runtime(app.config)
     app.extensions[EXTENSION] = runtime
-    frame.install(app, unit_of_work or (lambda: SqlUnitOfWork(runtime.engine)))
+    frame.install(app, unit_of_work or (lambda: SqlUnitOfWork(runtime.engine, writes=_writes())))
     errors.register(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
@@ -62,3 +62,8 @@ def create_app(
         app.register_api(module.bp)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app
+
+
+def _writes() -> bool:
+    """Whether the current request may write: reads never wait for SQLite's write lock."""
+    return request.method not in ("GET", "HEAD", "OPTIONS")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from provenance_api import db
 from provenance_api.models import ApiKey, OperatorAccount, OperatorApiKey, Organization, Product
 from provenance_api.services.errors import Conflict
 from provenance_api.services.ports import KeyRecord, Owner, OwnerKind
@@ -191,8 +192,10 @@ class SqlUnitOfWork:
     api_keys: SqlApiKeys
     products: SqlProducts
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, *, writes: bool = True) -> None:
+        # A unit that may write holds SQLite's write lock from its BEGIN (db.for_writing):
+        # one that read first and wrote later would fail with SQLITE_BUSY under contention.
+        self.engine = db.for_writing(engine) if writes else engine
         self.session: Session | None = None
 
     def __enter__(self) -> Self:
