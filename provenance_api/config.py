@@ -115,6 +115,7 @@ NUMBERS: dict[str, Number] = {
     "WRITER_GAS_MARGIN_PERCENT": Number(int, 0, 1000),
     "WRITER_FALLBACK_GAS": Number(int, 21_000, 2**63 - 1),
     "DEV_FUND_WEI": Number(int, 0, 2**256 - 1),
+    "MAX_CONTENT_LENGTH": Number(int, 1024, 2**30),
 }
 
 # The databases we ship a driver for: backend -> the one accepted SQLAlchemy driver.
