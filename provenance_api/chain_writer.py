@@ -5,16 +5,18 @@ that makes a crash harmless: assign a nonce, sign, RECORD the raw transaction an
 only then broadcast. A writer killed anywhere finds on restart either a pending row (nothing
 was signed) or a recorded raw transaction, which it re-sends rather than signing anew.
 
-One writer per signing key: a `writer_lease` row names the holder, renewed every tick, and
-every transaction that records a signature re-checks it under a row lock (a fence), so a
-writer that lost its lease can no longer assign nonces.
+One writer per signing key: a `writer_lease` row names the holder (a random instance id),
+renewed every tick, and every transaction that records a signature re-checks it under a row
+lock (a fence), so a writer that lost its lease can no longer assign nonces. A killed holder's
+lease is taken over once it expires (WRITER_LEASE_SECONDS).
+
+A node's refusal of one write, or any other error of one row, is recorded on that row
+(`error`) and never stops the tick for the others.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -63,6 +65,9 @@ class WriterSettings:
     lease_seconds: float = 15.0
     gas_margin_percent: int = 20
     fallback_gas: int = 1_000_000
+    max_fee_per_gas: int | None = 500 * 10**9
+    max_fee_per_write: int | None = 10**17
+    max_refusals: int = 3
     # py-evm estimates by binary search (a dozen executions per call); on the embedded dev
     # chain a fixed limit is as good, since only gas used is paid.
     estimate_gas: bool = True
@@ -74,6 +79,9 @@ class WriterSettings:
             rebroadcast_after=timedelta(seconds=self.rebroadcast_seconds),
             bump_after=timedelta(seconds=self.bump_seconds),
             bump_percent=Fraction(str(self.fee_bump_percent)),
+            max_fee_per_gas=self.max_fee_per_gas,
+            max_fee_per_write=self.max_fee_per_write,
+            max_refusals=self.max_refusals,
         )
 
 
@@ -89,7 +97,19 @@ def settings_from_config(config: Mapping[str, Any]) -> WriterSettings:
         lease_seconds=float(config["WRITER_LEASE_SECONDS"]),
         gas_margin_percent=int(config["WRITER_GAS_MARGIN_PERCENT"]),
         fallback_gas=int(config["WRITER_FALLBACK_GAS"]),
+        max_fee_per_gas=_wei_or_none(config.get("WRITER_MAX_FEE_PER_GAS_WEI")),
+        max_fee_per_write=_wei_or_none(config.get("WRITER_MAX_FEE_PER_WRITE_WEI")),
     )
+
+
+def _wei_or_none(value: Any) -> int | None:
+    # 0 or empty means "no cap"; an environment variable arrives as text.
+    if value in (None, ""):
+        return None
+    amount = int(str(value), 0) if isinstance(value, str) else int(value)
+    if amount < 0:
+        raise ValueError(f"a fee cap must not be negative, got {amount}")
+    return amount or None
 
 
 def aware(moment: datetime) -> datetime:
@@ -132,13 +152,15 @@ class ChainWriter:
         self.sender = account.address
         self.settings = settings or WriterSettings()
         self.policy = self.settings.policy()
-        self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        # Random: host names and PIDs repeat across containers.
+        self.holder = uuid.uuid4().hex
         self.clock = clock
         self.running = False
         self.last_error: str | None = None
         self.tick_errors: list[str] = []
         self.chain_id = w3.eth.chain_id
         self._addresses: dict[str, str] = {}
+        self._block: Any = None  # the latest block, read at most once per tick
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -163,11 +185,14 @@ class ChainWriter:
     def tick(self) -> bool:
         """One pass: settle or re-send live writes, then sign new ones. True if more is queued."""
         self.tick_errors = []
+        self._block = None
         if not self.take_lease():
             return False
         live = self._live_rows()
         self._advance(live)
-        room = self.settings.batch - sum(1 for row, _ in live if row.status in outbox.LIVE)
+        # Mined writes waiting for depth hold no slot: the window bounds what is unmined.
+        live = self._live_rows()
+        room = self.settings.batch - sum(1 for row, _ in live if row.status in outbox.IN_FLIGHT)
         if room <= 0:
             return False
         signed = self._sign_pending(room)
@@ -176,15 +201,29 @@ class ChainWriter:
         return len(signed) == room
 
     def _guarded(self, write_id: int | None, step: Callable[..., None], *args: Any) -> None:
-        # One write the node refuses (underpriced, out of funds) must not hold up the others;
-        # it is retried next tick and its error shows in /healthz.
+        # One row's trouble (a node error, a value the database refuses) must not hold up the
+        # others: it is recorded on that row, retried next tick, and shows in /healthz.
         try:
             step(*args)
-        except (LeaseLost, sa.exc.SQLAlchemyError):
+        except LeaseLost:
             raise
         except Exception as exc:
             log.warning("write %s: %s", write_id, exc)
-            self.tick_errors.append(f"write {write_id}: {type(exc).__name__}: {exc}")
+            message = f"{type(exc).__name__}: {exc}"
+            self.tick_errors.append(f"write {write_id}: {message}")
+            self._note_error(write_id, message)
+
+    def _note_error(self, write_id: int | None, message: str) -> None:
+        if write_id is None:
+            return
+        try:
+            with session_scope(self.engine) as session:
+                row = session.get(ChainWrite, write_id)
+                if row is not None and row.status not in outbox.FINAL:
+                    row.error = message[:2000]
+                    session.add(row)
+        except sa.exc.SQLAlchemyError:
+            log.warning("could not record the error of write %s", write_id, exc_info=True)
 
     # -- lease ----------------------------------------------------------------------------
 
@@ -209,28 +248,12 @@ class ChainWriter:
             session.flush()
             return True
         if lease.holder != self.holder:
-            if not self._lease_free(lease, now):
+            if aware(lease.expires_at) > now:
                 return False
             lease.last_error = None  # the previous holder's error is not ours
         lease.holder, lease.expires_at, lease.heartbeat_at = self.holder, expires, now
         session.add(lease)
         return True
-
-    def _lease_free(self, lease: WriterLease, now: datetime) -> bool:
-        if aware(lease.expires_at) <= now:
-            return True
-        # A holder on this host whose process is gone (killed) needs no waiting out.
-        host, _, rest = lease.holder.partition("/")
-        pid_text = rest.partition("/")[0]
-        if host != socket.gethostname() or not pid_text.isdigit():
-            return False
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
 
     def release(self) -> None:
         """Give up the lease at once so that a successor need not wait for it to expire."""
@@ -288,31 +311,68 @@ class ChainWriter:
             return
         head = self.w3.eth.block_number
         mined_nonce = self.w3.eth.get_transaction_count(self.sender, "latest")
+        depth_block = max(0, head - self.policy.confirmations)
+        final_nonce = (
+            mined_nonce
+            if self.policy.confirmations == 0
+            else self.w3.eth.get_transaction_count(self.sender, depth_block)
+        )
         suggested: outbox.Fees | None = None
         for row, attempts in live:
-            now = self.clock()
             assert row.nonce is not None
+            if (
+                row.status == WriteStatus.MINED.value
+                and row.block_number is not None
+                and outbox.confirmations(head, row.block_number) < self.policy.confirmations
+            ):
+                continue  # looked at again, receipts read afresh, once deep enough
+            now = self.clock()
             receipts = self._receipts(attempts) if row.nonce < mined_nonce else {}
             latest = attempts[-1] if attempts else None
+            sent_at = aware(latest.broadcast_at) if latest and latest.broadcast_at else None
             known: frozenset[str] = frozenset()
             if (
                 not receipts
                 and latest is not None
-                and latest.broadcast_at is not None
-                and now - aware(latest.broadcast_at) >= self.policy.rebroadcast_after
+                and sent_at is not None
+                and now - sent_at >= self.policy.rebroadcast_after
             ):
                 known = self._known(latest.tx_hash)
-            seen = outbox.Observation(head, mined_nonce, receipts, known)
-            view = [_attempt_view(a) for a in attempts]
-            if (
-                suggested is None
-                and latest is not None
-                and latest.broadcast_at is not None
-                and now - aware(latest.broadcast_at) >= self.policy.bump_after
+            refusal = (
+                outbox.Refusal(row.error or "refused", row.refusals, aware(row.refused_at))
+                if row.refused_at is not None
+                else None
+            )
+            if suggested is None and (
+                (sent_at is not None and now - sent_at >= self.policy.bump_after)
+                or (refusal is not None and refusal.count >= self.policy.max_refusals)
             ):
-                suggested = self._suggested_fees()
-            action = outbox.decide(row.status, row.nonce, view, seen, self.policy, now, suggested)
+                suggested = self._guarded_fees()
+            seen = outbox.Observation(head, mined_nonce, receipts, known, final_nonce)
+            view = [_attempt_view(a) for a in attempts]
+            try:
+                action = outbox.decide(
+                    row.status,
+                    row.nonce,
+                    view,
+                    seen,
+                    self.policy,
+                    now,
+                    suggested,
+                    refusal=refusal,
+                    mined_block=row.block_number,
+                )
+            except outbox.OutboxError as exc:
+                self._note_error(row.id, str(exc))
+                continue
             self._guarded(row.id, self._apply, row, attempts, action)
+
+    def _guarded_fees(self) -> outbox.Fees | None:
+        try:
+            return self._suggested_fees()
+        except Exception:  # a bump can wait for a node that answers
+            log.warning("could not read the suggested fees", exc_info=True)
+            return None
 
     def _receipts(self, attempts: list[ChainTxAttempt]) -> dict[str, outbox.Receipt]:
         found = {}
@@ -323,11 +383,13 @@ class ChainWriter:
                 continue
             if receipt is None or receipt.get("blockNumber") is None:
                 continue
+            created = receipt.get("contractAddress")
             found[attempt.tx_hash] = outbox.Receipt(
                 tx_hash=attempt.tx_hash,
                 block_number=int(receipt["blockNumber"]),
                 succeeded=int(receipt["status"]) == 1,
                 gas_used=int(receipt.get("gasUsed", 0)),
+                contract_address=str(created) if created else None,
             )
         return found
 
@@ -348,13 +410,45 @@ class ChainWriter:
                 assert row.id is not None
                 self._broadcast(row.id, tx_hash)
             case outbox.Replace(fees=fees):
-                self._replace(row, fees)
+                self._replace(row, attempts, fees)
+            case outbox.Fill(fees=fees, reason=reason):
+                self._fill(row, fees, reason)
+            case outbox.Mined(receipt=receipt, confirmations=depth):
+                self._mined(row, receipt, depth)
+            case outbox.Unmine(reason=reason):
+                self._unmine(row, reason)
             case outbox.Confirm(receipt=receipt, confirmations=depth):
                 self._settle(row, WriteStatus.CONFIRMED, receipt, depth, None)
-            case outbox.Fail(receipt=receipt, confirmations=depth, reason=reason):
-                if receipt is not None:
+            case outbox.Fail(receipt=receipt, confirmations=depth, reason=reason, filled=filled):
+                status = WriteStatus.FAILED
+                if receipt is not None and not filled:
                     reason = self._revert_reason(row, receipt) or reason
-                self._settle(row, WriteStatus.FAILED, receipt, depth, reason)
+                    if self._already_done(row):
+                        status, reason = WriteStatus.CONFIRMED, f"already done on chain: {reason}"
+                self._settle(row, status, receipt, depth, reason)
+
+    def _mined(self, row: ChainWrite, receipt: outbox.Receipt, depth: int) -> None:
+        with session_scope(self.engine) as session:
+            stored = session.get(ChainWrite, row.id, with_for_update=True)
+            if stored is None or stored.status not in outbox.LIVE:
+                return
+            stored.status = WriteStatus.MINED.value
+            stored.mined_tx_hash = receipt.tx_hash
+            stored.block_number = receipt.block_number
+            stored.confirmations = depth
+            stored.updated_at = self.clock()
+            session.add(stored)
+
+    def _unmine(self, row: ChainWrite, reason: str) -> None:
+        log.warning("write %s: %s; back to sent", row.id, reason)
+        with session_scope(self.engine) as session:
+            stored = session.get(ChainWrite, row.id, with_for_update=True)
+            if stored is None or stored.status != WriteStatus.MINED.value:
+                return
+            stored.status = WriteStatus.SENT.value
+            stored.mined_tx_hash = stored.block_number = stored.confirmations = None
+            stored.updated_at = self.clock()
+            session.add(stored)
 
     def _settle(
         self,
@@ -378,17 +472,32 @@ class ChainWriter:
                 stored.mined_tx_hash = receipt.tx_hash
                 stored.block_number = receipt.block_number
                 stored.gas_used = receipt.gas_used
+                if status == WriteStatus.CONFIRMED and stored.function == outbox.CONSTRUCTOR:
+                    stored.contract_address = receipt.contract_address
             session.add(stored)
         log.info("write %s %s (nonce %s)", row.id, status.value, row.nonce)
+
+    def _already_done(self, row: ChainWrite) -> bool:
+        if (row.contract, row.function) != ("CustodyLedger", "anchor") or not row.to_address:
+            return False
+        try:
+            abi = load_artifact(row.contract).abi
+            ledger = self.w3.eth.contract(address=row.to_address, abi=abi)
+            batch_id = bytes.fromhex(str(row.args[2]).removeprefix("0x"))
+            batch_root = ledger.functions.batchRoot(batch_id).call()
+        except Exception:  # unknown: fail as the receipt says
+            log.warning("write %s: could not read batchRoot", row.id, exc_info=True)
+            return False
+        return outbox.already_done(row.contract, row.function, row.args, bytes(batch_root))
 
     def _revert_reason(self, row: ChainWrite, receipt: outbox.Receipt) -> str | None:
         artifact = load_artifact(row.contract)  # known: the write was encoded from it
         try:
             tx = self.w3.eth.get_transaction(receipt.tx_hash)
-            self.w3.eth.call(
-                {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]},
-                block_identifier=receipt.block_number - 1,
-            )
+            call = {"from": tx["from"], "data": tx["input"], "gas": tx["gas"]}
+            if tx.get("to"):
+                call["to"] = tx["to"]
+            self.w3.eth.call(call, block_identifier=receipt.block_number - 1)
         except Exception as exc:  # the reason is best effort; the row fails either way
             data = getattr(exc, "data", None)
             if isinstance(data, str) and data.startswith("0x"):
@@ -401,13 +510,22 @@ class ChainWriter:
 
     # -- signing --------------------------------------------------------------------------
 
+    def _latest_block(self) -> Any:
+        if self._block is None:
+            self._block = self.w3.eth.get_block("latest")
+        return self._block
+
     def _suggested_fees(self) -> outbox.Fees:
-        block = self.w3.eth.get_block("latest")
+        block = self._latest_block()
         try:
             tip = int(self.w3.eth.max_priority_fee)
         except Exception:  # not every node implements eth_maxPriorityFeePerGas
             tip = 10**9
         return outbox.initial_fees(int(block.get("baseFeePerGas", 0) or 0), tip)
+
+    def _block_gas_limit(self) -> int | None:
+        limit = self._latest_block().get("gasLimit")
+        return int(limit) if limit else None
 
     def _load_addresses(self) -> None:
         # Read before a signing transaction opens: on SQLite a second session inside it would
@@ -423,38 +541,47 @@ class ChainWriter:
                 f"contract {contract} is not deployed on chain {self.chain_id}"
             ) from None
 
-    def _calldata(self, row: ChainWrite) -> tuple[str, bytes]:
+    def _transaction(self, row: ChainWrite) -> tuple[str | None, bytes]:
+        """(to, data) of a write: a call of a deployed contract, or a contract creation."""
         try:
-            abi = load_artifact(row.contract).abi
+            artifact = load_artifact(row.contract)
         except LookupError as exc:
             raise outbox.OutboxError(str(exc)) from exc
-        entry = outbox.find_function(abi, row.function, len(row.args))
+        entry = outbox.find_function(artifact.abi, row.function, len(row.args))
+        if row.function == outbox.CONSTRUCTOR:
+            return None, outbox.encode_creation(artifact.bytecode, entry, row.args)
         return self._address(row.contract), outbox.encode_call(entry, row.args)
 
-    def _sign(self, to: str, data: bytes, nonce: int, fees: outbox.Fees, gas: int) -> Any:
-        tx = {
+    def _sign(self, to: str | None, data: bytes, nonce: int, fees: outbox.Fees, gas: int) -> Any:
+        tx: dict[str, Any] = {
             "type": 2,
             "chainId": self.chain_id,
             "nonce": nonce,
-            "to": to,
             "value": 0,
             "data": data,
             "gas": gas,
             "maxFeePerGas": fees.max_fee_per_gas,
             "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
         }
+        if to is not None:  # no `to`: a contract creation
+            tx["to"] = to
         return Account.sign_transaction(tx, self.account.key)
 
-    def _estimate(self, to: str, data: bytes) -> int:
-        if not self.settings.estimate_gas:
-            return self.settings.fallback_gas
+    def _estimate(self, to: str | None, data: bytes) -> int:
+        limit = self._block_gas_limit()
+        # Creation code needs far more than the fallback: always ask the node.
+        if not self.settings.estimate_gas and to is not None:
+            return outbox.gas_limit(self.settings.fallback_gas, 0, limit)
+        call: dict[str, Any] = {"from": self.sender, "data": data}
+        if to is not None:
+            call["to"] = to
         try:
-            estimate = self.w3.eth.estimate_gas({"from": self.sender, "to": to, "data": data})
+            estimate = self.w3.eth.estimate_gas(call)
         except Exception:
             # Reverts in estimation are not final (an earlier write still in flight may be what
             # makes this one valid), so send anyway; the receipt decides, in order.
-            return self.settings.fallback_gas
-        return outbox.gas_limit(int(estimate), self.settings.gas_margin_percent)
+            return outbox.gas_limit(self.settings.fallback_gas, 0, limit)
+        return outbox.gas_limit(int(estimate), self.settings.gas_margin_percent, limit)
 
     def _sign_pending(self, limit: int) -> list[tuple[int, str]]:
         """Claim pending rows in id order, sign and RECORD them; return (id, hash) to send."""
@@ -481,46 +608,66 @@ class ChainWriter:
             signed = []
             for row in rows:
                 try:
-                    to, data = self._calldata(row)
+                    to, data = self._transaction(row)
                 except outbox.OutboxError as exc:
                     # Nothing was signed, no nonce is consumed: failing here keeps order intact.
                     row.status, row.error, row.updated_at = WriteStatus.FAILED.value, str(exc), now
                     session.add(row)
                     continue
                 gas = self._estimate(to, data)
-                tx = self._sign(to, data, nonce, fees, gas)
+                capped = outbox.cap_fees(fees, gas, self.policy)
+                tx = self._sign(to, data, nonce, capped, gas)
                 tx_hash = "0x" + bytes(tx.hash).hex()
                 row.nonce, row.to_address, row.status = nonce, to, WriteStatus.SIGNED.value
                 row.updated_at = now
                 session.add(row)
-                session.add(_attempt_row(row, tx_hash, nonce, gas, fees, tx, now))
+                session.add(_attempt_row(row, tx_hash, nonce, gas, capped, tx, now))
                 assert row.id is not None
                 signed.append((row.id, tx_hash))
                 nonce += 1
         return signed
 
-    def _replace(self, row: ChainWrite, fees: outbox.Fees) -> None:
-        now = self.clock()
-        assert row.nonce is not None and row.to_address is not None
+    def _replace(self, row: ChainWrite, attempts: list[ChainTxAttempt], fees: outbox.Fees) -> None:
+        assert row.nonce is not None
+        if attempts and attempts[-1].filler:
+            self._record_and_send(row, self.sender, b"", outbox.FILLER_GAS, fees, filler=True)
+            return
         self._load_addresses()
-        _, data = self._calldata(row)
-        gas = self._estimate(row.to_address, data)
+        to, data = self._transaction(row)
+        gas = max([self._estimate(to, data)] + [int(a.gas) for a in attempts])
+        self._record_and_send(row, to, data, gas, fees, filler=False)
+
+    def _fill(self, row: ChainWrite, fees: outbox.Fees, reason: str) -> None:
+        log.warning("write %s: filling nonce %s after refusals: %s", row.id, row.nonce, reason)
+        self._record_and_send(row, self.sender, b"", outbox.FILLER_GAS, fees, filler=True)
+
+    def _record_and_send(
+        self,
+        row: ChainWrite,
+        to: str | None,
+        data: bytes,
+        gas: int,
+        fees: outbox.Fees,
+        *,
+        filler: bool,
+    ) -> None:
+        """Sign a new attempt for the row's nonce, RECORD it, then send it."""
+        now = self.clock()
+        assert row.nonce is not None and row.id is not None
         with session_scope(self.engine) as session:
             self._fenced(session)
             stored = session.get(ChainWrite, row.id, with_for_update=True)
-            if stored is None or stored.status not in outbox.LIVE:
+            if stored is None or stored.status not in outbox.IN_FLIGHT:
                 return
-            previous_gas = session.exec(
-                select(sa.func.max(ChainTxAttempt.gas)).where(ChainTxAttempt.write_id == row.id)
-            ).one()
-            gas = max(gas, int(previous_gas or 0))
-            tx = self._sign(row.to_address, data, row.nonce, fees, gas)
+            tx = self._sign(to, data, row.nonce, fees, gas)
             tx_hash = "0x" + bytes(tx.hash).hex()
-            session.add(_attempt_row(stored, tx_hash, row.nonce, gas, fees, tx, now))
+            attempt = _attempt_row(stored, tx_hash, row.nonce, gas, fees, tx, now)
+            attempt.filler = filler
+            session.add(attempt)
             stored.status, stored.updated_at = WriteStatus.SIGNED.value, now
             session.add(stored)
-        log.info("write %s: replacement %s with fees %s", row.id, tx_hash, fees)
-        assert row.id is not None
+        kind = "filler" if filler else "replacement"
+        log.info("write %s: %s %s with fees %s", row.id, kind, tx_hash, fees)
         self._broadcast(row.id, tx_hash)
 
     def _broadcast(self, write_id: int, tx_hash: str) -> None:
@@ -534,7 +681,8 @@ class ChainWriter:
         except Exception as exc:
             text = str(exc).lower()
             if not any(marker in text for marker in _ALREADY_IN + _NONCE_USED):
-                raise
+                self._refused(write_id, f"{type(exc).__name__}: {exc}")
+                return
             # Already in the pool or already mined: the next tick reads the receipt.
         now = self.clock()
         with session_scope(self.engine) as session:
@@ -548,7 +696,22 @@ class ChainWriter:
             if row is not None and row.status == WriteStatus.SIGNED.value:
                 row.status, row.updated_at = WriteStatus.SENT.value, now
                 row.sent_at = row.sent_at or now
+                if row.refused_at is not None:  # accepted now: the refusal is history
+                    row.error, row.refused_at = None, None
                 session.add(row)
+
+    def _refused(self, write_id: int, message: str) -> None:
+        """Record the node's refusal on the row; count it if re-sending cannot cure it."""
+        log.warning("write %s refused: %s", write_id, message)
+        self.tick_errors.append(f"write {write_id}: {message}")
+        with session_scope(self.engine) as session:
+            row = session.get(ChainWrite, write_id, with_for_update=True)
+            if row is None or row.status not in outbox.IN_FLIGHT:
+                return
+            row.error, row.refused_at = message[:2000], self.clock()
+            if outbox.refusal_is_permanent(message):
+                row.refusals += 1
+            session.add(row)
 
 
 class LeaseLost(RuntimeError):
@@ -561,6 +724,8 @@ def _attempt_view(attempt: ChainTxAttempt) -> outbox.Attempt:
         fees=outbox.Fees(int(attempt.max_fee_per_gas), int(attempt.max_priority_fee_per_gas)),
         created_at=aware(attempt.created_at),
         broadcast_at=aware(attempt.broadcast_at) if attempt.broadcast_at else None,
+        gas=int(attempt.gas),
+        filler=attempt.filler,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import unicodedata
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +49,7 @@ class WriteStatus(enum.StrEnum):
     PENDING = "pending"
     SIGNED = "signed"
     SENT = "sent"
+    MINED = "mined"
     CONFIRMED = "confirmed"
     FAILED = "failed"
 
@@ -67,8 +69,35 @@ _STATUSES = ", ".join(f"'{s.value}'" for s in WriteStatus)
 _KINDS = ", ".join(f"'{k.value}'" for k in OrgKind)
 
 
+class WeiAmount(sa.types.TypeDecorator):
+    """An amount of wei: NUMERIC(78,0) (any uint256) on PostgreSQL, its decimal text on SQLite.
+
+    SQLite's NUMERIC affinity turns integers beyond 2**63 into floats; text keeps them exact.
+    """
+
+    impl = sa.Numeric(78, 0)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(78))
+        return dialect.type_descriptor(sa.Numeric(78, 0))
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        amount = int(value)
+        if not 0 <= amount < 2**256:
+            raise ValueError(f"{amount} wei is not a uint256")
+        return str(amount) if dialect.name == "sqlite" else Decimal(amount)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> int | None:
+        return None if value is None else int(value)
+
+
 class ChainWrite(SQLModel, table=True):
-    """One owed chain write: a contract call the writer must get mined exactly once."""
+    """One owed chain write: a contract call (or, with function "constructor", a contract
+    creation) the writer must get mined exactly once."""
 
     __tablename__ = "chain_write"
     __table_args__ = (
@@ -91,6 +120,11 @@ class ChainWrite(SQLModel, table=True):
     confirmations: int | None = Field(default=None)
     gas_used: int | None = Field(default=None, sa_type=sa.BigInteger)
     error: str | None = Field(default=None, sa_type=sa.Text)
+    # Refusals by the node for a cause that will not change; at a bound the nonce is filled.
+    refusals: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    refused_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    contract_address: str | None = Field(default=None, max_length=42)
+    retry_of: int | None = Field(default=None, foreign_key="chain_write.id")
     created_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )
@@ -111,8 +145,10 @@ class ChainTxAttempt(SQLModel, table=True):
     tx_hash: str = Field(max_length=66, unique=True)
     nonce: int = Field(sa_type=sa.BigInteger)
     gas: int = Field(sa_type=sa.BigInteger)
-    max_fee_per_gas: int = Field(sa_type=sa.BigInteger)
-    max_priority_fee_per_gas: int = Field(sa_type=sa.BigInteger)
+    max_fee_per_gas: int = Field(sa_type=WeiAmount)
+    max_priority_fee_per_gas: int = Field(sa_type=WeiAmount)
+    # A 0-value transfer to self that fills the nonce of a write the node always refuses.
+    filler: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     raw_tx: str = Field(sa_type=sa.Text)
     created_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
@@ -213,6 +249,7 @@ class ChainWritePublic(SQLModel):
     """What the API and CLI show about an owed write."""
 
     id: int
+    sender: str
     contract: str
     function: str
     args: list[Any]
@@ -222,6 +259,8 @@ class ChainWritePublic(SQLModel):
     block_number: int | None
     confirmations: int | None
     error: str | None
+    contract_address: str | None
+    retry_of: int | None
     created_at: datetime
 
 

@@ -4,12 +4,17 @@ Pure: no I/O; rows, chain observations, fees and the current time are arguments.
 
 Life of a write (`chain_write.status`)::
 
-    pending --assign nonce, sign, RECORD--> signed --broadcast--> sent --mined, deep enough-->
-    confirmed (receipt status 1) | failed (receipt status 0, reverted: the nonce is consumed)
+    pending --assign nonce, sign, RECORD--> signed --broadcast--> sent --in a block--> mined
+    mined --deep enough--> confirmed (receipt status 1, or the work was already done)
+                         | failed (reverted, or its nonce filled: both consume the nonce)
+    mined --receipt gone (reorg)--> sent (the recorded tx is re-sent, never re-signed)
 
-While signed or sent, `decide` looks at every recorded attempt: whichever one is mined settles
-the row; a tx the node no longer knows is re-sent as recorded; one stuck too long is replaced by
-a new attempt with the same nonce and fees raised by at least 10%.
+While live, `decide` looks at every recorded attempt: whichever one is mined settles the row;
+a tx the node no longer knows is re-sent as recorded; one the node accepted but that is stuck
+is replaced with fees raised by at least 10%, never above the caps. A tx the node refuses is
+re-sent as it is (no bump: nothing was accepted); after `max_refusals` refusals for a cause
+that will not change, the nonce is filled with a 0-value transfer to self and the write fails.
+Nothing is judged failed on one look: only at the confirmation depth.
 """
 
 from __future__ import annotations
@@ -28,8 +33,24 @@ from eth_utils import collapse_if_tuple, to_checksum_address
 from contracts_abi import Artifact
 
 MIN_BUMP_PERCENT = Fraction(10)  # geth and anvil reject a replacement below +10%
-LIVE = ("signed", "sent")
+IN_FLIGHT = ("signed", "sent")  # these hold a slot of the writer's window
+LIVE = (*IN_FLIGHT, "mined")
 FINAL = ("confirmed", "failed")
+CONSTRUCTOR = "constructor"  # the `function` of a write that creates a contract
+FILLER_GAS = 21_000
+
+# Node refusals that sending the same transaction again cannot cure (geth, anvil, Besu
+# wording): its gas cannot fit a block, or its data cannot fit its gas or the pool.
+PERMANENT_REFUSALS = (
+    "intrinsic gas too low",
+    "intrinsic gas too high",
+    "exceeds block gas limit",
+    "gas limit reached",
+    "oversized data",
+    "max initcode size exceeded",
+    "initcode size",
+    "gas floor",
+)
 
 
 class OutboxError(ValueError):
@@ -52,6 +73,8 @@ class Attempt:
     fees: Fees
     created_at: datetime
     broadcast_at: datetime | None = None
+    gas: int = 0
+    filler: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,26 +85,43 @@ class Receipt:
     block_number: int
     succeeded: bool
     gas_used: int = 0
+    contract_address: str | None = None
 
 
 @dataclass(frozen=True)
 class Observation:
-    """What the chain says about one live row, read in this order: head, nonce, receipts, pool."""
+    """What the chain says about one live row, read in this order: head, nonces, receipts, pool.
+
+    `final_nonce` is the sender's nonce at `head - confirmations` (None: same as `mined_nonce`).
+    """
 
     head: int
     mined_nonce: int
     receipts: Mapping[str, Receipt]
     known: frozenset[str]
+    final_nonce: int | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What the node said when it last refused this write's transaction."""
+
+    cause: str
+    count: int  # refusals for a cause that will not change
+    at: datetime
 
 
 @dataclass(frozen=True)
 class Policy:
-    """How patient the writer is."""
+    """How patient, and how generous, the writer is."""
 
     confirmations: int = 0
     rebroadcast_after: timedelta = timedelta(seconds=15)
     bump_after: timedelta = timedelta(seconds=60)
     bump_percent: Fraction = Fraction(25, 2)
+    max_fee_per_gas: int | None = None
+    max_fee_per_write: int | None = None
+    max_refusals: int = 3
 
 
 # Actions: what the worker does next with one live row.
@@ -103,6 +143,29 @@ class Replace:
 
 
 @dataclass(frozen=True)
+class Fill:
+    """Sign a 0-value transfer to self with the write's nonce, so later nonces can be mined."""
+
+    fees: Fees
+    reason: str
+
+
+@dataclass(frozen=True)
+class Mined:
+    """An attempt is in a block but not yet deep enough: record it; it holds no slot now."""
+
+    receipt: Receipt
+    confirmations: int
+
+
+@dataclass(frozen=True)
+class Unmine:
+    """The block that held the write is gone (reorg): back to sent, its recorded tx re-sent."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Confirm:
     """The write is mined and deep enough: settle it as confirmed."""
 
@@ -112,11 +175,15 @@ class Confirm:
 
 @dataclass(frozen=True)
 class Fail:
-    """The write is settled but did not take effect; `receipt` is None when no attempt mined."""
+    """The write is settled but did not take effect; `receipt` is None when no attempt mined.
+
+    `filled` is True when the mined transaction is the filler of a refused write.
+    """
 
     receipt: Receipt | None
     confirmations: int
     reason: str
+    filled: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,7 +193,7 @@ class Wait:
     reason: str
 
 
-Action = Broadcast | Replace | Confirm | Fail | Wait
+Action = Broadcast | Replace | Fill | Mined | Unmine | Confirm | Fail | Wait
 
 
 def decide(
@@ -137,12 +204,18 @@ def decide(
     policy: Policy,
     now: datetime,
     suggested: Fees | None = None,
+    *,
+    refusal: Refusal | None = None,
+    mined_block: int | None = None,
 ) -> Action:
-    """The next action for one row, given its recorded attempts and what the chain says."""
+    """The next action for one row, given its recorded attempts and what the chain says.
+
+    `mined_block` is the block recorded when the row became mined.
+    """
     if status in FINAL:
         return Wait(f"already {status}")
     if status not in LIVE:
-        raise OutboxError(f"decide() takes a signed or sent write, not {status!r}")
+        raise OutboxError(f"decide() takes a signed, sent or mined write, not {status!r}")
     if nonce is None or not attempts:
         raise OutboxError(f"a {status} write must have a nonce and at least one attempt")
     for attempt in attempts:
@@ -151,27 +224,67 @@ def decide(
             continue
         depth = confirmations(seen.head, receipt.block_number)
         if depth < policy.confirmations:
-            return Wait(f"mined in block {receipt.block_number}, {depth} confirmations so far")
+            if status == "mined" and mined_block == receipt.block_number:
+                return Wait(f"mined in block {receipt.block_number}, {depth} confirmations so far")
+            return Mined(receipt, depth)
+        if attempt.filler:
+            cause = refusal.cause if refusal is not None else "refused by the node"
+            return Fail(receipt, depth, f"nonce filled after refusals: {cause}", filled=True)
         if receipt.succeeded:
             return Confirm(receipt, depth)
         return Fail(receipt, depth, "reverted")
-    if seen.mined_nonce > nonce:
+    # The receipts were read after the nonce at depth: no receipt of ours and the nonce used
+    # at depth means some other transaction took it, for good.
+    final_nonce = seen.mined_nonce if seen.final_nonce is None else seen.final_nonce
+    if final_nonce > nonce:
         return Fail(
             None,
-            0,
+            policy.confirmations,
             f"nonce {nonce} was consumed by a transaction the outbox did not sign",
         )
+    if status == "mined":
+        return Unmine(f"the block that held nonce {nonce} is no longer on the chain")
     latest = attempts[-1]
-    # Timed from the first send, or from signing when no send succeeded (a node refusing a
-    # replacement as underpriced must not stall the row: it gets bumped again).
-    waited = now - (latest.broadcast_at or latest.created_at)
-    if waited >= policy.bump_after:
-        return Replace(bump_fees(latest.fees, policy.bump_percent, suggested))
+    has_filler = any(attempt.filler for attempt in attempts)
+    if refusal is not None and refusal.count >= policy.max_refusals and not has_filler:
+        fees = _filler_fees(attempts, suggested or latest.fees, policy)
+        return Fill(fees, refusal.cause)
     if latest.broadcast_at is None:
-        return Broadcast(latest.tx_hash, resend=False)
+        # Never accepted: send the same transaction again, paced; bumping would only raise
+        # what is paid once the cause (no funds, say) goes away.
+        if refusal is not None and now - refusal.at < policy.rebroadcast_after:
+            return Wait(f"refused: {refusal.cause}")
+        return Broadcast(latest.tx_hash, resend=refusal is not None)
+    waited = now - latest.broadcast_at
+    if waited >= policy.bump_after:
+        bumped = bump_fees(latest.fees, policy.bump_percent, suggested)
+        capped = cap_fees(bumped, latest.gas, policy)
+        if is_replacement(latest.fees, capped):
+            return Replace(capped)
     if latest.tx_hash not in seen.known and waited >= policy.rebroadcast_after:
         return Broadcast(latest.tx_hash, resend=True)
+    if waited >= policy.bump_after:
+        return Wait("in the mempool at the fee cap")
     return Wait("in the mempool")
+
+
+def _filler_fees(attempts: Sequence[Attempt], base: Fees, policy: Policy) -> Fees:
+    # If some attempt made it into a pool, the filler must outbid it to replace it there.
+    accepted = [a.fees for a in attempts if a.broadcast_at is not None]
+    fees = bump_fees(accepted[-1], policy.bump_percent, base) if accepted else base
+    return cap_fees(fees, FILLER_GAS, policy)
+
+
+def refusal_is_permanent(message: str) -> bool:
+    """Whether a node's refusal names a cause that re-sending cannot cure.
+
+    >>> refusal_is_permanent("intrinsic gas too low: have 30000, want 540000")
+    True
+    >>> refusal_is_permanent("insufficient funds for gas * price + value")
+    False
+    """
+    text = message.lower()
+    return any(marker in text for marker in PERMANENT_REFUSALS)
 
 
 def confirmations(head: int, block_number: int) -> int:
@@ -235,13 +348,59 @@ def bump_fees(previous: Fees, percent: Fraction | float, suggested: Fees | None 
     return Fees(max(cap, tip), tip)
 
 
-def gas_limit(estimate: int, margin_percent: int) -> int:
-    """The node's estimate plus a margin, rounded up.
+def cap_fees(fees: Fees, gas: int, policy: Policy) -> Fees:
+    """`fees` held under the policy's caps: per gas, and per write (cap per write / gas).
 
-    >>> gas_limit(50_000, 20)
-    60000
+    >>> cap_fees(Fees(500, 50), 10, Policy(max_fee_per_gas=300, max_fee_per_write=2_000))
+    Fees(max_fee_per_gas=200, max_priority_fee_per_gas=50)
     """
-    return _ceil(Fraction(estimate) * (100 + margin_percent) / 100)
+    limits = [fees.max_fee_per_gas]
+    if policy.max_fee_per_gas is not None:
+        limits.append(policy.max_fee_per_gas)
+    if policy.max_fee_per_write is not None and gas > 0:
+        limits.append(policy.max_fee_per_write // gas)
+    cap = min(limits)
+    return Fees(cap, min(fees.max_priority_fee_per_gas, cap))
+
+
+def is_replacement(previous: Fees, new: Fees) -> bool:
+    """Whether a node takes `new` in place of `previous`: both caps up by at least 10%.
+
+    >>> is_replacement(Fees(100, 10), Fees(110, 11)), is_replacement(Fees(100, 10), Fees(109, 20))
+    (True, False)
+    """
+    factor = 1 + MIN_BUMP_PERCENT / 100
+    return (
+        new.max_fee_per_gas >= _ceil(previous.max_fee_per_gas * factor)
+        and new.max_priority_fee_per_gas >= _ceil(previous.max_priority_fee_per_gas * factor)
+        and new.max_priority_fee_per_gas > previous.max_priority_fee_per_gas
+    )
+
+
+def gas_limit(estimate: int, margin_percent: int, block_gas_limit: int | None = None) -> int:
+    """The node's estimate plus a margin, rounded up, never above the block gas limit.
+
+    >>> gas_limit(50_000, 20), gas_limit(50_000, 20, 55_000)
+    (60000, 55000)
+    """
+    wanted = _ceil(Fraction(estimate) * (100 + margin_percent) / 100)
+    return wanted if block_gas_limit is None else min(wanted, block_gas_limit)
+
+
+def already_done(contract: str, function: str, args: Sequence[Any], batch_root: bytes) -> bool:
+    """Whether a reverted write's work is on chain anyway: an anchor whose batch id already
+    holds this root (a retried anchor reverts "already anchored"; the contract says: done).
+
+    >>> root = "0x" + "ab" * 32
+    >>> already_done("CustodyLedger", "anchor", [root, 1, "0x" + "00" * 32], bytes([0xAB]) * 32)
+    True
+    """
+    if (contract, function) != ("CustodyLedger", "anchor") or len(args) != 3:
+        return False
+    root = args[0]
+    if isinstance(root, str):
+        root = bytes.fromhex(root.removeprefix("0x"))
+    return bytes(root) == bytes(batch_root) and any(batch_root)
 
 
 def _ceil(value: Fraction | int) -> int:
@@ -252,31 +411,50 @@ def _ceil(value: Fraction | int) -> int:
 
 
 def find_function(abi: Sequence[Mapping[str, Any]], name: str, arity: int) -> Mapping[str, Any]:
-    """The ABI entry of function `name` taking `arity` arguments."""
-    matches = [
-        entry
-        for entry in abi
-        if entry.get("type") == "function"
-        and entry.get("name") == name
-        and len(entry.get("inputs", ())) == arity
-    ]
+    """The ABI entry of function `name` (or of the constructor) taking `arity` arguments."""
+    if name == CONSTRUCTOR:
+        matches = [entry for entry in abi if entry.get("type") == CONSTRUCTOR]
+        if not matches:  # no constructor in the ABI: one taking no arguments
+            matches = [{"type": CONSTRUCTOR, "inputs": []}]
+        matches = [entry for entry in matches if len(entry.get("inputs", ())) == arity]
+    else:
+        matches = [
+            entry
+            for entry in abi
+            if entry.get("type") == "function"
+            and entry.get("name") == name
+            and len(entry.get("inputs", ())) == arity
+        ]
     if len(matches) != 1:
         found = "no" if not matches else "several"
-        raise OutboxError(f"{found} function {name} with {arity} arguments in the ABI")
+        what = "constructor" if name == CONSTRUCTOR else f"function {name}"
+        raise OutboxError(f"{found} {what} with {arity} arguments in the ABI")
     return matches[0]
 
 
 def encode_call(entry: Mapping[str, Any], args: Sequence[Any]) -> bytes:
     """Calldata for `entry` applied to JSON `args` (bytes as 0x-hex, addresses as strings)."""
+    return keccak(_signature(entry).encode())[:4] + _encode_args(entry, args)
+
+
+def encode_creation(bytecode: bytes, entry: Mapping[str, Any], args: Sequence[Any]) -> bytes:
+    """Data of a contract-creation transaction: creation code, then the constructor's args."""
+    return bytes(bytecode) + _encode_args(entry, args)
+
+
+def _signature(entry: Mapping[str, Any]) -> str:
+    types = [collapse_if_tuple(dict(item)) for item in entry.get("inputs", ())]
+    return f"{entry.get('name', CONSTRUCTOR)}({','.join(types)})"
+
+
+def _encode_args(entry: Mapping[str, Any], args: Sequence[Any]) -> bytes:
     inputs = entry.get("inputs", ())
     types = [collapse_if_tuple(dict(item)) for item in inputs]
-    signature = f"{entry['name']}({','.join(types)})"
     try:
         values = [_coerce(item, value) for item, value in zip(inputs, args, strict=True)]
-        encoded = eth_abi.encode(types, values)
+        return eth_abi.encode(types, values)
     except (ValueError, TypeError, eth_abi.exceptions.EncodingError) as exc:
-        raise OutboxError(f"arguments do not fit {signature}: {exc}") from exc
-    return keccak(signature.encode())[:4] + encoded
+        raise OutboxError(f"arguments do not fit {_signature(entry)}: {exc}") from exc
 
 
 def _coerce(item: Mapping[str, Any], value: Any) -> Any:

@@ -17,10 +17,14 @@ from provenance_api.outbox import (
     Confirm,
     Fail,
     Fees,
+    Fill,
+    Mined,
     Observation,
     Policy,
     Receipt,
+    Refusal,
     Replace,
+    Unmine,
     Wait,
 )
 
@@ -34,21 +38,48 @@ POLICY = Policy(
 FEES = Fees(max_fee_per_gas=2_000, max_priority_fee_per_gas=100)
 
 
-def attempt(name: str, sent: datetime | None = T0, fees: Fees = FEES) -> Attempt:
-    return Attempt(tx_hash=name, fees=fees, created_at=T0, broadcast_at=sent)
+def attempt(
+    name: str, sent: datetime | None = T0, fees: Fees = FEES, gas: int = 100_000, filler=False
+) -> Attempt:
+    return Attempt(
+        tx_hash=name, fees=fees, created_at=T0, broadcast_at=sent, gas=gas, filler=filler
+    )
 
 
-def seen(head: int = 100, mined_nonce: int = 5, receipts=(), known=()) -> Observation:
+def seen(
+    head: int = 100, mined_nonce: int = 5, receipts=(), known=(), final_nonce=None
+) -> Observation:
     return Observation(
         head=head,
         mined_nonce=mined_nonce,
         receipts={r.tx_hash: r for r in receipts},
         known=frozenset(known),
+        final_nonce=final_nonce,
     )
 
 
-def decide(attempts, observation, status="sent", nonce=5, now=T0, suggested=None):
-    return outbox.decide(status, nonce, attempts, observation, POLICY, now, suggested)
+def decide(
+    attempts,
+    observation,
+    status="sent",
+    nonce=5,
+    now=T0,
+    suggested=None,
+    policy=POLICY,
+    refusal=None,
+    mined_block=None,
+):
+    return outbox.decide(
+        status,
+        nonce,
+        attempts,
+        observation,
+        policy,
+        now,
+        suggested,
+        refusal=refusal,
+        mined_block=mined_block,
+    )
 
 
 class TestDecide:
@@ -60,10 +91,27 @@ class TestDecide:
         action = decide([attempt("0xa"), attempt("0xb", sent=None)], seen(known={"0xa"}))
         assert action == Broadcast("0xb", resend=False)
 
-    def test_refused_replacement_is_bumped_again_not_retried_forever(self):
+    def test_refused_tx_is_resent_as_it_is_never_bumped(self):
+        # Nothing was accepted, so a higher fee buys nothing; it would only be paid later.
         refused = Attempt("0xb", Fees(2_250, 113), created_at=T0, broadcast_at=None)
-        action = decide([attempt("0xa"), refused], seen(), now=T0 + timedelta(seconds=60))
-        assert action == Replace(Fees(2_532, 128))
+        refusal = Refusal("insufficient funds", 0, T0 + timedelta(seconds=55))
+        later = T0 + timedelta(minutes=5)
+        action = decide([attempt("0xa"), refused], seen(), now=later, refusal=refusal)
+        assert action == Broadcast("0xb", resend=True)
+        soon = T0 + timedelta(seconds=60)
+        assert isinstance(decide([refused], seen(), now=soon, refusal=refusal), Wait)
+
+    def test_an_hour_without_funds_leaves_the_fees_as_they_were(self):
+        attempts = [attempt("0xa", sent=None)]
+        refusal = None
+        now = T0
+        for _ in range(60):
+            action = decide(attempts, seen(), status="signed", now=now, refusal=refusal)
+            assert not isinstance(action, Replace | Fill)
+            if isinstance(action, Broadcast):  # the node refuses it again
+                refusal = Refusal("insufficient funds for gas * price + value", 0, now)
+            now += timedelta(minutes=1)
+        assert action == Broadcast("0xa", resend=True)
 
     def test_in_mempool_waits(self):
         action = decide([attempt("0xa")], seen(known={"0xa"}), now=T0 + timedelta(seconds=30))
@@ -100,11 +148,34 @@ class TestDecide:
         )
         assert action == Replace(Fees(9_000, 500))
 
-    def test_mined_but_shallow_waits_for_depth(self):
+    def test_mined_but_shallow_is_recorded_as_mined(self):
         receipt = Receipt("0xa", block_number=99, succeeded=True)
         action = decide([attempt("0xa")], seen(head=100, mined_nonce=6, receipts=[receipt]))
+        assert action == Mined(receipt, 1)
+
+    def test_mined_and_recorded_waits_for_depth(self):
+        receipt = Receipt("0xa", block_number=99, succeeded=True)
+        observation = seen(head=100, mined_nonce=6, receipts=[receipt])
+        action = decide([attempt("0xa")], observation, status="mined", mined_block=99)
         assert isinstance(action, Wait)
         assert "1 confirmations" in action.reason
+
+    def test_mined_again_in_another_block_after_a_reorg_is_recorded_anew(self):
+        receipt = Receipt("0xa", block_number=100, succeeded=True)
+        observation = seen(head=100, mined_nonce=6, receipts=[receipt])
+        action = decide([attempt("0xa")], observation, status="mined", mined_block=99)
+        assert action == Mined(receipt, 0)
+
+    def test_receipt_gone_sends_a_mined_write_back(self):
+        action = decide([attempt("0xa")], seen(mined_nonce=5), status="mined", mined_block=99)
+        assert isinstance(action, Unmine)
+
+    def test_nonce_used_at_the_head_but_not_at_depth_is_not_failed(self):
+        # One look at the head is not final: the block may be reorged out.
+        observation = seen(mined_nonce=6, final_nonce=5, known={"0xa"})
+        action = decide([attempt("0xa")], observation, now=T0 + timedelta(seconds=30))
+        assert isinstance(action, Wait)
+        assert isinstance(decide([attempt("0xa")], seen(mined_nonce=6, final_nonce=6)), Fail)
 
     def test_mined_deep_enough_confirms(self):
         receipt = Receipt("0xa", block_number=98, succeeded=True, gas_used=50_000)
@@ -122,9 +193,56 @@ class TestDecide:
         action = decide([attempt("0xa"), attempt("0xb")], seen(mined_nonce=6, receipts=[receipt]))
         assert action == Fail(receipt, 10, "reverted")
 
-    def test_reverted_but_shallow_waits(self):
+    def test_reverted_but_shallow_is_not_failed_yet(self):
         receipt = Receipt("0xa", block_number=100, succeeded=False)
         action = decide([attempt("0xa")], seen(mined_nonce=6, receipts=[receipt]))
+        assert action == Mined(receipt, 0)
+
+    def test_permanent_refusals_up_to_the_bound_are_resent(self):
+        refusal = Refusal("intrinsic gas too low", POLICY.max_refusals - 1, T0)
+        action = decide(
+            [attempt("0xa", sent=None)],
+            seen(),
+            "signed",
+            now=T0 + timedelta(minutes=1),
+            refusal=refusal,
+        )
+        assert action == Broadcast("0xa", resend=True)
+
+    def test_permanent_refusals_at_the_bound_fill_the_nonce(self):
+        refusal = Refusal("intrinsic gas too low", POLICY.max_refusals, T0)
+        action = decide(
+            [attempt("0xa", sent=None)],
+            seen(),
+            "signed",
+            suggested=Fees(900, 90),
+            refusal=refusal,
+        )
+        assert action == Fill(Fees(900, 90), "intrinsic gas too low")
+
+    def test_filler_outbids_an_attempt_that_reached_a_pool(self):
+        refusal = Refusal("intrinsic gas too low", 3, T0)
+        attempts = [attempt("0xa"), attempt("0xb", sent=None, fees=Fees(2_250, 113))]
+        action = decide(attempts, seen(), refusal=refusal, suggested=Fees(900, 90))
+        assert isinstance(action, Fill)
+        assert action.fees == outbox.bump_fees(FEES, POLICY.bump_percent, Fees(900, 90))
+
+    def test_filled_nonce_fails_the_write_with_its_cause_at_depth(self):
+        refusal = Refusal("intrinsic gas too low", 3, T0)
+        attempts = [attempt("0xa", sent=None), attempt("0xf", filler=True, gas=21_000)]
+        shallow = Receipt("0xf", block_number=100, succeeded=True)
+        assert decide(attempts, seen(mined_nonce=6, receipts=[shallow]), refusal=refusal) == (
+            Mined(shallow, 0)
+        )
+        deep = Receipt("0xf", block_number=98, succeeded=True)
+        action = decide(attempts, seen(mined_nonce=6, receipts=[deep]), refusal=refusal)
+        assert isinstance(action, Fail) and action.filled
+        assert "intrinsic gas too low" in action.reason
+
+    def test_a_filled_write_is_not_filled_twice(self):
+        refusal = Refusal("intrinsic gas too low", 5, T0)
+        attempts = [attempt("0xa", sent=None), attempt("0xf", filler=True, gas=21_000)]
+        action = decide(attempts, seen(known={"0xf"}), refusal=refusal, now=T0)
         assert isinstance(action, Wait)
 
     def test_nonce_consumed_by_a_foreign_tx_fails_without_receipt(self):
@@ -203,6 +321,54 @@ class TestFees:
     def test_gas_limit_margin(self):
         assert outbox.gas_limit(21_001, 20) == 25_202
 
+    def test_gas_limit_never_above_the_block_gas_limit(self):
+        assert outbox.gas_limit(2_000_000, 20, 1_000_000) == 1_000_000
+
+    def test_fees_are_capped_per_gas_and_per_write(self):
+        policy = Policy(max_fee_per_gas=1_000, max_fee_per_write=50_000_000)
+        assert outbox.cap_fees(Fees(5_000, 2_000), 21_000, policy) == Fees(1_000, 1_000)
+        assert outbox.cap_fees(Fees(5_000, 20), 100_000, policy) == Fees(500, 20)
+        assert outbox.cap_fees(Fees(300, 20), 100_000, policy) == Fees(300, 20)
+        assert outbox.cap_fees(Fees(5_000, 20), 100_000, Policy()) == Fees(5_000, 20)
+
+    def test_bumps_stop_at_the_cap(self):
+        policy = Policy(
+            bump_after=timedelta(seconds=60), max_fee_per_gas=2_400, max_fee_per_write=None
+        )
+        first = attempt("0xa", fees=Fees(2_000, 100))
+        late = T0 + timedelta(seconds=60)
+        action = decide([first], seen(known={"0xa"}), now=late, policy=policy)
+        assert action == Replace(Fees(2_250, 113))
+        second = attempt("0xb", sent=T0, fees=Fees(2_250, 113))
+        # +10% would be 2_475 > 2_400: no replacement a node would take fits under the cap.
+        action = decide([first, second], seen(known={"0xb"}), now=late, policy=policy)
+        assert action == Wait("in the mempool at the fee cap")
+        action = decide([first, second], seen(), now=late, policy=policy)
+        assert action == Broadcast("0xb", resend=True)
+
+    def test_a_day_of_bumps_never_passes_the_caps(self):
+        policy = Policy(bump_after=timedelta(seconds=60), max_fee_per_gas=10**12)
+        attempts = [attempt("0x0", fees=Fees(10**9, 10**8))]
+        now = T0
+        for step in range(24 * 60):
+            now += timedelta(minutes=1)
+            action = decide(attempts, seen(known={attempts[-1].tx_hash}), now=now, policy=policy)
+            if isinstance(action, Replace):
+                attempts.append(attempt(f"0x{step + 1:x}", sent=now, fees=action.fees))
+        assert attempts[-1].fees.max_fee_per_gas <= 10**12
+        assert len(attempts) < 80  # about 1.125**n to reach the cap, then no more
+
+    def test_replacement_rule(self):
+        assert outbox.is_replacement(Fees(100, 10), Fees(110, 11))
+        assert not outbox.is_replacement(Fees(100, 10), Fees(109, 11))
+        assert not outbox.is_replacement(Fees(100, 0), Fees(110, 0))
+
+    def test_refusal_causes(self):
+        assert outbox.refusal_is_permanent("intrinsic gas too low: gas 30000, minimum needed 53000")
+        assert outbox.refusal_is_permanent("Transaction gas limit exceeds block gas limit")
+        assert not outbox.refusal_is_permanent("insufficient funds for gas * price + value")
+        assert not outbox.refusal_is_permanent("replacement transaction underpriced")
+
 
 ABI = [
     {
@@ -261,6 +427,25 @@ class TestCalldata:
     def test_unknown_function_is_named(self):
         with pytest.raises(outbox.OutboxError, match="no function mint with 4 arguments"):
             outbox.find_function(ABI, "mint", 4)
+
+    def test_constructor_data_is_creation_code_then_arguments(self):
+        abi = [{"type": "constructor", "inputs": [{"name": "admin", "type": "address"}]}]
+        admin = "0x" + "ab" * 20
+        entry = outbox.find_function(abi, outbox.CONSTRUCTOR, 1)
+        data = outbox.encode_creation(b"\x60\x80", entry, [admin])
+        assert data == b"\x60\x80" + eth_abi.encode(["address"], [admin])
+        with pytest.raises(outbox.OutboxError, match="no constructor with 2 arguments"):
+            outbox.find_function(abi, outbox.CONSTRUCTOR, 2)
+        with pytest.raises(outbox.OutboxError, match=r"constructor\(address\)"):
+            outbox.encode_creation(b"", entry, ["not an address"])
+        assert outbox.find_function([], outbox.CONSTRUCTOR, 0)["inputs"] == []
+
+    def test_anchor_of_a_batch_already_holding_its_root_is_done(self):
+        root, batch = "0x" + "11" * 32, "0x" + "22" * 32
+        assert outbox.already_done("CustodyLedger", "anchor", [root, 1, batch], b"\x11" * 32)
+        assert not outbox.already_done("CustodyLedger", "anchor", [root, 1, batch], b"\x33" * 32)
+        assert not outbox.already_done("CustodyLedger", "anchor", [root, 1, batch], bytes(32))
+        assert not outbox.already_done("CustodyLedger", "revokeDevice", [root], b"\x11" * 32)
 
     def test_revert_reasons(self):
         custom = keccak(b"LedgerUnknownRoot(bytes32)")[:4] + bytes([0xAA]) * 32
