@@ -35,6 +35,7 @@ from web3.exceptions import TransactionNotFound
 
 from contracts_abi import load_artifact
 from provenance_api import outbox
+from provenance_api.config import ConfigError
 from provenance_api.db import session_scope
 from provenance_api.models import (
     ChainTxAttempt,
@@ -97,18 +98,24 @@ def settings_from_config(config: Mapping[str, Any]) -> WriterSettings:
         lease_seconds=float(config["WRITER_LEASE_SECONDS"]),
         gas_margin_percent=int(config["WRITER_GAS_MARGIN_PERCENT"]),
         fallback_gas=int(config["WRITER_FALLBACK_GAS"]),
-        max_fee_per_gas=_wei_or_none(config.get("WRITER_MAX_FEE_PER_GAS_WEI")),
-        max_fee_per_write=_wei_or_none(config.get("WRITER_MAX_FEE_PER_WRITE_WEI")),
+        max_fee_per_gas=_wei_cap(config, "WRITER_MAX_FEE_PER_GAS_WEI"),
+        max_fee_per_write=_wei_cap(config, "WRITER_MAX_FEE_PER_WRITE_WEI"),
     )
 
 
-def _wei_or_none(value: Any) -> int | None:
+def _wei_cap(config: Mapping[str, Any], name: str) -> int | None:
     # 0 or empty means "no cap"; an environment variable arrives as text.
+    value = config.get(name)
     if value in (None, ""):
         return None
-    amount = int(str(value), 0) if isinstance(value, str) else int(value)
+    try:
+        amount = int(value, 0) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"PROVENANCE_{name} must be a whole number of wei, got {value!r}"
+        ) from None
     if amount < 0:
-        raise ValueError(f"a fee cap must not be negative, got {amount}")
+        raise ConfigError(f"PROVENANCE_{name} must not be negative, got {amount}")
     return amount or None
 
 

@@ -11,6 +11,7 @@ Examples:
   provenance-api chain operators grant 0x... --admin-key-file /media/usb/admin.key
   provenance-api org create "Acme Farms" --kind supplier --json
   provenance-api operator create "Ops team"   # staff: may create organizations via the API
+  provenance-api writes list --failed && provenance-api writes retry 42
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from provenance_api import chain, config, db
 from provenance_api.api.deps import Runtime, runtime
 from provenance_api.app import create_app
 from provenance_api.keys import KeyBoxError
-from provenance_api.models import OrganizationCreate, OrgKind
-from provenance_api.services import deployments, operators, organizations
+from provenance_api.models import ChainWritePublic, OrganizationCreate, OrgKind
+from provenance_api.services import chain_writes, deployments, operators, organizations
 from provenance_api.services.errors import DomainError
 from provenance_api.unit_of_work import SqlUnitOfWork
 
@@ -97,9 +98,13 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
 
 
 def ensure_deployed(rt: Runtime) -> dict[str, str]:
-    """Deploy the contracts this chain lacks (first start) and remember their addresses."""
+    """Deploy the contracts this chain lacks (first start) through the chain writer's outbox."""
     admin = config.admin_address(rt.config)
-    return deployments.ensure_deployed(rt.engine, rt.w3, rt.operator, admin=admin)
+    writer = rt.new_writer()
+    try:
+        return deployments.ensure_deployed(rt.engine, rt.w3, rt.operator, writer.tick, admin=admin)
+    finally:
+        writer.release()
 
 
 def fund_operator(rt: Runtime) -> None:
@@ -430,6 +435,69 @@ def operator_create(name: str, as_json: bool) -> None:
     _emit(shown, as_json)
     if not as_json:
         click.echo("store the API key now: it is not shown again", err=True)
+
+
+@cli.group("writes")
+def writes_group() -> None:
+    """The chain writer's outbox: owed writes, failed ones, retries."""
+
+
+def _write_view(row: Any) -> dict[str, Any]:
+    return ChainWritePublic.model_validate(row, from_attributes=True).model_dump(mode="json")
+
+
+@writes_group.command("list")
+@click.option("--failed", is_flag=True, help="Only failed writes not retried yet.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def writes_list(failed: bool, limit: int, as_json: bool) -> None:
+    """List chain writes, newest first.
+
+    \b
+    Example:
+      provenance-api writes list --failed --json
+    """
+    rt = runtime()
+    db.check_schema(rt.engine)
+    with db.session_scope(rt.engine) as session:
+        rows = chain_writes.list_writes(session, failed=failed, limit=limit)
+        shown = [_write_view(row) for row in rows]
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+        return
+    if not shown:
+        click.echo("no failed writes" if failed else "no writes")
+        return
+    for item in shown:
+        call = f"{item['contract']}.{item['function']}"
+        nonce = "-" if item["nonce"] is None else item["nonce"]
+        line = f"{item['id']:>6}  {item['status']:<9}  nonce {nonce:<6}  {call}"
+        if item["error"]:
+            line += f"  ({item['error']})"
+        click.echo(line)
+
+
+@writes_group.command("retry")
+@click.argument("write_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def writes_retry(write_id: int, as_json: bool) -> None:
+    """Owe a failed write again, as a new write (retrying the same ID twice is one retry).
+
+    \b
+    Example:
+      provenance-api writes retry 42
+    """
+    rt = runtime()
+    db.check_schema(rt.engine)
+    with db.session_scope(rt.engine) as session:
+        row = chain_writes.retry_write(session, write_id)
+        shown = _write_view(row)
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+    else:
+        click.echo(f"write {write_id} owed again as write {shown['id']} ({shown['status']})")
 
 
 def main(argv: list[str] | None = None) -> None:

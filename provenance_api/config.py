@@ -27,6 +27,8 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - WRITER_LEASE_SECONDS, 15: a writer silent this long is presumed dead; another takes over.
 - WRITER_GAS_MARGIN_PERCENT, 20: margin added to the node's gas estimate.
 - WRITER_FALLBACK_GAS, 1000000: gas limit when estimation reverts (sent anyway, keeps order).
+- WRITER_MAX_FEE_PER_GAS_WEI, 500 gwei: no transaction offers more per gas (0: no cap).
+- WRITER_MAX_FEE_PER_WRITE_WEI, 10**17 (0.1 ether): nor more than this in all (0: no cap).
 - DEV_FUND_WEI, 10**21: what `run` gives the operator on the embedded chain or anvil.
 - MAX_CONTENT_LENGTH, 8 MiB: the largest request body; a larger one answers 413.
 """
@@ -73,6 +75,8 @@ DEFAULTS: dict[str, Any] = {
     "WRITER_LEASE_SECONDS": 15.0,
     "WRITER_GAS_MARGIN_PERCENT": 20,
     "WRITER_FALLBACK_GAS": 1_000_000,
+    "WRITER_MAX_FEE_PER_GAS_WEI": 500 * 10**9,
+    "WRITER_MAX_FEE_PER_WRITE_WEI": 10**17,
     "DEV_FUND_WEI": 10**21,
     "JSON_SORT_KEYS": False,
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,

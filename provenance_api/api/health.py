@@ -11,7 +11,7 @@ from sqlmodel import Session
 from provenance_api import chain, db
 from provenance_api.api.deps import runtime
 from provenance_api.chain_writer import lease_status
-from provenance_api.services.chain_writes import unsettled_count
+from provenance_api.services.chain_writes import failed_count, unsettled_count
 from provenance_api.services.deployments import known_addresses
 
 bp = Blueprint("health", __name__)
@@ -34,7 +34,7 @@ def healthz() -> ResponseReturnValue:
     except Exception as exc:  # a down node must show here, not crash the probe
         chain_info["error"] = f"{type(exc).__name__}: {exc}"
 
-    writer: dict[str, Any] = {"running": False, "pending": None, "last_error": None}
+    writer: dict[str, Any] = {"running": False, "pending": None, "failed": None, "last_error": None}
     operator = None
     try:
         operator = rt.operator.address
@@ -45,6 +45,8 @@ def healthz() -> ResponseReturnValue:
             if chain_info["ok"]:
                 chain_info["contracts"] = known_addresses(session, chain_info["chain_id"])
             writer["pending"] = unsettled_count(session, operator)
+            # Failed and not retried: `provenance-api writes list --failed` names them.
+            writer["failed"] = failed_count(session, operator)
         if operator is not None:
             lease = lease_status(rt.engine, operator)
             writer.update(running=lease["running"], last_error=lease["last_error"])
