@@ -345,11 +345,13 @@ class ChainWriter:
                 and now - sent_at >= self.policy.rebroadcast_after
             ):
                 known = self._known(latest.tx_hash)
-            refusal = (
-                outbox.Refusal(row.error or "refused", row.refusals, aware(row.refused_at))
-                if row.refused_at is not None
-                else None
-            )
+            refusal = None
+            if row.refused_at is not None:
+                refusal = outbox.Refusal(
+                    row.error or "refused", row.refusals, aware(row.refused_at)
+                )
+                # Still refused: keep saying so in /healthz between two sends.
+                self.tick_errors.append(f"write {row.id}: {refusal.cause}")
             if suggested is None and (
                 (sent_at is not None and now - sent_at >= self.policy.bump_after)
                 or (refusal is not None and refusal.count >= self.policy.max_refusals)
@@ -700,11 +702,13 @@ class ChainWriter:
                 attempt.broadcast_at = now
                 session.add(attempt)
             row = session.get(ChainWrite, write_id)
-            if row is not None and row.status == WriteStatus.SIGNED.value:
-                row.status, row.updated_at = WriteStatus.SENT.value, now
-                row.sent_at = row.sent_at or now
-                if row.refused_at is not None:  # accepted now: the refusal is history
-                    row.error, row.refused_at = None, None
+            if row is not None and row.status in outbox.IN_FLIGHT:
+                if row.status == WriteStatus.SIGNED.value:
+                    row.status, row.updated_at = WriteStatus.SENT.value, now
+                    row.sent_at = row.sent_at or now
+                # Accepted now: the refusals are history (unless this fills their nonce).
+                if row.refused_at is not None and not attempt.filler:
+                    row.error, row.refused_at, row.refusals = None, None, 0
                 session.add(row)
 
     def _refused(self, write_id: int, message: str) -> None:

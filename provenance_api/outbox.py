@@ -249,10 +249,12 @@ def decide(
     if refusal is not None and refusal.count >= policy.max_refusals and not has_filler:
         fees = _filler_fees(attempts, suggested or latest.fees, policy)
         return Fill(fees, refusal.cause)
+    refused_lately = refusal is not None and now - refusal.at < policy.rebroadcast_after
     if latest.broadcast_at is None:
         # Never accepted: send the same transaction again, paced; bumping would only raise
         # what is paid once the cause (no funds, say) goes away.
-        if refusal is not None and now - refusal.at < policy.rebroadcast_after:
+        if refused_lately:
+            assert refusal is not None
             return Wait(f"refused: {refusal.cause}")
         return Broadcast(latest.tx_hash, resend=refusal is not None)
     waited = now - latest.broadcast_at
@@ -261,7 +263,11 @@ def decide(
         capped = cap_fees(bumped, latest.gas, policy)
         if is_replacement(latest.fees, capped):
             return Replace(capped)
-    if latest.tx_hash not in seen.known and waited >= policy.rebroadcast_after:
+    if (
+        latest.tx_hash not in seen.known
+        and waited >= policy.rebroadcast_after
+        and not refused_lately
+    ):
         return Broadcast(latest.tx_hash, resend=True)
     if waited >= policy.bump_after:
         return Wait("in the mempool at the fee cap")

@@ -64,7 +64,7 @@ def test_healthz_on_a_ready_embedded_stack(app):
     assert isinstance(body["chain"]["chain_id"], int)
     assert isinstance(body["chain"]["block"], int)
     assert body["chain"]["contracts"] == addresses
-    assert body["writer"] == {"running": False, "pending": 0, "last_error": None}
+    assert body["writer"] == {"running": False, "pending": 0, "failed": 0, "last_error": None}
 
     with db.session_scope(rt.engine) as session:
         owe_write(

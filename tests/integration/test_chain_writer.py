@@ -17,18 +17,31 @@ import textwrap
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from eth_account import Account
 from sqlmodel import Session, select
 
 from provenance_api import chain, db
 from provenance_api.app import create_app
-from provenance_api.chain_writer import ChainWriter, WriterSettings, lease_status
+from provenance_api.chain_writer import (
+    ChainWriter,
+    WriterSettings,
+    lease_status,
+    settings_from_config,
+)
 from provenance_api.cli import ensure_deployed, fund_operator
 from provenance_api.models import ChainTxAttempt, ChainWrite
-from provenance_api.services.chain_writes import owe_write, unsettled_count
+from provenance_api.services.chain_writes import (
+    list_writes,
+    owe_write,
+    retry_write,
+    unsettled_count,
+)
+from provenance_api.services.deployments import known_addresses
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,7 +114,7 @@ def owe_anchors(rt, roots: list[bytes], prefix: str = "anchor") -> None:
 def rows(rt) -> list[ChainWrite]:
     """The owed writes of a test, without the deployments `make_app` owed."""
     with Session(rt.engine) as session:
-        query = select(ChainWrite).where(ChainWrite.function != "constructor")
+        query = select(ChainWrite).where(~ChainWrite.idempotency_key.startswith("deploy-"))
         return list(session.exec(query.order_by(ChainWrite.id)))
 
 
@@ -114,6 +127,11 @@ def attempts_of(rt, write_id: int) -> list[ChainTxAttempt]:
                 .order_by(ChainTxAttempt.id)
             )
         )
+
+
+def unsettled(rt) -> int:
+    with Session(rt.engine) as session:
+        return unsettled_count(session, rt.operator.address)
 
 
 def drain(writer: ChainWriter, rt, timeout: float = 60.0) -> None:
@@ -129,8 +147,6 @@ def drain(writer: ChainWriter, rt, timeout: float = 60.0) -> None:
 
 def anchored_roots(rt) -> list[bytes]:
     with Session(rt.engine) as session:
-        from provenance_api.services.deployments import known_addresses
-
         address = known_addresses(session, rt.w3.eth.chain_id)["CustodyLedger"]
     ledger = chain.contract(rt.w3, "CustodyLedger", address)
     logs = ledger.events.RootAnchored().get_logs(from_block=0)
@@ -446,3 +462,340 @@ def test_refused_send_is_retried_and_reported_without_blocking(tmp_path, anvil_u
     assert len(attempts_of(rt, row.id)) == 1
     assert lease_status(rt.engine, poor.address)["running"] is False  # released on stop
     rt.close()
+
+
+class Clock:
+    """The writer's clock, moved by the test: an hour passes in a few seconds."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.mark.anvil
+def test_an_hour_without_funds_then_a_top_up_pays_the_normal_fee(tmp_path, anvil_url):
+    cap = 20 * 10**9
+    app, rt = make_app(tmp_path, anvil_url, CONFIRMATIONS=0, WRITER_MAX_FEE_PER_GAS_WEI=cap)
+    operator = rt.operator.address
+    balance = rt.w3.eth.get_balance(operator)
+    rpc(anvil_url, "anvil_setBalance", [operator, "0x0"])
+    roots = [os.urandom(32) for _ in range(4)]
+    owe_anchors(rt, roots)
+    clock = Clock()
+    writer = ChainWriter(
+        rt.engine, rt.w3, rt.operator, settings_from_config(app.config), clock=clock
+    )
+    for _ in range(60):  # a tick a minute for an hour, every send refused
+        writer.tick()
+        clock.advance(60)
+    for row in rows(rt):
+        assert row.status == "signed"
+        assert "insufficient funds" in row.error.lower()  # on the row, not only in the log
+    first_fees = {r.id: attempts_of(rt, r.id)[0].max_fee_per_gas for r in rows(rt)}
+    assert all(len(attempts_of(rt, r.id)) == 1 for r in rows(rt))  # nothing accepted, no bump
+
+    rpc(anvil_url, "anvil_setBalance", [operator, hex(balance)])
+    deadline = time.monotonic() + 30
+    while any(r.status != "confirmed" for r in rows(rt)):
+        assert time.monotonic() < deadline, [(r.status, r.error) for r in rows(rt)]
+        writer.tick()
+        clock.advance(1)
+    assert anchored_roots(rt) == roots  # the queue moved on, in order
+    for row in rows(rt):
+        (attempt,) = attempts_of(rt, row.id)
+        assert attempt.max_fee_per_gas == first_fees[row.id] <= cap
+        assert row.error is None
+        tx = rt.w3.eth.get_transaction(row.mined_tx_hash)
+        assert tx["maxFeePerGas"] <= cap
+    rt.close()
+
+
+@pytest.mark.anvil
+def test_fees_stop_at_the_cap_while_a_write_is_stuck(tmp_path, anvil_url):
+    cap = 3 * 10**9
+    _app, rt = make_app(tmp_path, anvil_url, CONFIRMATIONS=0)
+    rpc(anvil_url, "evm_setAutomine", [False])
+    owe_anchors(rt, [os.urandom(32)])
+    settings = WriterSettings(bump_seconds=60, max_fee_per_gas=cap, max_fee_per_write=None)
+    clock = Clock()
+    writer = ChainWriter(rt.engine, rt.w3, rt.operator, settings, clock=clock)
+    for _ in range(120):  # two hours unmined
+        writer.tick()
+        clock.advance(60)
+    (row,) = rows(rt)
+    attempts = attempts_of(rt, row.id)
+    assert 1 < len(attempts) < 12
+    assert all(a.max_fee_per_gas <= cap for a in attempts)
+    rpc(anvil_url, "evm_mine")
+    writer.tick()
+    assert rows(rt)[0].status == "confirmed"
+    rt.close()
+
+
+@pytest.mark.anvil
+def test_fallback_gas_above_the_block_gas_limit_is_clamped(tmp_path, anvil_url):
+    _app, rt = make_app(tmp_path, anvil_url, CONFIRMATIONS=0, WRITER_FALLBACK_GAS=10**9)
+    root = os.urandom(32)
+    owe_anchors(rt, [root])
+    with db.session_scope(rt.engine) as session:  # estimation reverts: the fallback gas is used
+        owe_write(
+            session,
+            sender=rt.operator.address,
+            contract="CustodyLedger",
+            function="anchor",
+            args=[os.urandom(32), 0, os.urandom(32)],
+            idempotency_key="empty batch",
+        )
+    after = os.urandom(32)
+    owe_anchors(rt, [after], prefix="after")
+    drain(rt.new_writer(), rt)
+    first, empty, last = rows(rt)
+    assert (first.status, empty.status, last.status) == ("confirmed", "failed", "confirmed")
+    limit = rt.w3.eth.get_block("latest")["gasLimit"]
+    assert attempts_of(rt, empty.id)[0].gas == limit
+    assert "LedgerInvalidBatch" in empty.error
+    assert anchored_roots(rt) == [root, after]
+    rt.close()
+
+
+@pytest.mark.anvil
+def test_a_write_the_node_always_refuses_is_filled_and_failed_and_the_queue_moves_on(
+    tmp_path, anvil_url
+):
+    _app, rt = make_app(tmp_path, anvil_url, CONFIRMATIONS=0)
+    rpc(anvil_url, "evm_setAutomine", [False])
+    owe_anchors(rt, [os.urandom(32)], prefix="before")
+    with db.session_scope(rt.engine) as session:  # a big one: a contract creation
+        owe_write(
+            session,
+            sender=rt.operator.address,
+            contract="CustodyLedger",
+            function="constructor",
+            args=[rt.operator.address],
+            idempotency_key="big",
+        )
+    later = [os.urandom(32) for _ in range(3)]
+    owe_anchors(rt, later, prefix="later")
+    settings = WriterSettings(rebroadcast_seconds=0.0, bump_seconds=3600, max_refusals=3)
+    writer = ChainWriter(rt.engine, rt.w3, rt.operator, settings)
+    writer.tick()
+    before, big, *rest = rows(rt)
+    (attempt,) = attempts_of(rt, big.id)
+    assert attempt.gas > 500_000 and big.status == "sent"
+    # The node forgets it, and the network lowers its block gas limit: from now on every
+    # send of the recorded transaction is refused for good.
+    rpc(anvil_url, "anvil_dropTransaction", [attempt.tx_hash])
+    rpc(anvil_url, "anvil_setBlockGasLimit", [hex(500_000)])
+    deadline = time.monotonic() + 60
+    while unsettled(rt):
+        assert time.monotonic() < deadline, [(r.status, r.error) for r in rows(rt)]
+        rpc(anvil_url, "evm_mine")
+        writer.tick()
+    before, big, *rest = rows(rt)
+    assert before.status == "confirmed"
+    assert [r.status for r in rest] == ["confirmed"] * 3
+    assert big.status == "failed"
+    assert "intrinsic gas too high" in big.error
+    # Its nonce went to a 0-value transfer to self; the nonces stay contiguous.
+    filler = attempts_of(rt, big.id)[-1]
+    assert filler.filler and big.mined_tx_hash == filler.tx_hash
+    tx = rt.w3.eth.get_transaction(filler.tx_hash)
+    assert (tx["to"], tx["value"], tx["nonce"]) == (rt.operator.address, 0, big.nonce)
+    assert [r.nonce for r in rows(rt)] == list(range(before.nonce, before.nonce + 5))
+    assert anchored_roots(rt)[-3:] == later
+
+    # The operator sees it and owes it again.
+    client = _app.test_client()
+    assert client.get("/healthz").get_json()["writer"]["failed"] == 1
+    with db.session_scope(rt.engine) as session:
+        assert [w.id for w in list_writes(session, failed=True)] == [big.id]
+        retry = retry_write(session, big.id)
+        assert retry_write(session, big.id).id == retry.id  # retrying twice is one retry
+    assert client.get("/healthz").get_json()["writer"]["failed"] == 0
+    rt.close()
+
+
+@pytest.mark.anvil
+def test_a_reorg_within_the_confirmation_depth_loses_and_repeats_nothing(tmp_path, anvil_url):
+    with Miner(anvil_url, 0.1):
+        _app, rt = make_app(tmp_path, anvil_url, CONFIRMATIONS=3)
+    roots = [os.urandom(32) for _ in range(4)]
+    owe_anchors(rt, roots)
+    settings = WriterSettings(confirmations=3, rebroadcast_seconds=0.0, bump_seconds=3600)
+    writer = ChainWriter(rt.engine, rt.w3, rt.operator, settings)
+    writer.tick()
+    rpc(anvil_url, "evm_mine")
+    writer.tick()
+    mined = rows(rt)
+    assert [r.status for r in mined] == ["mined"] * 4
+    originals = {r.id: attempts_of(rt, r.id)[0] for r in mined}
+
+    # The block goes; in the new one the operator's key spent the first write's nonce on
+    # something else (a double spend the writer must not take as final).
+    foreign = rt.operator.sign_transaction(
+        {
+            "type": 2,
+            "chainId": rt.w3.eth.chain_id,
+            "nonce": mined[0].nonce,
+            "to": rt.operator.address,
+            "value": 1,
+            "gas": 21_000,
+            "maxFeePerGas": 10**11,
+            "maxPriorityFeePerGas": 10**9,
+        }
+    )
+    rpc(anvil_url, "anvil_reorg", [1, [["0x" + bytes(foreign.raw_transaction).hex(), 0]]])
+    for _ in range(3):
+        writer.tick()
+        assert not any(r.status in ("failed", "confirmed") for r in rows(rt)), "judged on one look"
+        rpc(anvil_url, "evm_mine")
+    # ...and that fork loses: the canonical chain holds the writes after all, once each.
+    raw = [["0x" + originals[r.id].raw_tx.removeprefix("0x"), 0] for r in mined]
+    rpc(anvil_url, "anvil_reorg", [4, raw])
+    deadline = time.monotonic() + 30
+    while unsettled(rt):
+        assert time.monotonic() < deadline, [(r.status, r.error) for r in rows(rt)]
+        rpc(anvil_url, "evm_mine")
+        writer.tick()
+    settled = rows(rt)
+    assert [r.status for r in settled] == ["confirmed"] * 4
+    for row in settled:
+        assert row.mined_tx_hash == originals[row.id].tx_hash
+        assert len(attempts_of(rt, row.id)) == 1
+        assert rt.w3.eth.get_block_number() - row.block_number >= 3
+    assert anchored_roots(rt) == roots
+    rt.close()
+
+
+@pytest.mark.anvil
+def test_a_reorg_that_drops_mined_writes_sends_them_back_and_mines_them_once(tmp_path, anvil_url):
+    with Miner(anvil_url, 0.1):
+        _app, rt = make_app(tmp_path, anvil_url, CONFIRMATIONS=2)
+    roots = [os.urandom(32) for _ in range(5)]
+    owe_anchors(rt, roots)
+    settings = WriterSettings(confirmations=2, rebroadcast_seconds=0.0, bump_seconds=3600)
+    writer = ChainWriter(rt.engine, rt.w3, rt.operator, settings)
+    writer.tick()
+    rpc(anvil_url, "evm_mine")
+    writer.tick()
+    assert [r.status for r in rows(rt)] == ["mined"] * 5
+    rpc(anvil_url, "anvil_reorg", [1, []])  # the block is replaced by an empty one
+    rpc(anvil_url, "evm_mine")
+    rpc(anvil_url, "evm_mine")
+    writer.tick()  # deep enough to look again: no receipt, back to sent, re-sent as recorded
+    assert [r.status for r in rows(rt)] == ["sent"] * 5
+    deadline = time.monotonic() + 30
+    while unsettled(rt):
+        assert time.monotonic() < deadline, [(r.status, r.error) for r in rows(rt)]
+        rpc(anvil_url, "evm_mine")
+        writer.tick()
+    assert [r.status for r in rows(rt)] == ["confirmed"] * 5
+    assert all(len(attempts_of(rt, r.id)) == 1 for r in rows(rt))
+    assert anchored_roots(rt) == roots
+    rt.close()
+
+
+def test_an_already_anchored_batch_is_done_not_failed(tmp_path):
+    _app, rt = make_app(tmp_path)
+    root, batch = os.urandom(32), os.urandom(32)
+    other = os.urandom(32)
+    with db.session_scope(rt.engine) as session:
+        for key, args in [
+            ("first", [root, 1, batch]),
+            ("retried", [root, 1, batch]),  # the same batch, owed again under another key
+            ("other-batch", [root, 1, other]),  # the same root for another batch: an error
+        ]:
+            owe_write(
+                session,
+                sender=rt.operator.address,
+                contract="CustodyLedger",
+                function="anchor",
+                args=args,
+                idempotency_key=key,
+            )
+    drain(rt.new_writer(), rt)
+    first, retried, other_batch = rows(rt)
+    assert first.status == "confirmed" and first.error is None
+    assert retried.status == "confirmed"
+    assert "already done" in retried.error
+    assert other_batch.status == "failed"
+    assert "LedgerRootAlreadyAnchored" in other_batch.error
+    rt.close()
+
+
+def test_deploys_go_through_the_outbox(tmp_path):
+    _app, rt = make_app(tmp_path)  # make_app deployed
+    with Session(rt.engine) as session:
+        deploys = list(session.exec(select(ChainWrite).where(ChainWrite.function == "constructor")))
+        addresses = known_addresses(session, rt.w3.eth.chain_id)
+    assert sorted(d.contract for d in deploys) == sorted(addresses)
+    for row in deploys:
+        assert row.status == "confirmed"
+        assert row.contract_address == addresses[row.contract]
+        assert row.to_address is None
+    assert sorted(r.nonce for r in deploys) == [0, 1]  # the operator's first nonces
+    assert ensure_deployed(rt) == addresses  # nothing owed twice
+    with Session(rt.engine) as session:
+        count = session.exec(select(sa.func.count()).select_from(ChainWrite)).one()
+    assert count == len(deploys)
+    rt.close()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_simultaneous_enqueues_of_one_key_answer_with_one_write(tmp_path, request, backend):
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+    url = url or f"sqlite:///{tmp_path / 'race.sqlite3'}"
+    db.upgrade(url)
+    engine = db.make_engine(url, pool_size=20) if backend == "postgres" else db.make_engine(url)
+    sender = Account.create().address
+    threads = 12
+    barrier = threading.Barrier(threads)
+    results: list[object] = []
+
+    def enqueue() -> None:
+        try:
+            if backend == "sqlite":
+                # A write transaction holds SQLite's one write lock from its BEGIN: meet first.
+                barrier.wait(timeout=10)
+            with db.session_scope(engine) as session:
+                if backend == "postgres":
+                    # Each looks before any inserts: the window the race needs.
+                    query = select(ChainWrite).where(ChainWrite.idempotency_key == "k")
+                    assert session.exec(query).first() is None
+                    barrier.wait(timeout=10)
+                row = owe_write(
+                    session,
+                    sender=sender,
+                    contract="CustodyLedger",
+                    function="anchor",
+                    args=["0x" + "01" * 32, 1, "0x" + "02" * 32],
+                    idempotency_key="k",
+                )
+                row_id = row.id
+            results.append(row_id)
+        except Exception as exc:
+            results.append(exc)
+
+    for _round in range(3):
+        results.clear()
+        with db.session_scope(engine) as session:
+            session.exec(sa.delete(ChainWrite))
+        barrier.reset()
+        workers = [threading.Thread(target=enqueue) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        errors = [r for r in results if isinstance(r, Exception)]
+        assert not errors, errors
+        with Session(engine) as session:
+            (only,) = session.exec(select(ChainWrite)).all()
+        assert set(results) == {only.id}
+    engine.dispose()
