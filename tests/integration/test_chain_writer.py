@@ -799,3 +799,69 @@ def test_simultaneous_enqueues_of_one_key_answer_with_one_write(tmp_path, reques
             (only,) = session.exec(select(ChainWrite)).all()
         assert set(results) == {only.id}
     engine.dispose()
+
+
+def test_writes_list_and_retry_through_the_cli(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from provenance_api import config
+    from provenance_api.cli import cli
+
+    for name in config.SECRET_SETTINGS:
+        monkeypatch.delenv(f"PROVENANCE_{name}", raising=False)
+    env = {"PROVENANCE_DATA_DIR": str(tmp_path)}
+    config.ensure_secrets(tmp_path)
+    settings = config.build({"DATA_DIR": str(tmp_path)})
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["chain", "deploy"], env=env)
+    assert result.exit_code == 0, result.output
+    operator = Account.from_key(settings["OPERATOR_KEY"]).address
+    engine = db.make_engine(settings["DATABASE_URL"])
+    with db.session_scope(engine) as session:
+        for key, count in [("good", 1), ("empty", 0)]:  # an empty batch reverts
+            owe_write(
+                session,
+                sender=operator,
+                contract="CustodyLedger",
+                function="anchor",
+                args=[os.urandom(32), count, os.urandom(32)],
+                idempotency_key=key,
+            )
+    result = runner.invoke(cli, ["worker", "--once"], env=env)
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["worker", "--once"], env=env)  # settles what was sent
+    assert result.exit_code == 0, result.output
+
+    result = runner.invoke(cli, ["writes", "list", "--failed", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    (failed,) = json.loads(result.output)
+    assert failed["status"] == "failed" and "LedgerInvalidBatch" in failed["error"]
+    result = runner.invoke(cli, ["writes", "list"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "failed" in result.output and "LedgerInvalidBatch" in result.output
+    assert result.output.count("confirmed") == 3  # two deployments and the good anchor
+
+    result = runner.invoke(cli, ["writes", "retry", str(failed["id"]), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    retried = json.loads(result.output)
+    assert (retried["status"], retried["retry_of"]) == ("pending", failed["id"])
+    assert retried["args"] == failed["args"]
+    again = runner.invoke(cli, ["writes", "retry", str(failed["id"])], env=env)
+    assert again.exit_code == 0 and f"as write {retried['id']}" in again.output
+    result = runner.invoke(cli, ["writes", "list", "--failed"], env=env)
+    assert result.output.strip() == "no failed writes"
+
+    for args, code, words in [
+        (["writes", "retry", "999999"], 1, "no chain write 999999"),
+        (["writes", "retry", str(retried["id"])], 1, "only a failed write"),
+        (["writes", "retry", "abc"], 2, "not a valid integer"),
+        (["writes", "list", "--limit", "0"], 2, "--limit"),
+    ]:
+        result = runner.invoke(cli, args, env=env)
+        assert result.exit_code == code, result.output
+        assert words in result.output
+        assert "Traceback" not in result.output
+    with Session(engine) as session:
+        assert unsettled_count(session, operator) == 1  # the retry, owed once
+    engine.dispose()
