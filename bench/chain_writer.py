@@ -1,7 +1,10 @@
 """Owed writes per second through the chain-writer outbox, embedded chain and anvil.
 
-Run: python bench/chain_writer.py [--writes N]
-Prints `chain_writer_embedded_writes_per_s: N` and `chain_writer_anvil_writes_per_s: N`.
+Run: python bench/chain_writer.py [--writes N] [--block-writes N]
+Prints `chain_writer_embedded_writes_per_s: N` and `chain_writer_anvil_writes_per_s: N`
+(automine, no confirmations), then `rpc_writes_per_s_2s_blocks: N`: anvil mining a block
+every 2 s, CONFIRMATIONS=2, the default settings otherwise; timed from the first signature to
+the last write confirmed at depth, so it includes the last writes' 2 confirmations.
 """
 
 from __future__ import annotations
@@ -39,11 +42,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_anvil() -> tuple[subprocess.Popen, str]:
+def start_anvil(*extra: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -63,14 +66,14 @@ def start_anvil() -> tuple[subprocess.Popen, str]:
             time.sleep(0.05)
 
 
-def writes_per_second(data_dir: Path, chain_url: str, writes: int) -> float:
+def writes_per_second(data_dir: Path, chain_url: str, writes: int, confirmations: int = 0) -> float:
     """Owe `writes` anchors in one transaction, then time the writer until all are confirmed."""
     app = create_app(
         {
             "TESTING": True,
             "DATA_DIR": str(data_dir),
             "CHAIN_URL": chain_url,
-            "CONFIRMATIONS": 0,
+            "CONFIRMATIONS": confirmations,
             "OPERATOR_KEY": Account.create().key.hex(),
         }
     )
@@ -103,6 +106,9 @@ def writes_per_second(data_dir: Path, chain_url: str, writes: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=200, help="owed writes per backend")
+    parser.add_argument(
+        "--block-writes", type=int, default=1000, help="owed writes with 2 s blocks"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rate = writes_per_second(Path(tmp) / "embedded", "", args.writes)
@@ -114,6 +120,13 @@ def main() -> None:
         try:
             rate = writes_per_second(Path(tmp) / "anvil", url, args.writes)
             print(f"chain_writer_anvil_writes_per_s: {rate:.1f}")
+        finally:
+            anvil.terminate()
+            anvil.wait(timeout=10)
+        anvil, url = start_anvil("--block-time", "2")
+        try:
+            rate = writes_per_second(Path(tmp) / "blocks", url, args.block_writes, 2)
+            print(f"rpc_writes_per_s_2s_blocks: {rate:.1f}")
         finally:
             anvil.terminate()
             anvil.wait(timeout=10)

@@ -20,7 +20,7 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - SECRET_KEY, from the secrets file: Flask's session secret.
 - KEY_ENCRYPTION_KEY, from the secrets file: base64 AES-256 key for organization keys.
 - WRITER_POLL_SECONDS, 0.5: how often the chain writer looks for work.
-- WRITER_BATCH, 64: most writes signed per tick (the in-flight window).
+- WRITER_BATCH, 64: most writes signed per tick.
 - WRITER_FEE_BUMP_PERCENT, 12.5: fee increase of a replacement transaction (at least 10).
 - WRITER_REBROADCAST_SECONDS, 15: a sent tx the node no longer knows is re-sent after this.
 - WRITER_BUMP_SECONDS, 60: a tx still unmined after this is replaced with higher fees.
@@ -29,6 +29,7 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - WRITER_FALLBACK_GAS, 1000000: gas limit when estimation reverts (sent anyway, keeps order).
 - WRITER_MAX_FEE_PER_GAS_WEI, 500 gwei: no transaction offers more per gas (0: no cap).
 - WRITER_MAX_FEE_PER_WRITE_WEI, 10**17 (0.1 ether): nor more than this in all (0: no cap).
+- WRITER_WINDOW, 256: most writes sent and not yet mined (mined ones hold no slot).
 - DEV_FUND_WEI, 10**21: what `run` gives the operator on the embedded chain or anvil.
 - MAX_CONTENT_LENGTH, 8 MiB: the largest request body; a larger one answers 413.
 """
@@ -77,6 +78,7 @@ DEFAULTS: dict[str, Any] = {
     "WRITER_FALLBACK_GAS": 1_000_000,
     "WRITER_MAX_FEE_PER_GAS_WEI": 500 * 10**9,
     "WRITER_MAX_FEE_PER_WRITE_WEI": 10**17,
+    "WRITER_WINDOW": 256,
     "DEV_FUND_WEI": 10**21,
     "JSON_SORT_KEYS": False,
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
