@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -220,6 +221,60 @@ def test_one_writer_per_key(tmp_path, request, backend):
     assert second.take_lease()
     assert not first.take_lease()
     rt.close()
+
+
+def test_the_lease_holder_is_a_random_instance_id_and_a_dead_one_is_waited_out(tmp_path):
+    _app, rt = make_app(tmp_path)
+    clock = Clock()
+    settings = WriterSettings(lease_seconds=15)
+    first = ChainWriter(rt.engine, rt.w3, rt.operator, settings, clock=clock)
+    second = ChainWriter(rt.engine, rt.w3, rt.operator, settings, clock=clock)
+    # Containers share host names and PIDs: nothing of either is in the holder's name.
+    assert len({first.holder, second.holder}) == 2
+    assert socket.gethostname() not in first.holder and str(os.getpid()) not in first.holder
+    assert first.take_lease()  # ...and then first dies without releasing
+    clock.advance(14)
+    assert not second.take_lease()
+    clock.advance(2)
+    assert second.take_lease()
+    rt.close()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_fee_amounts_of_any_uint256_are_stored_exactly(tmp_path, request, backend):
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+    url = url or f"sqlite:///{tmp_path / 'wei.sqlite3'}"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    amounts = [0, 2**63 - 1, 2**63, 10**30 + 7, 2**256 - 1]
+    with db.session_scope(engine) as session:
+        write = owe_write(
+            session,
+            sender=Account.create().address,
+            contract="CustodyLedger",
+            function="anchor",
+            args=[],
+            idempotency_key="wei",
+        )
+        for index, amount in enumerate(amounts):
+            session.add(
+                ChainTxAttempt(
+                    write_id=write.id,
+                    tx_hash=f"0x{index:064x}",
+                    nonce=0,
+                    gas=21_000,
+                    max_fee_per_gas=amount,
+                    max_priority_fee_per_gas=amount,
+                    raw_tx="0x",
+                )
+            )
+    with Session(engine) as session:
+        stored = session.exec(select(ChainTxAttempt).order_by(ChainTxAttempt.id)).all()
+    assert [a.max_fee_per_gas for a in stored] == amounts
+    assert [a.max_priority_fee_per_gas for a in stored] == amounts
+    engine.dispose()
 
 
 @pytest.mark.anvil
