@@ -920,3 +920,23 @@ def test_writes_list_and_retry_through_the_cli(monkeypatch, tmp_path):
     with Session(engine) as session:
         assert unsettled_count(session, operator) == 1  # the retry, owed once
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("20000000000", 20 * 10**9), ("0x10", 16), (7, 7), ("0", None), ("", None)],
+)
+def test_fee_caps_from_the_environment(tmp_path, value, expected):
+    from provenance_api import config
+
+    settings = config.build({"DATA_DIR": str(tmp_path), "WRITER_MAX_FEE_PER_GAS_WEI": value})
+    assert settings_from_config(settings).max_fee_per_gas == expected
+
+
+@pytest.mark.parametrize("value", ["twenty gwei", "-1", "1.5"])
+def test_a_bad_fee_cap_is_named(tmp_path, value):
+    from provenance_api import config
+
+    settings = config.build({"DATA_DIR": str(tmp_path), "WRITER_MAX_FEE_PER_WRITE_WEI": value})
+    with pytest.raises(config.ConfigError, match="PROVENANCE_WRITER_MAX_FEE_PER_WRITE_WEI"):
+        settings_from_config(settings)
