@@ -107,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=200, help="owed writes per backend")
     parser.add_argument(
-        "--block-writes", type=int, default=1000, help="owed writes with 2 s blocks"
+        "--block-writes", type=int, default=2000, help="owed writes with 2 s blocks"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
