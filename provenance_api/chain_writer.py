@@ -632,6 +632,13 @@ class ChainWriter:
                 tx_hash = "0x" + bytes(tx.hash).hex()
                 row.nonce, row.to_address, row.status = nonce, to, WriteStatus.SIGNED.value
                 row.updated_at = now
+                base_fee = int(self._latest_block().get("baseFeePerGas", 0) or 0)
+                if capped.max_fee_per_gas < base_fee:
+                    # Not minable until the base fee falls: say so where the operator looks.
+                    row.error = (
+                        f"fees capped at {capped.max_fee_per_gas} wei per gas, below the base "
+                        f"fee of {base_fee}: waits for it to fall (WRITER_MAX_FEE_PER_*_WEI)"
+                    )
                 session.add(row)
                 session.add(_attempt_row(row, tx_hash, nonce, gas, capped, tx, now))
                 assert row.id is not None

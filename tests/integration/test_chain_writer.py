@@ -940,3 +940,24 @@ def test_a_bad_fee_cap_is_named(tmp_path, value):
     settings = config.build({"DATA_DIR": str(tmp_path), "WRITER_MAX_FEE_PER_WRITE_WEI": value})
     with pytest.raises(config.ConfigError, match="PROVENANCE_WRITER_MAX_FEE_PER_WRITE_WEI"):
         settings_from_config(settings)
+
+
+@pytest.mark.anvil
+def test_a_cap_below_the_base_fee_is_said_on_the_row_and_waits(tmp_path, anvil_url):
+    _app, rt = make_app(tmp_path, anvil_url, CONFIRMATIONS=0)
+    owe_anchors(rt, [os.urandom(32)])
+    settings = WriterSettings(max_fee_per_gas=7, bump_seconds=0.0, rebroadcast_seconds=0.0)
+    writer = ChainWriter(rt.engine, rt.w3, rt.operator, settings)
+    for _ in range(3):
+        writer.tick()
+    (row,) = rows(rt)
+    assert row.status == "signed"  # anvil refuses it for now; others may keep it pending
+    assert "base fee" in row.error
+    assert [a.max_fee_per_gas for a in attempts_of(rt, row.id)] == [7]  # never bumped
+    rpc(anvil_url, "anvil_setNextBlockBaseFeePerGas", ["0x1"])
+    rpc(anvil_url, "evm_mine")
+    for _ in range(3):
+        writer.tick()
+    (row,) = rows(rt)
+    assert (row.status, row.error) == ("confirmed", None)
+    rt.close()
