@@ -35,7 +35,6 @@ from web3.exceptions import TransactionNotFound
 
 from contracts_abi import load_artifact
 from provenance_api import outbox
-from provenance_api.config import ConfigError
 from provenance_api.db import session_scope
 from provenance_api.models import (
     ChainTxAttempt,
@@ -93,7 +92,7 @@ def settings_from_config(config: Mapping[str, Any]) -> WriterSettings:
         confirmations=int(config["CONFIRMATIONS"]),
         poll_seconds=float(config["WRITER_POLL_SECONDS"]),
         batch=int(config["WRITER_BATCH"]),
-        window=int(config.get("WRITER_WINDOW", 256)),
+        window=int(config["WRITER_WINDOW"]),
         fee_bump_percent=float(config["WRITER_FEE_BUMP_PERCENT"]),
         rebroadcast_seconds=float(config["WRITER_REBROADCAST_SECONDS"]),
         bump_seconds=float(config["WRITER_BUMP_SECONDS"]),
@@ -106,19 +105,8 @@ def settings_from_config(config: Mapping[str, Any]) -> WriterSettings:
 
 
 def _wei_cap(config: Mapping[str, Any], name: str) -> int | None:
-    # 0 or empty means "no cap"; an environment variable arrives as text.
-    value = config.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        amount = int(value, 0) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"PROVENANCE_{name} must be a whole number of wei, got {value!r}"
-        ) from None
-    if amount < 0:
-        raise ConfigError(f"PROVENANCE_{name} must not be negative, got {amount}")
-    return amount or None
+    # Checked by config.finish (a whole number of wei); 0 means "no cap".
+    return int(config.get(name) or 0) or None
 
 
 def aware(moment: datetime) -> datetime:

@@ -120,6 +120,9 @@ NUMBERS: dict[str, Number] = {
     "WRITER_LEASE_SECONDS": Number(float, 0.01, DAY),
     "WRITER_GAS_MARGIN_PERCENT": Number(int, 0, 1000),
     "WRITER_FALLBACK_GAS": Number(int, 21_000, 2**63 - 1),
+    "WRITER_MAX_FEE_PER_GAS_WEI": Number(int, 0, 2**256 - 1),
+    "WRITER_MAX_FEE_PER_WRITE_WEI": Number(int, 0, 2**256 - 1),
+    "WRITER_WINDOW": Number(int, 1, 100_000),
     "DEV_FUND_WEI": Number(int, 0, 2**256 - 1),
     "MAX_CONTENT_LENGTH": Number(int, 1024, 2**30),
 }
