@@ -42,7 +42,7 @@ from provenance_api.services.chain_writes import (
     retry_write,
     unsettled_count,
 )
-from provenance_api.services.deployments import known_addresses
+from provenance_api.services.deployments import constructor_args, known_addresses
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -631,7 +631,7 @@ def test_a_write_the_node_always_refuses_is_filled_and_failed_and_the_queue_move
             sender=rt.operator.address,
             contract="CustodyLedger",
             function="constructor",
-            args=[rt.operator.address],
+            args=constructor_args(rt.operator.address, rt.operator.address)["CustodyLedger"],
             idempotency_key="big",
         )
     later = [os.urandom(32) for _ in range(3)]
