@@ -1,7 +1,7 @@
 """Chain writer: fees as NUMERIC(78,0), the mined status, refusals, nonce fillers, deploys.
 
-Revision ID: 0002_writer
-Revises: 0001
+Revision ID: 0200_writer
+Revises: 0100_api_products
 Create Date: 2026-12-01 11:40:00.000000
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_writer"
-down_revision: str | Sequence[str] | None = "0001"
+revision: str = "0200_writer"
+down_revision: str | Sequence[str] | None = "0100_api_products"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
