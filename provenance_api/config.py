@@ -124,7 +124,7 @@ NUMBERS: dict[str, Number] = {
     "WRITER_MAX_FEE_PER_WRITE_WEI": Number(int, 0, 2**256 - 1),
     "WRITER_WINDOW": Number(int, 1, 100_000),
     "DEV_FUND_WEI": Number(int, 0, 2**256 - 1),
-    "MAX_CONTENT_LENGTH": Number(int, 1024, 2**30),
+    "MAX_CONTENT_LENGTH": Number(int, 1, 2**30),
 }
 
 # The databases we ship a driver for: backend -> the one accepted SQLAlchemy driver.
