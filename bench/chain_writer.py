@@ -5,6 +5,9 @@ Prints `chain_writer_embedded_writes_per_s: N` and `chain_writer_anvil_writes_pe
 (automine, no confirmations), then `rpc_writes_per_s_2s_blocks: N`: anvil mining a block
 every 2 s, CONFIRMATIONS=2, the default settings otherwise; timed from the first signature to
 the last write confirmed at depth, so it includes the last writes' 2 confirmations.
+Also `gas_per_custody_event_at_1000`: one anchor of 1,000 salted custody leaves sent through
+the writer on the embedded chain, its receipt's gas divided by 1,000, and one event's
+inclusion checked on-chain with `CustodyLedger.verifyEvent`.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ sys.path.insert(0, str(ROOT))
 from eth_account import Account  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
-from provenance_api import db  # noqa: E402
+from contracts_abi.merkle import custody_tree  # noqa: E402
+from provenance_api import chain, db  # noqa: E402
 from provenance_api.app import create_app  # noqa: E402
 from provenance_api.cli import ensure_deployed, fund_operator  # noqa: E402
+from provenance_api.models import ChainWrite  # noqa: E402
 from provenance_api.services.chain_writes import owe_write, unsettled_count  # noqa: E402
+from provenance_api.services.deployments import known_addresses  # noqa: E402
 
 ANVIL = (
     ROOT / "contracts_abi" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -103,6 +109,47 @@ def writes_per_second(data_dir: Path, chain_url: str, writes: int, confirmations
     return writes / elapsed
 
 
+def gas_per_salted_event(data_dir: Path, events: int = 1000) -> int:
+    """Gas of one anchor of `events` salted leaves, per event, sent through the writer."""
+    app = create_app(
+        {"TESTING": True, "DATA_DIR": str(data_dir), "OPERATOR_KEY": Account.create().key.hex()}
+    )
+    rt = app.extensions["provenance"]
+    db.upgrade(app.config["DATABASE_URL"])
+    fund_operator(rt)
+    ensure_deployed(rt)
+    # Distinct event digests and a fresh random salt each, as the anchoring service makes them.
+    leaves = [(os.urandom(32), os.urandom(32)) for _ in range(events)]
+    tree = custody_tree(leaves)
+    with db.session_scope(rt.engine) as session:
+        write = owe_write(
+            session,
+            sender=rt.operator.address,
+            contract="CustodyLedger",
+            function="anchor",
+            args=[tree.root, events, os.urandom(32)],
+            idempotency_key="bench-salted-anchor",
+        )
+        write_id = write.id
+    writer = rt.new_writer()
+    while True:
+        writer.tick()
+        with Session(rt.engine) as session:
+            if unsettled_count(session) == 0:
+                row = session.get(ChainWrite, write_id)
+                assert row is not None and row.status == "confirmed", row
+                mined = row.mined_tx_hash
+                addresses = known_addresses(session, rt.w3.eth.chain_id)
+                break
+    gas = rt.w3.eth.get_transaction_receipt(mined)["gasUsed"]
+    ledger = chain.contract(rt.w3, "CustodyLedger", addresses["CustodyLedger"])
+    index = events // 2
+    digest, salt = leaves[index]
+    assert ledger.functions.verifyEvent(tree.root, digest, salt, tree.proof(index)).call()
+    rt.close()
+    return gas // events
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=200, help="owed writes per backend")
@@ -113,6 +160,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rate = writes_per_second(Path(tmp) / "embedded", "", args.writes)
         print(f"chain_writer_embedded_writes_per_s: {rate:.1f}")
+        gas = gas_per_salted_event(Path(tmp) / "salted")
+        print(f"gas_per_custody_event_at_1000: {gas}")
         if not ANVIL.exists():
             print(f"anvil not installed at {ANVIL}; run npm ci in contracts_abi", file=sys.stderr)
             return
