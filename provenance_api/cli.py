@@ -30,6 +30,7 @@ from eth_utils import to_checksum_address
 from flask import Flask
 from flask.cli import FlaskGroup, NoAppException, with_appcontext
 from pydantic import ValidationError
+from sqlmodel import Session
 
 from provenance_api import chain, config, db
 from provenance_api.api.deps import Runtime, runtime
@@ -267,7 +268,7 @@ def chain_status_command(as_json: bool) -> None:
     rt = runtime()
     status = chain.chain_status(rt.w3)
     db.check_schema(rt.engine)
-    with db.session_scope(rt.engine) as session:
+    with Session(rt.engine) as session:  # a read: it need not wait for SQLite's write lock
         status["contracts"] = deployments.known_addresses(session, status["chain_id"])
     status["operator"] = rt.operator.address
     _emit(status, as_json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -15,6 +16,7 @@ from provenance_api.services.chain_writes import failed_count, unsettled_count
 from provenance_api.services.deployments import known_addresses
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
 
 
 @bp.get("/healthz")
@@ -32,7 +34,10 @@ def healthz() -> ResponseReturnValue:
     try:
         chain_info = {"ok": True, **chain.chain_status(rt.w3), "contracts": {}}
     except Exception as exc:  # a down node must show here, not crash the probe
-        chain_info["error"] = f"{type(exc).__name__}: {exc}"
+        # Anyone can read this: the kind of failure, never its message (which may name the
+        # node's URL with credentials, or the embedded chain's directory).
+        log.warning("healthz: the chain could not be read: %s", exc)
+        chain_info["error"] = chain_failure(exc)
 
     writer: dict[str, Any] = {"running": False, "pending": None, "failed": None, "last_error": None}
     operator = None
@@ -65,3 +70,14 @@ def healthz() -> ResponseReturnValue:
         "writer": writer,
     }
     return jsonify(body), 200
+
+
+def chain_failure(exc: Exception) -> str:
+    """What the public may see of a chain failure: its kind in words, no URL or path."""
+    if isinstance(exc, chain.ChainStateLocked):
+        return "the embedded chain is open in another process"
+    if isinstance(exc, chain.ChainConfigError):
+        return "the chain is misconfigured: see the server log or `provenance-api chain status`"
+    if isinstance(exc, chain.ChainUnavailable):
+        return "the chain node does not answer"
+    return "the chain could not be read: see the server log"

@@ -239,3 +239,25 @@ def test_cli_commands_on_a_fresh_data_dir(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert "chain writer for 0x" in result.output
     assert "Example" in runner.invoke(cli, ["--help"], env=env).output
+
+
+def test_healthz_shows_the_kind_of_a_chain_failure_never_its_url_or_path(tmp_path):
+    # A node URL with credentials that does not answer, then an embedded chain whose state
+    # directory is a file: the probe says what kind of failure, and nothing an operator
+    # would not post publicly.
+    secret_url = "http://app:hunter2@127.0.0.1:1/rpc-token-s3cret"
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path), "CHAIN_URL": secret_url})
+    body = app.test_client().get("/healthz").get_json()
+    assert body["chain"]["ok"] is False
+    assert body["chain"]["error"] == "the chain node does not answer"
+    assert "hunter2" not in json.dumps(body) and "s3cret" not in json.dumps(body)
+    app.extensions["provenance"].close()
+
+    data_dir = tmp_path / "embedded"
+    data_dir.mkdir()
+    (data_dir / "chain").write_text("not a directory")
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir)})
+    body = app.test_client().get("/healthz").get_json()
+    assert body["chain"]["ok"] is False
+    assert str(tmp_path) not in json.dumps(body)
+    app.extensions["provenance"].close()
