@@ -20,9 +20,10 @@ from firmware_tools.chips.ntag424.sun import sdm_mac
 from firmware_tools.cli import main
 from firmware_tools.formats.qr import sign_label_url
 from firmware_tools.keys import load_key_file
+from tests.fakes.sun_tags import tap
+from tests.integration.conftest import PASSPHRASE
 
 ROOT = Path(__file__).resolve().parents[2]
-PASSPHRASE = "test passphrase"
 LABEL_KEY = hashlib.sha256(b"cli test supplier").digest()
 SUPPLIER = address_of_private_key(LABEL_KEY)
 OTHER = address_of_private_key(hashlib.sha256(b"cli other supplier").digest())
@@ -35,27 +36,6 @@ SUN_URL = (
 ZERO_KEY = "00" * 16
 ZERO_MASTER = bytes(16)
 TAP_UID = bytes.fromhex("04A1B2C3D4E5F6")
-
-
-@pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.delenv("FIRMWARE_TOOLS_PASSPHRASE", raising=False)
-    return CliRunner()
-
-
-@pytest.fixture
-def passfile(tmp_path: Path) -> Path:
-    path = tmp_path / "pass.txt"
-    path.write_text(PASSPHRASE + "\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def key_file(tmp_path: Path, runner: CliRunner, passfile: Path) -> Path:
-    path = tmp_path / "supplier.key"
-    result = runner.invoke(main, ["keys", "new", str(path), "--passphrase-file", str(passfile)])
-    assert result.exit_code == 0, result.output
-    return path
 
 
 def verify(runner: CliRunner, *args: str) -> tuple[int, dict]:
@@ -605,22 +585,6 @@ def emulated(tag: object):
     return Pn532Emulator([tag])
 
 
-def tap_424(tag) -> str:
-    """What a phone does with an NTAG 424: select the NDEF application and file, read it."""
-
-    def ok(apdu: str) -> bytes:
-        response = tag.exchange(bytes.fromhex(apdu))
-        assert response[-2:] == b"\x90\x00", response.hex()
-        return response[:-2]
-
-    tag.activate()
-    ok("00A4040007D276000085010100")
-    ok("00A4000C02E104")
-    length = int.from_bytes(ok("00B0000002"), "big")
-    message = ok(f"00B00002{length:02X}")
-    return "https://" + message[5:].decode("ascii")
-
-
 @pytest.mark.libnfc
 def test_ntag21x_write_then_tag_read(
     libnfc: None, runner: CliRunner, key_file: Path, passfile: Path
@@ -708,7 +672,7 @@ def test_ntag424_personalize_then_verify_its_sun_url(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["uid"] == "04C1D2E3F40580"
     assert all(key != bytes(16) for key in chip.keys)
-    first, second = tap_424(chip), tap_424(chip)
+    first, second = tap(chip), tap(chip)
     assert first.startswith(f"https://{HOST}/01/04006381333931/21/DNA-1?picc_data=")
     keys = ["--key-file", str(key_file), "--passphrase-file", str(passfile)]
     code, report = verify(runner, first, *keys)

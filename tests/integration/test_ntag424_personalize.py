@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from firmware_tools.chips.ntag424 import ev2
 from firmware_tools.chips.ntag424.diversify import diversify_key, sun_meta_read_key
@@ -43,6 +42,7 @@ from firmware_tools.errors import (
 from firmware_tools.keys import load_key_file
 from tests.fakes.ntag424 import SimulatedNtag424, fake_public_key
 from tests.fakes.pn532 import Pn532Emulator
+from tests.integration.conftest import PASSPHRASE
 
 h = bytes.fromhex
 TEMPLATE = "https://id.example.com/01/{gtin}/21/{serial}?picc_data={picc_data}&cmac={cmac}"
@@ -476,7 +476,6 @@ def test_a_tag_keyed_by_someone_else_is_refused_without_changes() -> None:
 
 # --- Through the command line, libnfc and the PN532 emulator ----------------------------------
 
-PASSPHRASE = "test passphrase"
 HOST = "id.example.com"
 GTIN = "4006381333931"
 
@@ -492,27 +491,6 @@ def libnfc() -> None:
         from tests.conftest import unavailable
 
         unavailable(str(exc))
-
-
-@pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.delenv("FIRMWARE_TOOLS_PASSPHRASE", raising=False)
-    return CliRunner()
-
-
-@pytest.fixture
-def passfile(tmp_path: Path) -> Path:
-    path = tmp_path / "pass.txt"
-    path.write_text(PASSPHRASE + "\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def key_file(tmp_path: Path, runner: CliRunner, passfile: Path) -> Path:
-    path = tmp_path / "supplier.key"
-    result = runner.invoke(main, ["keys", "new", str(path), "--passphrase-file", str(passfile)])
-    assert result.exit_code == 0, result.output
-    return path
 
 
 def cli_keys(key_file: Path) -> list[bytes]:
