@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Self
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
@@ -222,10 +223,27 @@ class SqlItems:
             raise Conflict(_CLASH) from exc
 
     def by_keys(self, keys: Collection[tuple[str, str]]) -> Sequence[Item]:
-        """One row-value IN query (at most 20,000 parameters: within SQLite's and psycopg's)."""
+        """One query: a join with the keys as two arrays (PostgreSQL), or a row-value IN."""
         if not keys:
             return []
-        query = select(Item).where(sa.tuple_(Item.gtin, Item.serial).in_(list(keys)))
+        if self.session.get_bind().dialect.name == "postgresql":
+            # PostgreSQL parses a 10,000-pair row-value IN recursively and runs out of stack;
+            # two array parameters unnested side by side make the same set in two values.
+            gtins, serials = (list(column) for column in zip(*keys, strict=True))
+            wanted = (
+                sa.func.unnest(
+                    sa.bindparam("gtins", gtins, type_=postgresql.ARRAY(sa.String)),
+                    sa.bindparam("serials", serials, type_=postgresql.ARRAY(sa.String)),
+                )
+                .table_valued("gtin", "serial")
+                .render_derived()
+            )
+            query = select(Item).join(
+                wanted, sa.and_(Item.gtin == wanted.c.gtin, Item.serial == wanted.c.serial)
+            )
+        else:
+            # At most 20,000 parameters: within SQLite's limit of 32,766.
+            query = select(Item).where(sa.tuple_(Item.gtin, Item.serial).in_(list(keys)))
         return self.session.exec(query).all()
 
     def by_uids(self, uids: Collection[str]) -> Sequence[Item]:
