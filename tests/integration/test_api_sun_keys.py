@@ -131,3 +131,31 @@ def test_a_sealed_key_copied_to_another_organizations_row_does_not_open(api):
     with pytest.raises(KeyBoxError):
         sun_keys.key_epochs(api.uow(), runtime.keybox, victim_id)
     assert api.call("GET", "/v1/sun-keys", thief).status_code == 200  # listing opens nothing
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_api(request, tmp_path):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    made = make_api(request.param, tmp_path, url)
+    yield made
+    made.app.extensions["provenance"].close()
+
+
+def test_keys_added_at_once_each_get_their_own_epoch(db_api):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    key = db_api.key(Role.SUPPLIER)
+    racers = 4
+    barrier = Barrier(racers)
+
+    def add(_: int) -> int:
+        client = db_api.app.test_client()
+        barrier.wait()
+        response = client.post("/v1/sun-keys", json={}, headers={"Authorization": f"Bearer {key}"})
+        return response.status_code
+
+    with ThreadPoolExecutor(racers) as pool:
+        assert list(pool.map(add, range(racers))) == [201] * racers
+    items = db_api.call("GET", "/v1/sun-keys", key).get_json()["items"]
+    assert [i["epoch"] for i in items] == [1, 2, 3, 4]
