@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from flask import current_app, request
+from pydantic import ValidationError
 
+from provenance_api.api.errors import validation_fields
 from provenance_api.api.frame import (
     Answer,
     answer,
@@ -76,8 +78,14 @@ def _rows() -> tuple[Rows, RowErrors]:
         if invalid is None:
             raise
         raw = current_app.json.loads(request.get_data())["items"]
-        good = (i for i in range(len(raw)) if i not in invalid)
-        rows = [(i, ItemCreate.model_validate(raw[i])) for i in good]
+        rows: Rows = []
+        for index, entry in enumerate(raw):
+            if index in invalid:
+                continue
+            try:
+                rows.append((index, ItemCreate.model_validate(entry)))
+            except ValidationError as row_exc:  # only if Python mode were stricter than JSON
+                invalid[index] = validation_fields(row_exc)
         return rows, invalid
     return list(enumerate(batch.items)), {}
 
