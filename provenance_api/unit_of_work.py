@@ -22,7 +22,7 @@ from provenance_api.models import (
     SunKey,
 )
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import KeyRecord, Owner, OwnerKind
+from provenance_api.services.ports import NEW_ITEM_FIELDS, KeyRecord, NewItem, Owner, OwnerKind
 
 _CLASH = "a record with the same unique value already exists"
 
@@ -203,20 +203,17 @@ class SqlProducts:
         return set(self.session.exec(query).all())
 
 
-_ITEM_COLUMNS = [column.name for column in Item.__table__.columns if column.name != "id"]  # type: ignore[attr-defined]
-
-
 class SqlItems:
     """Items in the `item` table, written in bulk."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add_many(self, items: Sequence[Item]) -> None:
+    def add_many(self, items: Sequence[NewItem]) -> None:
         """One executemany INSERT (no ORM objects, no per-row round trip)."""
         if not items:
             return
-        rows = [{name: getattr(item, name) for name in _ITEM_COLUMNS} for item in items]
+        rows = [{name: getattr(item, name) for name in NEW_ITEM_FIELDS} for item in items]
         try:
             self.session.execute(sa.insert(Item.__table__), rows)  # type: ignore[attr-defined]
         except sa.exc.IntegrityError as exc:

@@ -27,7 +27,7 @@ from provenance_api.schemas import (
     ItemStored,
 )
 from provenance_api.services.errors import Conflict, InvalidInput, NotFound
-from provenance_api.services.ports import UnitOfWork
+from provenance_api.services.ports import NewItem, UnitOfWork
 
 SALT_BYTES = 32
 # A concurrent batch that stored some of the same rows first makes the bulk insert clash;
@@ -40,7 +40,7 @@ _COMPARED = ("lot", "expiry", "tag", "uid")
 class _Plan:
     """What one batch does: rows to insert, rows already stored, rows refused."""
 
-    new: list[tuple[int, Item]] = field(default_factory=list)
+    new: list[tuple[int, NewItem]] = field(default_factory=list)
     stored: list[tuple[int, Item]] = field(default_factory=list)
     refused: list[ItemRefused] = field(default_factory=list)
 
@@ -80,9 +80,11 @@ def _register_once(
     with uow:
         owned = uow.products.owned(organization_id, {row.gtin for _, row in rows})
         keys = {(row.gtin, row.serial) for _, row in rows if row.gtin in owned}
-        existing = {(item.gtin, item.serial): item for item in uow.items.by_keys(keys)}
+        existing: dict[tuple[str, str], Item | NewItem] = {
+            (item.gtin, item.serial): item for item in uow.items.by_keys(keys)
+        }
         uids = {row.uid for _, row in rows if row.uid is not None}
-        bound = {item.uid: item for item in uow.items.by_uids(uids)}
+        bound: dict[str, Item | NewItem] = {item.uid: item for item in uow.items.by_uids(uids)}
         plan = _plan(organization_id, rows, owned, existing, bound, now)
         plan.refused += [_malformed(index, fields) for index, fields in invalid.items()]
         if atomic and plan.refused:
@@ -106,8 +108,8 @@ def _plan(
     organization_id: int,
     rows: Sequence[tuple[int, ItemCreate]],
     owned: set[str],
-    existing: dict[tuple[str, str], Item],
-    bound: dict[str, Item],
+    existing: dict[tuple[str, str], Item | NewItem],
+    bound: dict[str, Item | NewItem],
     now: datetime,
 ) -> _Plan:
     """Decide every row against what is stored and the rows before it. Pure."""
@@ -138,7 +140,7 @@ def _plan(
                 )
             )
             continue
-        item = Item(
+        item = NewItem(
             organization_id=organization_id,
             gtin=row.gtin,
             serial=row.serial,
@@ -177,7 +179,7 @@ def _atomic_refusal(refused: Sequence[ItemRefused], total: int) -> InvalidInput:
     )
 
 
-def _stored(index: int, item: Item, *, created: bool) -> ItemStored:
+def _stored(index: int, item: Item | NewItem, *, created: bool) -> ItemStored:
     return ItemStored(
         index=index,
         created=created,

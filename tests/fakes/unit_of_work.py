@@ -15,7 +15,7 @@ from typing import Any, Self
 
 from provenance_api.models import Item, OperatorAccount, Organization, Product, SunKey
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import KeyRecord, Owner
+from provenance_api.services.ports import NEW_ITEM_FIELDS, KeyRecord, NewItem, Owner
 
 _CLASH = "a record with the same unique value already exists"
 
@@ -151,7 +151,7 @@ class FakeItems:
     def __init__(self, state: _State, ids: itertools.count) -> None:
         self.state, self.ids = state, ids
 
-    def add_many(self, items: Sequence[Item]) -> None:
+    def add_many(self, items: Sequence[NewItem]) -> None:
         rows = self.state.items
         uids = {row["uid"] for row in rows.values() if row["uid"] is not None}
         added: dict[tuple[str, str], dict[str, Any]] = {}
@@ -163,7 +163,8 @@ class FakeItems:
                 raise Conflict(_CLASH)
             if item.uid is not None:
                 uids.add(item.uid)
-            added[key] = item.model_dump() | {"id": next(self.ids)}
+            added[key] = {name: getattr(item, name) for name in NEW_ITEM_FIELDS}
+            added[key]["id"] = next(self.ids)
         rows.update(added)
 
     def by_keys(self, keys: Collection[tuple[str, str]]) -> Sequence[Item]:

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from provenance_api import db
-from provenance_api.models import Item, OperatorAccount, Organization, OrgKind, Product, SunKey
+from provenance_api.models import OperatorAccount, Organization, OrgKind, Product, SunKey
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import KeyRecord, Owner, OwnerKind
+from provenance_api.services.ports import KeyRecord, NewItem, Owner, OwnerKind
 from provenance_api.unit_of_work import SqlUnitOfWork
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
@@ -203,11 +203,11 @@ def test_racing_suppliers_register_one_gtin_exactly_once(sql_uow):
     assert set(outcomes) - {"created"} == {"GTIN 09506000134352 is already registered"}
 
 
-def _item(org: int, gtin: str, serial: str, uid: str | None = None, **fields) -> Item:
+def _item(
+    org: int, gtin: str, serial: str, uid: str | None = None, lot=None, expiry=None
+) -> NewItem:
     tag = "qr" if uid is None else "ntag424"
-    return Item(
-        organization_id=org, gtin=gtin, serial=serial, tag=tag, uid=uid, salt=bytes(32), **fields
-    )
+    return NewItem(org, gtin, serial, lot, expiry, tag, uid, bytes(32), T0)
 
 
 def test_items_in_bulk_by_keys_by_uids_and_paged_by_serial(uow):
