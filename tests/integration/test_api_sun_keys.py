@@ -159,3 +159,21 @@ def test_keys_added_at_once_each_get_their_own_epoch(db_api):
         assert list(pool.map(add, range(racers))) == [201] * racers
     items = db_api.call("GET", "/v1/sun-keys", key).get_json()["items"]
     assert [i["epoch"] for i in items] == [1, 2, 3, 4]
+
+
+def test_the_epochs_verify_a_tap_of_a_tag_keyed_under_an_older_epoch(any_api):
+    from firmware_tools.verify import AUTHENTIC, ScannedUrl, Trust, check_tag
+    from tests.fakes.sun_tags import sun_tag, tap
+
+    key = any_api.key(Role.SUPPLIER)
+    old, new = secrets.token_bytes(16), secrets.token_bytes(16)
+    for master in (old, new):
+        body = {"master_key": master.hex()}
+        assert any_api.call("POST", "/v1/sun-keys", key, json=body).status_code == 201
+    runtime = any_api.app.extensions["provenance"]
+    epochs = sun_keys.key_epochs(any_api.uow(), runtime.keybox, _tenant(any_api, key))
+    url = tap(sun_tag(old, bytes.fromhex("04A1B2C3D4E5F6"), serial="OLD-1"))
+    check = check_tag(ScannedUrl(url), Trust(key_epochs=tuple(epochs)))
+    assert check.verdict == AUTHENTIC, check
+    stranger = tap(sun_tag(secrets.token_bytes(16), bytes.fromhex("04A1B2C3D4E5F6")))
+    assert check_tag(ScannedUrl(stranger), Trust(key_epochs=tuple(epochs))).verdict != AUTHENTIC
