@@ -10,7 +10,18 @@ from flask import Flask, request
 from flask_openapi3 import Info, OpenAPI
 
 from provenance_api import config
-from provenance_api.api import api_keys, docs, errors, frame, health, me, organizations, products
+from provenance_api.api import (
+    api_keys,
+    docs,
+    errors,
+    frame,
+    health,
+    items,
+    me,
+    organizations,
+    products,
+    sun_keys,
+)
 from provenance_api.api.deps import EXTENSION, Runtime
 from provenance_api.schemas import ErrorBody
 from provenance_api.services.ports import UnitOfWork
@@ -58,7 +69,7 @@ def create_app(
     errors.register(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
-    for module in (me, api_keys, organizations, products):
+    for module in (me, api_keys, organizations, products, items, sun_keys):
         app.register_api(module.bp)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app

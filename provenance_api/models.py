@@ -1,8 +1,9 @@
 """Persistence shapes (SQLModel tables) and the API shapes built from them.
 
 Tables: `chain_write` (the chain writer's outbox) with its `chain_tx_attempt` children,
-`writer_lease` (one live writer per signing key), `contract_deployment`, `organization`
-and `api_key`. API shapes (`*Create`, `*Public`) carry no secrets.
+`writer_lease` (one live writer per signing key), `contract_deployment`, `organization`,
+`api_key`, `product`, the operators' tables, `item` and `sun_key`. API shapes (`*Create`,
+`*Public`) carry no secrets.
 """
 
 from __future__ import annotations
@@ -315,3 +316,64 @@ class OperatorApiKey(SQLModel, table=True):
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )
     revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class TagKind(enum.StrEnum):
+    """What tag an item carries: a printed QR label or an NFC chip."""
+
+    QR = "qr"
+    NTAG21X = "ntag21x"
+    NTAG424 = "ntag424"
+
+
+_TAG_KINDS = ", ".join(f"'{k.value}'" for k in TagKind)
+
+
+class Item(SQLModel, table=True):
+    """A serialized item: one (GTIN, serial) of a supplier's product, with its tag.
+
+    Its registration is its commissioning record: `commissioned_at` and a random `salt` kept
+    for the commissioning event that the events slice signs and anchors with the others.
+    """
+
+    __tablename__ = "item"
+    __table_args__ = (
+        sa.UniqueConstraint("gtin", "serial", name="uq_item_gtin_serial"),
+        sa.CheckConstraint(f"tag IN ({_TAG_KINDS})", name="ck_item_tag"),
+        # A chip UID is 7 bytes: only NFC kinds carry one, and they must.
+        sa.CheckConstraint("(tag = 'qr') = (uid IS NULL)", name="ck_item_uid_for_nfc"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    gtin: str = Field(max_length=14, foreign_key="product.gtin")
+    serial: str = Field(max_length=20)
+    lot: str | None = Field(default=None, max_length=20)
+    expiry: str | None = Field(default=None, max_length=6)
+    tag: str = Field(max_length=8)
+    uid: str | None = Field(default=None, max_length=14, unique=True)
+    salt: bytes = Field(sa_type=sa.LargeBinary(32))
+    commissioned_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+
+
+class SunKey(SQLModel, table=True):
+    """One epoch of a supplier's NTAG 424 DNA SUN master key, sealed by the key box.
+
+    The sealed form is bound to (organization, epoch): copied onto another row it does not open.
+    The highest epoch is the current one; older ones stay to verify tags made under them.
+    """
+
+    __tablename__ = "sun_key"
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "epoch", name="uq_sun_key_organization_epoch"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id")
+    epoch: int
+    sealed_key: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )

@@ -14,14 +14,23 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    field_validator,
+)
 
 from firmware_tools.errors import GS1Error
-from firmware_tools.formats.gs1 import normalize_gtin
+from firmware_tools.formats.gs1 import check_ai_value, check_expiry, normalize_gtin
 from provenance_api.models import (
     OrganizationCreate,
     OrganizationPublic,
     OrgKind,
+    TagKind,
     organization_name,
 )
 
@@ -33,6 +42,7 @@ IMAGE_URL_MAX = 2048
 ATTRIBUTES_MAX_BYTES = 4096
 ATTRIBUTES_MAX_DEPTH = 4
 ATTRIBUTE_KEY_MAX = 64
+ITEMS_PER_BATCH_MAX = 10_000
 
 
 class Role(enum.StrEnum):
@@ -126,6 +136,30 @@ def small_json_object(value: dict[str, Any]) -> dict[str, Any]:
     if _depth(value) > ATTRIBUTES_MAX_DEPTH:
         raise ValueError(f"is nested more than {ATTRIBUTES_MAX_DEPTH} levels deep")
     return value
+
+
+def gs1_serial(value: str) -> str:
+    """A serial (AI 21): 1 to 20 characters of GS1 character set 82."""
+    try:
+        return check_ai_value("21", value)
+    except GS1Error as exc:
+        raise ValueError(str(exc)) from None
+
+
+def gs1_lot(value: str) -> str:
+    """A lot (AI 10): 1 to 20 characters of GS1 character set 82."""
+    try:
+        return check_ai_value("10", value)
+    except GS1Error as exc:
+        raise ValueError(str(exc)) from None
+
+
+def gs1_expiry(value: str) -> str:
+    """An expiry date (AI 17) as YYMMDD; DD=00 means the end of the month."""
+    try:
+        return check_expiry(value)
+    except GS1Error as exc:
+        raise ValueError(str(exc)) from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
@@ -326,3 +360,162 @@ class ProductListQuery(Strict):
 
     limit: Limit = PAGE_LIMIT_DEFAULT
     after: Gtin = None  # type: ignore[assignment]
+
+
+# --- items --------------------------------------------------------------------------------
+
+Serial = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=20,
+        description="Serial (GS1 AI 21): 1 to 20 characters of GS1 character set 82.",
+    ),
+    AfterValidator(gs1_serial),
+]
+Lot = Annotated[
+    str,
+    Field(min_length=1, max_length=20, description="Lot (GS1 AI 10), as a serial."),
+    AfterValidator(gs1_lot),
+]
+Expiry = Annotated[
+    str,
+    Field(
+        min_length=6,
+        max_length=6,
+        pattern=r"^[0-9]{6}$",
+        description="Expiry date (GS1 AI 17) as YYMMDD; DD=00 means the end of the month.",
+    ),
+    AfterValidator(gs1_expiry),
+]
+ChipUid = Annotated[
+    str,
+    Field(
+        min_length=14,
+        max_length=14,
+        pattern=r"^[0-9A-Fa-f]{14}$",
+        description="The NFC chip's 7-byte UID as 14 hex digits; stored upper-case.",
+    ),
+    AfterValidator(str.upper),
+]
+
+
+class ItemCreate(Strict):
+    """One serialized item to register: the chip UID is required for NFC tags, refused for QR."""
+
+    gtin: Gtin
+    serial: Serial
+    lot: Lot | None = None
+    expiry: Expiry | None = None
+    tag: TagKind
+    uid: ChipUid | None = Field(default=None, validate_default=True)
+
+    @field_validator("uid")
+    @classmethod
+    def _uid_for_nfc_only(cls, uid: str | None, info: ValidationInfo) -> str | None:
+        tag = info.data.get("tag")  # absent when the tag itself was invalid
+        if tag is TagKind.QR and uid is not None:
+            raise ValueError("a QR label has no chip UID")
+        if tag is not None and tag is not TagKind.QR and uid is None:
+            raise ValueError(f"an {tag.value} tag needs its chip UID")
+        return uid
+
+
+class ItemBatch(Strict):
+    """Up to 10,000 items to register in one request."""
+
+    items: list[ItemCreate] = Field(min_length=1, max_length=ITEMS_PER_BATCH_MAX)
+
+
+class ItemBatchQuery(Strict):
+    """How a batch is stored: the good rows (default), or all rows or none (`atomic=true`)."""
+
+    atomic: bool = False
+
+
+class ItemPublic(BaseModel):
+    """A registered item as its supplier sees it."""
+
+    gtin: str = Field(examples=["09506000134352"])
+    serial: str
+    lot: str | None
+    expiry: str | None
+    tag: TagKind
+    uid: str | None
+    commissioned_at: UtcDatetime
+
+
+class ItemStored(ItemPublic):
+    """A row of a batch that is stored: `created`, or the same item already registered."""
+
+    index: int
+    created: bool
+
+
+class ItemRefused(BaseModel):
+    """A row of a batch that was refused, with each bad field and why."""
+
+    index: int
+    error: str = Field(examples=["invalid_input", "unknown_product", "conflict"])
+    fields: dict[str, str]
+
+
+class ItemBatchResult(BaseModel):
+    """One answer per row: `items` stored (new or already there), `refused` with reasons."""
+
+    created: int
+    unchanged: int
+    refused_count: int
+    items: list[ItemStored]
+    refused: list[ItemRefused]
+
+
+class ItemPath(BaseModel):
+    """An item named by its GTIN and serial."""
+
+    gtin: Gtin
+    serial: Serial
+
+
+class ItemListQuery(Strict):
+    """Paging through the caller's items of one product, by serial."""
+
+    gtin: Gtin
+    limit: Limit = PAGE_LIMIT_DEFAULT
+    after: Serial = None  # type: ignore[assignment]
+
+
+class ItemPage(BaseModel):
+    """Items of one product by serial; pass `next` as `after` for more."""
+
+    items: list[ItemPublic]
+    next: str | None = None
+
+
+# --- SUN keys (NTAG 424 DNA) ----------------------------------------------------------------
+
+
+class SunKeyCreate(Strict):
+    """A new SUN key epoch: the API generates the master key, or imports `master_key`."""
+
+    master_key: str = Field(
+        default=None,  # type: ignore[assignment]
+        min_length=32,
+        max_length=32,
+        pattern=r"^[0-9A-Fa-f]{32}$",
+        description="A 16-byte AES master key as 32 hex digits; left out, the API makes one.",
+    )
+
+
+class SunKeyPublic(BaseModel):
+    """A key epoch as listed: its number and time, never the key."""
+
+    epoch: int
+    created_at: UtcDatetime
+    current: bool
+
+
+class SunKeyList(BaseModel):
+    """The caller's key epochs, oldest first; the last is current."""
+
+    items: list[SunKeyPublic]

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from provenance_api import db
-from provenance_api.models import ApiKey, OperatorAccount, OperatorApiKey, Organization, Product
+from provenance_api.models import (
+    ApiKey,
+    Item,
+    OperatorAccount,
+    OperatorApiKey,
+    Organization,
+    Product,
+    SunKey,
+)
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import KeyRecord, Owner, OwnerKind
+from provenance_api.services.ports import NEW_ITEM_FIELDS, KeyRecord, NewItem, Owner, OwnerKind
 
 _CLASH = "a record with the same unique value already exists"
 
@@ -183,6 +192,96 @@ class SqlProducts:
             query = query.where(Product.gtin > after)
         return self.session.exec(query).all()
 
+    def owned(self, organization_id: int, gtins: Collection[str]) -> set[str]:
+        """One query for all of `gtins`."""
+        if not gtins:
+            return set()
+        query = select(Product.gtin).where(
+            Product.organization_id == organization_id,
+            Product.gtin.in_(list(gtins)),  # type: ignore[attr-defined]
+        )
+        return set(self.session.exec(query).all())
+
+
+class SqlItems:
+    """Items in the `item` table, written in bulk."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_many(self, items: Sequence[NewItem]) -> None:
+        """One executemany INSERT (no ORM objects, no per-row round trip)."""
+        if not items:
+            return
+        rows = [{name: getattr(item, name) for name in NEW_ITEM_FIELDS} for item in items]
+        try:
+            self.session.execute(sa.insert(Item.__table__), rows)  # type: ignore[attr-defined]
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(_CLASH) from exc
+
+    def by_keys(self, keys: Collection[tuple[str, str]]) -> Sequence[Item]:
+        """One query: a join with the keys as two arrays (PostgreSQL), or a row-value IN."""
+        if not keys:
+            return []
+        if self.session.get_bind().dialect.name == "postgresql":
+            # PostgreSQL parses a 10,000-pair row-value IN recursively and runs out of stack;
+            # two array parameters unnested side by side make the same set in two values.
+            gtins, serials = (list(column) for column in zip(*keys, strict=True))
+            wanted = (
+                sa.func.unnest(
+                    sa.bindparam("gtins", gtins, type_=postgresql.ARRAY(sa.String)),
+                    sa.bindparam("serials", serials, type_=postgresql.ARRAY(sa.String)),
+                )
+                .table_valued("gtin", "serial")
+                .render_derived()
+            )
+            query = select(Item).join(
+                wanted, sa.and_(Item.gtin == wanted.c.gtin, Item.serial == wanted.c.serial)
+            )
+        else:
+            # At most 20,000 parameters: within SQLite's limit of 32,766.
+            query = select(Item).where(sa.tuple_(Item.gtin, Item.serial).in_(list(keys)))
+        return self.session.exec(query).all()
+
+    def by_uids(self, uids: Collection[str]) -> Sequence[Item]:
+        """One IN query."""
+        if not uids:
+            return []
+        query = select(Item).where(Item.uid.in_(list(uids)))  # type: ignore[union-attr]
+        return self.session.exec(query).all()
+
+    def get(self, gtin: str, serial: str) -> Item | None:
+        """By (GTIN, serial)."""
+        query = select(Item).where(Item.gtin == gtin, Item.serial == serial)
+        return self.session.exec(query).first()
+
+    def page(self, gtin: str, after: str | None, limit: int) -> Sequence[Item]:
+        """Serials above `after`, ascending (in the database's collation)."""
+        query = select(Item).where(Item.gtin == gtin).order_by(Item.serial).limit(limit)  # type: ignore[arg-type]
+        if after is not None:
+            query = query.where(Item.serial > after)
+        return self.session.exec(query).all()
+
+
+class SqlSunKeys:
+    """Sealed SUN key epochs in the `sun_key` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, key: SunKey) -> SunKey:
+        """Insert and flush (an epoch number stored twice is a Conflict)."""
+        self.session.add(key)
+        _flush(self.session)
+        return key
+
+    def epochs(self, organization_id: int) -> Sequence[SunKey]:
+        """By epoch number, ascending."""
+        query = (
+            select(SunKey).where(SunKey.organization_id == organization_id).order_by(SunKey.epoch)  # type: ignore[arg-type]
+        )
+        return self.session.exec(query).all()
+
 
 class SqlUnitOfWork:
     """One database transaction over `engine`; `with` it, then `commit()`."""
@@ -191,6 +290,8 @@ class SqlUnitOfWork:
     operators: SqlOperators
     api_keys: SqlApiKeys
     products: SqlProducts
+    items: SqlItems
+    sun_keys: SqlSunKeys
 
     def __init__(self, engine: Engine, *, writes: bool = True) -> None:
         # A unit that may write holds SQLite's write lock from its BEGIN (db.for_writing):
@@ -204,6 +305,8 @@ class SqlUnitOfWork:
         self.operators = SqlOperators(self.session)
         self.api_keys = SqlApiKeys(self.session)
         self.products = SqlProducts(self.session)
+        self.items = SqlItems(self.session)
+        self.sun_keys = SqlSunKeys(self.session)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -29,6 +29,11 @@ ACCESS: dict[str, frozenset[Role]] = {
     "products.list_products": SUPPLIERS,
     "products.get_product": SUPPLIERS,
     "products.update_product": SUPPLIERS,
+    "items.register_items": SUPPLIERS,
+    "items.list_items": SUPPLIERS,
+    "items.get_item": SUPPLIERS,
+    "sun_keys.create_sun_key": SUPPLIERS,
+    "sun_keys.list_sun_keys": SUPPLIERS,
 }
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self
 
-from provenance_api.models import OperatorAccount, Organization, Product
+from provenance_api.models import Item, OperatorAccount, Organization, Product, SunKey
 
 
 class OwnerKind(enum.StrEnum):
@@ -41,6 +41,24 @@ class KeyRecord:
     sha256: str
     created_at: datetime
     revoked_at: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewItem:
+    """An item to insert, as plain values: 10,000 SQLModel rows would cost a second to build."""
+
+    organization_id: int
+    gtin: str
+    serial: str
+    lot: str | None
+    expiry: str | None
+    tag: str
+    uid: str | None
+    salt: bytes
+    commissioned_at: datetime
+
+
+NEW_ITEM_FIELDS = tuple(field.name for field in dataclasses.fields(NewItem))
 
 
 class OrganizationRepository(Protocol):
@@ -118,6 +136,46 @@ class ProductRepository(Protocol):
         """Up to `limit` of the organization's products with GTINs above `after`, by GTIN."""
         ...
 
+    def owned(self, organization_id: int, gtins: Collection[str]) -> set[str]:
+        """Which of `gtins` the organization holds (one query, whatever their number)."""
+        ...
+
+
+class ItemRepository(Protocol):
+    """Serialized items by (GTIN-14, serial); a chip UID belongs to one item at most."""
+
+    def add_many(self, items: Sequence[NewItem]) -> None:
+        """Store new items in bulk; a (GTIN, serial) or UID already stored is a Conflict."""
+        ...
+
+    def by_keys(self, keys: Collection[tuple[str, str]]) -> Sequence[Item]:
+        """The items with these (GTIN, serial) keys, whoever owns them (one query, <= 10,000)."""
+        ...
+
+    def by_uids(self, uids: Collection[str]) -> Sequence[Item]:
+        """The items bound to these chip UIDs (one query, <= 10,000)."""
+        ...
+
+    def get(self, gtin: str, serial: str) -> Item | None:
+        """The item (GTIN, serial), whoever owns it."""
+        ...
+
+    def page(self, gtin: str, after: str | None, limit: int) -> Sequence[Item]:
+        """Up to `limit` items of `gtin` with serials above `after`, by serial."""
+        ...
+
+
+class SunKeyRepository(Protocol):
+    """Suppliers' sealed SUN master keys, one row per (organization, epoch)."""
+
+    def add(self, key: SunKey) -> SunKey:
+        """Store a new epoch; an (organization, epoch) already stored is a Conflict."""
+        ...
+
+    def epochs(self, organization_id: int) -> Sequence[SunKey]:
+        """The organization's epochs, oldest (lowest number) first."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
@@ -130,6 +188,8 @@ class UnitOfWork(Protocol):
     operators: OperatorRepository
     api_keys: ApiKeyRepository
     products: ProductRepository
+    items: ItemRepository
+    sun_keys: SunKeyRepository
 
     def __enter__(self) -> Self: ...
 

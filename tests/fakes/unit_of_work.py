@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from provenance_api.models import OperatorAccount, Organization, Product
+from provenance_api.models import Item, OperatorAccount, Organization, Product, SunKey
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import KeyRecord, Owner
+from provenance_api.services.ports import NEW_ITEM_FIELDS, KeyRecord, NewItem, Owner
 
 _CLASH = "a record with the same unique value already exists"
 
@@ -26,6 +26,8 @@ class _State:
         self.operators: dict[int, dict[str, Any]] = {}
         self.keys: dict[str, KeyRecord] = {}
         self.products: dict[str, dict[str, Any]] = {}
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.sun_keys: dict[tuple[int, int], dict[str, Any]] = {}
 
 
 class FakeOrganizations:
@@ -137,6 +139,70 @@ class FakeProducts:
         )
         return [self.get(gtin) for gtin in gtins[:limit]]  # type: ignore[misc]
 
+    def owned(self, organization_id: int, gtins: Collection[str]) -> set[str]:
+        return {
+            gtin
+            for gtin in gtins
+            if (row := self.state.products.get(gtin)) and row["organization_id"] == organization_id
+        }
+
+
+class FakeItems:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add_many(self, items: Sequence[NewItem]) -> None:
+        rows = self.state.items
+        uids = {row["uid"] for row in rows.values() if row["uid"] is not None}
+        added: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in items:
+            key = (item.gtin, item.serial)
+            # Like the table: unique keys and UIDs, and the product must exist.
+            clash = key in rows or key in added or item.uid in uids
+            if clash or item.gtin not in self.state.products:
+                raise Conflict(_CLASH)
+            if item.uid is not None:
+                uids.add(item.uid)
+            added[key] = {name: getattr(item, name) for name in NEW_ITEM_FIELDS}
+            added[key]["id"] = next(self.ids)
+        rows.update(added)
+
+    def by_keys(self, keys: Collection[tuple[str, str]]) -> Sequence[Item]:
+        return [Item(**self.state.items[key]) for key in set(keys) if key in self.state.items]
+
+    def by_uids(self, uids: Collection[str]) -> Sequence[Item]:
+        wanted = set(uids)
+        return [Item(**row) for row in self.state.items.values() if row["uid"] in wanted]
+
+    def get(self, gtin: str, serial: str) -> Item | None:
+        row = self.state.items.get((gtin, serial))
+        return Item(**row) if row is not None else None
+
+    def page(self, gtin: str, after: str | None, limit: int) -> Sequence[Item]:
+        serials = sorted(
+            serial
+            for (item_gtin, serial) in self.state.items
+            if item_gtin == gtin and (after is None or serial > after)
+        )
+        return [Item(**self.state.items[(gtin, serial)]) for serial in serials[:limit]]
+
+
+class FakeSunKeys:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, key: SunKey) -> SunKey:
+        slot = (key.organization_id, key.epoch)
+        if slot in self.state.sun_keys:
+            raise Conflict(_CLASH)
+        key.id = next(self.ids)
+        self.state.sun_keys[slot] = key.model_dump()
+        return key
+
+    def epochs(self, organization_id: int) -> Sequence[SunKey]:
+        slots = sorted(slot for slot in self.state.sun_keys if slot[0] == organization_id)
+        return [SunKey(**self.state.sun_keys[slot]) for slot in slots]
+
 
 class FakeUnitOfWork:
     """Shared committed state; each `with` works on a copy until `commit()`."""
@@ -145,10 +211,13 @@ class FakeUnitOfWork:
     operators: FakeOperators
     api_keys: FakeApiKeys
     products: FakeProducts
+    items: FakeItems
+    sun_keys: FakeSunKeys
 
     def __init__(self) -> None:
         self.committed = _State()
-        self._ids = {name: itertools.count(1) for name in ("org", "operator", "product")}
+        names = ("org", "operator", "product", "item", "sun_key")
+        self._ids = {name: itertools.count(1) for name in names}
         self._work: _State | None = None
         self.commits = 0
 
@@ -165,6 +234,8 @@ class FakeUnitOfWork:
         self.operators = FakeOperators(self._work, self._ids["operator"])
         self.api_keys = FakeApiKeys(self._work)
         self.products = FakeProducts(self._work, self._ids["product"])
+        self.items = FakeItems(self._work, self._ids["item"])
+        self.sun_keys = FakeSunKeys(self._work, self._ids["sun_key"])
 
     def commit(self) -> None:
         assert self._work is not None, "commit outside `with`"

@@ -55,10 +55,22 @@ class World:
         self.gtins = fresh_gtins("2")
         self.names = iter(f"New org {n}" for n in range(1000))
         assert self._post_product(self.rival, OTHER_GTIN) == 201
+        assert self._post_item(self.rival, OTHER_GTIN) == 200
 
     def _post_product(self, key: str, gtin: str) -> int:
         body = {"gtin": gtin, "name": "Probe product"}
         return self.api.call("POST", "/v1/products", key, json=body).status_code
+
+    def _post_item(self, key: str, gtin: str) -> int:
+        body = {"items": [{"gtin": gtin, "serial": "S1", "tag": "qr"}]}
+        return self.api.call("POST", "/v1/items", key, json=body).status_code
+
+    def item(self, key: str, tenant: str) -> str:
+        """The path of an item the caller owns (when it can own one), or the rival's."""
+        gtin = self.product(key, tenant)
+        if tenant == OWN:
+            self._post_item(key, gtin)
+        return f"{gtin}/S1"
 
     def product(self, key: str, tenant: str) -> str:
         """A GTIN the caller owns (when it can own one), or the rival's."""
@@ -107,6 +119,19 @@ PROBES: dict[str, Probe] = {
         json=lambda: {"name": "Renamed"},
         addresses_resource=True,
     ),
+    "items.register_items": Probe(
+        "POST",
+        lambda w, t: "/v1/items",
+        json=lambda: {"items": [{"gtin": next(NEW_GTINS), "serial": "S1", "tag": "qr"}]},
+    ),
+    "items.list_items": Probe(
+        "GET", lambda w, t: f"/v1/items?gtin={w.product(w.key, t)}", addresses_resource=True
+    ),
+    "items.get_item": Probe(
+        "GET", lambda w, t: f"/v1/items/{w.item(w.key, t)}", addresses_resource=True
+    ),
+    "sun_keys.create_sun_key": Probe("POST", lambda w, t: "/v1/sun-keys", ok=201, json=dict),
+    "sun_keys.list_sun_keys": Probe("GET", lambda w, t: "/v1/sun-keys"),
 }
 
 

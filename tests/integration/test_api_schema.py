@@ -84,7 +84,10 @@ def test_every_route_honours_its_schema(case, keys):
     role = Role.OPERATOR if case.operation.path.startswith("/v1/organizations") else Role.SUPPLIER
     # Left out: positive_data_acceptance. A schema cannot say "check digit" or "printable", so
     # schema-valid data can rightly be refused with the documented 422.
+    excluded = [schemathesis.checks.positive_data_acceptance]
+    if (case.method, case.operation.path) == ("POST", "/v1/items"):
+        # A batch answers a malformed row in its 200 body (refused, by index), not with a 4xx.
+        excluded.append(schemathesis.checks.negative_data_rejection)
     case.call_and_validate(
-        headers={"Authorization": f"Bearer {keys[role]}"},
-        excluded_checks=[schemathesis.checks.positive_data_acceptance],
+        headers={"Authorization": f"Bearer {keys[role]}"}, excluded_checks=excluded
     )

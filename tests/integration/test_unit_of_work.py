@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from provenance_api import db
-from provenance_api.models import OperatorAccount, Organization, OrgKind, Product
+from provenance_api.models import OperatorAccount, Organization, OrgKind, Product, SunKey
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import KeyRecord, Owner, OwnerKind
+from provenance_api.services.ports import KeyRecord, NewItem, Owner, OwnerKind
 from provenance_api.unit_of_work import SqlUnitOfWork
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
@@ -201,3 +201,117 @@ def test_racing_suppliers_register_one_gtin_exactly_once(sql_uow):
         outcomes = list(pool.map(register, suppliers))
     assert outcomes.count("created") == 1
     assert set(outcomes) - {"created"} == {"GTIN 09506000134352 is already registered"}
+
+
+def _item(
+    org: int, gtin: str, serial: str, uid: str | None = None, lot=None, expiry=None
+) -> NewItem:
+    tag = "qr" if uid is None else "ntag424"
+    return NewItem(org, gtin, serial, lot, expiry, tag, uid, bytes(32), T0)
+
+
+def test_items_in_bulk_by_keys_by_uids_and_paged_by_serial(uow):
+    mine = _org(uow, "Items", "0x" + "e" * 40)
+    theirs = _org(uow, "Others", "0x" + "f" * 40)
+    with uow:
+        uow.products.add(Product(organization_id=mine, gtin="00000000000001", name="A"))
+        uow.products.add(Product(organization_id=mine, gtin="00000000000002", name="B"))
+        uow.products.add(Product(organization_id=theirs, gtin="00000000000003", name="C"))
+        uow.commit()
+    with uow:
+        assert uow.products.owned(mine, ["00000000000001", "00000000000003", "9"]) == {
+            "00000000000001"
+        }
+        assert uow.products.owned(mine, []) == set()
+        uow.items.add_many(
+            [
+                _item(mine, "00000000000001", "S3", lot="L1", expiry="271231"),
+                _item(mine, "00000000000001", "S1", uid="04000000000001"),
+                _item(mine, "00000000000001", "S2"),
+                _item(mine, "00000000000002", "S1", uid="04000000000002"),
+            ]
+        )
+        uow.items.add_many([])
+        uow.commit()
+    with uow:
+        found = uow.items.by_keys({("00000000000001", "S3"), ("00000000000002", "S1"), ("x", "y")})
+        assert sorted((i.gtin, i.serial) for i in found) == [
+            ("00000000000001", "S3"),
+            ("00000000000002", "S1"),
+        ]
+        s3 = uow.items.get("00000000000001", "S3")
+        assert (s3.lot, s3.expiry, s3.tag, s3.uid, s3.salt) == (
+            "L1",
+            "271231",
+            "qr",
+            None,
+            bytes(32),
+        )
+        assert s3.organization_id == mine and s3.commissioned_at is not None
+        assert uow.items.get("00000000000002", "S3") is None
+        bound = uow.items.by_uids(["04000000000002", "04000000000009"])
+        assert [(i.gtin, i.serial) for i in bound] == [("00000000000002", "S1")]
+        assert uow.items.by_keys([]) == [] and uow.items.by_uids([]) == []
+        assert [i.serial for i in uow.items.page("00000000000001", None, 2)] == ["S1", "S2"]
+        assert [i.serial for i in uow.items.page("00000000000001", "S2", 5)] == ["S3"]
+        assert uow.items.page("00000000000003", None, 5) == []
+
+
+@pytest.mark.parametrize(
+    "clash",
+    [
+        ("00000000000001", "S1", None),  # the same (GTIN, serial)
+        ("00000000000001", "S9", "04000000000001"),  # a UID bound already
+        ("00000000000009", "S1", None),  # no such product
+    ],
+)
+def test_a_bulk_insert_that_clashes_stores_nothing(uow, clash):
+    org = _org(uow, "Clash", "0x" + "9" * 40)
+    with uow:
+        uow.products.add(Product(organization_id=org, gtin="00000000000001", name="A"))
+        uow.items.add_many([_item(org, "00000000000001", "S1", uid="04000000000001")])
+        uow.commit()
+    gtin, serial, uid = clash
+    with pytest.raises(Conflict), uow:
+        uow.items.add_many([_item(org, "00000000000001", "S5"), _item(org, gtin, serial, uid)])
+        uow.commit()
+    with uow:
+        assert uow.items.get("00000000000001", "S5") is None
+        assert len(uow.items.page("00000000000001", None, 10)) == 1
+
+
+def test_sun_keys_by_organization_in_epoch_order_and_unique_per_epoch(uow):
+    one = _org(uow, "Keys 1", "0x" + "7" * 40)
+    two = _org(uow, "Keys 2", "0x" + "8" * 40)
+    with uow:
+        for epoch in (2, 1, 3):
+            uow.sun_keys.add(SunKey(organization_id=one, epoch=epoch, sealed_key=f"k{epoch}"))
+        uow.sun_keys.add(SunKey(organization_id=two, epoch=1, sealed_key="other"))
+        uow.commit()
+    with uow:
+        assert [(k.epoch, k.sealed_key) for k in uow.sun_keys.epochs(one)] == [
+            (1, "k1"),
+            (2, "k2"),
+            (3, "k3"),
+        ]
+        assert [k.sealed_key for k in uow.sun_keys.epochs(two)] == ["other"]
+        assert uow.sun_keys.epochs(10_000) == []
+    with pytest.raises(Conflict), uow:
+        uow.sun_keys.add(SunKey(organization_id=two, epoch=1, sealed_key="again"))
+        uow.commit()
+
+
+def test_ten_thousand_items_in_one_insert_and_found_by_one_query_each(uow):
+    org = _org(uow, "Bulk", "0x" + "6" * 40)
+    gtin = "00000000000001"
+    items = [_item(org, gtin, f"S{n:05d}", uid=f"04{n:012X}") for n in range(10_000)]
+    with uow:
+        uow.products.add(Product(organization_id=org, gtin=gtin, name="Bulk"))
+        uow.items.add_many(items)
+        uow.commit()
+    keys = [(gtin, f"S{n:05d}") for n in range(0, 20_000, 2)]  # half of them exist
+    with uow:
+        found = uow.items.by_keys(keys)
+        assert len(found) == 5_000
+        assert {i.serial for i in found} == {f"S{n:05d}" for n in range(0, 10_000, 2)}
+        assert len(uow.items.by_uids([f"04{n:012X}" for n in range(5_000, 15_000)])) == 5_000
