@@ -29,6 +29,9 @@ ACCESS: dict[str, frozenset[Role]] = {
     "products.list_products": SUPPLIERS,
     "products.get_product": SUPPLIERS,
     "products.update_product": SUPPLIERS,
+    "devices.register_device": PARTIES,
+    "devices.list_devices": PARTIES,
+    "devices.revoke_device": PARTIES,
 }
 
 
