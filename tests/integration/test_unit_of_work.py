@@ -9,15 +9,26 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlmodel import select
 
 from provenance_api import db
-from provenance_api.models import OperatorAccount, Organization, OrgKind, Product
+from provenance_api.models import (
+    ChainWrite,
+    Device,
+    OperatorAccount,
+    Organization,
+    OrgKind,
+    Product,
+    WriteStatus,
+)
+from provenance_api.services.chain_writes import retry_write
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import KeyRecord, Owner, OwnerKind
+from provenance_api.services.ports import ChainState, KeyRecord, Owner, OwnerKind
 from provenance_api.unit_of_work import SqlUnitOfWork
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+SENDER = "0x" + "5e" * 20
 
 
 def _sql(request, tmp_path, kind: str):
@@ -37,7 +48,7 @@ def uow(request, tmp_path):
         return
     engine = _sql(request, tmp_path, request.param)
     try:
-        yield SqlUnitOfWork(engine)
+        yield SqlUnitOfWork(engine, sender=lambda: SENDER)
     finally:
         engine.dispose()
 
@@ -201,3 +212,85 @@ def test_racing_suppliers_register_one_gtin_exactly_once(sql_uow):
         outcomes = list(pool.map(register, suppliers))
     assert outcomes.count("created") == 1
     assert set(outcomes) - {"created"} == {"GTIN 09506000134352 is already registered"}
+
+
+DEVICE_A = "0x" + "a1" * 20
+DEVICE_B = "0x" + "b2" * 20
+
+
+def test_devices_by_address_paged_per_organization_and_revoked_through_add(uow):
+    mine, theirs = _org(uow, "Dock", "0x" + "01" * 20), _org(uow, "Rival", "0x" + "02" * 20)
+    with uow:
+        for org, address in ((mine, DEVICE_B), (mine, DEVICE_A), (theirs, "0x" + "c3" * 20)):
+            uow.devices.add(Device(organization_id=org, address=address, name="R"))
+        uow.commit()
+    with uow:
+        device = uow.devices.get(DEVICE_A)
+        assert device is not None and device.organization_id == mine
+        assert uow.devices.get("0x" + "d4" * 20) is None
+        assert [d.address for d in uow.devices.page(mine, None, 10)] == [DEVICE_A, DEVICE_B]
+        assert [d.address for d in uow.devices.page(mine, DEVICE_A, 10)] == [DEVICE_B]
+        assert [d.address for d in uow.devices.page(mine, None, 1)] == [DEVICE_A]
+        device.revoked_at = T0
+        uow.devices.add(device)
+        uow.commit()
+    with uow:
+        assert uow.devices.get(DEVICE_A).revoked_at.replace(tzinfo=UTC) == T0
+        with pytest.raises(Conflict):
+            uow.devices.add(Device(organization_id=theirs, address=DEVICE_A, name="Again"))
+
+
+def test_owed_writes_commit_and_roll_back_with_the_unit_of_work(uow):
+    with uow:
+        uow.ledger.owe(
+            contract="CustodyLedger",
+            function="revokeDevice",
+            args=[DEVICE_A],
+            idempotency_key="lost",
+        )
+    with uow:
+        assert uow.ledger.states(["lost"]) == {}
+        uow.ledger.owe(
+            contract="CustodyLedger",
+            function="revokeDevice",
+            args=[DEVICE_A],
+            idempotency_key="kept",
+        )
+        uow.commit()
+    with uow:
+        assert uow.ledger.states(["kept", "lost"]) == {"kept": ChainState.OWED}
+        # The same key and write again is the same write; another write under it is refused.
+        uow.ledger.owe(
+            contract="CustodyLedger",
+            function="revokeDevice",
+            args=[DEVICE_A],
+            idempotency_key="kept",
+        )
+        with pytest.raises(Conflict):
+            uow.ledger.owe(
+                contract="CustodyLedger",
+                function="revokeDevice",
+                args=[DEVICE_B],
+                idempotency_key="kept",
+            )
+
+
+def test_a_failed_write_reads_as_its_retry_once_an_operator_retried_it(sql_uow):
+    sql_uow.sender = lambda: SENDER
+    with sql_uow:
+        sql_uow.ledger.owe(
+            contract="CustodyLedger", function="revokeDevice", args=[DEVICE_A], idempotency_key="k"
+        )
+        sql_uow.commit()
+    with db.session_scope(sql_uow.engine) as session:
+        row = session.exec(select(ChainWrite).where(ChainWrite.idempotency_key == "k")).one()
+        row.status = WriteStatus.FAILED.value
+        session.add(row)
+    with sql_uow:
+        assert sql_uow.ledger.states(["k"]) == {"k": ChainState.FAILED}
+    with db.session_scope(sql_uow.engine) as session:
+        retried = retry_write(session, row.id)
+        retried.status = WriteStatus.CONFIRMED.value
+        session.add(retried)
+    with sql_uow:
+        assert sql_uow.ledger.states(["k"]) == {"k": ChainState.CONFIRMED}
