@@ -294,3 +294,35 @@ def test_a_failed_write_reads_as_its_retry_once_an_operator_retried_it(sql_uow):
         session.add(retried)
     with sql_uow:
         assert sql_uow.ledger.states(["k"]) == {"k": ChainState.CONFIRMED}
+
+
+def test_racing_organizations_register_one_device_exactly_once_and_owe_it_once(sql_uow):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from provenance_api.schemas import DeviceCreate
+    from provenance_api.services import devices
+
+    racers = [_org(sql_uow, f"Racer {n}", f"0x{n + 100:040x}") for n in range(6)]
+    barrier = Barrier(len(racers))
+    data = DeviceCreate(address=DEVICE_A.lower(), name="Contested")
+
+    def register(organization_id: int) -> str:
+        barrier.wait()
+        try:
+            devices.register_device(
+                SqlUnitOfWork(sql_uow.engine, sender=lambda: SENDER), organization_id, data
+            )
+        except Conflict as exc:
+            return exc.message
+        return "created"
+
+    with ThreadPoolExecutor(len(racers)) as pool:
+        outcomes = list(pool.map(register, racers))
+    assert outcomes.count("created") == 1
+    assert {o.split(";")[0] for o in outcomes} - {"created"} == {
+        f"device {data.address} is already registered"
+    }
+    with db.session_scope(sql_uow.engine) as session:
+        owed = session.exec(select(ChainWrite).where(ChainWrite.function == "registerDevice"))
+        assert [row.args[1] for row in owed] == [data.address]
