@@ -200,8 +200,21 @@ def test_the_chain_state_is_read_from_the_write_row(tmp_path):
     fake_api.app.extensions["provenance"].close()
 
 
-def test_registration_and_revocation_reach_custody_ledger_on_the_embedded_chain(tmp_path):
-    app, rt = make_app(tmp_path)
+@pytest.mark.parametrize(
+    "where",
+    [
+        "embedded+sqlite",
+        pytest.param("anvil+postgres", marks=[pytest.mark.postgres, pytest.mark.anvil]),
+    ],
+)
+def test_registration_and_revocation_reach_custody_ledger(tmp_path, request, where):
+    if where == "embedded+sqlite":
+        app, rt = make_app(tmp_path)
+    else:
+        chain_url = request.getfixturevalue("anvil_url")
+        database_url = request.getfixturevalue("postgres_url")
+        # Automining anvil makes no block without a transaction: confirm at depth 0.
+        app, rt = make_app(tmp_path, chain_url, database_url, CONFIRMATIONS=0)
     api = Api(app, lambda: SqlUnitOfWork(rt.engine))
     key = api.key(Role.WAREHOUSE, "Dock Co")
     me = api.call("GET", "/v1/me", key).get_json()
