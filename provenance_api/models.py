@@ -2,7 +2,8 @@
 
 Tables: `chain_write` (the chain writer's outbox) with its `chain_tx_attempt` children,
 `writer_lease` (one live writer per signing key), `contract_deployment`, `organization`
-and `api_key`. API shapes (`*Create`, `*Public`) carry no secrets.
+and `api_key`, `product`, operators and their keys, `device` (reader addresses) and
+`sun_counter` (the last SUN counter per tag). API shapes (`*Create`, `*Public`) carry no secrets.
 """
 
 from __future__ import annotations

@@ -368,6 +368,7 @@ class DeviceCreate(Strict):
     """A reader device to register: the address `firmware-tools device provision` printed."""
 
     address: EthAddress
+    # Printable, as an organization's or product's name: it is shown on pages and in logs.
     name: ProductName = Field(description="A label for people, e.g. 'Dock door 3'.")
 
 
