@@ -4,10 +4,39 @@ Pure: no I/O; keys are arguments. Digests are computed directly from the type st
 that a verifier can check thousands of labels a second (a GTIN's hash is cached: a verifier
 sees few GTINs and many serials); tests cross-check every digest against eth-account's
 general encoder.
+
+Custody events (what a reader device signs; domain {name: "Provenance Custody",
+version: "1"}, no chain id: the signature is checked off-chain and the event's digest is
+what the salted Merkle leaf `contracts_abi.merkle.custody_leaf(digest, salt)` commits to)::
+
+    CustodyEvent(
+        bytes16 eventId,          the event's UUID, its 16 bytes in RFC 4122 order
+        Item item,                Item(string gtin, string serial): GTIN-14 and serial
+        string bizStep,           CBV business step, short name: "shipping", "receiving", ...
+        string disposition,       CBV disposition, short name: "in_transit", "in_progress", ...
+        string readPoint,         where it was read (an SGLN URI or the operator's own id)
+        address fromParty,        the giver; the zero address when there is none
+        address toParty,          the taker; the zero address when there is none
+        uint64 eventTime,         seconds since 1970-01-01T00:00:00Z
+        int16 eventTimeZoneOffset minutes east of UTC where it happened (EPCIS), -840..840
+        bytes32 tagEvidence,      tag_evidence_digest() of the tag as read
+        address device            the signing device's address
+    )
+
+The tag evidence digest is the EIP-712 struct hash of
+`TagEvidence(string url,bytes uid,bytes originalitySignature)`:
+`keccak256(abi.encode(TYPEHASH, keccak256(url), keccak256(uid), keccak256(signature)))`,
+where `url` is the scanned URL exactly as read (UTF-8, not normalized; for NTAG 424 DNA with
+its SUN parameters), and for NTAG 21x `uid` is the 7-byte chip UID and the signature the
+chip's 32-byte NXP originality signature as read (READ_SIG); both are empty bytes for QR
+labels and NTAG 424 DNA taps, whose URL carries all the evidence. Each part is hashed on its
+own, so no byte can move from one part to another.
 """
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 
 from coincurve import PrivateKey, PublicKey
@@ -324,3 +353,166 @@ def recover_transfer_consent_signer(
         deadline=deadline,
     )
     return recover_digest_signer(digest, signature)
+
+
+# --- Custody events (see the module docstring) ------------------------------------------------
+
+CUSTODY_DOMAIN_NAME = "Provenance Custody"
+CUSTODY_DOMAIN_VERSION = "1"
+CUSTODY_DOMAIN_SEPARATOR = _domain_separator(CUSTODY_DOMAIN_NAME, CUSTODY_DOMAIN_VERSION)
+ITEM_TYPE = "Item(string gtin,string serial)"
+# EIP-712 encodeType: the primary type, then the types it references sorted by name.
+CUSTODY_EVENT_TYPE = (
+    "CustodyEvent(bytes16 eventId,Item item,string bizStep,string disposition,"
+    "string readPoint,address fromParty,address toParty,uint64 eventTime,"
+    "int16 eventTimeZoneOffset,bytes32 tagEvidence,address device)" + ITEM_TYPE
+)
+TAG_EVIDENCE_TYPE = "TagEvidence(string url,bytes uid,bytes originalitySignature)"
+_ITEM_TYPEHASH = keccak(ITEM_TYPE.encode())
+_CUSTODY_EVENT_TYPEHASH = keccak(CUSTODY_EVENT_TYPE.encode())
+_TAG_EVIDENCE_TYPEHASH = keccak(TAG_EVIDENCE_TYPE.encode())
+ZERO_ADDRESS = "0x" + "00" * 20
+TIME_ZONE_OFFSET_LIMIT = 14 * 60  # UTC-14:00 to UTC+14:00, as ISO 8601 offsets in use
+
+
+def tag_evidence_digest(url: str, uid: bytes = b"", originality_signature: bytes = b"") -> bytes:
+    """The 32-byte digest of a tag as read: its URL, and for NTAG 21x its UID and signature."""
+    return keccak(
+        _TAG_EVIDENCE_TYPEHASH
+        + keccak(url.encode())
+        + keccak(bytes(uid))
+        + keccak(bytes(originality_signature))
+    )
+
+
+def tag_evidence_typed_data(url: str, uid: bytes = b"", originality_signature: bytes = b"") -> dict:
+    """The same evidence as an EIP-712 message (its struct hash is the digest), for tests."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+            ],
+            "TagEvidence": [
+                {"name": "url", "type": "string"},
+                {"name": "uid", "type": "bytes"},
+                {"name": "originalitySignature", "type": "bytes"},
+            ],
+        },
+        "primaryType": "TagEvidence",
+        "domain": {"name": CUSTODY_DOMAIN_NAME, "version": CUSTODY_DOMAIN_VERSION},
+        "message": {
+            "url": url,
+            "uid": bytes(uid),
+            "originalitySignature": bytes(originality_signature),
+        },
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyEvent:
+    """One custody event as a device signs it; times are UTC seconds plus the local offset."""
+
+    event_id: uuid.UUID
+    gtin: str
+    serial: str
+    biz_step: str
+    disposition: str
+    read_point: str
+    from_party: str
+    to_party: str
+    event_time: int
+    time_zone_offset: int
+    tag_evidence: bytes
+    device: str
+
+
+def _word_int16(name: str, value: int) -> bytes:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not -TIME_ZONE_OFFSET_LIMIT <= value <= TIME_ZONE_OFFSET_LIMIT:
+        raise ValueError(f"{name} must be within ±{TIME_ZONE_OFFSET_LIMIT} minutes, got {value}")
+    return value.to_bytes(32, "big", signed=True)  # sign-extended, as abi.encode does
+
+
+def _event_fields(event: CustodyEvent) -> None:
+    if not isinstance(event.event_id, uuid.UUID):
+        raise ValueError(f"event_id must be a UUID, got {event.event_id!r}")
+    if not isinstance(event.event_time, int) or not 0 <= event.event_time < 2**64:
+        raise ValueError(f"event_time must be a uint64 of seconds, got {event.event_time!r}")
+    if len(event.tag_evidence) != 32:
+        raise ValueError(f"tag_evidence must be 32 bytes, got {len(event.tag_evidence)}")
+
+
+def custody_event_digest(event: CustodyEvent) -> bytes:
+    """The EIP-712 digest a device signs for `event`; a ValueError names a bad field."""
+    _event_fields(event)
+    item = keccak(_ITEM_TYPEHASH + _gtin_hash(event.gtin) + keccak(event.serial.encode()))
+    struct = (
+        _CUSTODY_EVENT_TYPEHASH
+        + event.event_id.bytes
+        + b"\x00" * 16  # bytesN is left-aligned in its word
+        + item
+        + keccak(event.biz_step.encode())
+        + keccak(event.disposition.encode())
+        + keccak(event.read_point.encode())
+        + _word_address("from_party", event.from_party)
+        + _word_address("to_party", event.to_party)
+        + event.event_time.to_bytes(32, "big")
+        + _word_int16("time_zone_offset", event.time_zone_offset)
+        + bytes(event.tag_evidence)
+        + _word_address("device", event.device)
+    )
+    return typed_digest(CUSTODY_DOMAIN_SEPARATOR, keccak(struct))
+
+
+def custody_event_typed_data(event: CustodyEvent) -> dict:
+    """The same event as a full EIP-712 message, for wallets and eth-account."""
+    _event_fields(event)
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+            ],
+            "CustodyEvent": [
+                {"name": "eventId", "type": "bytes16"},
+                {"name": "item", "type": "Item"},
+                {"name": "bizStep", "type": "string"},
+                {"name": "disposition", "type": "string"},
+                {"name": "readPoint", "type": "string"},
+                {"name": "fromParty", "type": "address"},
+                {"name": "toParty", "type": "address"},
+                {"name": "eventTime", "type": "uint64"},
+                {"name": "eventTimeZoneOffset", "type": "int16"},
+                {"name": "tagEvidence", "type": "bytes32"},
+                {"name": "device", "type": "address"},
+            ],
+            "Item": [{"name": "gtin", "type": "string"}, {"name": "serial", "type": "string"}],
+        },
+        "primaryType": "CustodyEvent",
+        "domain": {"name": CUSTODY_DOMAIN_NAME, "version": CUSTODY_DOMAIN_VERSION},
+        "message": {
+            "eventId": event.event_id.bytes,
+            "item": {"gtin": event.gtin, "serial": event.serial},
+            "bizStep": event.biz_step,
+            "disposition": event.disposition,
+            "readPoint": event.read_point,
+            "fromParty": to_checksum_address(event.from_party),
+            "toParty": to_checksum_address(event.to_party),
+            "eventTime": event.event_time,
+            "eventTimeZoneOffset": event.time_zone_offset,
+            "tagEvidence": bytes(event.tag_evidence),
+            "device": to_checksum_address(event.device),
+        },
+    }
+
+
+def sign_custody_event(private_key: bytes, event: CustodyEvent) -> bytes:
+    """The device's 65-byte signature over `event`."""
+    return sign_digest(private_key, custody_event_digest(event))
+
+
+def recover_custody_event_signer(signature: bytes, event: CustodyEvent) -> str:
+    """Address that signed `event`; the API requires it to be `event.device`, registered."""
+    return recover_digest_signer(custody_event_digest(event), signature)

@@ -12,6 +12,7 @@ from flask_openapi3 import Info, OpenAPI
 from provenance_api import config
 from provenance_api.api import (
     api_keys,
+    devices,
     docs,
     errors,
     frame,
@@ -65,14 +66,19 @@ def create_app(
     app.json = frame.JsonProvider(app)
     runtime = Runtime(app.config)
     app.extensions[EXTENSION] = runtime
-    frame.install(app, unit_of_work or (lambda: SqlUnitOfWork(runtime.engine, writes=_writes())))
+    frame.install(app, unit_of_work or (lambda: _sql_unit_of_work(runtime)))
     errors.register(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
-    for module in (me, api_keys, organizations, products, items, sun_keys):
+    for module in (me, api_keys, organizations, products, items, sun_keys, devices):
         app.register_api(module.bp)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app
+
+
+def _sql_unit_of_work(runtime: Runtime) -> SqlUnitOfWork:
+    """A unit of work for this request; owed chain writes are signed by the operator key."""
+    return SqlUnitOfWork(runtime.engine, writes=_writes(), sender=lambda: runtime.operator.address)
 
 
 def _writes() -> bool:

@@ -2,7 +2,8 @@
 
 Tables: `chain_write` (the chain writer's outbox) with its `chain_tx_attempt` children,
 `writer_lease` (one live writer per signing key), `contract_deployment`, `organization`,
-`api_key`, `product`, the operators' tables, `item` and `sun_key`. API shapes (`*Create`,
+`api_key`, `product`, the operators' tables, `item`, `sun_key`, `device` (reader
+addresses) and `sun_counter` (the last SUN counter per tag). API shapes (`*Create`,
 `*Public`) carry no secrets.
 """
 
@@ -375,5 +376,44 @@ class SunKey(SQLModel, table=True):
     epoch: int
     sealed_key: str = Field(sa_type=sa.Text)
     created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+
+
+class Device(SQLModel, table=True):
+    """A reader device's signing address, registered to one organization; never re-registered.
+
+    `revoked_at` decides at once (a revoked device's events are refused from then on); the
+    chain follows through the writer's rows `device:<address>:register` and `...:revoke`.
+    """
+
+    __tablename__ = "device"
+    __table_args__ = (sa.Index("ix_device_organization_address", "organization_id", "address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id")
+    address: str = Field(max_length=42, unique=True)  # EIP-55 checksummed
+    name: str = Field(max_length=200)
+    registered_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    # Set by the custody events slice when a device's event is accepted.
+    last_seen_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class SunCounter(SQLModel, table=True):
+    """The last accepted NTAG 424 DNA SUN counter per (chip UID, key epoch).
+
+    Advanced only by one compare-and-set statement (provenance_api.sun_counters), so that a
+    replayed tap is caught whichever thread, worker or host presents it.
+    """
+
+    __tablename__ = "sun_counter"
+
+    uid: bytes = Field(sa_type=sa.LargeBinary(16), primary_key=True)
+    key_epoch: int = Field(primary_key=True)
+    last_counter: int = Field(sa_type=sa.BigInteger)
+    updated_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from eth_utils import to_checksum_address
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -162,7 +163,32 @@ def gs1_expiry(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def eth_address(value: str) -> str:
+    """A 0x address, EIP-55 checksummed or all one case, as its checksummed form.
+
+    Mixed case is a checksum (EIP-55): one mistyped letter is caught rather than registering
+    an address nobody holds the key of.
+    """
+    digits = value[2:]
+    checksummed = to_checksum_address(value)
+    if digits not in (digits.lower(), digits.upper()) and value != checksummed:
+        raise ValueError("mixed-case address with a wrong EIP-55 checksum (mistyped?)")
+    if not int(digits, 16):
+        raise ValueError("the zero address has no key; nobody can sign for it")
+    return checksummed
+
+
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+EthAddress = Annotated[
+    str,
+    Field(
+        min_length=42,
+        max_length=42,
+        pattern=r"^0x[0-9a-fA-F]{40}$",
+        description="A 0x address: EIP-55 checksummed, or all lower or all upper case hex.",
+    ),
+    AfterValidator(eth_address),
+]
 Gtin = Annotated[
     str,
     Field(
@@ -519,3 +545,59 @@ class SunKeyList(BaseModel):
     """The caller's key epochs, oldest first; the last is current."""
 
     items: list[SunKeyPublic]
+
+
+# --- devices ------------------------------------------------------------------------------
+
+
+class DeviceStatus(enum.StrEnum):
+    """A device is active until revoked; revoked is for good."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class DeviceCreate(Strict):
+    """A reader device to register: the address `firmware-tools device provision` printed."""
+
+    address: EthAddress
+    # Printable, as an organization's or product's name: it is shown on pages and in logs.
+    name: ProductName = Field(description="A label for people, e.g. 'Dock door 3'.")
+
+
+class DevicePublic(BaseModel):
+    """A device as its organization sees it, with where its chain registration stands."""
+
+    address: str
+    name: str
+    status: DeviceStatus
+    registered_at: UtcDatetime
+    revoked_at: UtcDatetime | None = None
+    last_seen_at: UtcDatetime | None = None
+    chain_registration: str = Field(
+        description="The on-chain registration: owed (not yet confirmed), confirmed or failed."
+    )
+    chain_revocation: str | None = Field(
+        default=None,
+        description="The on-chain revocation, once revoked: owed, confirmed or failed.",
+    )
+
+
+class DevicePage(BaseModel):
+    """The caller's devices by address; pass `next` as `after` for more."""
+
+    items: list[DevicePublic]
+    next: str | None = None
+
+
+class DevicePath(BaseModel):
+    """A device named by its address."""
+
+    address: EthAddress
+
+
+class DeviceListQuery(Strict):
+    """Paging through devices."""
+
+    limit: Limit = PAGE_LIMIT_DEFAULT
+    after: EthAddress = None  # type: ignore[assignment]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 
@@ -14,15 +14,26 @@ from sqlmodel import Session, func, select
 from provenance_api import db
 from provenance_api.models import (
     ApiKey,
+    ChainWrite,
+    Device,
     Item,
     OperatorAccount,
     OperatorApiKey,
     Organization,
     Product,
     SunKey,
+    WriteStatus,
 )
+from provenance_api.services.chain_writes import owe_write
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import NEW_ITEM_FIELDS, KeyRecord, NewItem, Owner, OwnerKind
+from provenance_api.services.ports import (
+    NEW_ITEM_FIELDS,
+    ChainState,
+    KeyRecord,
+    NewItem,
+    Owner,
+    OwnerKind,
+)
 
 _CLASH = "a record with the same unique value already exists"
 
@@ -283,6 +294,82 @@ class SqlSunKeys:
         return self.session.exec(query).all()
 
 
+class SqlDevices:
+    """Reader devices in the `device` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, device: Device) -> Device:
+        """Insert or update, and flush (an address stored twice is a Conflict)."""
+        self.session.add(device)
+        _flush(self.session)
+        return device
+
+    def get(self, address: str) -> Device | None:
+        """By checksummed address."""
+        return self.session.exec(select(Device).where(Device.address == address)).first()
+
+    def page(self, organization_id: int, after: str | None, limit: int) -> Sequence[Device]:
+        """The organization's devices with addresses above `after`, ascending."""
+        query = (
+            select(Device)
+            .where(Device.organization_id == organization_id)
+            .order_by(Device.address)  # type: ignore[arg-type]
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(Device.address > after)
+        return self.session.exec(query).all()
+
+
+_STATES = {
+    WriteStatus.CONFIRMED.value: ChainState.CONFIRMED,
+    WriteStatus.FAILED.value: ChainState.FAILED,
+}
+
+
+class SqlLedger:
+    """The ledger port over the chain writer's outbox, in the unit of work's own session."""
+
+    def __init__(self, session: Session, sender: Callable[[], str] | None) -> None:
+        self.session = session
+        self.sender = sender
+
+    def owe(
+        self, *, contract: str, function: str, args: Sequence[Any], idempotency_key: str
+    ) -> None:
+        """An outbox row signed by the operator key, committed with the unit of work."""
+        if self.sender is None:
+            raise RuntimeError("this unit of work was made without a chain sender")
+        owe_write(
+            self.session,
+            sender=self.sender(),
+            contract=contract,
+            function=function,
+            args=args,
+            idempotency_key=idempotency_key,
+        )
+
+    def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:
+        """From each write's status; a failed write that an operator retried reads as its retry."""
+        if not idempotency_keys:
+            return {}
+        query = select(ChainWrite).where(ChainWrite.idempotency_key.in_(idempotency_keys))  # type: ignore[attr-defined]
+        found: dict[str, ChainState] = {}
+        for row in self.session.exec(query).all():
+            key = row.idempotency_key
+            while row.status == WriteStatus.FAILED.value:
+                retry = self.session.exec(
+                    select(ChainWrite).where(ChainWrite.retry_of == row.id)
+                ).first()
+                if retry is None:
+                    break
+                row = retry
+            found[key] = _STATES.get(row.status, ChainState.OWED)
+        return found
+
+
 class SqlUnitOfWork:
     """One database transaction over `engine`; `with` it, then `commit()`."""
 
@@ -292,11 +379,16 @@ class SqlUnitOfWork:
     products: SqlProducts
     items: SqlItems
     sun_keys: SqlSunKeys
+    devices: SqlDevices
+    ledger: SqlLedger
 
-    def __init__(self, engine: Engine, *, writes: bool = True) -> None:
+    def __init__(
+        self, engine: Engine, *, writes: bool = True, sender: Callable[[], str] | None = None
+    ) -> None:
         # A unit that may write holds SQLite's write lock from its BEGIN (db.for_writing):
         # one that read first and wrote later would fail with SQLITE_BUSY under contention.
         self.engine = db.for_writing(engine) if writes else engine
+        self.sender = sender  # the chain writer's signing address, for owed writes
         self.session: Session | None = None
 
     def __enter__(self) -> Self:
@@ -307,6 +399,8 @@ class SqlUnitOfWork:
         self.products = SqlProducts(self.session)
         self.items = SqlItems(self.session)
         self.sun_keys = SqlSunKeys(self.session)
+        self.devices = SqlDevices(self.session)
+        self.ledger = SqlLedger(self.session, self.sender)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -34,6 +34,9 @@ ACCESS: dict[str, frozenset[Role]] = {
     "items.get_item": SUPPLIERS,
     "sun_keys.create_sun_key": SUPPLIERS,
     "sun_keys.list_sun_keys": SUPPLIERS,
+    "devices.register_device": PARTIES,
+    "devices.list_devices": PARTIES,
+    "devices.revoke_device": PARTIES,
 }
 
 

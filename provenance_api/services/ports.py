@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self
 
-from provenance_api.models import Item, OperatorAccount, Organization, Product, SunKey
+from provenance_api.models import Device, Item, OperatorAccount, Organization, Product, SunKey
 
 
 class OwnerKind(enum.StrEnum):
@@ -177,6 +177,22 @@ class SunKeyRepository(Protocol):
         ...
 
 
+class DeviceRepository(Protocol):
+    """Reader devices by address (EIP-55 checksummed)."""
+
+    def add(self, device: Device) -> Device:
+        """Store a new device, or the changes to one read from this repository."""
+        ...
+
+    def get(self, address: str) -> Device | None:
+        """The device with this address, whichever organization holds it."""
+        ...
+
+    def page(self, organization_id: int, after: str | None, limit: int) -> Sequence[Device]:
+        """Up to `limit` of the organization's devices with addresses above `after`."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
 
@@ -190,6 +206,8 @@ class UnitOfWork(Protocol):
     products: ProductRepository
     items: ItemRepository
     sun_keys: SunKeyRepository
+    devices: DeviceRepository
+    ledger: Ledger
 
     def __enter__(self) -> Self: ...
 
@@ -204,15 +222,28 @@ class UnitOfWork(Protocol):
         ...
 
 
+class ChainState(enum.StrEnum):
+    """Where an owed chain write stands, as callers see it."""
+
+    OWED = "owed"  # recorded, not yet confirmed (pending, signed, sent or mined)
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+
+
 class Ledger(Protocol):
     """What the services owe the chain, recorded in the same transaction as their change.
 
-    The real adapter is the chain writer's outbox (services.chain_writes.owe_write); the next
-    slice (devices, anchoring, transfers) calls it. No service of this slice writes to chain.
+    It belongs to the unit of work (`uow.ledger`): an owed write commits or rolls back with
+    the change that owes it. The real adapter is the chain writer's outbox
+    (services.chain_writes.owe_write).
     """
 
     def owe(
         self, *, contract: str, function: str, args: Sequence[Any], idempotency_key: str
     ) -> None:
         """Record that `contract.function(*args)` must be mined exactly once."""
+        ...
+
+    def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:
+        """Where each of these owed writes stands; keys never owed are left out."""
         ...

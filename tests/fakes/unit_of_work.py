@@ -13,9 +13,9 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from provenance_api.models import Item, OperatorAccount, Organization, Product, SunKey
+from provenance_api.models import Device, Item, OperatorAccount, Organization, Product, SunKey
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import NEW_ITEM_FIELDS, KeyRecord, NewItem, Owner
+from provenance_api.services.ports import NEW_ITEM_FIELDS, ChainState, KeyRecord, NewItem, Owner
 
 _CLASH = "a record with the same unique value already exists"
 
@@ -28,6 +28,10 @@ class _State:
         self.products: dict[str, dict[str, Any]] = {}
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.sun_keys: dict[tuple[int, int], dict[str, Any]] = {}
+        self.devices: dict[str, dict[str, Any]] = {}
+        # Owed chain writes by idempotency key: (contract, function, args) and their state.
+        self.writes: dict[str, tuple[str, str, list[Any]]] = {}
+        self.write_states: dict[str, ChainState] = {}
 
 
 class FakeOrganizations:
@@ -204,6 +208,57 @@ class FakeSunKeys:
         return [SunKey(**self.state.sun_keys[slot]) for slot in slots]
 
 
+class FakeDevices:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, device: Device) -> Device:
+        stored = self.state.devices.get(device.address)
+        if device.id is None:
+            if stored is not None:
+                raise Conflict(_CLASH)
+            device.id = next(self.ids)
+        elif stored is not None and stored["id"] != device.id:
+            raise Conflict(_CLASH)
+        self.state.devices[device.address] = device.model_dump()
+        return device
+
+    def get(self, address: str) -> Device | None:
+        row = self.state.devices.get(address)
+        return Device(**row) if row is not None else None
+
+    def page(self, organization_id: int, after: str | None, limit: int) -> Sequence[Device]:
+        addresses = sorted(
+            address
+            for address, row in self.state.devices.items()
+            if row["organization_id"] == organization_id and (after is None or address > after)
+        )
+        return [self.get(address) for address in addresses[:limit]]  # type: ignore[misc]
+
+
+class FakeLedger:
+    """Owed writes kept with the rest of the state; nothing is mined until a test says so."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def owe(
+        self, *, contract: str, function: str, args: Sequence[Any], idempotency_key: str
+    ) -> None:
+        write = (contract, function, list(args))
+        stored = self.state.writes.get(idempotency_key)
+        if stored is not None and stored != write:
+            raise Conflict(
+                f"idempotency key {idempotency_key!r} already names a different write",
+                {"idempotency_key": "reused for a different write"},
+            )
+        self.state.writes[idempotency_key] = write
+        self.state.write_states.setdefault(idempotency_key, ChainState.OWED)
+
+    def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:
+        return {k: self.state.write_states[k] for k in idempotency_keys if k in self.state.writes}
+
+
 class FakeUnitOfWork:
     """Shared committed state; each `with` works on a copy until `commit()`."""
 
@@ -213,10 +268,12 @@ class FakeUnitOfWork:
     products: FakeProducts
     items: FakeItems
     sun_keys: FakeSunKeys
+    devices: FakeDevices
+    ledger: FakeLedger
 
     def __init__(self) -> None:
         self.committed = _State()
-        names = ("org", "operator", "product", "item", "sun_key")
+        names = ("org", "operator", "product", "item", "sun_key", "device")
         self._ids = {name: itertools.count(1) for name in names}
         self._work: _State | None = None
         self.commits = 0
@@ -236,6 +293,8 @@ class FakeUnitOfWork:
         self.products = FakeProducts(self._work, self._ids["product"])
         self.items = FakeItems(self._work, self._ids["item"])
         self.sun_keys = FakeSunKeys(self._work, self._ids["sun_key"])
+        self.devices = FakeDevices(self._work, self._ids["device"])
+        self.ledger = FakeLedger(self._work)
 
     def commit(self) -> None:
         assert self._work is not None, "commit outside `with`"
@@ -245,3 +304,8 @@ class FakeUnitOfWork:
     def rollback(self) -> None:
         assert self._work is not None, "rollback outside `with`"
         self._begin()
+
+    def settle(self, idempotency_key: str, state: ChainState) -> None:
+        """What the chain writer does to a committed owed write (for tests)."""
+        assert idempotency_key in self.committed.writes, f"{idempotency_key} was never owed"
+        self.committed.write_states[idempotency_key] = state

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from eth_account import Account
 
 from firmware_tools.formats.gs1 import compute_check_digit
 from provenance_api.api import access
@@ -56,6 +57,9 @@ class World:
         self.names = iter(f"New org {n}" for n in range(1000))
         assert self._post_product(self.rival, OTHER_GTIN) == 201
         assert self._post_item(self.rival, OTHER_GTIN) == 200
+        self.rival_device = Account.create().address
+        body = {"address": self.rival_device, "name": "Rival reader"}
+        assert api.call("POST", "/v1/devices", self.rival, json=body).status_code == 201
 
     def _post_product(self, key: str, gtin: str) -> int:
         body = {"gtin": gtin, "name": "Probe product"}
@@ -79,6 +83,15 @@ class World:
         gtin = next(self.gtins)
         self._post_product(key, gtin)  # refused for non-suppliers: then nobody owns it
         return gtin
+
+    def device(self, key: str, tenant: str) -> str:
+        """An address of the caller's device (when it can register one), or the rival's."""
+        if tenant == OTHER:
+            return self.rival_device
+        address = Account.create().address
+        body = {"address": address, "name": "Probe reader"}
+        self.api.call("POST", "/v1/devices", key, json=body)  # refused for operators
+        return address
 
     def spare_key_prefix(self, key: str, tenant: str) -> str:
         """A second key of the caller (so revoking it is not revoking the last), or the rival's."""
@@ -132,6 +145,16 @@ PROBES: dict[str, Probe] = {
     ),
     "sun_keys.create_sun_key": Probe("POST", lambda w, t: "/v1/sun-keys", ok=201, json=dict),
     "sun_keys.list_sun_keys": Probe("GET", lambda w, t: "/v1/sun-keys"),
+    "devices.register_device": Probe(
+        "POST",
+        lambda w, t: "/v1/devices",
+        ok=201,
+        json=lambda: {"address": Account.create().address, "name": "Reader"},
+    ),
+    "devices.list_devices": Probe("GET", lambda w, t: "/v1/devices"),
+    "devices.revoke_device": Probe(
+        "DELETE", lambda w, t: f"/v1/devices/{w.device(w.key, t)}", addresses_resource=True
+    ),
 }
 
 
@@ -186,6 +209,10 @@ def test_the_rivals_resources_are_untouched_by_the_walk(api):
     assert product["name"] == "Probe product"
     keys = api.call("GET", "/v1/api-keys", world.rival).get_json()["items"]
     assert all(k["active"] for k in keys)
+    for role in Role:
+        api.call("DELETE", f"/v1/devices/{world.rival_device}", world.keys[role])
+    readers = api.call("GET", "/v1/devices", world.rival).get_json()["items"]
+    assert [(d["address"], d["status"]) for d in readers] == [(world.rival_device, "active")]
 
 
 def test_a_route_missing_from_the_table_is_refused_to_every_role(api, monkeypatch):

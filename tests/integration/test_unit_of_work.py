@@ -9,15 +9,27 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlmodel import select
 
 from provenance_api import db
-from provenance_api.models import OperatorAccount, Organization, OrgKind, Product, SunKey
+from provenance_api.models import (
+    ChainWrite,
+    Device,
+    OperatorAccount,
+    Organization,
+    OrgKind,
+    Product,
+    SunKey,
+    WriteStatus,
+)
+from provenance_api.services.chain_writes import retry_write
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import KeyRecord, NewItem, Owner, OwnerKind
+from provenance_api.services.ports import ChainState, KeyRecord, NewItem, Owner, OwnerKind
 from provenance_api.unit_of_work import SqlUnitOfWork
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+SENDER = "0x" + "5e" * 20
 
 
 def _sql(request, tmp_path, kind: str):
@@ -37,7 +49,7 @@ def uow(request, tmp_path):
         return
     engine = _sql(request, tmp_path, request.param)
     try:
-        yield SqlUnitOfWork(engine)
+        yield SqlUnitOfWork(engine, sender=lambda: SENDER)
     finally:
         engine.dispose()
 
@@ -315,3 +327,117 @@ def test_ten_thousand_items_in_one_insert_and_found_by_one_query_each(uow):
         assert len(found) == 5_000
         assert {i.serial for i in found} == {f"S{n:05d}" for n in range(0, 10_000, 2)}
         assert len(uow.items.by_uids([f"04{n:012X}" for n in range(5_000, 15_000)])) == 5_000
+
+
+DEVICE_A = "0x" + "a1" * 20
+DEVICE_B = "0x" + "b2" * 20
+
+
+def test_devices_by_address_paged_per_organization_and_revoked_through_add(uow):
+    mine, theirs = _org(uow, "Dock", "0x" + "01" * 20), _org(uow, "Rival", "0x" + "02" * 20)
+    with uow:
+        for org, address in ((mine, DEVICE_B), (mine, DEVICE_A), (theirs, "0x" + "c3" * 20)):
+            uow.devices.add(Device(organization_id=org, address=address, name="R"))
+        uow.commit()
+    with uow:
+        device = uow.devices.get(DEVICE_A)
+        assert device is not None and device.organization_id == mine
+        assert uow.devices.get("0x" + "d4" * 20) is None
+        assert [d.address for d in uow.devices.page(mine, None, 10)] == [DEVICE_A, DEVICE_B]
+        assert [d.address for d in uow.devices.page(mine, DEVICE_A, 10)] == [DEVICE_B]
+        assert [d.address for d in uow.devices.page(mine, None, 1)] == [DEVICE_A]
+        device.revoked_at = T0
+        uow.devices.add(device)
+        uow.commit()
+    with uow:
+        assert uow.devices.get(DEVICE_A).revoked_at.replace(tzinfo=UTC) == T0
+        with pytest.raises(Conflict):
+            uow.devices.add(Device(organization_id=theirs, address=DEVICE_A, name="Again"))
+
+
+def test_owed_writes_commit_and_roll_back_with_the_unit_of_work(uow):
+    with uow:
+        uow.ledger.owe(
+            contract="CustodyLedger",
+            function="revokeDevice",
+            args=[DEVICE_A],
+            idempotency_key="lost",
+        )
+    with uow:
+        assert uow.ledger.states(["lost"]) == {}
+        uow.ledger.owe(
+            contract="CustodyLedger",
+            function="revokeDevice",
+            args=[DEVICE_A],
+            idempotency_key="kept",
+        )
+        uow.commit()
+    with uow:
+        assert uow.ledger.states(["kept", "lost"]) == {"kept": ChainState.OWED}
+        # The same key and write again is the same write; another write under it is refused.
+        uow.ledger.owe(
+            contract="CustodyLedger",
+            function="revokeDevice",
+            args=[DEVICE_A],
+            idempotency_key="kept",
+        )
+        with pytest.raises(Conflict):
+            uow.ledger.owe(
+                contract="CustodyLedger",
+                function="revokeDevice",
+                args=[DEVICE_B],
+                idempotency_key="kept",
+            )
+
+
+def test_a_failed_write_reads_as_its_retry_once_an_operator_retried_it(sql_uow):
+    sql_uow.sender = lambda: SENDER
+    with sql_uow:
+        sql_uow.ledger.owe(
+            contract="CustodyLedger", function="revokeDevice", args=[DEVICE_A], idempotency_key="k"
+        )
+        sql_uow.commit()
+    with db.session_scope(sql_uow.engine) as session:
+        row = session.exec(select(ChainWrite).where(ChainWrite.idempotency_key == "k")).one()
+        row.status = WriteStatus.FAILED.value
+        session.add(row)
+    with sql_uow:
+        assert sql_uow.ledger.states(["k"]) == {"k": ChainState.FAILED}
+    with db.session_scope(sql_uow.engine) as session:
+        retried = retry_write(session, row.id)
+        retried.status = WriteStatus.CONFIRMED.value
+        session.add(retried)
+    with sql_uow:
+        assert sql_uow.ledger.states(["k"]) == {"k": ChainState.CONFIRMED}
+
+
+def test_racing_organizations_register_one_device_exactly_once_and_owe_it_once(sql_uow):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from provenance_api.schemas import DeviceCreate
+    from provenance_api.services import devices
+
+    racers = [_org(sql_uow, f"Racer {n}", f"0x{n + 100:040x}") for n in range(6)]
+    barrier = Barrier(len(racers))
+    data = DeviceCreate(address=DEVICE_A.lower(), name="Contested")
+
+    def register(organization_id: int) -> str:
+        barrier.wait()
+        try:
+            devices.register_device(
+                SqlUnitOfWork(sql_uow.engine, sender=lambda: SENDER), organization_id, data
+            )
+        except Conflict as exc:
+            return exc.message
+        return "created"
+
+    with ThreadPoolExecutor(len(racers)) as pool:
+        outcomes = list(pool.map(register, racers))
+    assert outcomes.count("created") == 1
+    assert {o.split(";")[0] for o in outcomes} - {"created"} == {
+        f"device {data.address} is already registered"
+    }
+    with db.session_scope(sql_uow.engine) as session:
+        owed = session.exec(select(ChainWrite).where(ChainWrite.function == "registerDevice"))
+        assert [row.args[1] for row in owed] == [data.address]

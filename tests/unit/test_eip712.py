@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -195,3 +198,129 @@ def test_transfer_consent_binds_every_field(change: dict) -> None:
 def test_transfer_consent_rejects_bad_fields(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         eip712.transfer_consent_digest(**{**CONSENT, **change})
+
+
+# --- custody events -------------------------------------------------------------------------
+
+DEVICE = Account.from_key(KEY).address
+EVENT = eip712.CustodyEvent(
+    event_id=uuid.UUID("0190d6a4-6b9e-7c3a-8f2e-1b2c3d4e5f60"),
+    gtin="09506000134352",
+    serial="SN-0001",
+    biz_step="shipping",
+    disposition="in_transit",
+    read_point="urn:epc:id:sgln:9506000.13435.0",
+    from_party=PASSPORT,
+    to_party=BUYER,
+    event_time=1_764_583_200,
+    time_zone_offset=60,
+    tag_evidence=eip712.tag_evidence_digest("https://id.example.com/01/09506000134352/21/SN-0001"),
+    device=DEVICE,
+)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"time_zone_offset": -300},  # negative int16: sign-extended
+        {"time_zone_offset": -840, "event_time": 0},
+        {"time_zone_offset": 840, "event_time": 2**64 - 1},
+        {"from_party": eip712.ZERO_ADDRESS, "biz_step": "receiving", "serial": "é/ü"},
+        {"tag_evidence": eip712.tag_evidence_digest("u", UID, b"\x01" * 32), "read_point": ""},
+    ],
+)
+def test_custody_event_digest_matches_eth_account(changes: dict) -> None:
+    event = dataclasses.replace(EVENT, **changes)
+    typed = eip712.custody_event_typed_data(event)
+    assert eip712.custody_event_digest(event) == _eth_account_digest(typed)
+
+
+def test_custody_event_type_string_is_what_eth_account_derives() -> None:
+    from eth_account._utils.encode_typed_data.encoding_and_hashing import encode_type
+
+    typed = eip712.custody_event_typed_data(EVENT)
+    assert encode_type("CustodyEvent", typed["types"]) == eip712.CUSTODY_EVENT_TYPE
+
+
+@pytest.mark.parametrize(
+    ("url", "uid", "signature"),
+    [
+        ("https://id.example.com/01/09506000134352/21/SN-1?picc_data=AB&cmac=CD", b"", b""),
+        ("https://id.example.com/01/09506000134352/21/SN-1?sig=00", UID, bytes(range(32))),
+        ("", b"", b""),
+    ],
+)
+def test_tag_evidence_digest_is_the_eip712_struct_hash(url, uid, signature) -> None:
+    typed = eip712.tag_evidence_typed_data(url, uid, signature)
+    body = encode_typed_data(full_message=typed).body
+    assert eip712.tag_evidence_digest(url, uid, signature) == body
+
+
+def test_tag_evidence_parts_cannot_trade_bytes() -> None:
+    url = "https://id.example.com/01/09506000134352/21/SN-1"
+    assert eip712.tag_evidence_digest(url, UID) != eip712.tag_evidence_digest(url, b"", UID)
+    assert eip712.tag_evidence_digest(url + "x") != eip712.tag_evidence_digest(url, b"x")
+    assert eip712.tag_evidence_digest(url.upper()) != eip712.tag_evidence_digest(url)
+
+
+def test_custody_event_sign_and_recover_agree_with_eth_account() -> None:
+    signature = eip712.sign_custody_event(KEY, EVENT)
+    assert eip712.recover_custody_event_signer(signature, EVENT) == DEVICE
+    signable = encode_typed_data(full_message=eip712.custody_event_typed_data(EVENT))
+    assert Account.recover_message(signable, signature=signature) == DEVICE
+    # Any field changed: the signature names someone else.
+    moved = dataclasses.replace(EVENT, to_party=PASSPORT)
+    assert eip712.recover_custody_event_signer(signature, moved) != DEVICE
+    other = eip712.sign_custody_event(OTHER_KEY, EVENT)
+    assert eip712.recover_custody_event_signer(other, EVENT) != DEVICE
+
+
+def test_every_custody_event_field_is_in_the_digest() -> None:
+    changes = {
+        "event_id": uuid.UUID(int=1),
+        "gtin": "00000000000000",
+        "serial": "SN-0002",
+        "biz_step": "receiving",
+        "disposition": "in_progress",
+        "read_point": "dock-2",
+        "from_party": BUYER,
+        "to_party": PASSPORT,
+        "event_time": EVENT.event_time + 1,
+        "time_zone_offset": 0,
+        "tag_evidence": bytes(32),
+        "device": BUYER,
+    }
+    assert set(changes) == {f.name for f in dataclasses.fields(eip712.CustodyEvent)}
+    base = eip712.custody_event_digest(EVENT)
+    digests = {
+        eip712.custody_event_digest(dataclasses.replace(EVENT, **{k: v}))
+        for k, v in changes.items()
+    }
+    assert base not in digests and len(digests) == len(changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"time_zone_offset": 841}, "time_zone_offset"),
+        ({"time_zone_offset": -(2**15)}, "time_zone_offset"),
+        ({"event_time": -1}, "event_time"),
+        ({"event_time": 2**64}, "event_time"),
+        ({"tag_evidence": b"\x00" * 31}, "tag_evidence"),
+        ({"device": "0x1234"}, "device"),
+        ({"event_id": "0190d6a4-6b9e-7c3a-8f2e-1b2c3d4e5f60"}, "event_id"),
+    ],
+)
+def test_custody_event_refuses_values_the_type_cannot_hold(changes, field) -> None:
+    with pytest.raises(ValueError, match=field):
+        eip712.custody_event_digest(dataclasses.replace(EVENT, **changes))
+
+
+def test_the_event_digest_is_what_the_salted_leaf_commits_to() -> None:
+    from contracts_abi.merkle import custody_leaf, custody_tree
+
+    digest, salt = eip712.custody_event_digest(EVENT), bytes(range(32))
+    assert custody_tree([[digest, salt]]).root == custody_leaf(digest, salt)
+    moved = eip712.custody_event_digest(dataclasses.replace(EVENT, to_party=PASSPORT))
+    assert custody_leaf(moved, salt) != custody_leaf(digest, salt)
