@@ -32,6 +32,8 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - WRITER_WINDOW, 256: most writes sent and not yet mined (mined ones hold no slot).
 - DEV_FUND_WEI, 10**21: what `run` gives the operator on the embedded chain or anvil.
 - MAX_CONTENT_LENGTH, 8 MiB: the largest request body; a larger one answers 413.
+- EVENT_MAX_SKEW_SECONDS, 300: a custody event dated further than this in the future (by the
+  server's clock) is rejected; devices' clocks drift.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "DEV_FUND_WEI": 10**21,
     "JSON_SORT_KEYS": False,
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
+    "EVENT_MAX_SKEW_SECONDS": 300,
 }
 
 
@@ -125,6 +128,7 @@ NUMBERS: dict[str, Number] = {
     "WRITER_WINDOW": Number(int, 1, 100_000),
     "DEV_FUND_WEI": Number(int, 0, 2**256 - 1),
     "MAX_CONTENT_LENGTH": Number(int, 1, 2**30),
+    "EVENT_MAX_SKEW_SECONDS": Number(int, 0, DAY),
 }
 
 # The databases we ship a driver for: backend -> the one accepted SQLAlchemy driver.

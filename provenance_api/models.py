@@ -3,8 +3,8 @@
 Tables: `chain_write` (the chain writer's outbox) with its `chain_tx_attempt` children,
 `writer_lease` (one live writer per signing key), `contract_deployment`, `organization`,
 `api_key`, `product`, the operators' tables, `item`, `sun_key`, `device` (reader
-addresses) and `sun_counter` (the last SUN counter per tag). API shapes (`*Create`,
-`*Public`) carry no secrets.
+addresses), `sun_counter` (the last SUN counter per tag) and `custody_event` (accepted
+device-signed events). API shapes (`*Create`, `*Public`) carry no secrets.
 """
 
 from __future__ import annotations
@@ -417,3 +417,47 @@ class SunCounter(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )
+
+
+class CustodyEvent(SQLModel, table=True):
+    """An accepted custody event: every field the device signed, its signature and checks.
+
+    `event_time` is the signed UTC seconds and `time_zone_offset` the signed minutes east
+    of UTC, so the EIP-712 digest can be rebuilt from the row. `salt` is the random per-event
+    salt of its Merkle leaf; `batch_id`, `leaf_index` and `proof` are set when its batch is
+    anchored. `party` is the address of the organization whose device recorded it.
+    """
+
+    __tablename__ = "custody_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=36, unique=True)  # UUID, lower-case canonical form
+    item_id: int = Field(foreign_key="item.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id")
+    party: str = Field(max_length=42)
+    gtin: str = Field(max_length=14)
+    serial: str = Field(max_length=20)
+    biz_step: str = Field(max_length=64)
+    disposition: str = Field(max_length=64)
+    read_point: str = Field(max_length=512)
+    from_party: str = Field(max_length=42)
+    to_party: str = Field(max_length=42)
+    event_time: int = Field(sa_type=sa.BigInteger)
+    time_zone_offset: int
+    tag_url: str = Field(sa_type=sa.Text)
+    tag_uid: bytes = Field(sa_type=sa.LargeBinary(16))
+    tag_originality_signature: bytes = Field(sa_type=sa.LargeBinary(64))
+    tag_evidence: bytes = Field(sa_type=sa.LargeBinary(32))
+    device: str = Field(max_length=42)
+    signature: bytes = Field(sa_type=sa.LargeBinary(65))
+    digest: bytes = Field(sa_type=sa.LargeBinary(32))
+    salt: bytes = Field(sa_type=sa.LargeBinary(32))
+    tag_verdict: str = Field(max_length=16)
+    tag_codes: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    flags: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    batch_id: int | None = Field(default=None, index=True)
+    leaf_index: int | None = None
+    proof: list[str] | None = Field(default=None, sa_type=sa.JSON)

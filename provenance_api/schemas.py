@@ -10,8 +10,9 @@ import enum
 import json
 import math
 import unicodedata
+import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from eth_utils import to_checksum_address
@@ -601,3 +602,231 @@ class DeviceListQuery(Strict):
 
     limit: Limit = PAGE_LIMIT_DEFAULT
     after: EthAddress = None  # type: ignore[assignment]
+
+
+# --- custody events -----------------------------------------------------------------------
+
+EVENTS_PER_BATCH_MAX = 1_000
+
+# GS1 Core Business Vocabulary 2.0, business steps and dispositions by their short names.
+BIZ_STEPS = (
+    "accepting",
+    "arriving",
+    "assembling",
+    "collecting",
+    "commissioning",
+    "consigning",
+    "creating_class_instance",
+    "cycle_counting",
+    "decommissioning",
+    "departing",
+    "destroying",
+    "disassembling",
+    "dispensing",
+    "encoding",
+    "entering_exiting",
+    "holding",
+    "inspecting",
+    "installing",
+    "killing",
+    "loading",
+    "other",
+    "packing",
+    "picking",
+    "receiving",
+    "removing",
+    "repackaging",
+    "repairing",
+    "replacing",
+    "reserving",
+    "retail_selling",
+    "sampling",
+    "sensor_reporting",
+    "shipping",
+    "staging_outbound",
+    "stock_taking",
+    "stocking",
+    "storing",
+    "transporting",
+    "unloading",
+    "unpacking",
+    "void_shipping",
+)
+DISPOSITIONS = (
+    "active",
+    "available",
+    "completeness_inferred",
+    "completeness_verified",
+    "conformant",
+    "container_closed",
+    "container_open",
+    "damaged",
+    "destroyed",
+    "dispensed",
+    "disposed",
+    "encoded",
+    "expired",
+    "in_progress",
+    "in_transit",
+    "inactive",
+    "mismatch_class",
+    "mismatch_instance",
+    "mismatch_quantity",
+    "needs_replacement",
+    "no_pedigree_match",
+    "non_conformant",
+    "non_sellable_other",
+    "partially_dispensed",
+    "recalled",
+    "reserved",
+    "retail_sold",
+    "returned",
+    "sellable_accessible",
+    "sellable_not_accessible",
+    "stolen",
+    "unavailable",
+    "unknown",
+)
+TIME_ZONE_OFFSET_MAX_MINUTES = 14 * 60
+
+
+def signed_text(value: str) -> str:
+    """Text a device signed: kept byte for byte (no normalizing), control characters refused."""
+    _printable_text(value, "text")
+    if "\n" in value or "\t" in value:
+        raise ValueError("must be one line")
+    return value
+
+
+def event_time(value: datetime) -> datetime:
+    """A time with its UTC offset, in whole seconds, the offset in whole minutes within ±14 h."""
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError("must carry its time-zone offset, e.g. 2026-12-01T10:00:00+01:00")
+    if value.microsecond:
+        raise ValueError("must be whole seconds (the device signs seconds)")
+    minutes, rest = divmod(int(offset.total_seconds()), 60)
+    if rest or abs(minutes) > TIME_ZONE_OFFSET_MAX_MINUTES:
+        raise ValueError("the offset must be whole minutes within ±14:00")
+    return value
+
+
+def hex_bytes(value: str) -> str:
+    """Hex digits of whole bytes, stored upper-case."""
+    if len(value) % 2:
+        raise ValueError("must be whole bytes (an even number of hex digits)")
+    return value.upper()
+
+
+Gtin14 = Annotated[
+    str,
+    Field(
+        min_length=14,
+        max_length=14,
+        pattern=r"^[0-9]{14}$",
+        description="GTIN-14 with its check digit, as the device signed it.",
+    ),
+    AfterValidator(gtin14),
+]
+SignedText = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(signed_text)]
+EventTime = Annotated[
+    datetime,
+    Field(
+        description=(
+            "When it happened, RFC 3339 with the local offset where it happened, whole seconds:"
+            " the device signs the UTC seconds and the offset in minutes."
+        ),
+        examples=["2026-12-01T10:00:00+01:00"],
+    ),
+    AfterValidator(event_time),
+]
+
+
+class TagEvidence(Strict):
+    """The tag as read: the URL; for a read NTAG 21x chip also its UID and originality signature."""
+
+    url: str = Field(min_length=1, max_length=2048, description="The scanned URL, exactly as read.")
+    uid: ChipUid | None = None
+    originality_signature: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=128,
+        pattern=r"^[0-9A-Fa-f]+$",
+        validate_default=True,
+        description="The chip's NXP originality signature as hex (READ_SIG).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _one_line(cls, url: str) -> str:
+        return signed_text(url)
+
+    @field_validator("originality_signature")
+    @classmethod
+    def _chip_read(cls, signature: str | None, info: ValidationInfo) -> str | None:
+        if signature is not None:
+            signature = hex_bytes(signature)
+        if (signature is None) != (info.data.get("uid") is None) and "uid" in info.data:
+            raise ValueError("a chip read has both its UID and its originality signature")
+        return signature
+
+
+class EventCreate(Strict):
+    """One custody event as the device signed it (EIP-712 `CustodyEvent`) and its signature."""
+
+    event_id: uuid.UUID
+    gtin: Gtin14
+    serial: Serial
+    biz_step: Literal[BIZ_STEPS] = Field(description="CBV 2.0 business step (short name).")  # type: ignore[valid-type]
+    disposition: Literal[DISPOSITIONS] = Field(description="CBV 2.0 disposition (short name).")  # type: ignore[valid-type]
+    read_point: SignedText = Field(description="Where it was read: an SGLN URI or your own id.")
+    from_party: EthAddress | None = Field(default=None, description="The giver, if any.")
+    to_party: EthAddress | None = Field(default=None, description="The taker, if any.")
+    event_time: EventTime
+    device: EthAddress
+    tag: TagEvidence
+    signature: str = Field(
+        pattern=r"^0x[0-9a-fA-F]{130}$",
+        description="The device's 65-byte signature (r || s || v) over the EIP-712 digest.",
+    )
+
+
+class EventBatch(Strict):
+    """Up to 1,000 device-signed events in one request."""
+
+    events: list[EventCreate] = Field(min_length=1, max_length=EVENTS_PER_BATCH_MAX)
+
+
+class EventStatus(enum.StrEnum):
+    """What became of one event of a batch."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # sent before with the same content: stored once, nothing new
+    REJECTED = "rejected"
+
+
+class EventResult(BaseModel):
+    """One event's outcome: codes and sentences for a rejection; flags of an accepted event."""
+
+    index: int
+    event_id: str
+    status: EventStatus
+    codes: list[str] = Field(default_factory=list, examples=[["replayed_counter"]])
+    reasons: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(
+        default_factory=list,
+        description="What custody rules found odd in an accepted event (it is kept anyway).",
+    )
+    tag_verdict: str | None = None
+    received_at: UtcDatetime | None = Field(
+        default=None, description="When it was first accepted (accepted and duplicate)."
+    )
+
+
+class EventBatchResult(BaseModel):
+    """One result per event, in the order sent."""
+
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResult]

@@ -15,6 +15,7 @@ from provenance_api import db
 from provenance_api.models import (
     ApiKey,
     ChainWrite,
+    CustodyEvent,
     Device,
     Item,
     OperatorAccount,
@@ -27,13 +28,16 @@ from provenance_api.models import (
 from provenance_api.services.chain_writes import owe_write
 from provenance_api.services.errors import Conflict
 from provenance_api.services.ports import (
+    NEW_EVENT_FIELDS,
     NEW_ITEM_FIELDS,
     ChainState,
     KeyRecord,
+    NewCustodyEvent,
     NewItem,
     Owner,
     OwnerKind,
 )
+from provenance_api.sun_counters import SqlCounterStore
 
 _CLASH = "a record with the same unique value already exists"
 
@@ -322,6 +326,59 @@ class SqlDevices:
             query = query.where(Device.address > after)
         return self.session.exec(query).all()
 
+    def by_addresses(self, addresses: Collection[str]) -> Sequence[Device]:
+        """One IN query."""
+        if not addresses:
+            return []
+        query = select(Device).where(Device.address.in_(list(addresses)))  # type: ignore[attr-defined]
+        return self.session.exec(query).all()
+
+    def seen(self, addresses: Collection[str], when: datetime) -> None:
+        """One UPDATE."""
+        if not addresses:
+            return
+        statement = (
+            sa.update(Device)
+            .where(Device.address.in_(list(addresses)))  # type: ignore[attr-defined]
+            .values(last_seen_at=when)
+        )
+        self.session.execute(statement)
+
+
+class SqlCustodyEvents:
+    """Accepted custody events in the `custody_event` table, written in bulk."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_many(self, events: Sequence[NewCustodyEvent]) -> None:
+        """One executemany INSERT (no ORM objects, no per-row round trip)."""
+        if not events:
+            return
+        rows = [{name: getattr(event, name) for name in NEW_EVENT_FIELDS} for event in events]
+        try:
+            self.session.execute(sa.insert(CustodyEvent.__table__), rows)  # type: ignore[attr-defined]
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(_CLASH) from exc
+
+    def by_event_ids(self, event_ids: Collection[str]) -> Sequence[CustodyEvent]:
+        """One IN query."""
+        if not event_ids:
+            return []
+        query = select(CustodyEvent).where(CustodyEvent.event_id.in_(list(event_ids)))  # type: ignore[attr-defined]
+        return self.session.exec(query).all()
+
+    def for_items(self, item_ids: Collection[int]) -> Sequence[CustodyEvent]:
+        """One IN query, by id (arrival order)."""
+        if not item_ids:
+            return []
+        query = (
+            select(CustodyEvent)
+            .where(CustodyEvent.item_id.in_(list(item_ids)))  # type: ignore[attr-defined]
+            .order_by(CustodyEvent.id)  # type: ignore[arg-type]
+        )
+        return self.session.exec(query).all()
+
 
 _STATES = {
     WriteStatus.CONFIRMED.value: ChainState.CONFIRMED,
@@ -380,6 +437,8 @@ class SqlUnitOfWork:
     items: SqlItems
     sun_keys: SqlSunKeys
     devices: SqlDevices
+    events: SqlCustodyEvents
+    counters: SqlCounterStore
     ledger: SqlLedger
 
     def __init__(
@@ -400,6 +459,8 @@ class SqlUnitOfWork:
         self.items = SqlItems(self.session)
         self.sun_keys = SqlSunKeys(self.session)
         self.devices = SqlDevices(self.session)
+        self.events = SqlCustodyEvents(self.session)
+        self.counters = SqlCounterStore(self.session)
         self.ledger = SqlLedger(self.session, self.sender)
         return self
 

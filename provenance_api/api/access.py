@@ -37,6 +37,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "devices.register_device": PARTIES,
     "devices.list_devices": PARTIES,
     "devices.revoke_device": PARTIES,
+    "events.record_events": PARTIES,
 }
 
 

@@ -14,7 +14,16 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self
 
-from provenance_api.models import Device, Item, OperatorAccount, Organization, Product, SunKey
+from firmware_tools.verify import CounterStore
+from provenance_api.models import (
+    CustodyEvent,
+    Device,
+    Item,
+    OperatorAccount,
+    Organization,
+    Product,
+    SunKey,
+)
 
 
 class OwnerKind(enum.StrEnum):
@@ -59,6 +68,40 @@ class NewItem:
 
 
 NEW_ITEM_FIELDS = tuple(field.name for field in dataclasses.fields(NewItem))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewCustodyEvent:
+    """An accepted custody event to insert, as plain values (see models.CustodyEvent)."""
+
+    event_id: str
+    item_id: int
+    organization_id: int
+    party: str
+    gtin: str
+    serial: str
+    biz_step: str
+    disposition: str
+    read_point: str
+    from_party: str
+    to_party: str
+    event_time: int
+    time_zone_offset: int
+    tag_url: str
+    tag_uid: bytes
+    tag_originality_signature: bytes
+    tag_evidence: bytes
+    device: str
+    signature: bytes
+    digest: bytes
+    salt: bytes
+    tag_verdict: str
+    tag_codes: list[str]
+    flags: list[str]
+    received_at: datetime
+
+
+NEW_EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(NewCustodyEvent))
 
 
 class OrganizationRepository(Protocol):
@@ -192,6 +235,30 @@ class DeviceRepository(Protocol):
         """Up to `limit` of the organization's devices with addresses above `after`."""
         ...
 
+    def by_addresses(self, addresses: Collection[str]) -> Sequence[Device]:
+        """The devices with these addresses, whoever holds them (one query, <= 1,000)."""
+        ...
+
+    def seen(self, addresses: Collection[str], when: datetime) -> None:
+        """Set `last_seen_at` of these devices to `when` (one statement)."""
+        ...
+
+
+class CustodyEventRepository(Protocol):
+    """Accepted custody events by event id (a UUID in lower-case canonical form)."""
+
+    def add_many(self, events: Sequence[NewCustodyEvent]) -> None:
+        """Store new events in bulk; an event id already stored is a Conflict."""
+        ...
+
+    def by_event_ids(self, event_ids: Collection[str]) -> Sequence[CustodyEvent]:
+        """The events with these ids (one query, <= 1,000)."""
+        ...
+
+    def for_items(self, item_ids: Collection[int]) -> Sequence[CustodyEvent]:
+        """Every event of these items, in arrival order (one query)."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
@@ -207,6 +274,10 @@ class UnitOfWork(Protocol):
     items: ItemRepository
     sun_keys: SunKeyRepository
     devices: DeviceRepository
+    events: CustodyEventRepository
+    # The last SUN counter per tag, advanced in this unit's transaction: a rolled-back
+    # unit advances nothing.
+    counters: CounterStore
     ledger: Ledger
 
     def __enter__(self) -> Self: ...

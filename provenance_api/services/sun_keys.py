@@ -8,6 +8,7 @@ numbered from 1 upward; the highest is current, the older ones stay to verify ol
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 from firmware_tools.chips.ntag424.sun import KeyEpoch
 from provenance_api.keys import KeyBox
@@ -83,10 +84,18 @@ def key_epochs(uow: UnitOfWork, keybox: KeyBox, organization_id: int) -> list[Ke
     A sealed key that does not open for this organization and epoch raises KeyBoxError.
     """
     with uow:
-        sealed = [(row.epoch, row.sealed_key) for row in uow.sun_keys.epochs(organization_id)]
+        rows = list(uow.sun_keys.epochs(organization_id))
+    return open_epochs(keybox, rows)
+
+
+def open_epochs(keybox: KeyBox, rows: Sequence[SunKey]) -> list[KeyEpoch]:
+    """Key epochs from stored rows (read inside the caller's unit of work), in their order."""
     return [
-        KeyEpoch.from_master(keybox.open(key, sealing_context(organization_id, number)), number)
-        for number, key in sealed
+        KeyEpoch.from_master(
+            keybox.open(row.sealed_key, sealing_context(row.organization_id, row.epoch)),
+            row.epoch,
+        )
+        for row in rows
     ]
 
 

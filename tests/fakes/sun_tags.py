@@ -48,3 +48,33 @@ def tap(tag: SimulatedNtag424) -> str:
     length = int.from_bytes(ok("00B0000002"), "big")
     message = ok(f"00B00002{length:02X}")
     return "https://" + message[5:].decode("ascii")
+
+
+def sun_url(
+    master: bytes,
+    uid: bytes,
+    counter: int,
+    *,
+    gtin: str = "04006381333931",
+    serial: str = "SN1",
+    host: str = "id.example.com",
+) -> str:
+    """The URL a tag keyed from `master` yields at read counter `counter`, MAC over the path.
+
+    The same bytes as `tap` on a tag from `sun_tag`, without running the chip: fast enough
+    for batches of thousands of distinct tags.
+    """
+    import os
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from firmware_tools.chips.ntag424.diversify import sun_file_read_key
+    from firmware_tools.chips.ntag424.sun import sdm_mac
+
+    encrypt = Cipher(algorithms.AES(sun_meta_read_key(master)), modes.ECB()).encryptor()
+    # AN12196 §3.4.2.2: PICCDataTag C7h (UID and counter mirrored), UID, counter LSB first.
+    plain = b"\xc7" + uid + counter.to_bytes(3, "little") + os.urandom(5)
+    picc = encrypt.update(plain).hex().upper()
+    path = f"/01/{gtin}/21/{serial}?picc_data={picc}&cmac="
+    mac = sdm_mac(sun_file_read_key(master, uid), uid, counter, path.encode())
+    return f"https://{host}{path}{mac.hex().upper()}"

@@ -13,9 +13,25 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from provenance_api.models import Device, Item, OperatorAccount, Organization, Product, SunKey
+from provenance_api.models import (
+    CustodyEvent,
+    Device,
+    Item,
+    OperatorAccount,
+    Organization,
+    Product,
+    SunKey,
+)
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import NEW_ITEM_FIELDS, ChainState, KeyRecord, NewItem, Owner
+from provenance_api.services.ports import (
+    NEW_EVENT_FIELDS,
+    NEW_ITEM_FIELDS,
+    ChainState,
+    KeyRecord,
+    NewCustodyEvent,
+    NewItem,
+    Owner,
+)
 
 _CLASH = "a record with the same unique value already exists"
 
@@ -29,6 +45,8 @@ class _State:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.sun_keys: dict[tuple[int, int], dict[str, Any]] = {}
         self.devices: dict[str, dict[str, Any]] = {}
+        self.events: dict[str, dict[str, Any]] = {}  # by event id, in arrival order
+        self.counters: dict[tuple[bytes, int], int] = {}
         # Owed chain writes by idempotency key: (contract, function, args) and their state.
         self.writes: dict[str, tuple[str, str, list[Any]]] = {}
         self.write_states: dict[str, ChainState] = {}
@@ -235,6 +253,59 @@ class FakeDevices:
         )
         return [self.get(address) for address in addresses[:limit]]  # type: ignore[misc]
 
+    def by_addresses(self, addresses: Collection[str]) -> Sequence[Device]:
+        return [Device(**self.state.devices[a]) for a in set(addresses) if a in self.state.devices]
+
+    def seen(self, addresses: Collection[str], when: datetime) -> None:
+        for address in addresses:
+            if address in self.state.devices:
+                self.state.devices[address]["last_seen_at"] = when
+
+
+class FakeCustodyEvents:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add_many(self, events: Sequence[NewCustodyEvent]) -> None:
+        added: dict[str, dict[str, Any]] = {}
+        items = {row["id"] for row in self.state.items.values()}
+        for event in events:
+            # Like the table: unique event ids, and the item must exist.
+            if event.event_id in self.state.events or event.event_id in added:
+                raise Conflict(_CLASH)
+            if event.item_id not in items:
+                raise Conflict(_CLASH)
+            row = {name: copy.deepcopy(getattr(event, name)) for name in NEW_EVENT_FIELDS}
+            row.update(id=next(self.ids), batch_id=None, leaf_index=None, proof=None)
+            added[event.event_id] = row
+        self.state.events.update(added)
+
+    def by_event_ids(self, event_ids: Collection[str]) -> Sequence[CustodyEvent]:
+        rows = self.state.events
+        return [CustodyEvent(**rows[event_id]) for event_id in set(event_ids) if event_id in rows]
+
+    def for_items(self, item_ids: Collection[int]) -> Sequence[CustodyEvent]:
+        wanted = set(item_ids)
+        rows = [row for row in self.state.events.values() if row["item_id"] in wanted]
+        return [CustodyEvent(**row) for row in sorted(rows, key=lambda row: row["id"])]
+
+
+class FakeCounters:
+    """The last SUN counter per tag, kept with the rest of the state (rolls back with it)."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def advance(self, uid: bytes, key_epoch: int, counter: int) -> bool:
+        key = (bytes(uid), key_epoch)
+        if counter < 0 or counter <= self.state.counters.get(key, -1):
+            return False
+        self.state.counters[key] = counter
+        return True
+
+    def last(self, uid: bytes, key_epoch: int) -> int | None:
+        return self.state.counters.get((bytes(uid), key_epoch))
+
 
 class FakeLedger:
     """Owed writes kept with the rest of the state; nothing is mined until a test says so."""
@@ -269,11 +340,13 @@ class FakeUnitOfWork:
     items: FakeItems
     sun_keys: FakeSunKeys
     devices: FakeDevices
+    events: FakeCustodyEvents
+    counters: FakeCounters
     ledger: FakeLedger
 
     def __init__(self) -> None:
         self.committed = _State()
-        names = ("org", "operator", "product", "item", "sun_key", "device")
+        names = ("org", "operator", "product", "item", "sun_key", "device", "event")
         self._ids = {name: itertools.count(1) for name in names}
         self._work: _State | None = None
         self.commits = 0
@@ -294,6 +367,8 @@ class FakeUnitOfWork:
         self.items = FakeItems(self._work, self._ids["item"])
         self.sun_keys = FakeSunKeys(self._work, self._ids["sun_key"])
         self.devices = FakeDevices(self._work, self._ids["device"])
+        self.events = FakeCustodyEvents(self._work, self._ids["event"])
+        self.counters = FakeCounters(self._work)
         self.ledger = FakeLedger(self._work)
 
     def commit(self) -> None:
