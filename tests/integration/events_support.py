@@ -80,9 +80,10 @@ class World:
             "to_party": None,
             "event_time": _now_local(),
             "device": reader.address,
-            "tag": {"url": self.tap(n)},
         }
         body.update(fields)
+        if "tag" not in body:
+            body["tag"] = {"url": self.tap(n)}
         body["signature"] = "0x" + sign(reader.key, body).hex()
         return body
 
