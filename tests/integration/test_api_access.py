@@ -100,6 +100,23 @@ class World:
         return created["prefix"]
 
 
+PROBE_EVENTS = {
+    "events": [
+        {
+            "event_id": "0b5c7f36-3a4f-4c39-9a53-4f1f8a1a2b3c",
+            "gtin": OTHER_GTIN,
+            "serial": "S1",
+            "biz_step": "receiving",
+            "disposition": "in_progress",
+            "read_point": "dock 1",
+            "event_time": "2026-12-01T10:00:00+01:00",
+            "device": "0x" + "ab" * 20,
+            "tag": {"url": "https://id.example.com/01/04006381333931/21/S1"},
+            "signature": "0x" + "11" * 64 + "1b",
+        }
+    ]
+}
+
 PROBES: dict[str, Probe] = {
     "me.get_me": Probe("GET", lambda w, t: "/v1/me"),
     "api_keys.list_api_keys": Probe("GET", lambda w, t: "/v1/api-keys"),
@@ -155,6 +172,8 @@ PROBES: dict[str, Probe] = {
     "devices.revoke_device": Probe(
         "DELETE", lambda w, t: f"/v1/devices/{w.device(w.key, t)}", addresses_resource=True
     ),
+    # A well-formed event from a device nobody registered: 200, with the event rejected.
+    "events.record_events": Probe("POST", lambda w, t: "/v1/events", json=lambda: PROBE_EVENTS),
 }
 
 
