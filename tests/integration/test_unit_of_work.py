@@ -24,7 +24,14 @@ from provenance_api.models import (
 )
 from provenance_api.services.chain_writes import retry_write
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import ChainState, KeyRecord, NewItem, Owner, OwnerKind
+from provenance_api.services.ports import (
+    ChainState,
+    KeyRecord,
+    NewCustodyEvent,
+    NewItem,
+    Owner,
+    OwnerKind,
+)
 from provenance_api.unit_of_work import SqlUnitOfWork
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
@@ -441,3 +448,133 @@ def test_racing_organizations_register_one_device_exactly_once_and_owe_it_once(s
     with db.session_scope(sql_uow.engine) as session:
         owed = session.exec(select(ChainWrite).where(ChainWrite.function == "registerDevice"))
         assert [row.args[1] for row in owed] == [data.address]
+
+
+def _event(event_id: str, item_id: int, org: int, **changes) -> NewCustodyEvent:
+    values = dict(
+        event_id=event_id,
+        item_id=item_id,
+        organization_id=org,
+        party="0x" + "0a" * 20,
+        gtin="00000000000001",
+        serial="S1",
+        biz_step="shipping",
+        disposition="in_transit",
+        read_point="dock",
+        from_party="0x" + "00" * 20,
+        to_party="0x" + "0b" * 20,
+        event_time=1_790_000_000,
+        time_zone_offset=-300,
+        tag_url="https://id.example.com/01/00000000000001/21/S1",
+        tag_uid=b"",
+        tag_originality_signature=b"",
+        tag_evidence=bytes(range(32)),
+        device=DEVICE_A,
+        signature=bytes(65),
+        digest=bytes(range(1, 33)),
+        salt=bytes(32),
+        tag_verdict="authentic",
+        tag_codes=[],
+        flags=["unmatched_receiving"],
+        received_at=T0,
+    )
+    values.update(changes)
+    return NewCustodyEvent(**values)
+
+
+def _event_world(uow) -> tuple[int, list[int]]:
+    org = _org(uow, "Events", "0x" + "0a" * 20)
+    with uow:
+        uow.products.add(Product(organization_id=org, gtin="00000000000001", name="A"))
+        uow.items.add_many([_item(org, "00000000000001", "S1"), _item(org, "00000000000001", "S2")])
+        uow.devices.add(Device(organization_id=org, address=DEVICE_A, name="R"))
+        uow.devices.add(Device(organization_id=org, address=DEVICE_B, name="R"))
+        uow.commit()
+    with uow:
+        items = uow.items.by_keys({("00000000000001", "S1"), ("00000000000001", "S2")})
+        ids = sorted(item.id for item in items)
+    return org, ids
+
+
+def test_custody_events_in_bulk_by_event_id_and_by_item_in_arrival_order(uow):
+    org, (one, two) = _event_world(uow)
+    with uow:
+        uow.events.add_many([_event("e2", one, org), _event("e1", two, org, serial="S2")])
+        uow.events.add_many([_event("e3", one, org, biz_step="receiving")])
+        uow.events.add_many([])
+        uow.commit()
+    with uow:
+        found = {row.event_id: row for row in uow.events.by_event_ids({"e1", "e3", "nope"})}
+        assert set(found) == {"e1", "e3"}
+        e1 = found["e1"]
+        assert (e1.item_id, e1.serial, e1.time_zone_offset, e1.event_time) == (
+            two,
+            "S2",
+            -300,
+            1_790_000_000,
+        )
+        assert (e1.digest, e1.tag_evidence, e1.signature) == (
+            bytes(range(1, 33)),
+            bytes(range(32)),
+            bytes(65),
+        )
+        assert (e1.flags, e1.tag_codes, e1.batch_id, e1.leaf_index, e1.proof) == (
+            ["unmatched_receiving"],
+            [],
+            None,
+            None,
+            None,
+        )
+        assert [row.event_id for row in uow.events.for_items({one})] == ["e2", "e3"]
+        assert [row.event_id for row in uow.events.for_items({one, two})] == ["e2", "e1", "e3"]
+        assert uow.events.by_event_ids([]) == [] and uow.events.for_items([]) == []
+
+
+@pytest.mark.parametrize("clash", ["stored", "twice", "no_item"])
+def test_a_custody_event_insert_that_clashes_stores_nothing(uow, clash):
+    org, (one, _) = _event_world(uow)
+    with uow:
+        uow.events.add_many([_event("e1", one, org)])
+        uow.commit()
+    bad = {
+        "stored": _event("e1", one, org),
+        "twice": _event("e2", one, org),
+        "no_item": _event("e3", 10_000, org),
+    }[clash]
+    with pytest.raises(Conflict), uow:
+        uow.events.add_many([_event("e2", one, org), bad])
+        uow.commit()
+    with uow:
+        assert [row.event_id for row in uow.events.for_items({one})] == ["e1"]
+
+
+def test_devices_by_addresses_and_seen_in_one_statement(uow):
+    _event_world(uow)
+    with uow:
+        found = uow.devices.by_addresses({DEVICE_A, DEVICE_B, "0x" + "c3" * 20})
+        assert sorted(d.address for d in found) == [DEVICE_A, DEVICE_B]
+        assert uow.devices.by_addresses([]) == []
+        uow.devices.seen({DEVICE_A, "0x" + "c3" * 20}, T0)
+        uow.devices.seen([], T0)
+        uow.commit()
+    with uow:
+        assert _aware(uow.devices.get(DEVICE_A).last_seen_at) == T0
+        assert uow.devices.get(DEVICE_B).last_seen_at is None
+
+
+def test_sun_counters_advance_with_the_unit_of_work(uow):
+    uid = bytes.fromhex("04112233445566")
+    with uow:
+        assert uow.counters.advance(uid, 1, 5) is True
+        assert uow.counters.advance(uid, 1, 5) is False  # the same tap twice in one unit
+        uow.rollback()
+        assert uow.counters.last(uid, 1) is None  # rolled back: no counter burned
+        assert uow.counters.advance(uid, 1, 5) is True
+        uow.commit()
+    with uow:
+        assert uow.counters.advance(uid, 1, 5) is False
+        assert uow.counters.advance(uid, 2, 5) is True  # another key epoch counts apart
+        assert uow.counters.advance(uid, 1, 6) is True
+        uow.commit()
+    with uow:
+        assert (uow.counters.last(uid, 1), uow.counters.last(uid, 2)) == (6, 5)
