@@ -124,6 +124,9 @@ def _signed(data: EventCreate) -> Signed:
     )
 
 
+Tap = tuple[bytes, int, int]  # a SUN tap: chip UID, key epoch, read counter
+
+
 class _DeferredTap:
     """A CounterStore that notes the tap `check_tag` would advance and lets it pass.
 
@@ -131,7 +134,7 @@ class _DeferredTap:
     """
 
     def __init__(self) -> None:
-        self.tap: tuple[bytes, int, int] | None = None
+        self.tap: Tap | None = None
 
     def advance(self, uid: bytes, key_epoch: int, counter: int) -> bool:
         self.tap = (bytes(uid), key_epoch, counter)
@@ -195,10 +198,11 @@ def _record_once(
     max_skew_seconds: int,
     now: datetime,
 ) -> EventBatchResult:
-    results: list[EventResult] = []
-    new: list[NewCustodyEvent] = []
-    # Results of this batch by event id, so that a repeat within the batch meets its first.
-    first: dict[str, tuple[bytes, EventResult]] = {}
+    results: list[EventResult | None] = []
+    rows: dict[int, NewCustodyEvent] = {}  # by index: the events accepted so far
+    taps: list[tuple[int, Tap]] = []  # by index: the SUN taps of those events
+    repeats: dict[int, int] = {}  # index of an identical repeat within the batch -> first's
+    first: dict[str, tuple[bytes, int]] = {}  # event id -> (digest, index) in this batch
     with uow:
         batch = _Batch(
             uow,
@@ -213,42 +217,62 @@ def _record_once(
         party = batch.organization(organization_id).address
         for index, (data, sig) in enumerate(zip(events, signed, strict=True)):
             event_id = str(data.event_id)
-            known = _known(index, event_id, sig.digest, batch.stored.get(event_id), first)
-            if known is not None:
-                results.append(known)
+            stored = batch.stored.get(event_id)
+            if stored is not None:
+                results.append(_resent(index, event_id, sig.digest, stored))
                 continue
-            problems, check = _problems(batch, organization_id, data, sig, max_skew_seconds, now)
+            if event_id in first:
+                digest, first_index = first[event_id]
+                repeats[index] = first_index
+                results.append(None if digest == sig.digest else _conflict(index, event_id))
+                continue
+            first[event_id] = (sig.digest, index)
+            problems, check, tap = _problems(
+                batch, organization_id, data, sig, max_skew_seconds, now
+            )
             if problems:
-                result = _rejected(index, event_id, problems, check)
-            else:
-                item = batch.items[_key(data)]
-                row = _row(event_id, item, organization_id, party, sig, check, now, data)
-                new.append(row)
-                result = EventResult(
+                results.append(_rejected(index, event_id, problems, check))
+                continue
+            item = batch.items[_key(data)]
+            rows[index] = _row(event_id, item, organization_id, party, sig, check, now, data)
+            if tap is not None:
+                taps.append((index, tap))
+            results.append(
+                EventResult(
                     index=index,
                     event_id=event_id,
                     status=EventStatus.ACCEPTED,
                     tag_verdict=AUTHENTIC,
                     received_at=now,
                 )
-            first[event_id] = (sig.digest, result)
-            results.append(result)
+            )
+        for index in _replayed(uow, taps):
+            uid, _, counter = dict(taps)[index]
+            del rows[index]
+            results[index] = _rejected(
+                index, str(events[index].event_id), [_replay(uid, counter)], None
+            )
+        new = list(rows.values())
         _flag(batch, new)
-        flags = {row.event_id: row.flags for row in new}
-        for result in results:
-            if result.event_id in flags and result.status is not EventStatus.REJECTED:
-                result.flags = list(flags[result.event_id])
+        for index, row in rows.items():
+            accepted = results[index]
+            assert accepted is not None
+            accepted.flags = list(row.flags)
         uow.events.add_many(new)
         uow.devices.seen({row.device for row in new}, now)
         uow.commit()
+    answers = [
+        _repeat(results, index, repeats[index]) if r is None else r
+        for index, r in enumerate(results)
+    ]
     counts = {status: 0 for status in EventStatus}
-    for result in results:
+    for result in answers:
         counts[result.status] += 1
     return EventBatchResult(
         accepted=counts[EventStatus.ACCEPTED],
         duplicates=counts[EventStatus.DUPLICATE],
         rejected=counts[EventStatus.REJECTED],
-        results=results,
+        results=answers,
     )
 
 
@@ -256,34 +280,53 @@ def _key(data: EventCreate) -> tuple[str, str]:
     return (data.gtin, data.serial)
 
 
-def _known(
-    index: int,
-    event_id: str,
-    digest: bytes,
-    stored: CustodyEvent | None,
-    first: dict[str, tuple[bytes, EventResult]],
-) -> EventResult | None:
-    """The answer to an event id seen before (stored, or earlier in this batch), else None."""
-    if stored is not None:
-        if stored.digest != digest:
-            return _conflict(index, event_id)
-        return EventResult(
-            index=index,
-            event_id=event_id,
-            status=EventStatus.DUPLICATE,
-            flags=list(stored.flags),
-            tag_verdict=stored.tag_verdict,
-            received_at=as_utc(stored.received_at),
-        )
-    if event_id in first:
-        digest_before, result = first[event_id]
-        if digest_before != digest:
-            return _conflict(index, event_id)
-        status = EventStatus.REJECTED if result.status is EventStatus.REJECTED else None
-        return result.model_copy(
-            update={"index": index, "status": status or EventStatus.DUPLICATE}
-        )
-    return None
+def _replayed(uow: UnitOfWork, taps: Sequence[tuple[int, Tap]]) -> list[int]:
+    """Advance the SUN counters of the accepted events' taps; the indexes whose counter was not.
+
+    The first tap of each tag goes in one statement for the whole batch; a tag tapped again
+    later in the batch (rare) is advanced after it, in the batch's order.
+    """
+    firsts: dict[tuple[bytes, int], tuple[int, Tap]] = {}
+    later: list[tuple[int, Tap]] = []
+    for index, tap in taps:
+        if tap[:2] in firsts:
+            later.append((index, tap))
+        else:
+            firsts[tap[:2]] = (index, tap)
+    advanced = uow.counters.advance_many([tap for _, tap in firsts.values()])
+    replayed = [index for key, (index, _) in firsts.items() if key not in advanced]
+    replayed += [index for index, tap in later if not uow.counters.advance(*tap)]
+    return sorted(replayed)
+
+
+def _replay(uid: bytes, counter: int) -> Problem:
+    return Problem(
+        "replayed_counter",
+        f"tag {uid.hex().upper()} counter {counter} is not above the last accepted one: a"
+        " replayed or cloned SUN message (tag verdict: suspicious)",
+    )
+
+
+def _resent(index: int, event_id: str, digest: bytes, stored: CustodyEvent) -> EventResult:
+    """The answer to an event id stored before: its first result, or a conflict."""
+    if stored.digest != digest:
+        return _conflict(index, event_id)
+    return EventResult(
+        index=index,
+        event_id=event_id,
+        status=EventStatus.DUPLICATE,
+        flags=list(stored.flags),
+        tag_verdict=stored.tag_verdict,
+        received_at=as_utc(stored.received_at),
+    )
+
+
+def _repeat(results: Sequence[EventResult | None], index: int, first_index: int) -> EventResult:
+    """An identical repeat within the batch: a duplicate of an accepted first, else its result."""
+    first = results[first_index]
+    assert first is not None
+    status = EventStatus.DUPLICATE if first.status is EventStatus.ACCEPTED else first.status
+    return first.model_copy(update={"index": index, "status": status})
 
 
 def _conflict(index: int, event_id: str) -> EventResult:
@@ -321,8 +364,11 @@ def _problems(
     sig: Signed,
     max_skew_seconds: int,
     now: datetime,
-) -> tuple[list[Problem], TagCheck | None]:
-    """Every check of one event, in order (see the module docstring)."""
+) -> tuple[list[Problem], TagCheck | None, Tap | None]:
+    """Every check of one event, in order (see the module docstring), and its SUN tap if any.
+
+    The tap's counter is not advanced here: only once the whole batch is decided.
+    """
     device = batch.devices.get(data.device)
     problems = _device_problems(data.device, device, organization_id, now)
     if sig.signer is None:
@@ -332,7 +378,7 @@ def _problems(
             Problem("bad_signature", f"the signature was not made by device {data.device}")
         )
     if problems:
-        return problems, None
+        return problems, None, None
     item = batch.items.get(_key(data))
     check = None
     tap = _DeferredTap()
@@ -352,17 +398,7 @@ def _problems(
                 f" {max_skew_seconds} s is allowed",
             )
         )
-    if not problems and tap.tap is not None:
-        uid, key_epoch, counter = tap.tap
-        if not batch.uow.counters.advance(uid, key_epoch, counter):
-            problems.append(
-                Problem(
-                    "replayed_counter",
-                    f"tag {uid.hex().upper()} counter {counter} is not above the last accepted"
-                    " one: a replayed or cloned SUN message (tag verdict: suspicious)",
-                )
-            )
-    return problems, check
+    return problems, check, tap.tap
 
 
 def _device_problems(

@@ -260,6 +260,21 @@ class CustodyEventRepository(Protocol):
         ...
 
 
+class Counters(CounterStore, Protocol):
+    """The last SUN counter per (chip UID, key epoch), in the unit of work's transaction."""
+
+    def advance_many(self, taps: Sequence[tuple[bytes, int, int]]) -> set[tuple[bytes, int]]:
+        """`advance` each (uid, key_epoch, counter) at once; the (uid, key_epoch) that advanced.
+
+        Each (uid, key_epoch) may appear once (ValueError otherwise).
+        """
+        ...
+
+    def last(self, uid: bytes, key_epoch: int) -> int | None:
+        """The last accepted counter of (uid, key_epoch), if any."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
 
@@ -277,7 +292,7 @@ class UnitOfWork(Protocol):
     events: CustodyEventRepository
     # The last SUN counter per tag, advanced in this unit's transaction: a rolled-back
     # unit advances nothing.
-    counters: CounterStore
+    counters: Counters
     ledger: Ledger
 
     def __enter__(self) -> Self: ...

@@ -303,6 +303,13 @@ class FakeCounters:
         self.state.counters[key] = counter
         return True
 
+    def advance_many(self, taps: Sequence[tuple[bytes, int, int]]) -> set[tuple[bytes, int]]:
+        if len({(bytes(uid), epoch) for uid, epoch, _ in taps}) != len(taps):
+            raise ValueError("each (uid, key_epoch) may be advanced once per statement")
+        return {
+            (bytes(uid), epoch) for uid, epoch, counter in taps if self.advance(uid, epoch, counter)
+        }
+
     def last(self, uid: bytes, key_epoch: int) -> int | None:
         return self.state.counters.get((bytes(uid), key_epoch))
 

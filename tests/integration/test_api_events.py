@@ -170,6 +170,22 @@ def test_a_replayed_sun_counter_is_rejected_in_a_later_batch_and_in_the_same_one
     assert results(world.post(pair)) == [("accepted", []), ("rejected", ["replayed_counter"])]
 
 
+def test_taps_of_one_tag_in_one_batch_are_judged_in_order_against_the_stored_counter(world):
+    assert results(world.post([world.event(1, tag={"url": world.tap(1, counter=5)})]))[0][0] == (
+        "accepted"
+    )
+    taps = [world.tap(1, counter=c) for c in (3, 7, 6, 9)]
+    batch = [world.event(1, tag={"url": tap}) for tap in taps]
+    assert [status for status, _ in results(world.post(batch))] == [
+        "rejected",  # 3 is below the stored 5
+        "accepted",
+        "rejected",  # 6 is below the 7 accepted just before it
+        "accepted",
+    ]
+    with world.api.uow() as uow:
+        assert uow.counters.last(uid_of(1), 1) == 9
+
+
 def test_a_time_beyond_the_skew_is_rejected_and_burns_no_counter(world):
     skew = world.api.app.config["EVENT_MAX_SKEW_SECONDS"]
     assert skew == 300
@@ -339,7 +355,9 @@ def test_two_threads_posting_the_same_sun_counter_at_once_exactly_one_is_accepte
     world, settings, bodies = _race_world(f"sqlite:///{tmp_path / 'race.sqlite3'}", tmp_path)
     barrier, answers = threading.Barrier(2), queue.Queue()
     threads = [
-        threading.Thread(target=_poster, args=(settings, world.carrier, bodies[side], barrier, answers))
+        threading.Thread(
+            target=_poster, args=(settings, world.carrier, bodies[side], barrier, answers)
+        )
         for side in (0, 1)
     ]
     for thread in threads:

@@ -578,3 +578,22 @@ def test_sun_counters_advance_with_the_unit_of_work(uow):
         uow.commit()
     with uow:
         assert (uow.counters.last(uid, 1), uow.counters.last(uid, 2)) == (6, 5)
+
+
+def test_sun_counters_advance_many_tags_at_once(uow):
+    one, two, three = (bytes([4, 0, 0, 0, 0, 0, n]) for n in (1, 2, 3))
+    with uow:
+        assert uow.counters.advance(one, 1, 10) is True
+        uow.commit()
+    with uow:
+        advanced = uow.counters.advance_many([(three, 1, 0), (one, 1, 10), (two, 1, 4)])
+        assert advanced == {(three, 1), (two, 1)}  # one's 10 is a replay
+        assert uow.counters.advance_many([]) == set()
+        with pytest.raises(ValueError, match="once"):
+            uow.counters.advance_many([(one, 1, 11), (one, 1, 12)])
+        uow.commit()
+    with uow:
+        assert [uow.counters.last(uid, 1) for uid in (one, two, three)] == [10, 4, 0]
+        assert uow.counters.advance_many([(one, 1, 11), (two, 1, 4)]) == {(one, 1)}
+        uow.rollback()
+        assert uow.counters.last(one, 1) == 10
