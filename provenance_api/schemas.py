@@ -705,6 +705,8 @@ def event_time(value: datetime) -> datetime:
         raise ValueError("must carry its time-zone offset, e.g. 2026-12-01T10:00:00+01:00")
     if value.microsecond:
         raise ValueError("must be whole seconds (the device signs seconds)")
+    if value.timestamp() < 0:
+        raise ValueError("must not be before 1970 (the device signs unsigned seconds)")
     minutes, rest = divmod(int(offset.total_seconds()), 60)
     if rest or abs(minutes) > TIME_ZONE_OFFSET_MAX_MINUTES:
         raise ValueError("the offset must be whole minutes within ±14:00")

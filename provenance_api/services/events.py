@@ -246,8 +246,9 @@ def _record_once(
                     received_at=now,
                 )
             )
+        tap_of = dict(taps)
         for index in _replayed(uow, taps):
-            uid, _, counter = dict(taps)[index]
+            uid, _, counter = tap_of[index]
             del rows[index]
             results[index] = _rejected(
                 index, str(events[index].event_id), [_replay(uid, counter)], None

@@ -84,8 +84,7 @@ def key_epochs(uow: UnitOfWork, keybox: KeyBox, organization_id: int) -> list[Ke
     A sealed key that does not open for this organization and epoch raises KeyBoxError.
     """
     with uow:
-        rows = list(uow.sun_keys.epochs(organization_id))
-    return open_epochs(keybox, rows)
+        return open_epochs(keybox, uow.sun_keys.epochs(organization_id))
 
 
 def open_epochs(keybox: KeyBox, rows: Sequence[SunKey]) -> list[KeyEpoch]:

@@ -254,6 +254,7 @@ def test_a_body_over_the_size_limit_is_413(world):
         ({"event_time": "2026-12-01T10:00:00"}, "events.0.event_time"),  # no offset
         ({"event_time": "2026-12-01T10:00:00.5+01:00"}, "events.0.event_time"),
         ({"event_time": "2026-12-01T10:00:00+15:00"}, "events.0.event_time"),
+        ({"event_time": "1969-12-31T23:59:59+00:00"}, "events.0.event_time"),
         ({"device": "0x1234"}, "events.0.device"),
         ({"signature": "0x00"}, "events.0.signature"),
         ({"read_point": "dock\u0000door"}, "events.0.read_point"),
