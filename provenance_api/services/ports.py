@@ -14,7 +14,15 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self
 
-from provenance_api.models import Device, Item, OperatorAccount, Organization, Product, SunKey
+from provenance_api.models import (
+    Device,
+    Item,
+    OperatorAccount,
+    Organization,
+    OwnershipTransfer,
+    Product,
+    SunKey,
+)
 
 
 class OwnerKind(enum.StrEnum):
@@ -193,6 +201,22 @@ class DeviceRepository(Protocol):
         ...
 
 
+class TransferRepository(Protocol):
+    """Ownership transfers: per item by sequence, and each signer's consent nonces."""
+
+    def add(self, transfer: OwnershipTransfer) -> OwnershipTransfer:
+        """Store a new transfer; an (item, sequence) or (signer, nonce) taken is a Conflict."""
+        ...
+
+    def of_item(self, item_id: int) -> Sequence[OwnershipTransfer]:
+        """The item's transfers, first (sequence 1, the mint) first."""
+        ...
+
+    def next_nonce(self, address: str) -> int:
+        """The consent nonce `address` signs next: one above its highest recorded, else 0."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
 
@@ -207,6 +231,7 @@ class UnitOfWork(Protocol):
     items: ItemRepository
     sun_keys: SunKeyRepository
     devices: DeviceRepository
+    transfers: TransferRepository
     ledger: Ledger
 
     def __enter__(self) -> Self: ...

@@ -13,7 +13,15 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from provenance_api.models import Device, Item, OperatorAccount, Organization, Product, SunKey
+from provenance_api.models import (
+    Device,
+    Item,
+    OperatorAccount,
+    Organization,
+    OwnershipTransfer,
+    Product,
+    SunKey,
+)
 from provenance_api.services.errors import Conflict
 from provenance_api.services.ports import NEW_ITEM_FIELDS, ChainState, KeyRecord, NewItem, Owner
 
@@ -29,6 +37,7 @@ class _State:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.sun_keys: dict[tuple[int, int], dict[str, Any]] = {}
         self.devices: dict[str, dict[str, Any]] = {}
+        self.transfers: dict[int, dict[str, Any]] = {}
         # Owed chain writes by idempotency key: (contract, function, args) and their state.
         self.writes: dict[str, tuple[str, str, list[Any]]] = {}
         self.write_states: dict[str, ChainState] = {}
@@ -236,6 +245,33 @@ class FakeDevices:
         return [self.get(address) for address in addresses[:limit]]  # type: ignore[misc]
 
 
+class FakeTransfers:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, transfer: OwnershipTransfer) -> OwnershipTransfer:
+        rows = self.state.transfers.values()
+        # Like the table's unique constraints.
+        for row in rows:
+            if (
+                (row["item_id"], row["sequence"]) == (transfer.item_id, transfer.sequence)
+                or (row["from_address"], row["nonce"]) == (transfer.from_address, transfer.nonce)
+                or row["idempotency_key"] == transfer.idempotency_key
+            ):
+                raise Conflict(_CLASH)
+        transfer.id = next(self.ids)
+        self.state.transfers[transfer.id] = transfer.model_dump()
+        return transfer
+
+    def of_item(self, item_id: int) -> Sequence[OwnershipTransfer]:
+        rows = [row for row in self.state.transfers.values() if row["item_id"] == item_id]
+        return [OwnershipTransfer(**row) for row in sorted(rows, key=lambda r: r["sequence"])]
+
+    def next_nonce(self, address: str) -> int:
+        nonces = [r["nonce"] for r in self.state.transfers.values() if r["from_address"] == address]
+        return max(nonces) + 1 if nonces else 0
+
+
 class FakeLedger:
     """Owed writes kept with the rest of the state; nothing is mined until a test says so."""
 
@@ -269,11 +305,12 @@ class FakeUnitOfWork:
     items: FakeItems
     sun_keys: FakeSunKeys
     devices: FakeDevices
+    transfers: FakeTransfers
     ledger: FakeLedger
 
     def __init__(self) -> None:
         self.committed = _State()
-        names = ("org", "operator", "product", "item", "sun_key", "device")
+        names = ("org", "operator", "product", "item", "sun_key", "device", "transfer")
         self._ids = {name: itertools.count(1) for name in names}
         self._work: _State | None = None
         self.commits = 0
@@ -294,6 +331,7 @@ class FakeUnitOfWork:
         self.items = FakeItems(self._work, self._ids["item"])
         self.sun_keys = FakeSunKeys(self._work, self._ids["sun_key"])
         self.devices = FakeDevices(self._work, self._ids["device"])
+        self.transfers = FakeTransfers(self._work, self._ids["transfer"])
         self.ledger = FakeLedger(self._work)
 
     def commit(self) -> None:
