@@ -2,8 +2,8 @@
 
 Run: python bench/gas.py. The passport is minted lazily: `gas_lazy_first_transfer` (one
 mintWithConsent straight to the first buyer) against `gas_eager_mint_then_transfer` (mint to the
-supplier, then a consented transfer). Target: gas_per_custody_event_at_1000 < 100, with salted leaves
-(each event's leaf is the StandardMerkleTree leaf of its EIP-712 digest and a random salt).
+supplier, then a consented transfer). Target: gas_per_custody_event_at_1000 < 100, with salted
+leaves (each event's leaf is the StandardMerkleTree leaf of its EIP-712 digest and a random salt).
 """
 
 from __future__ import annotations

@@ -441,9 +441,7 @@ class OwnershipTransfer(SQLModel, table=True):
     sequence: int
     from_organization_id: int = Field(foreign_key="organization.id", index=True)
     from_address: str = Field(max_length=42)  # EIP-55 checksummed; the consent's signer
-    to_organization_id: int | None = Field(
-        default=None, foreign_key="organization.id", index=True
-    )
+    to_organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
     to_address: str = Field(max_length=42)
     nonce: int = Field(sa_type=sa.BigInteger)
     deadline: int = Field(sa_type=sa.BigInteger)  # unix seconds, inclusive

@@ -262,7 +262,12 @@ def test_mint_with_consent_goes_straight_to_the_first_owner(chain: SimpleNamespa
 
 
 def test_mint_consent_digest_matches_python(chain: SimpleNamespace) -> None:
-    fields = {"to": chain.bob, "token_id": passport_id(GTIN, "X"), "nonce": 3, "deadline": 1_900_000_000}
+    fields = {
+        "to": chain.bob,
+        "token_id": passport_id(GTIN, "X"),
+        "nonce": 3,
+        "deadline": 1_900_000_000,
+    }
     onchain = chain.passport.functions.mintConsentDigest(
         fields["to"], fields["token_id"], TAG, fields["nonce"], fields["deadline"]
     ).call()
@@ -391,7 +396,7 @@ def test_supplier_is_set_once(chain: SimpleNamespace) -> None:
         ("04012345678901", ZERO_ADDRESS, "PassportZeroAddress", ()),
     ):
         bad = passport.functions.setSupplier(gtin, supplier)
-        assert_reverts(lambda: bad.call({"from": chain.operator}), error, *args)
+        assert_reverts(lambda bad=bad: bad.call({"from": chain.operator}), error, *args)
     outsider = passport.functions.setSupplier("04012345678901", chain.alice)
     assert_reverts(
         lambda: outsider.transact({"from": chain.alice}),

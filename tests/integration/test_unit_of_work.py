@@ -480,9 +480,8 @@ def test_transfers_per_item_by_sequence_with_each_signers_next_nonce(uow):
         # The same step of one item twice, or a signer's nonce twice: a clash.
         with pytest.raises(Conflict):
             uow.transfers.add(_transfer(second, 1, org, "0x" + "c3" * 20, 0, buyer))
-    with uow:
-        with pytest.raises(Conflict):
-            uow.transfers.add(_transfer(second, 2, org, supplier_address, 1, buyer))
+    with uow, pytest.raises(Conflict):
+        uow.transfers.add(_transfer(second, 2, org, supplier_address, 1, buyer))
     with uow:
         # Uncommitted work was lost; the committed rows stay.
         assert [t.to_address for t in uow.transfers.of_item(first)] == [buyer]
