@@ -330,7 +330,8 @@ class OrganizationListQuery(Strict):
     """Paging through organizations."""
 
     limit: Limit = PAGE_LIMIT_DEFAULT
-    after: int = Field(default=None, ge=0)  # type: ignore[assignment]
+    # Ids are BIGINT at most: a larger `after` would overflow the database driver (a 500).
+    after: int = Field(default=None, ge=0, le=2**63 - 1)  # type: ignore[assignment]
 
 
 # --- products -----------------------------------------------------------------------------
@@ -680,3 +681,16 @@ class TransferQuery(Strict):
 
     gtin: Gtin
     serial: Serial
+
+
+class PassportPublic(BaseModel):
+    """An item's passport as the database sees it now: its owner and whether it is minted."""
+
+    gtin: str
+    serial: str
+    token_id: str = Field(description="The passport's ERC-721 token id, as 0x-hex.")
+    tag_commitment: str = Field(description="What the passport records about the tag (0x-hex).")
+    owner_organization_id: int | None = Field(description="None when a buyer's address owns it.")
+    owner_address: str
+    minted: bool = Field(description="Whether a mint is recorded (its chain write may be owed).")
+    transfers: int

@@ -33,6 +33,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "items.list_items": SUPPLIERS,
     "items.get_item": SUPPLIERS,
     "items.mint_passport": SUPPLIERS,
+    "items.get_passport": PARTIES,
     "sun_keys.create_sun_key": SUPPLIERS,
     "sun_keys.list_sun_keys": SUPPLIERS,
     "devices.register_device": PARTIES,

@@ -30,6 +30,7 @@ from provenance_api.schemas import (
     ItemPath,
     ItemPublic,
     PassportMint,
+    PassportPublic,
     TransferPublic,
 )
 from provenance_api.services import items, transfers
@@ -91,6 +92,15 @@ def mint_passport(path: ItemPath, body: PassportMint) -> Answer:
         int(time.time()),
     )
     return answer(result, 201)
+
+
+@bp.get("/items/<gtin>/<path:serial>/passport", responses={200: PassportPublic, 404: ErrorBody})
+def get_passport(path: ItemPath) -> Answer:
+    """The item's passport: its current owner (the database's view) and whether it is minted.
+
+    For the item's supplier and every party to one of its transfers; anyone else gets 404.
+    """
+    return answer(transfers.get_passport(unit_of_work(), tenant(), path.gtin, path.serial))
 
 
 def _rows() -> tuple[Rows, RowErrors]:

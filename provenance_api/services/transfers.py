@@ -23,6 +23,7 @@ from provenance_api.keys import KeyBox
 from provenance_api.models import Item, Organization, OwnershipTransfer
 from provenance_api.schemas import (
     PassportMint,
+    PassportPublic,
     TransferCreate,
     TransferList,
     TransferPublic,
@@ -116,6 +117,28 @@ def list_transfers(uow: UnitOfWork, organization_id: int, gtin: str, serial: str
         item, history = _item(uow, organization_id, gtin, serial)
         states = uow.ledger.states([row.idempotency_key for row in history])
         return TransferList(items=[_public(item, row, states) for row in history])
+
+
+def get_passport(uow: UnitOfWork, organization_id: int, gtin: str, serial: str) -> PassportPublic:
+    """The item's passport: owner and minted, for its supplier and the parties to a transfer."""
+    with uow:
+        item, history = _item(uow, organization_id, gtin, serial)
+        if history:
+            owner_id, owner_address = history[-1].to_organization_id, history[-1].to_address
+        else:
+            supplier = uow.organizations.get(item.organization_id)
+            assert supplier is not None
+            owner_id, owner_address = supplier.id, supplier.address
+        return PassportPublic(
+            gtin=item.gtin,
+            serial=item.serial,
+            token_id=hex(passport_id(item.gtin, item.serial)),
+            tag_commitment="0x" + _tag_commitment(item).hex(),
+            owner_organization_id=owner_id,
+            owner_address=owner_address,
+            minted=bool(history),
+            transfers=len(history),
+        )
 
 
 def _with_retries(

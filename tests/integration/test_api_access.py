@@ -196,6 +196,11 @@ PROBES: dict[str, Probe] = {
         json=dict,
         addresses_resource=True,
     ),
+    "items.get_passport": Probe(
+        "GET",
+        lambda w, t: "/v1/items/{}/{}/passport".format(*w.held_item(w.key, t)),
+        addresses_resource=True,
+    ),
     "transfers.create_transfer": Probe(
         "POST",
         lambda w, t: w.transfer_of(w.key, t),

@@ -124,6 +124,13 @@ def test_first_transfer_mints_to_the_new_owner_and_the_next_relays_a_consent(
         == listed.get_json()
     )
 
+    seen = api.call("GET", f"/v1/items/{GTIN}/S1/passport", api.retailer).get_json()
+    assert (seen["owner_address"], seen["owner_organization_id"]) == (buyer, None)
+    assert (seen["minted"], seen["transfers"], seen["token_id"]) == (True, 2, hex(token_id))
+    assert api.call("GET", f"/v1/items/{GTIN}/S1/passport", api.carrier).status_code == 404
+    fresh = api.call("GET", f"/v1/items/{GTIN}/S2/passport", api.supplier).get_json()
+    assert (fresh["owner_address"], fresh["minted"]) == (maker["address"], False)
+
     # Neither former owner may move it again; a party that never held it is not told it exists.
     for key in (api.supplier, api.retailer):
         again = transfer(api, key, to_organization_id=shop["id"])
@@ -259,6 +266,29 @@ def test_an_owner_with_its_own_key_signs_and_a_bad_signature_is_refused(api):
     assert contract.functions.ownerOf(passport_id(GTIN, "S1")).call() == buyer
 
 
+def race(api: Api, serial: str, targets: list[int]) -> list[int]:
+    """The supplier transfers (GTIN, serial) to each target at once, from one thread each."""
+    start = threading.Barrier(len(targets))
+    statuses: list[int] = []
+
+    def send(target: int) -> None:
+        client = api.app.test_client()
+        start.wait()
+        answer = client.post(
+            "/v1/transfers",
+            headers={"Authorization": f"Bearer {api.supplier}"},
+            json={"gtin": GTIN, "serial": serial, "to_organization_id": target},
+        )
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=send, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
 @pytest.mark.parametrize(
     "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -266,31 +296,11 @@ def test_a_double_transfer_race_has_exactly_one_winner(tmp_path, request, databa
     url = request.getfixturevalue("postgres_url") if database == "postgres" else ""
     api = world(tmp_path, url)
     targets = [org_of(api, api.retailer)["id"], org_of(api, api.carrier)["id"]]
-    for round_ in range(3):
-        serial = f"S{round_ + 1}"
-        start = threading.Barrier(len(targets))
-        statuses: list[int] = []
-
-        def send(target: int) -> None:
-            client = api.app.test_client()
-            start.wait()
-            answer = client.post(
-                "/v1/transfers",
-                headers={"Authorization": f"Bearer {api.supplier}"},
-                json={"gtin": GTIN, "serial": serial, "to_organization_id": target},
-            )
-            statuses.append(answer.status_code)
-
-        threads = [threading.Thread(target=send, args=(t,)) for t in targets]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert sorted(statuses) == [201, 409], statuses
-        rows = api.call(
-            "GET", "/v1/transfers", api.supplier, query_string={"gtin": GTIN, "serial": serial}
-        ).get_json()["items"]
-        assert len(rows) == 1
+    for serial in ("S1", "S2", "S3"):
+        assert sorted(race(api, serial, targets)) == [201, 409]
+        query = {"gtin": GTIN, "serial": serial}
+        rows = api.call("GET", "/v1/transfers", api.supplier, query_string=query).get_json()
+        assert len(rows["items"]) == 1
     # Every mint consent took its own nonce of the supplier's, and all three reach the chain.
     settle(api)
     contract = passport(api)
