@@ -66,6 +66,11 @@ class SqlOrganizations:
         """By exact name."""
         return self.session.exec(select(Organization).where(Organization.name == name)).first()
 
+    def by_address(self, address: str) -> Organization | None:
+        """By checksummed address (unique)."""
+        query = select(Organization).where(Organization.address == address)
+        return self.session.exec(query).first()
+
     def page(self, after: int | None, limit: int) -> Sequence[Organization]:
         """Ids above `after`, ascending."""
         query = select(Organization).order_by(Organization.id).limit(limit)  # type: ignore[arg-type]

@@ -84,6 +84,10 @@ class OrganizationRepository(Protocol):
         """The organization with exactly this name, if any."""
         ...
 
+    def by_address(self, address: str) -> Organization | None:
+        """The organization whose key has this (checksummed) address, if any."""
+        ...
+
     def page(self, after: int | None, limit: int) -> Sequence[Organization]:
         """Up to `limit` organizations with ids above `after`, by id."""
         ...

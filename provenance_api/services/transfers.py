@@ -291,7 +291,9 @@ def _destination(uow: UnitOfWork, move: _Move) -> tuple[int | None, str]:
             )
         return target.id, target.address
     assert move.to_address is not None
-    return None, move.to_address
+    # An organization named by its address is that organization: it then holds the item.
+    target = uow.organizations.by_address(move.to_address)
+    return (target.id if target is not None else None), move.to_address
 
 
 def _consent(keybox: KeyBox, owner: Organization, move: _Move, consent: dict, mints: bool) -> bytes:

@@ -67,6 +67,12 @@ class FakeOrganizations:
                 return Organization(**row)
         return None
 
+    def by_address(self, address: str) -> Organization | None:
+        for row in self.state.organizations.values():
+            if row["address"] == address:
+                return Organization(**row)
+        return None
+
     def page(self, after: int | None, limit: int) -> Sequence[Organization]:
         ids = sorted(i for i in self.state.organizations if after is None or i > after)
         return [Organization(**self.state.organizations[i]) for i in ids[:limit]]

@@ -192,6 +192,9 @@ def test_a_body_without_gtin_and_an_unknown_item_or_organization(api):
     assert unknown_org.get_json()["fields"] == {"to_organization_id": "not found"}
     to_self = transfer(api, api.supplier, to_organization_id=org_of(api, api.supplier)["id"])
     assert to_self.status_code == 422
+    by_address = transfer(api, api.supplier, "S2", to_address=org_of(api, api.retailer)["address"])
+    assert by_address.get_json()["to_organization_id"] == org_of(api, api.retailer)["id"]
+    assert transfer(api, api.retailer, "S2", to_address="0x" + "11" * 20).status_code == 201
     # Nothing was recorded by the refusals: the first real transfer is still sequence 1.
     ok = transfer(api, api.supplier, to_address="0x" + "11" * 20)
     assert ok.status_code == 201 and ok.get_json()["sequence"] == 1

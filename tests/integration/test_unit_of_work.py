@@ -79,6 +79,9 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def test_organizations_get_by_id_and_name_and_page_by_id(uow):
     ids = [_org(uow, f"Org {n}", f"0x{n:040x}") for n in range(5)]
+    with uow:
+        assert uow.organizations.by_address(f"0x{3:040x}").id == ids[3]
+        assert uow.organizations.by_address("0x" + "ab" * 20) is None
     assert ids == sorted(ids) and len(set(ids)) == 5
     with uow:
         assert uow.organizations.get(ids[2]).name == "Org 2"
