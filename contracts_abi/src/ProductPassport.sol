@@ -118,7 +118,9 @@ contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
 
     /**
      * @notice Record `supplier` as the supplier of products with GTIN `gtin`, once and for good.
-     * @dev Set once so that the operator cannot later point a product at a key it holds.
+     * @dev Set once so that the operator cannot later point a product at a key it holds. What
+     * remains to trust: the operator could record a key of its own for a GTIN never recorded
+     * before; the SupplierSet event makes that public.
      * @param gtin 14-digit GTIN as ASCII digits.
      * @param supplier The address whose consent mints this product's passports.
      */
