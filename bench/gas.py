@@ -1,7 +1,9 @@
 """Gas of the passport and custody-ledger operations on the in-process EVM (eth-tester).
 
-Run: python bench/gas.py. Target: gas_per_custody_event_at_1000 < 100, with salted leaves
-(each event's leaf is the StandardMerkleTree leaf of its EIP-712 digest and a random salt).
+Run: python bench/gas.py. The passport is minted lazily: `gas_lazy_first_transfer` (one
+mintWithConsent straight to the first buyer) against `gas_eager_mint_then_transfer` (mint to the
+supplier, then a consented transfer). Target: gas_per_custody_event_at_1000 < 100, with salted
+leaves (each event's leaf is the StandardMerkleTree leaf of its EIP-712 digest and a random salt).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from contracts_abi import eip712, load_artifact
 from contracts_abi.merkle import custody_tree
-from contracts_abi.passport import passport_id
+from contracts_abi.passport import passport_id, tag_commitment
 
 BATCH = 1000
 GTIN = "09506000134352"
@@ -49,28 +51,56 @@ def main() -> None:
     passport, deploy_passport = deploy(w3, "ProductPassport", admin, operator)
     ledger, deploy_ledger = deploy(w3, "CustodyLedger", admin, operator)
 
-    # A supplier mints many passports: measure a mint to an owner that already holds one, so
-    # the owner's balance slot is not created from zero (the first mint costs ~17k more).
-    tag = os.urandom(32)
-    gas_of(w3, passport.functions.mint(alice, GTIN, "SN-00000001", tag), operator)
-    gas_mint = gas_of(w3, passport.functions.mint(alice, GTIN, "SN-00000002", tag), operator)
+    gas_set_supplier = gas_of(w3, passport.functions.setSupplier(GTIN, carol), operator)
+    tag = tag_commitment("ntag424", os.urandom(7))
 
-    token_id = passport_id(GTIN, "SN-00000001")
-    deadline = w3.eth.get_block("latest").timestamp + 3600
-    signature = eip712.sign_transfer_consent(
-        keys[alice],
-        chain_id=w3.eth.chain_id,
-        passport=passport.address,
-        to=bob,
-        token_id=token_id,
-        nonce=passport.functions.nonces(alice).call(),
-        deadline=deadline,
-    )
-    call = passport.functions.transferWithConsent(alice, bob, token_id, deadline, signature)
-    gas_transfer_with_consent = gas_of(w3, call, operator)
-    gas_cancel_consent = gas_of(w3, passport.functions.cancelConsent(0), carol)
+    def mint_to(to: str, serial: str) -> int:
+        """Gas of minting (GTIN, serial) to `to` under the supplier's (carol's) consent."""
+        deadline = w3.eth.get_block("latest").timestamp + 3600
+        signature = eip712.sign_mint_consent(
+            keys[carol],
+            chain_id=w3.eth.chain_id,
+            passport=passport.address,
+            to=to,
+            token_id=passport_id(GTIN, serial),
+            tag_commitment=tag,
+            nonce=passport.functions.nonces(carol).call(),
+            deadline=deadline,
+        )
+        call = passport.functions.mintWithConsent(to, GTIN, serial, tag, deadline, signature)
+        return gas_of(w3, call, operator)
 
-    plain = passport.functions.transferFrom(alice, carol, passport_id(GTIN, "SN-00000002"))
+    def transfer(owner: str, to: str, serial: str) -> int:
+        """Gas of relaying `owner`'s consent to move (GTIN, serial) to `to`."""
+        token_id = passport_id(GTIN, serial)
+        deadline = w3.eth.get_block("latest").timestamp + 3600
+        signature = eip712.sign_transfer_consent(
+            keys[owner],
+            chain_id=w3.eth.chain_id,
+            passport=passport.address,
+            to=to,
+            token_id=token_id,
+            nonce=passport.functions.nonces(owner).call(),
+            deadline=deadline,
+        )
+        call = passport.functions.transferWithConsent(owner, to, token_id, deadline, signature)
+        return gas_of(w3, call, operator)
+
+    # Measured where the owners already hold a passport and have spent a nonce, so that no
+    # balance or nonce slot is created from zero (the first of each costs ~17k more): what a
+    # supplier selling many items sees.
+    mint_to(carol, "SN-00000000")
+    mint_to(carol, "SN-00000001")
+    mint_to(alice, "SN-00000002")
+    transfer(carol, alice, "SN-00000001")
+    # Eager: mint to the supplier, then relay its consent to the buyer (two transactions).
+    gas_mint = mint_to(carol, "SN-00000003")
+    gas_transfer_with_consent = transfer(carol, alice, "SN-00000003")
+    # Lazy: the first transfer mints straight to the buyer (one transaction).
+    gas_lazy_first_transfer = mint_to(alice, "SN-00000004")
+    gas_cancel_consent = gas_of(w3, passport.functions.cancelConsent(0), bob)
+
+    plain = passport.functions.transferFrom(alice, bob, passport_id(GTIN, "SN-00000002"))
     gas_plain = gas_of(w3, plain, alice)
 
     events = [[os.urandom(32), os.urandom(32)] for _ in range(BATCH)]  # (digest, salt)
@@ -89,8 +119,11 @@ def main() -> None:
 
     print(f"gas_deploy_product_passport: {deploy_passport}")
     print(f"gas_deploy_custody_ledger: {deploy_ledger}")
-    print(f"gas_mint: {gas_mint}")
+    print(f"gas_set_supplier_once_per_product: {gas_set_supplier}")
+    print(f"gas_mint_with_consent_to_supplier: {gas_mint}")
     print(f"gas_transfer_with_consent: {gas_transfer_with_consent}")
+    print(f"gas_eager_mint_then_transfer: {gas_mint + gas_transfer_with_consent}")
+    print(f"gas_lazy_first_transfer: {gas_lazy_first_transfer}")
     print(f"gas_erc721_plain_transfer: {gas_plain}")
     print(f"gas_cancel_consent: {gas_cancel_consent}")
     print(f"gas_anchor_batch_{BATCH}: {gas_anchor}")

@@ -38,6 +38,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from coincurve import PrivateKey, PublicKey
 from eth_utils import to_canonical_address, to_checksum_address
@@ -353,6 +354,53 @@ def recover_transfer_consent_signer(
         deadline=deadline,
     )
     return recover_digest_signer(digest, signature)
+
+
+# --- ProductPassport mint consent ------------------------------------------------------------
+# The supplier's consent to mint an item's passport straight to its first owner; it uses the
+# supplier's nonce sequence (the same as its transfer consents) in the contract.
+
+MINT_CONSENT_TYPE = (
+    "MintConsent(address to,uint256 tokenId,bytes32 tagCommitment,uint256 nonce,uint256 deadline)"
+)
+_MINT_CONSENT_TYPEHASH = keccak(MINT_CONSENT_TYPE.encode())
+
+
+def mint_consent_digest(
+    *,
+    chain_id: int,
+    passport: str,
+    to: str,
+    token_id: int,
+    tag_commitment: bytes,
+    nonce: int,
+    deadline: int,
+) -> bytes:
+    """Digest a supplier signs to let the operator mint passport `token_id` to `to`."""
+    if len(tag_commitment) != 32:
+        raise ValueError(f"tag_commitment must be 32 bytes, got {len(tag_commitment)}")
+    struct = (
+        _MINT_CONSENT_TYPEHASH
+        + _word_address("to", to)
+        + _word_uint("token_id", token_id)
+        + bytes(tag_commitment)
+        + _word_uint("nonce", nonce)
+        + _word_uint("deadline", deadline)
+    )
+    return typed_digest(passport_domain_separator(chain_id, passport), keccak(struct))
+
+
+def sign_mint_consent(private_key: bytes, **fields: Any) -> bytes:
+    """Supplier's 65-byte consent signature, as ProductPassport.mintWithConsent expects.
+
+    `fields` are mint_consent_digest's keyword arguments.
+    """
+    return sign_digest(private_key, mint_consent_digest(**fields))
+
+
+def recover_mint_consent_signer(signature: bytes, **fields: Any) -> str:
+    """Address that signed this mint consent; the contract requires the GTIN's supplier."""
+    return recover_digest_signer(mint_consent_digest(**fields), signature)
 
 
 # --- Custody events (see the module docstring) ------------------------------------------------

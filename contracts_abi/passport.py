@@ -30,6 +30,15 @@ def check_item_id(gtin: str, serial: str) -> None:
         raise InvalidItemId(f"serial must be 1 to 20 bytes, got {size} bytes: {serial!r}")
 
 
+def tag_commitment(tag: str, uid: bytes | None = None) -> bytes:
+    """What a passport records about the item's tag: `keccak256(abi.encode(tag, uid))`.
+
+    `tag` is the tag kind ("qr", "ntag21x", "ntag424") and `uid` the chip UID (empty for a QR
+    label), so a passport names the chip its item was bound to at registration.
+    """
+    return keccak(encode(["string", "bytes"], [tag, bytes(uid or b"")]))
+
+
 def passport_id(gtin: str, serial: str) -> int:
     """ERC-721 token id of the passport of item (gtin, serial)."""
     check_item_id(gtin, serial)

@@ -23,6 +23,7 @@ from provenance_api.api import (
     organizations,
     products,
     sun_keys,
+    transfers,
 )
 from provenance_api.api.deps import EXTENSION, Runtime
 from provenance_api.schemas import ErrorBody
@@ -71,7 +72,17 @@ def create_app(
     errors.register(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
-    for module in (me, api_keys, organizations, products, items, sun_keys, devices, events):
+    for module in (
+        me,
+        api_keys,
+        organizations,
+        products,
+        items,
+        sun_keys,
+        devices,
+        events,
+        transfers,
+    ):
         app.register_api(module.bp)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app

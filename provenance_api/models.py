@@ -3,8 +3,9 @@
 Tables: `chain_write` (the chain writer's outbox) with its `chain_tx_attempt` children,
 `writer_lease` (one live writer per signing key), `contract_deployment`, `organization`,
 `api_key`, `product`, the operators' tables, `item`, `sun_key`, `device` (reader
-addresses), `sun_counter` (the last SUN counter per tag) and `custody_event` (accepted
-device-signed events). API shapes (`*Create`, `*Public`) carry no secrets.
+addresses), `sun_counter` (the last SUN counter per tag), `custody_event` (accepted
+device-signed events) and `ownership_transfer` (items' title moves). API shapes
+(`*Create`, `*Public`) carry no secrets.
 """
 
 from __future__ import annotations
@@ -461,3 +462,36 @@ class CustodyEvent(SQLModel, table=True):
     batch_id: int | None = Field(default=None, index=True)
     leaf_index: int | None = None
     proof: list[str] | None = Field(default=None, sa_type=sa.JSON)
+
+
+class OwnershipTransfer(SQLModel, table=True):
+    """One move of an item's title (its ERC-721 passport), with the signer's EIP-712 consent.
+
+    The database decides at once: the item's current owner is the `to` of its highest
+    `sequence`, or its supplier when it has none; the chain follows through the write
+    `idempotency_key`. Sequence 1 mints the passport (lazily, straight to its first owner,
+    under the supplier's MintConsent); later ones relay TransferConsents. `(item_id,
+    sequence)` is unique, so of two concurrent transfers of one item exactly one commits;
+    `(from_address, nonce)` is unique because the contract spends each signer's nonces in order.
+    """
+
+    __tablename__ = "ownership_transfer"
+    __table_args__ = (
+        sa.UniqueConstraint("item_id", "sequence", name="uq_ownership_transfer_item_sequence"),
+        sa.UniqueConstraint("from_address", "nonce", name="uq_ownership_transfer_from_nonce"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id")
+    sequence: int
+    from_organization_id: int = Field(foreign_key="organization.id", index=True)
+    from_address: str = Field(max_length=42)  # EIP-55 checksummed; the consent's signer
+    to_organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    to_address: str = Field(max_length=42)
+    nonce: int = Field(sa_type=sa.BigInteger)
+    deadline: int = Field(sa_type=sa.BigInteger)  # unix seconds, inclusive
+    signature: bytes = Field(sa_type=sa.LargeBinary(65))
+    idempotency_key: str = Field(max_length=200, unique=True)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )

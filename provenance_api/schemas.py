@@ -331,7 +331,8 @@ class OrganizationListQuery(Strict):
     """Paging through organizations."""
 
     limit: Limit = PAGE_LIMIT_DEFAULT
-    after: int = Field(default=None, ge=0)  # type: ignore[assignment]
+    # Ids are BIGINT at most: a larger `after` would overflow the database driver (a 500).
+    after: int = Field(default=None, ge=0, le=2**63 - 1)  # type: ignore[assignment]
 
 
 # --- products -----------------------------------------------------------------------------
@@ -832,3 +833,95 @@ class EventBatchResult(BaseModel):
     duplicates: int
     rejected: int
     results: list[EventResult]
+
+
+UINT64_MAX = 2**63 - 1  # BIGINT: deadlines and nonces as stored
+ConsentSignature = Annotated[
+    str,
+    Field(
+        pattern=r"^0x[0-9a-fA-F]{130}$",
+        description="A 65-byte secp256k1 signature (r, s, v) as 0x-hex.",
+    ),
+]
+
+
+class TransferCreate(Strict):
+    """Move an item's passport from the caller (its current owner) to another party.
+
+    Name the new owner by `to_organization_id` or by `to_address` (a buyer's wallet), not both.
+    Without `signature` the API signs the consent with the caller's key it holds; an
+    organization that holds its own key sends `signature` over the EIP-712 consent with
+    `nonce` and `deadline`: a `MintConsent` for the item's first transfer (the passport is
+    minted straight to the new owner), a `TransferConsent` afterwards.
+    """
+
+    gtin: Gtin
+    serial: Serial
+    to_organization_id: int | None = Field(default=None, ge=1, le=UINT64_MAX)
+    to_address: EthAddress | None = None
+    deadline: int | None = Field(
+        default=None,
+        ge=1,
+        le=UINT64_MAX,
+        description="Last unix second at which the consent is valid; default: a day from now.",
+    )
+    nonce: int | None = Field(
+        default=None, ge=0, le=UINT64_MAX, description="The signer's consent nonce (own keys)."
+    )
+    signature: ConsentSignature | None = None
+
+
+class PassportMint(Strict):
+    """Mint an item's passport to its supplier; a supplier with its own key signs it."""
+
+    deadline: int | None = Field(default=None, ge=1, le=UINT64_MAX)
+    nonce: int | None = Field(default=None, ge=0, le=UINT64_MAX)
+    signature: ConsentSignature | None = None
+
+
+class TransferPublic(BaseModel):
+    """One move of an item's title, as the parties to it see it."""
+
+    gtin: str
+    serial: str
+    token_id: str = Field(description="The passport's ERC-721 token id, as 0x-hex.")
+    sequence: int = Field(description="1 for the first (which mints the passport), then 2, ...")
+    mints: bool = Field(description="Whether this transfer mints the passport.")
+    from_organization_id: int
+    from_address: str
+    to_organization_id: int | None
+    to_address: str
+    nonce: int
+    deadline: int
+    signature: str
+    tag_commitment: str = Field(description="What the passport records about the tag (0x-hex).")
+    created_at: UtcDatetime
+    chain: str = Field(
+        description="The on-chain write: owed (not yet confirmed), confirmed, failed."
+    )
+
+
+class TransferList(BaseModel):
+    """An item's transfers, first first."""
+
+    items: list[TransferPublic]
+
+
+class TransferQuery(Strict):
+    """The item whose transfers to list."""
+
+    gtin: Gtin
+    serial: Serial
+
+
+class PassportPublic(BaseModel):
+    """An item's passport as the database sees it now: its owner and whether it is minted."""
+
+    gtin: str
+    serial: str
+    token_id: str = Field(description="The passport's ERC-721 token id, as 0x-hex.")
+    tag_commitment: str = Field(description="What the passport records about the tag (0x-hex).")
+    owner_organization_id: int | None = Field(description="None when a buyer's address owns it.")
+    owner_address: str
+    minted: bool = Field(description="Whether a mint is recorded (its chain write may be owed).")
+    transfers: int

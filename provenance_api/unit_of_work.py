@@ -21,6 +21,7 @@ from provenance_api.models import (
     OperatorAccount,
     OperatorApiKey,
     Organization,
+    OwnershipTransfer,
     Product,
     SunKey,
     WriteStatus,
@@ -68,6 +69,11 @@ class SqlOrganizations:
     def by_name(self, name: str) -> Organization | None:
         """By exact name."""
         return self.session.exec(select(Organization).where(Organization.name == name)).first()
+
+    def by_address(self, address: str) -> Organization | None:
+        """By checksummed address (unique)."""
+        query = select(Organization).where(Organization.address == address)
+        return self.session.exec(query).first()
 
     def page(self, after: int | None, limit: int) -> Sequence[Organization]:
         """Ids above `after`, ascending."""
@@ -380,6 +386,40 @@ class SqlCustodyEvents:
         return self.session.exec(query).all()
 
 
+class SqlTransfers:
+    """Ownership transfers in the `ownership_transfer` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, transfer: OwnershipTransfer) -> OwnershipTransfer:
+        """Insert and flush: a clash on (item, sequence) or (signer, nonce) is a Conflict.
+
+        On PostgreSQL a concurrent insert of the same key waits for the other transaction and
+        then clashes, so of two racing transfers exactly one commits.
+        """
+        self.session.add(transfer)
+        _flush(self.session)
+        return transfer
+
+    def of_item(self, item_id: int) -> Sequence[OwnershipTransfer]:
+        """By sequence, ascending."""
+        query = (
+            select(OwnershipTransfer)
+            .where(OwnershipTransfer.item_id == item_id)
+            .order_by(OwnershipTransfer.sequence)  # type: ignore[arg-type]
+        )
+        return self.session.exec(query).all()
+
+    def next_nonce(self, address: str) -> int:
+        """One query: the highest nonce `address` signed, plus one."""
+        query = select(func.max(OwnershipTransfer.nonce)).where(
+            OwnershipTransfer.from_address == address
+        )
+        highest = self.session.exec(query).one()
+        return 0 if highest is None else int(highest) + 1
+
+
 _STATES = {
     WriteStatus.CONFIRMED.value: ChainState.CONFIRMED,
     WriteStatus.FAILED.value: ChainState.FAILED,
@@ -439,6 +479,7 @@ class SqlUnitOfWork:
     devices: SqlDevices
     events: SqlCustodyEvents
     counters: SqlCounterStore
+    transfers: SqlTransfers
     ledger: SqlLedger
 
     def __init__(
@@ -461,6 +502,7 @@ class SqlUnitOfWork:
         self.devices = SqlDevices(self.session)
         self.events = SqlCustodyEvents(self.session)
         self.counters = SqlCounterStore(self.session)
+        self.transfers = SqlTransfers(self.session)
         self.ledger = SqlLedger(self.session, self.sender)
         return self
 

@@ -9,8 +9,9 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 
 /**
  * @title ProductPassport
- * @notice One ERC-721 token per serialized item ("product passport"), minted by the operator
- * when the item is registered; its owner is the party holding title to the item.
+ * @notice One ERC-721 token per serialized item ("product passport"), minted lazily: at the
+ * item's first ownership transfer, straight to its first owner, or when the supplier asks. Its
+ * owner is the party holding title to the item.
  *
  * The token id is `uint256(keccak256(abi.encode(gtin, serial)))` with `gtin` the 14-digit GTIN
  * as an ASCII string and `serial` the GS1 serial (AI 21, 1 to 20 bytes), so anyone holding the
@@ -24,17 +25,32 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
  * no gas. Each owner has one nonce sequence (`nonces(owner)`); a consent is valid once, and
  * its signer can cancel it before it is used with `cancelConsent`.
  *
+ * Minting: `mintWithConsent` mints only under the EIP-712
+ * `MintConsent(address to,uint256 tokenId,bytes32 tagCommitment,uint256 nonce,uint256 deadline)`
+ * of the product's supplier, which names the first owner; the operator relays it. The supplier
+ * of a GTIN is recorded once by the operator (`setSupplier`) and can never be changed, so the
+ * operator alone cannot mint an item of a registered product to anyone, nor re-point a product
+ * to a key it holds. Mint consents share the supplier's nonce sequence with transfer consents,
+ * so `cancelConsent` cancels either.
+ *
  * Roles: the admin (DEFAULT_ADMIN_ROLE) only grants and revokes OPERATOR_ROLE, so its key can
  * stay offline; the operator is the service's key.
  */
 contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
-    /// @notice Role allowed to mint passports and relay consented transfers.
+    /// @notice Role allowed to record suppliers and relay consented mints and transfers.
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
 
     bytes32 private constant TRANSFER_CONSENT_TYPEHASH =
         keccak256("TransferConsent(address to,uint256 tokenId,uint256 nonce,uint256 deadline)");
 
+    bytes32 private constant MINT_CONSENT_TYPEHASH =
+        keccak256("MintConsent(address to,uint256 tokenId,bytes32 tagCommitment,uint256 nonce,uint256 deadline)");
+
     mapping(uint256 tokenId => bytes32) private _tagCommitments;
+    mapping(bytes32 gtinHash => address) private _suppliers;
+
+    /// @notice `supplier` was recorded, for good, as the supplier of products with `gtin`.
+    event SupplierSet(string gtin, address indexed supplier);
 
     /// @notice A passport was minted for the item (`gtin`, `serial`) whose tag is committed to.
     event PassportMinted(
@@ -65,6 +81,15 @@ contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
     /// @notice `gtin` is not 14 ASCII digits or `serial` is not 1 to 20 bytes.
     error PassportInvalidItemId(string gtin, string serial);
 
+    /// @notice No supplier is recorded for `gtin`, so nobody can consent to mint its items.
+    error PassportUnknownSupplier(string gtin);
+
+    /// @notice `gtin` already has supplier `supplier`; a supplier is recorded once.
+    error PassportSupplierAlreadySet(string gtin, address supplier);
+
+    /// @notice The signature is not `supplier`'s consent to this exact mint.
+    error PassportInvalidMintConsent(address supplier, uint256 tokenId);
+
     /// @notice A passport for this item already exists.
     error PassportAlreadyMinted(uint256 tokenId);
 
@@ -92,22 +117,58 @@ contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
     }
 
     /**
-     * @notice Mint the passport of item (`gtin`, `serial`) to `to`, recording `tagCommitment`.
-     * @dev Uses `_safeMint`: a contract recipient must implement IERC721Receiver.
-     * @param to First owner (usually the supplier's address).
+     * @notice Record `supplier` as the supplier of products with GTIN `gtin`, once and for good.
+     * @dev Set once so that the operator cannot later point a product at a key it holds. What
+     * remains to trust: the operator could record a key of its own for a GTIN never recorded
+     * before; the SupplierSet event makes that public.
      * @param gtin 14-digit GTIN as ASCII digits.
+     * @param supplier The address whose consent mints this product's passports.
+     */
+    function setSupplier(string calldata gtin, address supplier) external onlyRole(OPERATOR_ROLE) {
+        if (supplier == address(0)) revert PassportZeroAddress();
+        if (!_isGtin(bytes(gtin))) revert PassportInvalidItemId(gtin, "");
+        bytes32 key = keccak256(bytes(gtin));
+        address current = _suppliers[key];
+        if (current != address(0)) revert PassportSupplierAlreadySet(gtin, current);
+        _suppliers[key] = supplier;
+        emit SupplierSet(gtin, supplier);
+    }
+
+    /**
+     * @notice Mint the passport of item (`gtin`, `serial`) straight to `to`, its first owner,
+     * under the supplier's EIP-712 `MintConsent`, recording `tagCommitment`.
+     * @dev Consumes the supplier's nonce (shared with transfer consents): a consent mints
+     * once and `cancelConsent` cancels it. Uses `_safeMint`: a contract recipient must
+     * implement IERC721Receiver.
+     * @param to First owner, named in the consent (the supplier itself, or its first buyer).
+     * @param gtin 14-digit GTIN as ASCII digits; its supplier must be recorded.
      * @param serial GS1 serial number, 1 to 20 bytes.
-     * @param tagCommitment Commitment to the item's physical tag (defined by the API).
+     * @param tagCommitment Commitment to the item's physical tag (`contracts_abi.passport`).
+     * @param deadline Last unix second (inclusive) at which the consent is valid.
+     * @param signature The supplier's signature over the EIP-712 digest.
      * @return tokenId The passport id, `passportId(gtin, serial)`.
      */
-    function mint(
+    function mintWithConsent(
         address to,
         string calldata gtin,
         string calldata serial,
-        bytes32 tagCommitment
+        bytes32 tagCommitment,
+        uint256 deadline,
+        bytes calldata signature
     ) external onlyRole(OPERATOR_ROLE) returns (uint256 tokenId) {
+        if (block.timestamp > deadline) revert PassportExpiredConsent(deadline, block.timestamp);
+        if (to == address(0)) revert PassportZeroAddress();
         tokenId = passportId(gtin, serial);
         if (_ownerOf(tokenId) != address(0)) revert PassportAlreadyMinted(tokenId);
+        address supplier = _suppliers[keccak256(bytes(gtin))];
+        if (supplier == address(0)) revert PassportUnknownSupplier(gtin);
+        uint256 nonce = _useNonce(supplier);
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(abi.encode(MINT_CONSENT_TYPEHASH, to, tokenId, tagCommitment, nonce, deadline))
+        );
+        if (!SignatureChecker.isValidSignatureNow(supplier, digest, signature)) {
+            revert PassportInvalidMintConsent(supplier, tokenId);
+        }
         _tagCommitments[tokenId] = tagCommitment;
         _safeMint(to, tokenId);
         emit PassportMinted(tokenId, to, gtin, serial, tagCommitment);
@@ -170,6 +231,34 @@ contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
     }
 
     /**
+     * @notice The supplier recorded for `gtin`; the zero address if none.
+     * @param gtin 14-digit GTIN as ASCII digits.
+     */
+    function supplierOf(string calldata gtin) external view returns (address) {
+        return _suppliers[keccak256(bytes(gtin))];
+    }
+
+    /**
+     * @notice The EIP-712 digest the supplier signs to consent to a mint.
+     * @param to First owner.
+     * @param tokenId Passport to mint.
+     * @param tagCommitment Commitment to the item's physical tag.
+     * @param nonce The supplier's current `nonces(supplier)`.
+     * @param deadline Last unix second at which the consent is valid.
+     */
+    function mintConsentDigest(
+        address to,
+        uint256 tokenId,
+        bytes32 tagCommitment,
+        uint256 nonce,
+        uint256 deadline
+    ) external view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(MINT_CONSENT_TYPEHASH, to, tokenId, tagCommitment, nonce, deadline))
+        );
+    }
+
+    /**
      * @notice The EIP-712 digest the owner signs to consent to a transfer.
      * @param to New owner.
      * @param tokenId Passport to transfer.
@@ -191,15 +280,19 @@ contract ProductPassport is ERC721, AccessControl, EIP712, Nonces {
      * @param serial GS1 serial number, 1 to 20 bytes.
      */
     function passportId(string calldata gtin, string calldata serial) public pure returns (uint256) {
-        bytes calldata g = bytes(gtin);
         uint256 serialLength = bytes(serial).length;
-        // GS1 General Specifications §3.2: AI 01 is n14, AI 21 is up to 20 characters.
-        bool valid = g.length == 14 && serialLength > 0 && serialLength <= 20;
+        // GS1 General Specifications §3.2: AI 21 is up to 20 characters.
+        bool valid = serialLength > 0 && serialLength <= 20 && _isGtin(bytes(gtin));
+        if (!valid) revert PassportInvalidItemId(gtin, serial);
+        return uint256(keccak256(abi.encode(gtin, serial)));
+    }
+
+    /// @dev GS1 General Specifications §3.2: AI 01 is n14 (14 ASCII digits).
+    function _isGtin(bytes calldata g) private pure returns (bool valid) {
+        valid = g.length == 14;
         for (uint256 i = 0; valid && i < 14; ++i) {
             valid = g[i] >= "0" && g[i] <= "9";
         }
-        if (!valid) revert PassportInvalidItemId(gtin, serial);
-        return uint256(keccak256(abi.encode(gtin, serial)));
     }
 
     /// @inheritdoc ERC721

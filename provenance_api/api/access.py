@@ -32,12 +32,16 @@ ACCESS: dict[str, frozenset[Role]] = {
     "items.register_items": SUPPLIERS,
     "items.list_items": SUPPLIERS,
     "items.get_item": SUPPLIERS,
+    "items.mint_passport": SUPPLIERS,
+    "items.get_passport": PARTIES,
     "sun_keys.create_sun_key": SUPPLIERS,
     "sun_keys.list_sun_keys": SUPPLIERS,
     "devices.register_device": PARTIES,
     "devices.list_devices": PARTIES,
     "devices.revoke_device": PARTIES,
     "events.record_events": PARTIES,
+    "transfers.create_transfer": PARTIES,
+    "transfers.list_transfers": PARTIES,
 }
 
 

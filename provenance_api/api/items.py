@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import current_app, request
 from pydantic import ValidationError
 
+from provenance_api.api.deps import runtime
 from provenance_api.api.errors import validation_fields
 from provenance_api.api.frame import (
     Answer,
@@ -15,6 +18,7 @@ from provenance_api.api.frame import (
     tenant,
     unit_of_work,
 )
+from provenance_api.api.transfers import passport_domain
 from provenance_api.schemas import (
     ErrorBody,
     ItemBatch,
@@ -25,8 +29,11 @@ from provenance_api.schemas import (
     ItemPage,
     ItemPath,
     ItemPublic,
+    PassportMint,
+    PassportPublic,
+    TransferPublic,
 )
-from provenance_api.services import items
+from provenance_api.services import items, transfers
 from provenance_api.services.errors import InvalidInput
 
 bp = blueprint("items", "A supplier's serialized items; (GTIN, serial) names one item.")
@@ -62,6 +69,38 @@ def list_items(query: ItemListQuery) -> Answer:
 def get_item(path: ItemPath) -> Answer:
     """One of the caller's items; anyone else's answers 404."""
     return answer(items.get_item(unit_of_work(), tenant(), path.gtin, path.serial))
+
+
+@bp.post(
+    "/items/<gtin>/<path:serial>/passport",
+    responses={201: TransferPublic, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody},
+)
+def mint_passport(path: ItemPath, body: PassportMint) -> Answer:
+    """Mint the item's passport to the caller, its supplier, before any transfer (else 409).
+
+    Usually not needed: the item's first transfer mints the passport straight to the new
+    owner. The body may be `{}`: the API signs the supplier's MintConsent with the key it holds.
+    """
+    result = transfers.mint_passport(
+        unit_of_work(),
+        runtime().keybox,
+        passport_domain(),
+        tenant(),
+        path.gtin,
+        path.serial,
+        body,
+        int(time.time()),
+    )
+    return answer(result, 201)
+
+
+@bp.get("/items/<gtin>/<path:serial>/passport", responses={200: PassportPublic, 404: ErrorBody})
+def get_passport(path: ItemPath) -> Answer:
+    """The item's passport: its current owner (the database's view) and whether it is minted.
+
+    For the item's supplier and every party to one of its transfers; anyone else gets 404.
+    """
+    return answer(transfers.get_passport(unit_of_work(), tenant(), path.gtin, path.serial))
 
 
 def _rows() -> tuple[Rows, RowErrors]:

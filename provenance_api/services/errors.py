@@ -7,7 +7,8 @@
     ├── Conflict          409
     ├── InvalidInput      422 (fields names each bad field)
     ├── Unauthorized      401
-    └── Forbidden         403 (the caller's role may not call this route)
+    ├── Forbidden         403 (the caller's role may not call this route)
+    └── Unavailable       503 (a dependency is not ready yet: try again later)
 """
 
 from __future__ import annotations
@@ -60,3 +61,10 @@ class Forbidden(DomainError):
 
     status = 403
     code = "forbidden"
+
+
+class Unavailable(DomainError):
+    """Something the request needs is not ready yet (e.g. the contracts are not deployed)."""
+
+    status = 503
+    code = "unavailable"

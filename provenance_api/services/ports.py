@@ -21,6 +21,7 @@ from provenance_api.models import (
     Item,
     OperatorAccount,
     Organization,
+    OwnershipTransfer,
     Product,
     SunKey,
 )
@@ -117,6 +118,10 @@ class OrganizationRepository(Protocol):
 
     def by_name(self, name: str) -> Organization | None:
         """The organization with exactly this name, if any."""
+        ...
+
+    def by_address(self, address: str) -> Organization | None:
+        """The organization whose key has this (checksummed) address, if any."""
         ...
 
     def page(self, after: int | None, limit: int) -> Sequence[Organization]:
@@ -275,6 +280,22 @@ class Counters(CounterStore, Protocol):
         ...
 
 
+class TransferRepository(Protocol):
+    """Ownership transfers: per item by sequence, and each signer's consent nonces."""
+
+    def add(self, transfer: OwnershipTransfer) -> OwnershipTransfer:
+        """Store a new transfer; an (item, sequence) or (signer, nonce) taken is a Conflict."""
+        ...
+
+    def of_item(self, item_id: int) -> Sequence[OwnershipTransfer]:
+        """The item's transfers, first (sequence 1, the mint) first."""
+        ...
+
+    def next_nonce(self, address: str) -> int:
+        """The consent nonce `address` signs next: one above its highest recorded, else 0."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
 
@@ -293,6 +314,7 @@ class UnitOfWork(Protocol):
     # The last SUN counter per tag, advanced in this unit's transaction: a rolled-back
     # unit advances nothing.
     counters: Counters
+    transfers: TransferRepository
     ledger: Ledger
 
     def __enter__(self) -> Self: ...

@@ -19,6 +19,7 @@ from provenance_api.models import (
     Item,
     OperatorAccount,
     Organization,
+    OwnershipTransfer,
     Product,
     SunKey,
 )
@@ -47,6 +48,7 @@ class _State:
         self.devices: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}  # by event id, in arrival order
         self.counters: dict[tuple[bytes, int], int] = {}
+        self.transfers: dict[int, dict[str, Any]] = {}
         # Owed chain writes by idempotency key: (contract, function, args) and their state.
         self.writes: dict[str, tuple[str, str, list[Any]]] = {}
         self.write_states: dict[str, ChainState] = {}
@@ -73,6 +75,12 @@ class FakeOrganizations:
     def by_name(self, name: str) -> Organization | None:
         for row in self.state.organizations.values():
             if row["name"] == name:
+                return Organization(**row)
+        return None
+
+    def by_address(self, address: str) -> Organization | None:
+        for row in self.state.organizations.values():
+            if row["address"] == address:
                 return Organization(**row)
         return None
 
@@ -314,6 +322,33 @@ class FakeCounters:
         return self.state.counters.get((bytes(uid), key_epoch))
 
 
+class FakeTransfers:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, transfer: OwnershipTransfer) -> OwnershipTransfer:
+        rows = self.state.transfers.values()
+        # Like the table's unique constraints.
+        for row in rows:
+            if (
+                (row["item_id"], row["sequence"]) == (transfer.item_id, transfer.sequence)
+                or (row["from_address"], row["nonce"]) == (transfer.from_address, transfer.nonce)
+                or row["idempotency_key"] == transfer.idempotency_key
+            ):
+                raise Conflict(_CLASH)
+        transfer.id = next(self.ids)
+        self.state.transfers[transfer.id] = transfer.model_dump()
+        return transfer
+
+    def of_item(self, item_id: int) -> Sequence[OwnershipTransfer]:
+        rows = [row for row in self.state.transfers.values() if row["item_id"] == item_id]
+        return [OwnershipTransfer(**row) for row in sorted(rows, key=lambda r: r["sequence"])]
+
+    def next_nonce(self, address: str) -> int:
+        nonces = [r["nonce"] for r in self.state.transfers.values() if r["from_address"] == address]
+        return max(nonces) + 1 if nonces else 0
+
+
 class FakeLedger:
     """Owed writes kept with the rest of the state; nothing is mined until a test says so."""
 
@@ -349,11 +384,12 @@ class FakeUnitOfWork:
     devices: FakeDevices
     events: FakeCustodyEvents
     counters: FakeCounters
+    transfers: FakeTransfers
     ledger: FakeLedger
 
     def __init__(self) -> None:
         self.committed = _State()
-        names = ("org", "operator", "product", "item", "sun_key", "device", "event")
+        names = ("org", "operator", "product", "item", "sun_key", "device", "event", "transfer")
         self._ids = {name: itertools.count(1) for name in names}
         self._work: _State | None = None
         self.commits = 0
@@ -376,6 +412,7 @@ class FakeUnitOfWork:
         self.devices = FakeDevices(self._work, self._ids["device"])
         self.events = FakeCustodyEvents(self._work, self._ids["event"])
         self.counters = FakeCounters(self._work)
+        self.transfers = FakeTransfers(self._work, self._ids["transfer"])
         self.ledger = FakeLedger(self._work)
 
     def commit(self) -> None:

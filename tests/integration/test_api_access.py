@@ -18,6 +18,7 @@ from eth_account import Account
 
 from firmware_tools.formats.gs1 import compute_check_digit
 from provenance_api.api import access
+from provenance_api.cli import ensure_deployed, fund_operator
 from provenance_api.schemas import Role
 from tests.integration.api_support import OTHER_GTIN, Api
 
@@ -44,6 +45,8 @@ class Probe:
     ok: int = 200
     json: Callable[[], dict] | None = None
     addresses_resource: bool = False
+    # A body that depends on what `url` set up (e.g. which item to transfer).
+    world_json: Callable[[Any], dict] | None = None
 
 
 class World:
@@ -53,6 +56,7 @@ class World:
         self.api = api
         self.keys = {role: api.key(role) for role in Role}
         self.rival = api.key(Role.SUPPLIER)
+        self.maker = api.key(Role.SUPPLIER)
         self.gtins = fresh_gtins("2")
         self.names = iter(f"New org {n}" for n in range(1000))
         assert self._post_product(self.rival, OTHER_GTIN) == 201
@@ -92,6 +96,36 @@ class World:
         body = {"address": address, "name": "Probe reader"}
         self.api.call("POST", "/v1/devices", key, json=body)  # refused for operators
         return address
+
+    def deployed(self) -> None:
+        """Deploy the contracts on the app's embedded chain once (transfers sign for them)."""
+        if not getattr(self, "_deployed", False):
+            runtime = self.api.app.extensions["provenance"]
+            fund_operator(runtime)
+            ensure_deployed(runtime)
+            self._deployed = True
+
+    def held_item(self, key: str, tenant: str) -> tuple[str, str]:
+        """(GTIN, serial) of an item the caller owns now (a maker's item transferred to it when
+        the caller is not a supplier), or the rival's item, which the caller never held."""
+        self.deployed()
+        if tenant == OTHER:
+            return OTHER_GTIN, "S1"
+        me = self.api.call("GET", "/v1/me", key).get_json()
+        if me.get("organization") is None:  # an operator: refused before the item matters
+            return OTHER_GTIN, "S1"
+        if me["organization"]["kind"] == "supplier":
+            return self.item(key, OWN).split("/")  # type: ignore[return-value]
+        gtin, serial = self.item(self.maker, OWN).split("/")
+        body = {"gtin": gtin, "serial": serial, "to_organization_id": me["organization"]["id"]}
+        assert self.api.call("POST", "/v1/transfers", self.maker, json=body).status_code == 201
+        return gtin, serial
+
+    def transfer_of(self, key: str, tenant: str) -> str:
+        """Set up the next transfer body (the caller's held item, or the rival's)."""
+        gtin, serial = self.held_item(key, tenant)
+        self.pending = {"gtin": gtin, "serial": serial, "to_address": Account.create().address}
+        return "/v1/transfers"
 
     def spare_key_prefix(self, key: str, tenant: str) -> str:
         """A second key of the caller (so revoking it is not revoking the last), or the rival's."""
@@ -174,6 +208,30 @@ PROBES: dict[str, Probe] = {
     ),
     # A well-formed event from a device nobody registered: 200, with the event rejected.
     "events.record_events": Probe("POST", lambda w, t: "/v1/events", json=lambda: PROBE_EVENTS),
+    "items.mint_passport": Probe(
+        "POST",
+        lambda w, t: "/v1/items/{}/{}/passport".format(*w.held_item(w.key, t)),
+        ok=201,
+        json=dict,
+        addresses_resource=True,
+    ),
+    "items.get_passport": Probe(
+        "GET",
+        lambda w, t: "/v1/items/{}/{}/passport".format(*w.held_item(w.key, t)),
+        addresses_resource=True,
+    ),
+    "transfers.create_transfer": Probe(
+        "POST",
+        lambda w, t: w.transfer_of(w.key, t),
+        ok=201,
+        world_json=lambda w: w.pending,
+        addresses_resource=True,
+    ),
+    "transfers.list_transfers": Probe(
+        "GET",
+        lambda w, t: "/v1/transfers?gtin={}&serial={}".format(*w.held_item(w.key, t)),
+        addresses_resource=True,
+    ),
 }
 
 
@@ -199,6 +257,8 @@ def test_every_route_by_every_role_on_own_and_other_tenant(api):
                 world.key = world.keys[role]
                 body = probe.json() if probe.json else None
                 url = probe.url(world, tenant)
+                if probe.world_json:
+                    body = probe.world_json(world)
                 response = api.call(probe.method, url, world.key, json=body)
                 if not access.allowed(endpoint, role):
                     expected = 403

@@ -173,3 +173,11 @@ def test_operator_create_command_prints_a_working_key_once(monkeypatch, tmp_path
         assert response.get_json()["role"] == "operator"
     finally:
         app.extensions["provenance"].close()
+
+
+def test_an_organization_page_after_an_id_beyond_bigint_is_422_not_500(api):
+    operator = api.key(Role.OPERATOR)
+    query = {"after": 2**63, "limit": 1}
+    response = api.call("GET", "/v1/organizations", operator, query_string=query)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert "after" in response.get_json()["fields"]

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from provenance_api.api import access
 from provenance_api.api.docs import render_document
+from provenance_api.cli import ensure_deployed, fund_operator
 from provenance_api.schemas import Role
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,11 @@ schema = schemathesis.pytest.from_fixture("live_schema")
 
 @pytest.fixture
 def keys(api):
-    """Real keys: a supplier's (with one product) and an operator's."""
+    """Real keys: a supplier's (with one product) and an operator's; the contracts deployed
+    (transfers sign consents for the deployed ProductPassport)."""
+    runtime = api.app.extensions["provenance"]
+    fund_operator(runtime)
+    ensure_deployed(runtime)
     made = {Role.SUPPLIER: api.key(Role.SUPPLIER), Role.OPERATOR: api.key(Role.OPERATOR)}
     tea = {"gtin": "09506000134352", "name": "Tea"}
     assert api.call("POST", "/v1/products", made[Role.SUPPLIER], json=tea).status_code == 201

@@ -19,3 +19,6 @@ def test_gas_per_custody_event_stays_under_target() -> None:
     assert int(figures["gas_anchor_batch_1000"]) < 100_000
     # Checking one salted event of a 1,000-event batch, as a transaction would.
     assert int(figures["gas_verify_event_at_1000"]) < 50_000
+    # The lazy first transfer (one mintWithConsent to the buyer) beats mint + transfer.
+    lazy = int(figures["gas_lazy_first_transfer"])
+    assert lazy < int(figures["gas_eager_mint_then_transfer"]) * 2 // 3

@@ -317,10 +317,29 @@ def test_embedded_block_time_tracks_the_clock_after_many_quick_blocks(tmp_path) 
         passport = chain.contract(w3, "ProductPassport", addresses["ProductPassport"])
         owner, buyer = Account.create(), Account.create()
         token_id = passport_id("09506000134352", "SN-1")
-        mint = passport.functions.mint(owner.address, "09506000134352", "SN-1", bytes(32))
-        w3.eth.wait_for_transaction_receipt(
-            send(node, {"to": passport.address, "data": mint._encode_transaction_data()})
+        supplier = passport.functions.setSupplier("09506000134352", owner.address)
+        mint = passport.functions.mintWithConsent(
+            owner.address,
+            "09506000134352",
+            "SN-1",
+            bytes(32),
+            2**32,
+            eip712.sign_mint_consent(
+                owner.key,
+                chain_id=w3.eth.chain_id,
+                passport=passport.address,
+                to=owner.address,
+                token_id=token_id,
+                tag_commitment=bytes(32),
+                nonce=0,
+                deadline=2**32,
+            ),
         )
+        for call in (supplier, mint):
+            receipt = w3.eth.wait_for_transaction_receipt(
+                send(node, {"to": passport.address, "data": call._encode_transaction_data()})
+            )
+            assert receipt.status == 1
         first = w3.eth.block_number + 1
         hashes = [send(node, {"to": node.account.address, "gas": 21_000}) for _ in range(100)]
         w3.eth.wait_for_transaction_receipt(hashes[-1])
@@ -336,7 +355,7 @@ def test_embedded_block_time_tracks_the_clock_after_many_quick_blocks(tmp_path) 
             passport=passport.address,
             to=buyer.address,
             token_id=token_id,
-            nonce=0,
+            nonce=1,  # the owner, as the supplier, spent nonce 0 consenting to the mint
             deadline=deadline,
         )
         relay = passport.functions.transferWithConsent(

@@ -12,7 +12,7 @@ from eth_hash.auto import keccak
 from web3.logs import DISCARD
 
 from contracts_abi import eip712, load_artifact
-from contracts_abi.passport import InvalidItemId, passport_id
+from contracts_abi.passport import InvalidItemId, passport_id, tag_commitment
 from tests.integration import contracts_support
 from tests.integration.contracts_support import deploy, revert_data, rolled_back, transact
 
@@ -21,7 +21,8 @@ OPERATOR_ROLE = keccak(b"OPERATOR_ROLE")
 ADMIN_ROLE = b"\x00" * 32
 ZERO_ADDRESS = "0x" + "00" * 20
 GTIN = "09506000134352"
-TAG = keccak(b"tag commitment")
+OTHER_GTIN = "04006381333931"
+TAG = tag_commitment("ntag21x", bytes.fromhex("04a1b2c3d4e5f6"))
 assert_reverts = partial(contracts_support.assert_reverts, ARTIFACT)
 
 
@@ -29,7 +30,7 @@ assert_reverts = partial(contracts_support.assert_reverts, ARTIFACT)
 def deployed() -> SimpleNamespace:
     w3, passport = deploy(ARTIFACT)
     tester = w3.provider.ethereum_tester
-    admin, operator, alice, bob, carol = w3.eth.accounts[:5]
+    admin, operator, alice, bob, carol, supplier = w3.eth.accounts[:6]
     keys = {
         str(key.public_key.to_checksum_address()): key.to_bytes()
         for key in tester.backend.account_keys
@@ -43,19 +44,55 @@ def deployed() -> SimpleNamespace:
         alice=alice,
         bob=bob,
         carol=carol,
+        supplier=supplier,
         keys=keys,
     )
 
 
 @pytest.fixture
 def chain(deployed: SimpleNamespace) -> Iterator[SimpleNamespace]:
-    """The module's deployment, rolled back after each test so that tests stay independent."""
+    """The module's deployment, rolled back after each test so that tests stay independent.
+
+    `supplier` is recorded as the supplier of GTIN.
+    """
     with rolled_back(deployed.w3):
+        transact(deployed, deployed.passport.functions.setSupplier(GTIN, deployed.supplier))
         yield deployed
 
 
+def mint_consent(
+    chain: SimpleNamespace,
+    to: str,
+    serial: str = "SN-0001",
+    *,
+    signer: str | None = None,
+    deadline: int | None = None,
+    tag: bytes = TAG,
+) -> tuple[int, bytes]:
+    """(deadline, signature) of the supplier's (or `signer`'s) MintConsent for `to`."""
+    signer = signer or chain.supplier
+    deadline = latest_timestamp(chain) + 3600 if deadline is None else deadline
+    signature = eip712.sign_mint_consent(
+        chain.keys[signer],
+        chain_id=chain.w3.eth.chain_id,
+        passport=chain.passport.address,
+        to=to,
+        token_id=passport_id(GTIN, serial),
+        tag_commitment=tag,
+        nonce=chain.passport.functions.nonces(signer).call(),
+        deadline=deadline,
+    )
+    return deadline, signature
+
+
+def mint_call(chain: SimpleNamespace, to: str, serial: str, deadline: int, signature: bytes):
+    return chain.passport.functions.mintWithConsent(to, GTIN, serial, TAG, deadline, signature)
+
+
 def mint(chain: SimpleNamespace, to: str, serial: str = "SN-0001") -> int:
-    transact(chain, chain.passport.functions.mint(to, GTIN, serial, TAG))
+    """Mint the passport of (GTIN, serial) to `to` under the supplier's consent."""
+    deadline, signature = mint_consent(chain, to, serial)
+    transact(chain, mint_call(chain, to, serial, deadline, signature))
     return passport_id(GTIN, serial)
 
 
@@ -108,17 +145,18 @@ def test_metadata_roles_and_interfaces(chain: SimpleNamespace) -> None:
 
 def test_admin_grants_and_revokes_an_operator(chain: SimpleNamespace) -> None:
     passport = chain.passport
-    mint_call = passport.functions.mint(chain.carol, GTIN, "SN-0002", TAG)
+    deadline, signature = mint_consent(chain, chain.carol, "SN-0002")
+    call = mint_call(chain, chain.carol, "SN-0002", deadline, signature)
     assert_reverts(
-        lambda: mint_call.transact({"from": chain.admin}),
+        lambda: call.transact({"from": chain.admin}),
         "AccessControlUnauthorizedAccount",
         chain.admin,
         OPERATOR_ROLE,
     )
     transact(chain, passport.functions.grantRole(OPERATOR_ROLE, chain.carol), chain.admin)
-    transact(chain, mint_call, sender=chain.carol)
+    transact(chain, call, sender=chain.carol)
     transact(chain, passport.functions.revokeRole(OPERATOR_ROLE, chain.operator), chain.admin)
-    call = passport.functions.mint(chain.alice, GTIN, "SN-0003", TAG)
+    call = passport.functions.setSupplier(OTHER_GTIN, chain.alice)
     assert_reverts(
         lambda: call.transact({"from": chain.operator}),
         "AccessControlUnauthorizedAccount",
@@ -196,14 +234,14 @@ def test_invalid_item_id_rejected_on_both_sides(
     assert_reverts(call.call, "PassportInvalidItemId", gtin, serial)
 
 
-def test_mint(chain: SimpleNamespace) -> None:
+def test_mint_with_consent_goes_straight_to_the_first_owner(chain: SimpleNamespace) -> None:
     passport = chain.passport
     token_id = passport_id(GTIN, "SN-0001")
-    assert (
-        passport.functions.mint(chain.alice, GTIN, "SN-0001", TAG).call({"from": chain.operator})
-        == token_id
-    )
-    receipt = transact(chain, passport.functions.mint(chain.alice, GTIN, "SN-0001", TAG))
+    supplier_balance = chain.w3.eth.get_balance(chain.supplier)
+    deadline, signature = mint_consent(chain, chain.alice)
+    call = mint_call(chain, chain.alice, "SN-0001", deadline, signature)
+    assert call.call({"from": chain.operator}) == token_id
+    receipt = transact(chain, call)
     (minted,) = passport.events.PassportMinted().process_receipt(receipt, errors=DISCARD)
     assert dict(minted.args) == {
         "tokenId": token_id,
@@ -216,11 +254,35 @@ def test_mint(chain: SimpleNamespace) -> None:
     assert (transfer.args["from"], transfer.args.to) == (ZERO_ADDRESS, chain.alice)
     assert passport.functions.ownerOf(token_id).call() == chain.alice
     assert passport.functions.balanceOf(chain.alice).call() == 1
+    assert passport.functions.balanceOf(chain.supplier).call() == 0
     assert passport.functions.tagCommitmentOf(token_id).call() == TAG
+    # The supplier's nonce is spent; the supplier only signed, the operator paid.
+    assert passport.functions.nonces(chain.supplier).call() == 1
+    assert chain.w3.eth.get_balance(chain.supplier) == supplier_balance
+
+
+def test_mint_consent_digest_matches_python(chain: SimpleNamespace) -> None:
+    fields = {
+        "to": chain.bob,
+        "token_id": passport_id(GTIN, "X"),
+        "nonce": 3,
+        "deadline": 1_900_000_000,
+    }
+    onchain = chain.passport.functions.mintConsentDigest(
+        fields["to"], fields["token_id"], TAG, fields["nonce"], fields["deadline"]
+    ).call()
+    python = eip712.mint_consent_digest(
+        chain_id=chain.w3.eth.chain_id,
+        passport=chain.passport.address,
+        tag_commitment=TAG,
+        **fields,
+    )
+    assert onchain == python
 
 
 def test_mint_needs_operator(chain: SimpleNamespace) -> None:
-    call = chain.passport.functions.mint(chain.alice, GTIN, "SN-0001", TAG)
+    deadline, signature = mint_consent(chain, chain.alice)
+    call = mint_call(chain, chain.alice, "SN-0001", deadline, signature)
     assert_reverts(
         lambda: call.transact({"from": chain.alice}),
         "AccessControlUnauthorizedAccount",
@@ -229,11 +291,130 @@ def test_mint_needs_operator(chain: SimpleNamespace) -> None:
     )
 
 
-def test_mint_twice_reverts(chain: SimpleNamespace) -> None:
-    token_id = mint(chain, chain.alice)
-    call = chain.passport.functions.mint(chain.bob, GTIN, "SN-0001", keccak(b"other tag"))
+@pytest.mark.parametrize("signer", ["operator", "alice"])
+def test_mint_consent_signed_by_other_than_the_supplier_reverts(
+    chain: SimpleNamespace, signer: str
+) -> None:
+    """The operator alone (or the would-be owner) cannot mint: only the supplier consents."""
+    address = getattr(chain, signer)
+    deadline, signature = mint_consent(chain, chain.alice, signer=address)
+    call = mint_call(chain, chain.alice, "SN-0001", deadline, signature)
     assert_reverts(
-        lambda: call.transact({"from": chain.operator}), "PassportAlreadyMinted", token_id
+        lambda: call.transact({"from": chain.operator}),
+        "PassportInvalidMintConsent",
+        chain.supplier,
+        passport_id(GTIN, "SN-0001"),
+    )
+
+
+def test_mint_consent_expired(chain: SimpleNamespace) -> None:
+    deadline = latest_timestamp(chain) + 60
+    _, signature = mint_consent(chain, chain.alice, deadline=deadline)
+    chain.tester.time_travel(deadline + 1)
+    call = mint_call(chain, chain.alice, "SN-0001", deadline, signature)
+    data = revert_data(lambda: call.transact({"from": chain.operator}))
+    name, (signed_deadline, timestamp) = ARTIFACT.decode_error(data)
+    assert (name, signed_deadline) == ("PassportExpiredConsent", deadline)
+    assert timestamp > deadline
+    assert chain.passport.functions.nonces(chain.supplier).call() == 0
+
+
+def test_mint_consent_replayed_reverts(chain: SimpleNamespace) -> None:
+    deadline, signature = mint_consent(chain, chain.alice)
+    token_id = passport_id(GTIN, "SN-0001")
+    transact(chain, mint_call(chain, chain.alice, "SN-0001", deadline, signature))
+    replay = mint_call(chain, chain.alice, "SN-0001", deadline, signature)
+    assert_reverts(
+        lambda: replay.transact({"from": chain.operator}), "PassportAlreadyMinted", token_id
+    )
+    # Even once the passport is gone from view, the spent nonce refuses the same consent: a
+    # consent for another serial cannot be reused either.
+    call = chain.passport.functions.mintWithConsent(
+        chain.alice, GTIN, "SN-0002", TAG, deadline, signature
+    )
+    assert_reverts(
+        lambda: call.transact({"from": chain.operator}),
+        "PassportInvalidMintConsent",
+        chain.supplier,
+        passport_id(GTIN, "SN-0002"),
+    )
+
+
+@pytest.mark.parametrize("change", ["recipient", "tag commitment", "serial"])
+def test_mint_consent_for_something_else_reverts(chain: SimpleNamespace, change: str) -> None:
+    deadline, signature = mint_consent(chain, chain.alice)
+    to, serial, tag = chain.alice, "SN-0001", TAG
+    if change == "recipient":
+        to = chain.bob  # the operator tries to mint to someone the supplier did not name
+    elif change == "tag commitment":
+        tag = keccak(b"another chip")
+    else:
+        serial = "SN-0002"
+    call = chain.passport.functions.mintWithConsent(to, GTIN, serial, tag, deadline, signature)
+    assert_reverts(
+        lambda: call.transact({"from": chain.operator}),
+        "PassportInvalidMintConsent",
+        chain.supplier,
+        passport_id(GTIN, serial),
+    )
+    assert chain.passport.functions.nonces(chain.supplier).call() == 0
+
+
+def test_mint_to_the_zero_address_reverts(chain: SimpleNamespace) -> None:
+    deadline, signature = mint_consent(chain, ZERO_ADDRESS)
+    call = mint_call(chain, ZERO_ADDRESS, "SN-0001", deadline, signature)
+    assert_reverts(lambda: call.transact({"from": chain.operator}), "PassportZeroAddress")
+
+
+def test_mint_of_a_product_without_supplier_reverts(chain: SimpleNamespace) -> None:
+    deadline, signature = mint_consent(chain, chain.alice)
+    call = chain.passport.functions.mintWithConsent(
+        chain.alice, OTHER_GTIN, "SN-0001", TAG, deadline, signature
+    )
+    # eth-tester's transact turns revert data with a string in it into text: use eth_call.
+    assert_reverts(
+        lambda: call.call({"from": chain.operator}), "PassportUnknownSupplier", OTHER_GTIN
+    )
+
+
+def test_supplier_is_set_once(chain: SimpleNamespace) -> None:
+    passport = chain.passport
+    assert passport.functions.supplierOf(GTIN).call() == chain.supplier
+    assert passport.functions.supplierOf(OTHER_GTIN).call() == ZERO_ADDRESS
+    call = passport.functions.setSupplier(GTIN, chain.operator)
+    assert_reverts(
+        lambda: call.call({"from": chain.operator}),
+        "PassportSupplierAlreadySet",
+        GTIN,
+        chain.supplier,
+    )
+    receipt = transact(chain, passport.functions.setSupplier(OTHER_GTIN, chain.bob))
+    (event,) = passport.events.SupplierSet().process_receipt(receipt, errors=DISCARD)
+    assert dict(event.args) == {"gtin": OTHER_GTIN, "supplier": chain.bob}
+    for gtin, supplier, error, args in (
+        ("0950600013435", chain.bob, "PassportInvalidItemId", ("0950600013435", "")),
+        ("04012345678901", ZERO_ADDRESS, "PassportZeroAddress", ()),
+    ):
+        bad = passport.functions.setSupplier(gtin, supplier)
+        assert_reverts(lambda bad=bad: bad.call({"from": chain.operator}), error, *args)
+    outsider = passport.functions.setSupplier("04012345678901", chain.alice)
+    assert_reverts(
+        lambda: outsider.transact({"from": chain.alice}),
+        "AccessControlUnauthorizedAccount",
+        chain.alice,
+        OPERATOR_ROLE,
+    )
+
+
+def test_supplier_cancels_a_mint_consent(chain: SimpleNamespace) -> None:
+    deadline, signature = mint_consent(chain, chain.alice)
+    transact(chain, chain.passport.functions.cancelConsent(0), sender=chain.supplier)
+    call = mint_call(chain, chain.alice, "SN-0001", deadline, signature)
+    assert_reverts(
+        lambda: call.transact({"from": chain.operator}),
+        "PassportInvalidMintConsent",
+        chain.supplier,
+        passport_id(GTIN, "SN-0001"),
     )
 
 

@@ -18,6 +18,7 @@ from provenance_api.models import (
     OperatorAccount,
     Organization,
     OrgKind,
+    OwnershipTransfer,
     Product,
     SunKey,
     WriteStatus,
@@ -85,6 +86,9 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def test_organizations_get_by_id_and_name_and_page_by_id(uow):
     ids = [_org(uow, f"Org {n}", f"0x{n:040x}") for n in range(5)]
+    with uow:
+        assert uow.organizations.by_address(f"0x{3:040x}").id == ids[3]
+        assert uow.organizations.by_address("0x" + "ab" * 20) is None
     assert ids == sorted(ids) and len(set(ids)) == 5
     with uow:
         assert uow.organizations.get(ids[2]).name == "Org 2"
@@ -597,3 +601,47 @@ def test_sun_counters_advance_many_tags_at_once(uow):
         assert uow.counters.advance_many([(one, 1, 11), (two, 1, 4)]) == {(one, 1)}
         uow.rollback()
         assert uow.counters.last(one, 1) == 10
+
+
+def _transfer(item_id: int, sequence: int, org: int, signer: str, nonce: int, to: str):
+    return OwnershipTransfer(
+        item_id=item_id,
+        sequence=sequence,
+        from_organization_id=org,
+        from_address=signer,
+        to_address=to,
+        nonce=nonce,
+        deadline=2**40,
+        signature=bytes(65),
+        idempotency_key=f"passport:{item_id}:{sequence}",
+    )
+
+
+def test_transfers_per_item_by_sequence_with_each_signers_next_nonce(uow):
+    supplier_address, buyer = "0x" + "a1" * 20, "0x" + "b2" * 20
+    org = _org(uow, "Seller", supplier_address)
+    with uow:
+        uow.products.add(Product(organization_id=org, gtin="00000000000001", name="A"))
+        uow.items.add_many([_item(org, "00000000000001", s) for s in ("S1", "S2")])
+        uow.commit()
+    with uow:
+        first, second = (uow.items.get("00000000000001", s).id for s in ("S1", "S2"))
+        assert uow.transfers.of_item(first) == []
+        assert uow.transfers.next_nonce(supplier_address) == 0
+        uow.transfers.add(_transfer(first, 1, org, supplier_address, 0, buyer))
+        uow.transfers.add(_transfer(second, 1, org, supplier_address, 1, buyer))
+        uow.commit()
+    with uow:
+        assert uow.transfers.next_nonce(supplier_address) == 2
+        assert uow.transfers.next_nonce(buyer) == 0
+        uow.transfers.add(_transfer(first, 2, org, buyer, 0, supplier_address))
+        assert [t.sequence for t in uow.transfers.of_item(first)] == [1, 2]
+        # The same step of one item twice, or a signer's nonce twice: a clash.
+        with pytest.raises(Conflict):
+            uow.transfers.add(_transfer(second, 1, org, "0x" + "c3" * 20, 0, buyer))
+    with uow, pytest.raises(Conflict):
+        uow.transfers.add(_transfer(second, 2, org, supplier_address, 1, buyer))
+    with uow:
+        # Uncommitted work was lost; the committed rows stay.
+        assert [t.to_address for t in uow.transfers.of_item(first)] == [buyer]
+        assert uow.transfers.next_nonce(buyer) == 0
