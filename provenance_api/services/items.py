@@ -124,6 +124,11 @@ def _plan(
             continue
         key = (row.gtin, row.serial)
         known = existing.get(key)
+        holder = bound.get(row.uid) if row.uid is not None else None
+        if known is None and holder is not None and (holder.gtin, holder.serial) == key:
+            # A concurrent batch stored this very row between our two reads (each read sees
+            # what was committed when it ran): it is a resend, not a UID bound elsewhere.
+            known = holder
         if known is not None:
             differing = [name for name in _COMPARED if getattr(known, name) != _value(row, name)]
             if differing:
@@ -132,7 +137,6 @@ def _plan(
             else:
                 plan.stored.append((index, known))
             continue
-        holder = bound.get(row.uid) if row.uid is not None else None
         if holder is not None:
             plan.refused.append(
                 ItemRefused(

@@ -544,7 +544,12 @@ def test_cli_tag_leaving_the_field_mid_personalization_then_resume(
         emulator.leave_field_after(is_change_key(key_no))
         first = personalize_cli(runner, emulator, key_file, passfile, *ITEM)
         assert first.exit_code == 1, first.output
-        assert "left the field" in first.stderr and "--resume" in first.stderr
+        # The emulator reports the lost tag as a PN532 does (status 01h). On a loaded machine
+        # that answer can come after the transport's deadline, which is the same unknown
+        # outcome in other words; either way the tool must point at --resume.
+        lost = ("left the field", "stopped answering")
+        assert any(words in first.stderr for words in lost), first.stderr
+        assert "--resume" in first.stderr
         assert "Traceback" not in first.output
         # Half-done: the keys up to key_no changed; key 0 is the factory's unless it was key 0.
         assert tag.keys[key_no] == cli_keys(key_file)[key_no]
