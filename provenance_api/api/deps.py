@@ -149,3 +149,12 @@ class Runtime:
 def runtime() -> Runtime:
     """The Runtime of the current app."""
     return current_app.extensions[EXTENSION]
+
+
+def chain_head() -> int | None:
+    """The chain's head block number, or None when the chain cannot be reached."""
+    try:
+        return int(runtime().w3.eth.block_number)
+    except Exception:  # a history without confirmations beats a 500
+        log.warning("chain head unavailable", exc_info=True)
+        return None
