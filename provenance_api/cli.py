@@ -164,6 +164,8 @@ def run_command(host: str, port: int) -> None:
             click.echo(f"contract {name}: {address}")
         rt.start_writer()
         click.echo(f"chain writer: {rt.operator.address}")
+        rt.start_anchorer()
+        click.echo("anchoring service: started")
     except BaseException:
         server.server_close()
         rt.close()
@@ -188,7 +190,7 @@ def run_command(host: str, port: int) -> None:
 @cli.command("worker")
 @click.option("--once", is_flag=True, help="Do one pass and exit (for cron or tests).")
 def worker_command(once: bool) -> None:
-    """Run the chain writer for OPERATOR_KEY until interrupted.
+    """Run the chain writer for OPERATOR_KEY and the anchoring service until interrupted.
 
     \b
     Example:
@@ -202,11 +204,13 @@ def worker_command(once: bool) -> None:
     writer = rt.new_writer()
     click.echo(f"chain writer for {writer.sender} on chain {writer.chain_id}")
     if once:
+        rt.new_anchorer().tick()
         writer.tick()
         writer.release()
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    rt.start_anchorer()
     try:
         writer.run(stop)
     except KeyboardInterrupt:

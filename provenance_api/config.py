@@ -32,6 +32,8 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - WRITER_WINDOW, 256: most writes sent and not yet mined (mined ones hold no slot).
 - DEV_FUND_WEI, 10**21: what `run` gives the operator on the embedded chain or anvil.
 - MAX_CONTENT_LENGTH, 8 MiB: the largest request body; a larger one answers 413.
+- ANCHOR_BATCH_MAX, 1000: most events in one anchored Merkle batch (a full batch closes at once).
+- ANCHOR_MAX_AGE_SECONDS, 2: a batch closes when its oldest unanchored event is this old.
 - EVENT_MAX_SKEW_SECONDS, 300: a custody event dated further than this in the future (by the
   server's clock) is rejected; devices' clocks drift.
 """
@@ -85,6 +87,8 @@ DEFAULTS: dict[str, Any] = {
     "JSON_SORT_KEYS": False,
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
     "EVENT_MAX_SKEW_SECONDS": 300,
+    "ANCHOR_BATCH_MAX": 1000,
+    "ANCHOR_MAX_AGE_SECONDS": 2.0,
 }
 
 
@@ -129,6 +133,8 @@ NUMBERS: dict[str, Number] = {
     "DEV_FUND_WEI": Number(int, 0, 2**256 - 1),
     "MAX_CONTENT_LENGTH": Number(int, 1, 2**30),
     "EVENT_MAX_SKEW_SECONDS": Number(int, 0, DAY),
+    "ANCHOR_BATCH_MAX": Number(int, 1, 65_536),
+    "ANCHOR_MAX_AGE_SECONDS": Number(float, 0, DAY),
 }
 
 # The databases we ship a driver for: backend -> the one accepted SQLAlchemy driver.

@@ -464,6 +464,25 @@ class CustodyEvent(SQLModel, table=True):
     proof: list[str] | None = Field(default=None, sa_type=sa.JSON)
 
 
+class AnchorBatch(SQLModel, table=True):
+    """A closed batch of custody events: its Merkle root, anchored by one owed chain write.
+
+    `batch_id` is random (the contract's batchId); `idempotency_key` names the owed
+    `CustodyLedger.anchor(root, count, batchId)` write, committed with this row.
+    """
+
+    __tablename__ = "anchor_batch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: bytes = Field(sa_type=sa.LargeBinary(32), unique=True)
+    root: bytes = Field(sa_type=sa.LargeBinary(32))
+    count: int
+    closed_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    idempotency_key: str = Field(max_length=200, unique=True)
+
+
 class OwnershipTransfer(SQLModel, table=True):
     """One move of an item's title (its ERC-721 passport), with the signer's EIP-712 consent.
 

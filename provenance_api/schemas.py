@@ -835,6 +835,67 @@ class EventBatchResult(BaseModel):
     results: list[EventResult]
 
 
+class AnchorState(enum.StrEnum):
+    """Where an event's anchoring stands."""
+
+    PENDING = "pending"  # accepted, not yet in a closed batch
+    OWED = "owed"  # in a batch whose anchor write is not confirmed yet
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+
+
+class EventPath(BaseModel):
+    """An event named by its id."""
+
+    event_id: uuid.UUID
+
+
+class CustodyEventPublic(BaseModel):
+    """A stored event: what its device signed, and its proof of anchoring once batched.
+
+    Check it on-chain with `CustodyLedger.verifyEvent(root, digest, salt, proof)`.
+    """
+
+    event_id: str
+    gtin: str
+    serial: str
+    biz_step: str
+    disposition: str
+    read_point: str
+    from_party: str
+    to_party: str
+    event_time: UtcDatetime
+    time_zone_offset: int = Field(description="Signed minutes east of UTC.")
+    device: str
+    party: str = Field(description="Address of the organization whose device recorded it.")
+    tag_url: str
+    tag_uid: str
+    tag_originality_signature: str
+    tag_evidence: str
+    signature: str
+    digest: str = Field(description="EIP-712 digest of the signed event.")
+    flags: list[str]
+    received_at: UtcDatetime
+    anchoring: AnchorState
+    salt: str
+    leaf: str = Field(description="The salted StandardMerkleTree leaf of (digest, salt).")
+    leaf_index: int | None = None
+    proof: list[str] | None = None
+    root: str | None = None
+    batch_id: str | None = None
+    transaction: str | None = None
+    block_number: int | None = None
+    confirmations: int | None = None
+
+
+class ItemHistory(BaseModel):
+    """An item's custody timeline, by event time."""
+
+    gtin: str
+    serial: str
+    events: list[CustodyEventPublic]
+
+
 UINT64_MAX = 2**63 - 1  # BIGINT: deadlines and nonces as stored
 ConsentSignature = Annotated[
     str,

@@ -13,6 +13,7 @@ from sqlmodel import Session, func, select
 
 from provenance_api import db
 from provenance_api.models import (
+    AnchorBatch,
     ApiKey,
     ChainWrite,
     CustodyEvent,
@@ -37,6 +38,9 @@ from provenance_api.services.ports import (
     NewItem,
     Owner,
     OwnerKind,
+    PendingEvent,
+    Placement,
+    WriteReceipt,
 )
 from provenance_api.sun_counters import SqlCounterStore
 
@@ -386,6 +390,59 @@ class SqlCustodyEvents:
         return self.session.exec(query).all()
 
 
+class SqlAnchorBatches:
+    """Closed batches in `anchor_batch`; their events' places in `custody_event`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def unanchored(self, limit: int) -> Sequence[PendingEvent]:
+        """One query; on PostgreSQL the rows stay locked, and rows locked by another skipped."""
+        query = (
+            sa.select(
+                CustodyEvent.id, CustodyEvent.digest, CustodyEvent.salt, CustodyEvent.received_at
+            )  # type: ignore[call-overload]
+            .where(CustodyEvent.batch_id.is_(None))  # type: ignore[union-attr]
+            .order_by(CustodyEvent.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # SQLite renders nothing: its write lock serializes
+        )
+        return [
+            PendingEvent(id=row[0], digest=bytes(row[1]), salt=bytes(row[2]), received_at=row[3])
+            for row in self.session.execute(query)
+        ]
+
+    def close(self, batch: AnchorBatch, placements: Sequence[Placement]) -> AnchorBatch:
+        """Insert the batch, then one executemany UPDATE guarded by `batch_id IS NULL`."""
+        self.session.add(batch)
+        _flush(self.session)
+        if not placements:
+            return batch
+        table = CustodyEvent.__table__  # type: ignore[attr-defined]
+        statement = (
+            table.update()
+            .where(table.c.id == sa.bindparam("event_pk"), table.c.batch_id.is_(None))
+            .values(
+                batch_id=batch.id,
+                leaf_index=sa.bindparam("leaf"),
+                proof=sa.bindparam("path", type_=sa.JSON),
+            )
+        )
+        rows = [{"event_pk": p.event_pk, "leaf": p.leaf_index, "path": p.proof} for p in placements]
+        result = self.session.connection().execute(statement, rows)
+        if result.rowcount != len(placements):
+            # An event already batched elsewhere: the held rows should make this impossible.
+            raise Conflict("an event of this batch is already in another batch")
+        return batch
+
+    def by_ids(self, ids: Collection[int]) -> Sequence[AnchorBatch]:
+        """One IN query."""
+        if not ids:
+            return []
+        query = select(AnchorBatch).where(AnchorBatch.id.in_(list(ids)))  # type: ignore[union-attr]
+        return self.session.exec(query).all()
+
+
 class SqlTransfers:
     """Ownership transfers in the `ownership_transfer` table."""
 
@@ -466,6 +523,25 @@ class SqlLedger:
             found[key] = _STATES.get(row.status, ChainState.OWED)
         return found
 
+    def receipts(self, idempotency_keys: Sequence[str]) -> dict[str, WriteReceipt]:
+        """One query; a failed write that was retried reads as its retry."""
+        if not idempotency_keys:
+            return {}
+        query = select(ChainWrite).where(ChainWrite.idempotency_key.in_(idempotency_keys))  # type: ignore[attr-defined]
+        found: dict[str, WriteReceipt] = {}
+        for row in self.session.exec(query).all():
+            key = row.idempotency_key
+            while row.status == WriteStatus.FAILED.value:
+                retry = self.session.exec(
+                    select(ChainWrite).where(ChainWrite.retry_of == row.id)
+                ).first()
+                if retry is None:
+                    break
+                row = retry
+            state = _STATES.get(row.status, ChainState.OWED)
+            found[key] = WriteReceipt(state, row.mined_tx_hash, row.block_number)
+        return found
+
 
 class SqlUnitOfWork:
     """One database transaction over `engine`; `with` it, then `commit()`."""
@@ -480,6 +556,7 @@ class SqlUnitOfWork:
     events: SqlCustodyEvents
     counters: SqlCounterStore
     transfers: SqlTransfers
+    anchors: SqlAnchorBatches
     ledger: SqlLedger
 
     def __init__(
@@ -503,6 +580,7 @@ class SqlUnitOfWork:
         self.events = SqlCustodyEvents(self.session)
         self.counters = SqlCounterStore(self.session)
         self.transfers = SqlTransfers(self.session)
+        self.anchors = SqlAnchorBatches(self.session)
         self.ledger = SqlLedger(self.session, self.sender)
         return self
 

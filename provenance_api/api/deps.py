@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from web3 import Web3
 
 from provenance_api import chain, db
+from provenance_api.anchorer import Anchorer
 from provenance_api.chain_writer import ChainWriter, settings_from_config
 from provenance_api.config import ConfigError
 from provenance_api.keys import KeyBox
@@ -41,6 +42,8 @@ class Runtime:
         self.writer: ChainWriter | None = None
         self._writer_thread: threading.Thread | None = None
         self._writer_stop = threading.Event()
+        self._anchorer_thread: threading.Thread | None = None
+        self._anchorer_stop = threading.Event()
 
     @property
     def engine(self) -> Engine:
@@ -106,8 +109,33 @@ class Runtime:
             self._writer_thread.join(timeout)
             self._writer_thread = None
 
+    def new_anchorer(self) -> Anchorer:
+        """The anchoring service over this runtime's engine; the operator key signs anchors."""
+        return Anchorer(self.engine, lambda: self.operator.address, self.config)
+
+    def start_anchorer(self) -> None:
+        """Run the anchoring service in a daemon thread of this process (`run`, `worker`)."""
+        if self._anchorer_thread is not None and self._anchorer_thread.is_alive():
+            return
+        self._anchorer_stop.clear()
+        self._anchorer_thread = threading.Thread(
+            target=self.new_anchorer().run,
+            args=(self._anchorer_stop,),
+            name="anchorer",
+            daemon=True,
+        )
+        self._anchorer_thread.start()
+
+    def stop_anchorer(self, timeout: float = 10.0) -> None:
+        """Ask the anchoring thread to finish its tick and wait for it."""
+        self._anchorer_stop.set()
+        if self._anchorer_thread is not None:
+            self._anchorer_thread.join(timeout)
+            self._anchorer_thread = None
+
     def close(self) -> None:
-        """Stop the writer, seal and close the chain, dispose of the engine."""
+        """Stop the anchorer and the writer, seal and close the chain, dispose of the engine."""
+        self.stop_anchorer()
         self.stop_writer()
         with self._lock:
             if self._w3 is not None:
@@ -121,3 +149,12 @@ class Runtime:
 def runtime() -> Runtime:
     """The Runtime of the current app."""
     return current_app.extensions[EXTENSION]
+
+
+def chain_head() -> int | None:
+    """The chain's head block number, or None when the chain cannot be reached."""
+    try:
+        return int(runtime().w3.eth.block_number)
+    except Exception:  # a history without confirmations beats a 500
+        log.warning("chain head unavailable", exc_info=True)
+        return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from provenance_api.api.deps import runtime
+from provenance_api.api.deps import chain_head, runtime
 from provenance_api.api.frame import (
     Answer,
     answer,
@@ -14,8 +14,14 @@ from provenance_api.api.frame import (
     tenant,
     unit_of_work,
 )
-from provenance_api.schemas import ErrorBody, EventBatch, EventBatchResult
-from provenance_api.services import events
+from provenance_api.schemas import (
+    CustodyEventPublic,
+    ErrorBody,
+    EventBatch,
+    EventBatchResult,
+    EventPath,
+)
+from provenance_api.services import events, history
 
 bp = blueprint("events", "Custody events signed by the caller's reader devices.")
 
@@ -41,3 +47,9 @@ def record_events() -> Answer:
         max_skew_seconds=current_app.config["EVENT_MAX_SKEW_SECONDS"],
     )
     return answer(result)
+
+
+@bp.get("/events/<event_id>", responses={200: CustodyEventPublic, 404: ErrorBody})
+def get_event(path: EventPath) -> Answer:
+    """One event with its proof of anchoring, for whoever may read its item's history."""
+    return answer(history.get_event(unit_of_work(), tenant(), str(path.event_id), chain_head))

@@ -7,7 +7,7 @@ import time
 from flask import current_app, request
 from pydantic import ValidationError
 
-from provenance_api.api.deps import runtime
+from provenance_api.api.deps import chain_head, runtime
 from provenance_api.api.errors import validation_fields
 from provenance_api.api.frame import (
     Answer,
@@ -25,6 +25,7 @@ from provenance_api.schemas import (
     ItemBatchQuery,
     ItemBatchResult,
     ItemCreate,
+    ItemHistory,
     ItemListQuery,
     ItemPage,
     ItemPath,
@@ -33,7 +34,7 @@ from provenance_api.schemas import (
     PassportPublic,
     TransferPublic,
 )
-from provenance_api.services import items, transfers
+from provenance_api.services import history, items, transfers
 from provenance_api.services.errors import InvalidInput
 
 bp = blueprint("items", "A supplier's serialized items; (GTIN, serial) names one item.")
@@ -139,3 +140,14 @@ def _row_errors(fields: dict[str, str]) -> RowErrors | None:
             return None
         by_row.setdefault(int(index), {})[field or "item"] = reason
     return by_row
+
+
+@bp.get("/items/<gtin>/<path:serial>/history", responses={200: ItemHistory, 404: ErrorBody})
+def get_history(path: ItemPath) -> Answer:
+    """The item's custody timeline by event time, each event with its proof of anchoring.
+
+    For the item's supplier, every organization whose device recorded one of its events and
+    every party to one of its transfers; anyone else gets 404.
+    """
+    result = history.item_history(unit_of_work(), tenant(), path.gtin, path.serial, chain_head)
+    return answer(result)

@@ -16,6 +16,7 @@ from typing import Any, Protocol, Self
 
 from firmware_tools.verify import CounterStore
 from provenance_api.models import (
+    AnchorBatch,
     CustodyEvent,
     Device,
     Item,
@@ -265,6 +266,54 @@ class CustodyEventRepository(Protocol):
         ...
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An accepted event not yet in a batch, as the anchoring service needs it."""
+
+    id: int
+    digest: bytes
+    salt: bytes
+    received_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an event sits in its batch's tree: its leaf index and proof (0x-hex siblings)."""
+
+    event_pk: int
+    leaf_index: int
+    proof: list[str]
+
+
+class AnchorBatchRepository(Protocol):
+    """Closed Merkle batches, and the accepted events still waiting for one."""
+
+    def unanchored(self, limit: int) -> Sequence[PendingEvent]:
+        """Up to `limit` events in no batch, by id, held for this unit of work.
+
+        Two units of work never get the same event (PostgreSQL: FOR UPDATE SKIP LOCKED;
+        SQLite: the write lock taken at BEGIN).
+        """
+        ...
+
+    def close(self, batch: AnchorBatch, placements: Sequence[Placement]) -> AnchorBatch:
+        """Store `batch` (its `id` set on return) and put each placed event in it."""
+        ...
+
+    def by_ids(self, ids: Collection[int]) -> Sequence[AnchorBatch]:
+        """The batches with these row ids (one query)."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteReceipt:
+    """Where an owed write stands, with its transaction and block once mined."""
+
+    state: ChainState
+    tx_hash: str | None
+    block_number: int | None
+
+
 class Counters(CounterStore, Protocol):
     """The last SUN counter per (chip UID, key epoch), in the unit of work's transaction."""
 
@@ -315,6 +364,7 @@ class UnitOfWork(Protocol):
     # unit advances nothing.
     counters: Counters
     transfers: TransferRepository
+    anchors: AnchorBatchRepository
     ledger: Ledger
 
     def __enter__(self) -> Self: ...
@@ -354,4 +404,8 @@ class Ledger(Protocol):
 
     def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:
         """Where each of these owed writes stands; keys never owed are left out."""
+        ...
+
+    def receipts(self, idempotency_keys: Sequence[str]) -> dict[str, WriteReceipt]:
+        """Like `states`, with the transaction hash and block of each mined write."""
         ...

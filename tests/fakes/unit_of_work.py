@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from provenance_api.models import (
+    AnchorBatch,
     CustodyEvent,
     Device,
     Item,
@@ -32,6 +33,9 @@ from provenance_api.services.ports import (
     NewCustodyEvent,
     NewItem,
     Owner,
+    PendingEvent,
+    Placement,
+    WriteReceipt,
 )
 
 _CLASH = "a record with the same unique value already exists"
@@ -49,9 +53,11 @@ class _State:
         self.events: dict[str, dict[str, Any]] = {}  # by event id, in arrival order
         self.counters: dict[tuple[bytes, int], int] = {}
         self.transfers: dict[int, dict[str, Any]] = {}
+        self.batches: dict[int, dict[str, Any]] = {}
         # Owed chain writes by idempotency key: (contract, function, args) and their state.
         self.writes: dict[str, tuple[str, str, list[Any]]] = {}
         self.write_states: dict[str, ChainState] = {}
+        self.mined: dict[str, tuple[str, int]] = {}  # by key: (tx hash, block number)
 
 
 class FakeOrganizations:
@@ -349,6 +355,39 @@ class FakeTransfers:
         return max(nonces) + 1 if nonces else 0
 
 
+class FakeAnchorBatches:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def unanchored(self, limit: int) -> Sequence[PendingEvent]:
+        rows = sorted(self.state.events.values(), key=lambda row: row["id"])
+        waiting = [row for row in rows if row["batch_id"] is None][:limit]
+        return [
+            PendingEvent(row["id"], row["digest"], row["salt"], row["received_at"])
+            for row in waiting
+        ]
+
+    def close(self, batch: AnchorBatch, placements: Sequence[Placement]) -> AnchorBatch:
+        for row in self.state.batches.values():
+            if row["batch_id"] == batch.batch_id or row["idempotency_key"] == batch.idempotency_key:
+                raise Conflict(_CLASH)
+        by_pk = {row["id"]: row for row in self.state.events.values()}
+        for placement in placements:
+            row = by_pk.get(placement.event_pk)
+            if row is None or row["batch_id"] is not None:
+                raise Conflict("an event of this batch is already in another batch")
+        batch.id = next(self.ids)
+        self.state.batches[batch.id] = batch.model_dump()
+        for placement in placements:
+            by_pk[placement.event_pk].update(
+                batch_id=batch.id, leaf_index=placement.leaf_index, proof=list(placement.proof)
+            )
+        return batch
+
+    def by_ids(self, ids: Collection[int]) -> Sequence[AnchorBatch]:
+        return [AnchorBatch(**self.state.batches[i]) for i in set(ids) if i in self.state.batches]
+
+
 class FakeLedger:
     """Owed writes kept with the rest of the state; nothing is mined until a test says so."""
 
@@ -371,6 +410,12 @@ class FakeLedger:
     def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:
         return {k: self.state.write_states[k] for k in idempotency_keys if k in self.state.writes}
 
+    def receipts(self, idempotency_keys: Sequence[str]) -> dict[str, WriteReceipt]:
+        return {
+            key: WriteReceipt(state, *self.state.mined.get(key, (None, None)))
+            for key, state in self.states(idempotency_keys).items()
+        }
+
 
 class FakeUnitOfWork:
     """Shared committed state; each `with` works on a copy until `commit()`."""
@@ -385,11 +430,22 @@ class FakeUnitOfWork:
     events: FakeCustodyEvents
     counters: FakeCounters
     transfers: FakeTransfers
+    anchors: FakeAnchorBatches
     ledger: FakeLedger
 
     def __init__(self) -> None:
         self.committed = _State()
-        names = ("org", "operator", "product", "item", "sun_key", "device", "event", "transfer")
+        names = (
+            "org",
+            "operator",
+            "product",
+            "item",
+            "sun_key",
+            "device",
+            "event",
+            "transfer",
+            "batch",
+        )
         self._ids = {name: itertools.count(1) for name in names}
         self._work: _State | None = None
         self.commits = 0
@@ -413,6 +469,7 @@ class FakeUnitOfWork:
         self.events = FakeCustodyEvents(self._work, self._ids["event"])
         self.counters = FakeCounters(self._work)
         self.transfers = FakeTransfers(self._work, self._ids["transfer"])
+        self.anchors = FakeAnchorBatches(self._work, self._ids["batch"])
         self.ledger = FakeLedger(self._work)
 
     def commit(self) -> None:
@@ -428,3 +485,8 @@ class FakeUnitOfWork:
         """What the chain writer does to a committed owed write (for tests)."""
         assert idempotency_key in self.committed.writes, f"{idempotency_key} was never owed"
         self.committed.write_states[idempotency_key] = state
+
+    def mine(self, idempotency_key: str, tx_hash: str, block_number: int) -> None:
+        """Record the transaction and block of a committed owed write (for tests)."""
+        assert idempotency_key in self.committed.writes, f"{idempotency_key} was never owed"
+        self.committed.mined[idempotency_key] = (tx_hash, block_number)

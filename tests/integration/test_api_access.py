@@ -9,8 +9,10 @@ and the tenancy rule say: 403 for a role not listed, 404 for another tenant's re
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,9 +22,41 @@ from firmware_tools.formats.gs1 import compute_check_digit
 from provenance_api.api import access
 from provenance_api.cli import ensure_deployed, fund_operator
 from provenance_api.schemas import Role
+from provenance_api.services.ports import NewCustodyEvent
 from tests.integration.api_support import OTHER_GTIN, Api
 
 OWN, OTHER = "own", "other"
+
+
+def probe_event(event_id: str, item: Any) -> NewCustodyEvent:
+    """A stored event about `item`, recorded by its supplier (its content is not checked here)."""
+    return NewCustodyEvent(
+        event_id=event_id,
+        item_id=item.id,
+        organization_id=item.organization_id,
+        party="0x" + "0a" * 20,
+        gtin=item.gtin,
+        serial=item.serial,
+        biz_step="shipping",
+        disposition="in_transit",
+        read_point="dock",
+        from_party="0x" + "00" * 20,
+        to_party="0x" + "00" * 20,
+        event_time=1_790_000_000,
+        time_zone_offset=0,
+        tag_url="https://id.example.com/",
+        tag_uid=b"",
+        tag_originality_signature=b"",
+        tag_evidence=bytes(32),
+        device="0x" + "0d" * 20,
+        signature=bytes(65),
+        digest=bytes(range(32)),
+        salt=bytes(range(32, 64)),
+        tag_verdict="authentic",
+        tag_codes=[],
+        flags=[],
+        received_at=datetime.now(UTC),
+    )
 
 
 def fresh_gtins(lead: str) -> Iterator[str]:
@@ -120,6 +154,16 @@ class World:
         body = {"gtin": gtin, "serial": serial, "to_organization_id": me["organization"]["id"]}
         assert self.api.call("POST", "/v1/transfers", self.maker, json=body).status_code == 201
         return gtin, serial
+
+    def event_of(self, key: str, tenant: str) -> str:
+        """The id of an event stored about an item the caller holds, or about the rival's item."""
+        gtin, serial = self.held_item(key, tenant)
+        event_id = str(uuid.uuid4())
+        with self.api.uow() as uow:
+            item = uow.items.get(gtin, serial)
+            uow.events.add_many([probe_event(event_id, item)])
+            uow.commit()
+        return event_id
 
     def transfer_of(self, key: str, tenant: str) -> str:
         """Set up the next transfer body (the caller's held item, or the rival's)."""
@@ -219,6 +263,14 @@ PROBES: dict[str, Probe] = {
         "GET",
         lambda w, t: "/v1/items/{}/{}/passport".format(*w.held_item(w.key, t)),
         addresses_resource=True,
+    ),
+    "items.get_history": Probe(
+        "GET",
+        lambda w, t: "/v1/items/{}/{}/history".format(*w.held_item(w.key, t)),
+        addresses_resource=True,
+    ),
+    "events.get_event": Probe(
+        "GET", lambda w, t: f"/v1/events/{w.event_of(w.key, t)}", addresses_resource=True
     ),
     "transfers.create_transfer": Probe(
         "POST",

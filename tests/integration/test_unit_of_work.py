@@ -645,3 +645,67 @@ def test_transfers_per_item_by_sequence_with_each_signers_next_nonce(uow):
         # Uncommitted work was lost; the committed rows stay.
         assert [t.to_address for t in uow.transfers.of_item(first)] == [buyer]
         assert uow.transfers.next_nonce(buyer) == 0
+
+
+def _anchor_batch(batch_id: bytes, root: bytes, count: int):
+    from provenance_api.models import AnchorBatch
+
+    return AnchorBatch(
+        batch_id=batch_id,
+        root=root,
+        count=count,
+        closed_at=T0,
+        idempotency_key=f"anchor:{batch_id.hex()}",
+    )
+
+
+def test_anchor_batches_take_waiting_events_by_id_and_place_each_once(uow):
+    from provenance_api.services.ports import Placement
+
+    org, (one, two) = _event_world(uow)
+    with uow:
+        uow.events.add_many([_event(f"e{n}", one if n % 2 else two, org) for n in range(1, 6)])
+        uow.commit()
+    with uow:
+        waiting = uow.anchors.unanchored(3)
+        assert [event.digest for event in waiting] == [bytes(range(1, 33))] * 3
+        assert [event.id for event in waiting] == sorted(event.id for event in waiting)
+        placements = [Placement(e.id, i, ["0x" + "11" * 32]) for i, e in enumerate(waiting)]
+        batch = uow.anchors.close(_anchor_batch(b"\x01" * 32, b"\x02" * 32, 3), placements)
+        assert batch.id is not None
+        uow.commit()
+    with uow:
+        rest = uow.anchors.unanchored(10)
+        assert len(rest) == 2 and not {e.id for e in rest} & {e.id for e in waiting}
+        rows = {row.id: row for row in uow.events.for_items({one, two})}
+        for index, event in enumerate(waiting):
+            row = rows[event.id]
+            assert (row.batch_id, row.leaf_index, row.proof) == (
+                batch.id,
+                index,
+                ["0x" + "11" * 32],
+            )
+        (stored,) = uow.anchors.by_ids({batch.id, 999})
+        assert (stored.batch_id, stored.root, stored.count) == (b"\x01" * 32, b"\x02" * 32, 3)
+        assert uow.anchors.by_ids([]) == []
+    # An event already in a batch cannot be placed in another; nothing of that unit is kept.
+    with uow:
+        again = [Placement(waiting[0].id, 0, [])]
+        with pytest.raises(Conflict):
+            uow.anchors.close(_anchor_batch(b"\x03" * 32, b"\x04" * 32, 1), again)
+    with uow:
+        assert len(uow.anchors.by_ids({batch.id, batch.id + 1})) == 1
+
+
+def test_an_anchor_write_reads_with_its_transaction_once_mined(uow):
+    with uow:
+        uow.ledger.owe(contract="CustodyLedger", function="anchor", args=[1], idempotency_key="a:1")
+        uow.commit()
+    with uow:
+        (receipt,) = uow.ledger.receipts(["a:1", "a:none"]).values()
+        assert (receipt.state, receipt.tx_hash, receipt.block_number) == (
+            ChainState.OWED,
+            None,
+            None,
+        )
+        assert uow.ledger.receipts([]) == {}
