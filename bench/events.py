@@ -17,14 +17,12 @@ import json
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from scratch_postgres import scratch_database  # noqa: E402
 
 from provenance_api import db  # noqa: E402
 from provenance_api.app import create_app  # noqa: E402
@@ -61,19 +59,6 @@ def measure(database_url: str, data_dir: Path, batches: int, size: int) -> float
         app.extensions["provenance"].close()
 
 
-def scratch_database(server_url: str) -> tuple[str, sa.Engine] | None:
-    """A new empty database on the server, or None when the server does not answer."""
-    name = f"bench_events_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError:
-        admin.dispose()
-        return None
-    return make_url(server_url).set(database=name).render_as_string(False), admin
-
-
 def main() -> None:
     """Parse arguments, measure on SQLite, then on PostgreSQL when it answers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -85,20 +70,13 @@ def main() -> None:
         url = f"sqlite:///{Path(scratch) / 'bench.sqlite3'}"
         rate = measure(url, Path(scratch), args.batches, args.size)
     print(f"events_per_s: {rate:.0f}")
-    made = scratch_database(args.postgres)
-    if made is None:
-        print("events_per_s_postgres: n/a")
-        return
-    url, admin = made
-    try:
+    with scratch_database(args.postgres, "bench_events") as url:
+        if url is None:
+            print("events_per_s_postgres: n/a")
+            return
         with tempfile.TemporaryDirectory() as scratch:
             rate = measure(url, Path(scratch), args.batches, args.size)
-        print(f"events_per_s_postgres: {rate:.0f}")
-    finally:
-        with admin.connect() as connection:
-            database = make_url(url).database
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
+    print(f"events_per_s_postgres: {rate:.0f}")
 
 
 if __name__ == "__main__":
