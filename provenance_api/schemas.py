@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from eth_utils import to_checksum_address
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -26,8 +25,9 @@ from pydantic import (
     field_validator,
 )
 
-from firmware_tools.errors import GS1Error
+from firmware_tools.errors import FormatError, GS1Error
 from firmware_tools.formats.gs1 import check_ai_value, check_expiry, normalize_gtin
+from firmware_tools.formats.qr import address_bytes, checksummed
 from provenance_api.models import (
     OrganizationCreate,
     OrganizationPublic,
@@ -170,13 +170,13 @@ def eth_address(value: str) -> str:
     Mixed case is a checksum (EIP-55): one mistyped letter is caught rather than registering
     an address nobody holds the key of.
     """
-    digits = value[2:]
-    checksummed = to_checksum_address(value)
-    if digits not in (digits.lower(), digits.upper()) and value != checksummed:
-        raise ValueError("mixed-case address with a wrong EIP-55 checksum (mistyped?)")
-    if not int(digits, 16):
+    try:
+        raw = address_bytes(value)  # the tag library's one EIP-55 rule
+    except FormatError as exc:
+        raise ValueError(str(exc)) from None
+    if not any(raw):
         raise ValueError("the zero address has no key; nobody can sign for it")
-    return checksummed
+    return checksummed(raw)
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
