@@ -44,9 +44,13 @@ def tap(tag: SimulatedNtag424) -> str:
 
     tag.activate()
     ok("00A4040007D276000085010100")
+    ok("00A4000C02E103")  # the capability container, as NFC Forum Type 4 readers do
+    ok("00B000000F")
     ok("00A4000C02E104")
     length = int.from_bytes(ok("00B0000002"), "big")
     message = ok(f"00B00002{length:02X}")
+    # One short URI record with the "https://" prefix code (NFC Forum RTD URI 0x04).
+    assert message[:4] == bytes([0xD1, 0x01, length - 4, 0x55]) and message[4] == 0x04
     return "https://" + message[5:].decode("ascii")
 
 

@@ -42,6 +42,7 @@ from firmware_tools.errors import (
 from firmware_tools.keys import load_key_file
 from tests.fakes.ntag424 import SimulatedNtag424, fake_public_key
 from tests.fakes.pn532 import Pn532Emulator
+from tests.fakes.sun_tags import tap
 from tests.integration.conftest import PASSPHRASE
 
 h = bytes.fromhex
@@ -82,19 +83,6 @@ def verify_tap(url: str, meta_keys, file_read_key, last_counter: int | None = No
 def ok(response: bytes) -> bytes:
     assert response[-2:] in (b"\x90\x00", b"\x91\x00"), response[-2:].hex()
     return response[:-2]
-
-
-def tap(tag: SimulatedNtag424) -> str:
-    """What a phone does: activate, select the application and NDEF file, read it."""
-    tag.activate()
-    ok(tag.exchange(h("00A4040007D276000085010100")))
-    ok(tag.exchange(h("00A4000C02E103")))
-    ok(tag.exchange(h("00B000000F")))
-    ok(tag.exchange(h("00A4000C02E104")))
-    length = int.from_bytes(ok(tag.exchange(h("00B0000002"))), "big")
-    message = ok(tag.exchange(bytes([0x00, 0xB0, 0x00, 0x02, length])))
-    assert message[:4] == bytes([0xD1, 0x01, length - 4, 0x55]) and message[4] == 0x04
-    return "https://" + message[5:].decode("ascii")
 
 
 @pytest.fixture
