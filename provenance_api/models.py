@@ -334,8 +334,8 @@ _TAG_KINDS = ", ".join(f"'{k.value}'" for k in TagKind)
 class Item(SQLModel, table=True):
     """A serialized item: one (GTIN, serial) of a supplier's product, with its tag.
 
-    Its registration is its commissioning record: `commissioned_at` and a random `salt` kept
-    for the commissioning event that the events slice signs and anchors with the others.
+    Its registration is its commissioning: a `commissioning` custody event signed with the
+    supplier's key, stored with the item and anchored like any other event.
     """
 
     __tablename__ = "item"
@@ -354,7 +354,6 @@ class Item(SQLModel, table=True):
     expiry: str | None = Field(default=None, max_length=6)
     tag: str = Field(max_length=8)
     uid: str | None = Field(default=None, max_length=14, unique=True)
-    salt: bytes = Field(sa_type=sa.LargeBinary(32))
     commissioned_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )

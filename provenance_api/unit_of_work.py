@@ -234,13 +234,17 @@ class SqlItems:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add_many(self, items: Sequence[NewItem]) -> None:
-        """One executemany INSERT (no ORM objects, no per-row round trip)."""
+    def add_many(self, items: Sequence[NewItem]) -> list[int]:
+        """One multi-row INSERT ... RETURNING id, ids in the order given (no ORM objects)."""
         if not items:
-            return
+            return []
         rows = [{name: getattr(item, name) for name in NEW_ITEM_FIELDS} for item in items]
+        insert = sa.insert(Item.__table__).returning(  # type: ignore[attr-defined]
+            Item.__table__.c.id,  # type: ignore[attr-defined]
+            sort_by_parameter_order=True,
+        )
         try:
-            self.session.execute(sa.insert(Item.__table__), rows)  # type: ignore[attr-defined]
+            return list(self.session.execute(insert, rows).scalars())
         except sa.exc.IntegrityError as exc:
             raise Conflict(_CLASH) from exc
 

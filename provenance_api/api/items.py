@@ -55,7 +55,9 @@ def register_items(query: ItemBatchQuery) -> Answer:
     with `atomic=true` a single bad row refuses the batch (422) and nothing is stored.
     """
     rows, invalid = _rows()
-    result = items.register_items(unit_of_work(), tenant(), rows, invalid, atomic=query.atomic)
+    result = items.register_items(
+        unit_of_work(), runtime().keybox, tenant(), rows, invalid, atomic=query.atomic
+    )
     return answer(result)
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from eth_utils import to_canonical_address
 
@@ -503,20 +503,8 @@ def _flag(batch: _Batch, new: Sequence[NewCustodyEvent]) -> None:
     """
     if not new:
         return
-    items = {item.id: item for item in batch.items.values()}
-    history: dict[int, list[custody_rules.Event]] = {}
-    for item_id in {row.item_id for row in new}:
-        item = items[item_id]
-        commissioned = as_utc(item.commissioned_at)
-        history[item_id] = [
-            custody_rules.Event(
-                event_id=f"commissioning:{item_id}",
-                biz_step=custody_rules.COMMISSIONING,
-                party=batch.organization(item.organization_id).address,
-                event_time=int(commissioned.astimezone(UTC).timestamp()),
-                arrival=-1,
-            )
-        ]
+    # Every item's history starts with its stored, supplier-signed commissioning event.
+    history: dict[int, list[custody_rules.Event]] = {row.item_id: [] for row in new}
     for row in batch.uow.events.for_items(history):
         assert row.id is not None
         history[row.item_id].append(_rule_event(row, row.id))

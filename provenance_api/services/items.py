@@ -1,10 +1,10 @@
 """Serialized items: a supplier registers up to 10,000 at a time, idempotently by (GTIN, serial).
 
 A batch costs a few queries whatever its size: one for the products it names, one for the
-keys already stored, one for the chip UIDs already bound, and one bulk insert. Each item's
-registration is its commissioning record: it gets `commissioned_at` and a random salt for
-the commissioning event the events slice signs and anchors in the shared Merkle batches. No
-passport is minted and no chain write is owed per item.
+keys already stored, one for the chip UIDs already bound, and two bulk inserts. Each new
+item's registration is its commissioning event (services.commissioning), signed with the
+supplier's key and stored in the same transaction, so it is anchored in the shared Merkle
+batches like any custody event. No passport is minted and no chain write is owed per item.
 
 Another supplier's GTIN is refused as an unknown product, and another supplier's item is
 NotFound: neither says who holds it.
@@ -12,11 +12,13 @@ NotFound: neither says who holds it.
 
 from __future__ import annotations
 
-import secrets
+import os
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from provenance_api.keys import KeyBox
 from provenance_api.models import Item, utcnow
 from provenance_api.schemas import (
     ItemBatchResult,
@@ -26,6 +28,7 @@ from provenance_api.schemas import (
     ItemRefused,
     ItemStored,
 )
+from provenance_api.services.commissioning import commissioning_event
 from provenance_api.services.errors import Conflict, InvalidInput, NotFound
 from provenance_api.services.ports import NewItem, UnitOfWork
 
@@ -47,6 +50,7 @@ class _Plan:
 
 def register_items(
     uow: UnitOfWork,
+    keybox: KeyBox,
     organization_id: int,
     rows: Sequence[tuple[int, ItemCreate]],
     invalid: Mapping[int, Mapping[str, str]] | None = None,
@@ -62,7 +66,7 @@ def register_items(
         raise _atomic_refusal([_malformed(i, f) for i, f in invalid.items()], len(rows))
     for attempt in range(ATTEMPTS):
         try:
-            return _register_once(uow, organization_id, rows, invalid, atomic)
+            return _register_once(uow, keybox, organization_id, rows, invalid, atomic)
         except Conflict:
             if attempt == ATTEMPTS - 1:
                 raise Conflict("other requests kept storing these items; send it again") from None
@@ -71,6 +75,7 @@ def register_items(
 
 def _register_once(
     uow: UnitOfWork,
+    keybox: KeyBox,
     organization_id: int,
     rows: Sequence[tuple[int, ItemCreate]],
     invalid: Mapping[int, Mapping[str, str]],
@@ -91,7 +96,7 @@ def _register_once(
             raise _atomic_refusal(plan.refused, len(rows) + len(invalid))
         stored = [_stored(i, item, created=True) for i, item in plan.new]
         stored += [_stored(i, item, created=False) for i, item in plan.stored]
-        uow.items.add_many([item for _, item in plan.new])
+        _commission(uow, keybox, organization_id, [item for _, item in plan.new])
         uow.commit()
     stored.sort(key=lambda entry: entry.index)
     plan.refused.sort(key=lambda entry: entry.index)
@@ -101,6 +106,39 @@ def _register_once(
         refused_count=len(plan.refused),
         items=stored,
         refused=plan.refused,
+    )
+
+
+def _commission(
+    uow: UnitOfWork, keybox: KeyBox, organization_id: int, new: Sequence[NewItem]
+) -> None:
+    """Store the new items and, with each, its commissioning event signed by the supplier."""
+    if not new:
+        return
+    supplier = uow.organizations.get(organization_id)
+    if supplier is None:
+        raise NotFound(f"no organization {organization_id}")
+    if supplier.encrypted_key is None:
+        # Registration signs each commissioning event; a supplier keeping its own key would
+        # have to sign them itself, which this route does not take yet.
+        raise InvalidInput(
+            "your organization holds its own key: items cannot be commissioned for it",
+            {"items": "the supplier's key is not held by the service"},
+        )
+    private_key = keybox.open(supplier.encrypted_key, supplier.address)
+    ids = uow.items.add_many(new)
+    uow.events.add_many(
+        [
+            commissioning_event(
+                item,
+                item_id,
+                supplier.address,
+                private_key,
+                event_id=uuid.uuid4(),
+                salt=os.urandom(SALT_BYTES),
+            )
+            for item, item_id in zip(new, ids, strict=True)
+        ]
     )
 
 
@@ -152,7 +190,6 @@ def _plan(
             expiry=row.expiry,
             tag=row.tag.value,
             uid=row.uid,
-            salt=secrets.token_bytes(SALT_BYTES),
             commissioned_at=now,
         )
         plan.new.append((index, item))

@@ -65,7 +65,6 @@ class NewItem:
     expiry: str | None
     tag: str
     uid: str | None
-    salt: bytes
     commissioned_at: datetime
 
 
@@ -193,8 +192,8 @@ class ProductRepository(Protocol):
 class ItemRepository(Protocol):
     """Serialized items by (GTIN-14, serial); a chip UID belongs to one item at most."""
 
-    def add_many(self, items: Sequence[NewItem]) -> None:
-        """Store new items in bulk; a (GTIN, serial) or UID already stored is a Conflict."""
+    def add_many(self, items: Sequence[NewItem]) -> list[int]:
+        """Store new items in bulk, returning their ids in order; a clash is a Conflict."""
         ...
 
     def by_keys(self, keys: Collection[tuple[str, str]]) -> Sequence[Item]:

@@ -187,7 +187,7 @@ class FakeItems:
     def __init__(self, state: _State, ids: itertools.count) -> None:
         self.state, self.ids = state, ids
 
-    def add_many(self, items: Sequence[NewItem]) -> None:
+    def add_many(self, items: Sequence[NewItem]) -> list[int]:
         rows = self.state.items
         uids = {row["uid"] for row in rows.values() if row["uid"] is not None}
         added: dict[tuple[str, str], dict[str, Any]] = {}
@@ -202,6 +202,7 @@ class FakeItems:
             added[key] = {name: getattr(item, name) for name in NEW_ITEM_FIELDS}
             added[key]["id"] = next(self.ids)
         rows.update(added)
+        return [row["id"] for row in added.values()]
 
     def by_keys(self, keys: Collection[tuple[str, str]]) -> Sequence[Item]:
         return [Item(**self.state.items[key]) for key in set(keys) if key in self.state.items]

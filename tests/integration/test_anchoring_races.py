@@ -62,7 +62,7 @@ def _item(engine) -> int:
     with uow:
         uow.products.add(Product(organization_id=org.id, gtin=GTIN, name="A"))
         now = datetime.now(UTC)
-        uow.items.add_many([NewItem(org.id, GTIN, "S1", None, None, "qr", None, bytes(32), now)])
+        uow.items.add_many([NewItem(org.id, GTIN, "S1", None, None, "qr", None, now)])
         uow.commit()
     with uow:
         item = uow.items.get(GTIN, "S1")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
 import pytest
 import sqlalchemy as sa
 
-from provenance_api.models import Item
+from contracts_abi import eip712
+from provenance_api.models import CustodyEvent, Item
 from provenance_api.schemas import ITEMS_PER_BATCH_MAX, Role
 from tests.integration.api_support import GTIN, GTIN_13, OTHER_GTIN, make_api
 
@@ -91,16 +93,54 @@ def test_a_supplier_registers_reads_and_lists_its_items(any_api):
     assert seen == ["A1", "A2", "A3"]
 
 
-def test_registration_owes_no_chain_write_and_gives_each_item_a_salt(api):
+def test_registration_owes_no_chain_write_and_commissions_each_item_once(api):
     key = supplier_with_product(api)
-    assert post(api, key, [row(f"S{n}") for n in range(20)]).status_code == 200
+    rows = [row(f"S{n}") for n in range(19)] + [row("N1", tag="ntag424", uid=UID)]
+    assert post(api, key, rows).status_code == 200
+    assert post(api, key, rows).status_code == 200  # a resend commissions nothing again
+    supplier = api.call("GET", "/v1/me", key).get_json()["organization"]["address"]
     engine = api.app.extensions["provenance"].engine
     with engine.connect() as connection:
-        salts = connection.execute(sa.select(Item.salt)).scalars().all()
+        events = connection.execute(sa.select(CustodyEvent)).all()
+        items = dict(connection.execute(sa.select(Item.id, Item.serial)).all())
         owed = connection.execute(sa.text("SELECT count(*) FROM chain_write")).scalar_one()
-    assert len(salts) == 20 and len(set(salts)) == 20
-    assert {len(salt) for salt in salts} == {32}
     assert owed == 0
+    assert sorted(items[event.item_id] for event in events) == sorted(items.values())
+    assert len({bytes(event.salt) for event in events}) == 20
+    for event in events:
+        signed = eip712.CustodyEvent(
+            event_id=uuid.UUID(event.event_id),
+            gtin=event.gtin,
+            serial=event.serial,
+            biz_step="commissioning",
+            disposition="active",
+            read_point="",
+            from_party=eip712.ZERO_ADDRESS,
+            to_party=supplier,
+            event_time=event.event_time,
+            time_zone_offset=0,
+            # The supplier's signature binds the chip to the item.
+            tag_evidence=eip712.tag_evidence_digest(
+                "", bytes.fromhex(UID) if event.serial == "N1" else b""
+            ),
+            device=supplier,
+        )
+        assert bytes(event.digest) == eip712.custody_event_digest(signed)
+        assert eip712.recover_custody_event_signer(bytes(event.signature), signed) == supplier
+        assert (event.party, event.device, event.organization_id) == (
+            supplier,
+            supplier,
+            events[0].organization_id,
+        )
+
+
+def test_an_atomic_refusal_commissions_nothing(api):
+    key = supplier_with_product(api)
+    rows = [row("S1"), row("S2", gtin=OTHER_GTIN)]
+    assert post(api, key, rows, atomic=True).status_code == 422
+    engine = api.app.extensions["provenance"].engine
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM custody_event")).scalar_one() == 0
 
 
 def test_no_key_and_other_roles_are_refused_before_the_body_is_read(api):

@@ -230,7 +230,7 @@ def _item(
     org: int, gtin: str, serial: str, uid: str | None = None, lot=None, expiry=None
 ) -> NewItem:
     tag = "qr" if uid is None else "ntag424"
-    return NewItem(org, gtin, serial, lot, expiry, tag, uid, bytes(32), T0)
+    return NewItem(org, gtin, serial, lot, expiry, tag, uid, T0)
 
 
 def test_items_in_bulk_by_keys_by_uids_and_paged_by_serial(uow):
@@ -246,7 +246,7 @@ def test_items_in_bulk_by_keys_by_uids_and_paged_by_serial(uow):
             "00000000000001"
         }
         assert uow.products.owned(mine, []) == set()
-        uow.items.add_many(
+        ids = uow.items.add_many(
             [
                 _item(mine, "00000000000001", "S3", lot="L1", expiry="271231"),
                 _item(mine, "00000000000001", "S1", uid="04000000000001"),
@@ -254,8 +254,17 @@ def test_items_in_bulk_by_keys_by_uids_and_paged_by_serial(uow):
                 _item(mine, "00000000000002", "S1", uid="04000000000002"),
             ]
         )
-        uow.items.add_many([])
+        assert uow.items.add_many([]) == []
         uow.commit()
+    with uow:
+        # The ids come back in the order the items were given.
+        keys = [
+            ("00000000000001", "S3"),
+            ("00000000000001", "S1"),
+            ("00000000000001", "S2"),
+            ("00000000000002", "S1"),
+        ]
+        assert ids == [uow.items.get(*key).id for key in keys]
     with uow:
         found = uow.items.by_keys({("00000000000001", "S3"), ("00000000000002", "S1"), ("x", "y")})
         assert sorted((i.gtin, i.serial) for i in found) == [
@@ -263,13 +272,7 @@ def test_items_in_bulk_by_keys_by_uids_and_paged_by_serial(uow):
             ("00000000000002", "S1"),
         ]
         s3 = uow.items.get("00000000000001", "S3")
-        assert (s3.lot, s3.expiry, s3.tag, s3.uid, s3.salt) == (
-            "L1",
-            "271231",
-            "qr",
-            None,
-            bytes(32),
-        )
+        assert (s3.lot, s3.expiry, s3.tag, s3.uid) == ("L1", "271231", "qr", None)
         assert s3.organization_id == mine and s3.commissioned_at is not None
         assert uow.items.get("00000000000002", "S3") is None
         bound = uow.items.by_uids(["04000000000002", "04000000000009"])

@@ -11,7 +11,7 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def stored(serial: str, uid: str) -> NewItem:
-    return NewItem(1, GTIN, serial, None, None, "ntag424", uid, bytes(32), NOW)
+    return NewItem(1, GTIN, serial, None, None, "ntag424", uid, NOW)
 
 
 def test_a_row_stored_by_a_concurrent_batch_between_the_two_reads_is_a_resend():

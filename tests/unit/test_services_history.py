@@ -63,7 +63,7 @@ def world():
     stranger = _org(uow, "Stranger", "0x" + "0e" * 20)
     with uow:
         uow.products.add(Product(organization_id=supplier, gtin=GTIN, name="Tea"))
-        uow.items.add_many([NewItem(supplier, GTIN, "S1", None, None, "qr", None, bytes(32), NOW)])
+        uow.items.add_many([NewItem(supplier, GTIN, "S1", None, None, "qr", None, NOW)])
         uow.commit()
     with uow:
         item_id = uow.items.get(GTIN, "S1").id

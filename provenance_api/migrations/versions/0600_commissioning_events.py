@@ -1,0 +1,37 @@
+"""Commissioning events: an item's registration is a stored, signed custody event.
+
+The item's own salt goes: the commissioning event carries its salt like every event.
+
+Revision ID: 0600_commissioning_events
+Revises: 0500_anchoring
+Create Date: 2026-12-01 14:30:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0600_commissioning_events"
+down_revision: str | Sequence[str] | None = "0500_anchoring"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Apply this revision (SQLite 3.35+ drops a plain column in place)."""
+    op.drop_column("item", "salt")
+
+
+def downgrade() -> None:
+    """Revert this revision: items get a fresh random salt each."""
+    op.add_column("item", sa.Column("salt", sa.LargeBinary(length=32), nullable=True))
+    op.execute(
+        "UPDATE item SET salt = randomblob(32)"
+        if op.get_bind().dialect.name == "sqlite"
+        else "UPDATE item SET salt = decode(md5(random()::text) || md5(random()::text), 'hex')"
+    )
+    with op.batch_alter_table("item") as batch:
+        batch.alter_column("salt", nullable=False)
