@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from provenance_api.models import utcnow
-from provenance_api.services.anchoring import close_due_batches
+from provenance_api.services.anchoring import batch_due, close_due_batches
 from provenance_api.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,12 @@ class Anchorer:
 
     def tick(self) -> int:
         """Close every batch due now; how many."""
+        # Look first without the write lock: on SQLite a writing unit holds it from BEGIN, and
+        # an idle poll every half second would make every request wait behind it.
+        peek = SqlUnitOfWork(self.engine, writes=False)
+        limits = {"max_count": self.max_count, "max_age_seconds": self.max_age_seconds}
+        if not batch_due(peek, now=utcnow(), **limits):
+            return 0
         return close_due_batches(
             SqlUnitOfWork(self.engine, sender=self.sender),
             now=utcnow,

@@ -108,6 +108,14 @@ def close_batch(
         return batch
 
 
+def batch_due(uow: UnitOfWork, *, now: datetime, max_count: int, max_age_seconds: float) -> bool:
+    """Whether a batch is due now; `uow` may be read-only, so an idle poll locks nothing."""
+    with uow:
+        return bool(
+            choose_batch(uow.anchors.unanchored(max_count), now, max_count, max_age_seconds)
+        )
+
+
 def close_due_batches(
     uow: UnitOfWork, *, now: Callable[[], datetime], max_count: int, max_age_seconds: float
 ) -> int:

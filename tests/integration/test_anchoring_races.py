@@ -11,6 +11,7 @@ import collections
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from sqlmodel import Session, select
 
 from contracts_abi.merkle import custody_leaf, verify
 from provenance_api import db
+from provenance_api.anchorer import Anchorer
 from provenance_api.models import (
     AnchorBatch,
     ChainWrite,
@@ -174,6 +176,7 @@ CHILD = """
 import sys, threading
 from provenance_api import db
 from provenance_api.anchorer import Anchorer
+from provenance_api.anchorer import Anchorer
 engine = db.make_engine(sys.argv[1])
 config = {"ANCHOR_BATCH_MAX": 5, "ANCHOR_MAX_AGE_SECONDS": 0}
 anchorer = Anchorer(engine, lambda: sys.argv[2], config)
@@ -236,4 +239,28 @@ def test_an_anchoring_process_killed_at_random_points_loses_and_repeats_nothing(
     events, batches = _check_each_event_in_one_anchored_batch(engine)
     assert kills == KILLS and events == inserted[0]
     print(f"{kills} kills, {events} events in {batches} batches")
+    engine.dispose()
+
+
+def test_an_idle_anchoring_poll_waits_for_no_writer_and_blocks_none(tmp_path):
+    url = _url(None, tmp_path, "sqlite")
+    engine = db.make_engine(url)
+    item_id, org = _item(engine)
+    anchorer = Anchorer(
+        engine, lambda: SENDER, {"ANCHOR_BATCH_MAX": 5, "ANCHOR_MAX_AGE_SECONDS": 60}
+    )
+    writer = sqlite3.connect(tmp_path / "anchor.sqlite3", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another request holds the write lock
+    try:
+        done: list[int] = []
+        # Nothing is due: the poll must not need the lock.
+        poll = threading.Thread(target=lambda: done.append(anchorer.tick()))
+        poll.start()
+        poll.join(3)
+        assert done == [0], "an idle poll waited for SQLite's write lock"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    _insert(engine, item_id, org, 5, random.Random(1))  # a full batch is due at once
+    assert anchorer.tick() == 1
     engine.dispose()
