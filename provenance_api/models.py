@@ -458,7 +458,7 @@ class CustodyEvent(SQLModel, table=True):
     received_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )
-    batch_id: int | None = Field(default=None, index=True)
+    batch_id: int | None = Field(default=None, index=True, foreign_key="anchor_batch.id")
     leaf_index: int | None = None
     proof: list[str] | None = Field(default=None, sa_type=sa.JSON)
 

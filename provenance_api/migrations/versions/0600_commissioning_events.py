@@ -1,6 +1,7 @@
 """Commissioning events: an item's registration is a stored, signed custody event.
 
-The item's own salt goes: the commissioning event carries its salt like every event.
+The item's own salt goes: the commissioning event carries its salt like every event. And a
+custody event's `batch_id` now references the batch it was placed in.
 
 Revision ID: 0600_commissioning_events
 Revises: 0500_anchoring
@@ -23,10 +24,16 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     """Apply this revision (SQLite 3.35+ drops a plain column in place)."""
     op.drop_column("item", "salt")
+    with op.batch_alter_table("custody_event") as batch:
+        batch.create_foreign_key(
+            "fk_custody_event_batch_id_anchor_batch", "anchor_batch", ["batch_id"], ["id"]
+        )
 
 
 def downgrade() -> None:
     """Revert this revision: items get a fresh random salt each."""
+    with op.batch_alter_table("custody_event") as batch:
+        batch.drop_constraint("fk_custody_event_batch_id_anchor_batch", type_="foreignkey")
     op.add_column("item", sa.Column("salt", sa.LargeBinary(length=32), nullable=True))
     op.execute(
         "UPDATE item SET salt = randomblob(32)"
