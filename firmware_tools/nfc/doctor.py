@@ -83,19 +83,20 @@ def check_serial_device(path: str) -> Finding:
 def doctor(connstring: str | None = None) -> list[Finding]:
     """Check libnfc, the serial device, the readers libnfc finds, and open the reader."""
     findings: list[Finding] = []
-    try:
-        from firmware_tools.nfc.libnfc import libnfc_version, list_devices
-    except ImportError as exc:  # pragma: no cover - the package itself is broken
-        return [Finding(ERROR, f"the NFC transport does not import: {exc}")]
-    try:
-        findings.append(Finding(OK, f"libnfc {libnfc_version()} loaded through pynfc"))
-    except ReaderError as exc:
-        return [Finding(ERROR, str(exc))]
-
+    # The serial device is checked first: with libnfc missing too, the user hears of both.
     path = serial_path(connstring)
     if path is not None:
         findings.append(check_serial_device(path))
-    elif connstring is None:
+    try:
+        from firmware_tools.nfc.libnfc import libnfc_version, list_devices
+    except ImportError as exc:  # pragma: no cover - the package itself is broken
+        return [Finding(ERROR, f"the NFC transport does not import: {exc}"), *findings]
+    try:
+        findings.insert(0, Finding(OK, f"libnfc {libnfc_version()} loaded through pynfc"))
+    except ReaderError as exc:
+        return [Finding(ERROR, str(exc)), *findings]
+
+    if connstring is None:
         ports = sorted({p for pattern in SERIAL_GLOBS for p in glob.glob(pattern)})
         for port in ports:
             finding = check_serial_device(port)
