@@ -24,6 +24,7 @@ from provenance_api.api import (
     products,
     sun_keys,
     transfers,
+    trust,
 )
 from provenance_api.api.deps import EXTENSION, Runtime
 from provenance_api.schemas import ErrorBody
@@ -82,6 +83,7 @@ def create_app(
         devices,
         events,
         transfers,
+        trust,
     ):
         app.register_api(module.bp)
     logging.getLogger("provenance_api").setLevel(logging.INFO)

@@ -390,6 +390,21 @@ class ProductListQuery(Strict):
     after: Gtin = None  # type: ignore[assignment]
 
 
+class ProductSignerPublic(BaseModel):
+    """The supplier whose key signs a GTIN's labels and tags (public: its labels carry it)."""
+
+    gtin: str
+    supplier: str
+    supplier_address: str = Field(description="EIP-55 address that signs its labels and tags.")
+
+
+class TrustPage(BaseModel):
+    """Every registered GTIN with its supplier, by GTIN; pass `next` as `after` for more."""
+
+    items: list[ProductSignerPublic]
+    next: str | None = None
+
+
 # --- items --------------------------------------------------------------------------------
 
 Serial = Annotated[

@@ -40,6 +40,7 @@ from provenance_api.services.ports import (
     OwnerKind,
     PendingEvent,
     Placement,
+    ProductSigner,
     WriteReceipt,
 )
 from provenance_api.sun_counters import SqlCounterStore
@@ -226,6 +227,18 @@ class SqlProducts:
             Product.gtin.in_(list(gtins)),  # type: ignore[attr-defined]
         )
         return set(self.session.exec(query).all())
+
+    def signers(self, after: str | None, limit: int) -> Sequence[ProductSigner]:
+        """One join of product and organization, by GTIN."""
+        query = (
+            select(Product.gtin, Organization.name, Organization.address)
+            .join(Organization, Organization.id == Product.organization_id)  # type: ignore[arg-type]
+            .order_by(Product.gtin)  # type: ignore[arg-type]
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(Product.gtin > after)
+        return [ProductSigner(*row) for row in self.session.exec(query).all()]
 
 
 class SqlItems:

@@ -44,6 +44,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "events.get_event": PARTIES,
     "transfers.create_transfer": PARTIES,
     "transfers.list_transfers": PARTIES,
+    "trust.list_trust": EVERYONE,
 }
 
 

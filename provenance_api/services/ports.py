@@ -72,6 +72,15 @@ NEW_ITEM_FIELDS = tuple(field.name for field in dataclasses.fields(NewItem))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ProductSigner:
+    """Which supplier's key signs a GTIN's labels and tags."""
+
+    gtin: str
+    supplier: str
+    supplier_address: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class NewCustodyEvent:
     """An accepted custody event to insert, as plain values (see models.CustodyEvent)."""
 
@@ -186,6 +195,10 @@ class ProductRepository(Protocol):
 
     def owned(self, organization_id: int, gtins: Collection[str]) -> set[str]:
         """Which of `gtins` the organization holds (one query, whatever their number)."""
+        ...
+
+    def signers(self, after: str | None, limit: int) -> Sequence[ProductSigner]:
+        """Every supplier's GTINs above `after`, ascending, each with its supplier."""
         ...
 
 

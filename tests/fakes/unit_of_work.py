@@ -35,6 +35,7 @@ from provenance_api.services.ports import (
     Owner,
     PendingEvent,
     Placement,
+    ProductSigner,
     WriteReceipt,
 )
 
@@ -181,6 +182,14 @@ class FakeProducts:
             for gtin in gtins
             if (row := self.state.products.get(gtin)) and row["organization_id"] == organization_id
         }
+
+    def signers(self, after: str | None, limit: int) -> Sequence[ProductSigner]:
+        gtins = sorted(gtin for gtin in self.state.products if after is None or gtin > after)
+        signers = []
+        for gtin in gtins[:limit]:
+            supplier = self.state.organizations[self.state.products[gtin]["organization_id"]]
+            signers.append(ProductSigner(gtin, supplier["name"], supplier["address"]))
+        return signers
 
 
 class FakeItems:

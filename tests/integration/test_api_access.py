@@ -284,6 +284,7 @@ PROBES: dict[str, Probe] = {
         lambda w, t: "/v1/transfers?gtin={}&serial={}".format(*w.held_item(w.key, t)),
         addresses_resource=True,
     ),
+    "trust.list_trust": Probe("GET", lambda w, t: "/v1/trust"),
 }
 
 
