@@ -6,6 +6,7 @@ Examples:
   provenance-api run --port 8080
   PROVENANCE_DATABASE_URL=postgresql+psycopg://app@db/provenance \\
   PROVENANCE_CHAIN_URL=http://node:8545 provenance-api db upgrade
+  provenance-api serve --workers 2          # the API under gunicorn (production)
   provenance-api worker                     # the chain writer alone (production)
   provenance-api chain deploy && provenance-api chain status --json
   provenance-api chain operators grant 0x... --admin-key-file /media/usb/admin.key
@@ -185,6 +186,39 @@ def run_command(host: str, port: int) -> None:
         server.server_close()
         rt.close()
         click.echo("stopped")
+
+
+@cli.command("serve", with_appcontext=False)
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to listen on.")
+@click.option(
+    "--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Processes."
+)
+def serve_command(bind: str, workers: int) -> None:
+    """Serve the API under gunicorn (production), next to `provenance-api worker`.
+
+    The settings, secrets and database are checked once before any worker starts, so a
+    mistake is one message and exit status 1.
+
+    \b
+    Example:
+      PROVENANCE_DATABASE_URL=postgresql+psycopg://app@db/provenance \\
+      PROVENANCE_CHAIN_URL=http://node:8545 provenance-api serve --bind 0.0.0.0:8000 --workers 4
+    """
+    settings = config.build()
+    config.require_secrets(settings)
+    if not settings["CHAIN_URL"]:
+        _fail(
+            "the embedded chain lives inside one process: use `provenance-api run`, or set "
+            "PROVENANCE_CHAIN_URL to a JSON-RPC node"
+        )
+    engine = db.make_engine(settings["DATABASE_URL"])
+    try:
+        db.check_schema(engine)
+    finally:
+        engine.dispose()
+    from provenance_api.server import serve  # gunicorn: only the server needs it
+
+    serve(bind, workers)
 
 
 @cli.command("worker")
