@@ -55,7 +55,8 @@ class ScriptedSource:
         self.is_open = True
 
     def read(self, timeout: float) -> Read | None:
-        assert self.is_open, "read on a closed source"
+        if not self.is_open:
+            raise SourceGone(f"{self.name} is not open")
         step = self.reads.popleft() if self.reads else None
         if step == "gone":
             raise SourceGone(f"{self.name} stopped answering")
