@@ -6,6 +6,10 @@ backoff; `RepeatWindow` (reader_agent.sources.window) counts a tag read again at
 once. `build_source` turns one entry of the agent's config into a source; each adapter
 imports its hardware library (pyserial, libnfc, zxing-cpp) only when it is built.
 
+    {"kind": "serial", "port": "/dev/serial/by-id/usb-Scanner-if00", "baud": 9600}
+    {"kind": "nfc", "device": "pn532_uart:/dev/ttyUSB0"}   # "" or absent: libnfc's default
+    {"kind": "camera", "device": "/dev/video0", "formats": "QRCode,DataMatrix"}
+
 SourceError
 ├── SourceGone      the reader does not open, was unplugged or stopped answering: reopen it
 └── UnreadableTag   one read failed (bad UTF-8, an over-long line, a tag without a URL);
