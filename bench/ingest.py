@@ -166,6 +166,7 @@ def stack(database_url: str, scratch: Path) -> Iterator[tuple[str, dict[str, str
         f"127.0.0.1:{api_port}",
         "--timeout",
         "120",  # a 10,000-item registration is one request
+        "--no-control-socket",  # one fixed path in $HOME: two runs at once would share it
         "provenance_api.app:create_app()",
     ]
     worker = [sys.executable, "-m", "provenance_api", "worker"]
@@ -388,7 +389,7 @@ def anchor_lag_p99(database_url: str, devices: list[str], expected: int, timeout
             if time.monotonic() > deadline:
                 raise BenchError(
                     f"after {timeout:.0f} s only {row.anchored} of {expected} events are "
-                    "anchored on-chain (see the worker's log)"
+                    "anchored on-chain"
                 )
             time.sleep(0.5)
     finally:
@@ -418,10 +419,19 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             tempfile.TemporaryDirectory() as scratch,
             stack(database_url, Path(scratch)) as (api_url, env),
         ):
-            ready = set_up(api_url, env, args.devices, events)
-            rate = post_events(api_url, ready, args.batches, args.size)
-            devices = [address for _, address in ready["readers"]]
-            lag = anchor_lag_p99(database_url, devices, events, args.anchor_timeout)
+            try:
+                ready = set_up(api_url, env, args.devices, events)
+                rate = post_events(api_url, ready, args.batches, args.size)
+                devices = [address for _, address in ready["readers"]]
+                lag = anchor_lag_p99(database_url, devices, events, args.anchor_timeout)
+            except BenchError as exc:
+                # The logs go with the scratch directory: show their ends now.
+                logs = Path(scratch) / "logs"
+                ends = "".join(
+                    f"\n-- end of {name}.log --\n{tail(logs / f'{name}.log', 15)}"
+                    for name in ("gunicorn", "worker")
+                )
+                raise BenchError(f"{exc}{ends}") from None
     return {
         "register_10k_items_s": ready["register_seconds"],
         "events_per_s": rate,
