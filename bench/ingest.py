@@ -1,4 +1,4 @@
-"""Ingest end to end: gunicorn (2 workers) on PostgreSQL, anvil and `provenance-api worker`.
+"""Ingest end to end: `provenance-api serve` (gunicorn, 2 workers) on PostgreSQL, anvil, a worker.
 
 Run: python bench/ingest.py [--devices 50] [--batches 4] [--size 100] [--quick] [--postgres URL]
 Starts every process as an operator would (PROVENANCE_* settings; CONFIRMATIONS=0 because
@@ -159,15 +159,12 @@ def stack(database_url: str, scratch: Path) -> Iterator[tuple[str, dict[str, str
     gunicorn = [
         sys.executable,
         "-m",
-        "gunicorn",
+        "provenance_api",
+        "serve",
         "--workers",
         "2",
         "--bind",
         f"127.0.0.1:{api_port}",
-        "--timeout",
-        "120",  # a 10,000-item registration is one request
-        "--no-control-socket",  # one fixed path in $HOME: two runs at once would share it
-        "provenance_api.app:create_app()",
     ]
     worker = [sys.executable, "-m", "provenance_api", "worker"]
     api_url = f"http://127.0.0.1:{api_port}"

@@ -27,4 +27,13 @@ class GunicornServer(BaseApplication):
 
 def serve(bind: str, workers: int) -> None:
     """Serve until gunicorn is told to stop (SIGTERM, SIGINT)."""
-    GunicornServer({"bind": bind, "workers": workers, "proc_name": "provenance-api"}).run()
+    options = {
+        "bind": bind,
+        "workers": workers,
+        "proc_name": "provenance-api",
+        "timeout": 120,  # a 10,000-item registration is one request
+        # gunicorn's control socket sits at one path in $HOME: a service user may have no
+        # writable home, and two servers on one host would share it. Nothing here uses it.
+        "control_socket_disable": True,
+    }
+    GunicornServer(options).run()
