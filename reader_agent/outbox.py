@@ -22,6 +22,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 PENDING, ACKNOWLEDGED, REJECTED = "pending", "acknowledged", "rejected"
 ACCEPTED, DUPLICATE = "accepted", "duplicate"  # the API's statuses that acknowledge
 SCHEMA_VERSION = 1
+OPEN_ATTEMPTS = 200  # 10 s in steps of 50 ms
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -101,24 +103,38 @@ class Outbox:
             self.path, isolation_level=None, timeout=30, check_same_thread=False
         )
         try:
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise OutboxError(f"{self.path}: cannot use WAL mode (got {mode!r})")
-            # FULL: a commit is fsynced to the WAL before it returns (NORMAL would not be).
-            self._db.execute("PRAGMA synchronous=FULL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise OutboxError(f"{self.path} has outbox schema {version}; this agent reads 1")
-            if version < SCHEMA_VERSION:
-                self._db.executescript(
-                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
-                )
+            for attempt in range(OPEN_ATTEMPTS):
+                try:
+                    self._prepare()
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching a new file to WAL gets "locked" at once, without waiting,
+                    # while another connection opens it too (the daemon and `status`).
+                    if "locked" not in str(exc) or attempt == OPEN_ATTEMPTS - 1:
+                        raise
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    time.sleep(0.05)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise OutboxError(f"{self.path} is not a usable outbox: {exc}") from None
         except BaseException:
             self._db.close()
             raise
+
+    def _prepare(self) -> None:
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise OutboxError(f"{self.path}: cannot use WAL mode (got {mode!r})")
+        # FULL: a commit is fsynced to the WAL before it returns (NORMAL would not be).
+        self._db.execute("PRAGMA synchronous=FULL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise OutboxError(f"{self.path} has outbox schema {version}; this agent reads 1")
+        if version < SCHEMA_VERSION:
+            self._db.executescript(
+                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+            )
 
     def close(self) -> None:
         """Close the connection."""
