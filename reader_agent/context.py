@@ -179,6 +179,7 @@ def update_context(
 
     `changes` are checked like the file (ConfigError naming the option); a None for
     biz_step, disposition or read_point drops that override (back to the config's value).
+    A context file that is refused (a bad hand edit) is replaced.
     """
     document = jsonfile.Document("context", "", dict(changes), {})
     unknown = sorted(set(changes) - set(FIELDS))
@@ -186,7 +187,10 @@ def update_context(
         raise ConfigError(f"unknown context keys: {', '.join(unknown)}")
     kept = {k: v for k, v in changes.items() if v is not None or k in ("from_party", "to_party")}
     checked = check_context(document, kept)
-    overrides = read_overrides(path)
+    try:
+        overrides = read_overrides(path)
+    except (ConfigError, UnicodeDecodeError):
+        overrides = {}  # a file the daemon refuses is replaced by what the operator says now
     for name in changes:
         overrides.pop(name, None)
     if "biz_step" in checked and "disposition" not in changes:
