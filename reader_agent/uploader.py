@@ -18,6 +18,7 @@ stopped. What each answer does:
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -34,11 +35,12 @@ BACKOFF_CAP = 60.0
 IDLE_POLL = 0.5
 RETRYABLE = frozenset({408, 409, 425, 429})
 IDLE, DELIVERED, UNREACHABLE, REFUSED = "idle", "delivered", "unreachable", "refused"
+FAILED = "failed"  # the outbox could not be read or written
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one drain did: `kind` is idle, delivered, unreachable or refused."""
+    """What one drain did: `kind` is idle, delivered, unreachable, refused (or failed)."""
 
     kind: str
     sent: int = 0
@@ -77,7 +79,7 @@ def drain_once(
         response = client.post(
             EVENTS_PATH, content=content, headers={"Content-Type": "application/json"}
         )
-    except httpx.TransportError as exc:
+    except httpx.RequestError as exc:  # no usable answer: connect, timeout, reset, garbled
         message = f"API unreachable: {type(exc).__name__}: {exc}"
         outbox.note_error(message, clock(), ids)
         return Outcome(UNREACHABLE, sent=len(batch), error=message)
@@ -168,7 +170,13 @@ class Uploader:
         failures = 0
         limit = self.batch_size
         while not stop.is_set():
-            outcome = drain_once(self.outbox, self.client, limit=limit, clock=self._clock)
+            try:
+                outcome = drain_once(self.outbox, self.client, limit=limit, clock=self._clock)
+            except sqlite3.Error as exc:
+                # The outbox itself failed (disk full, I/O error): nothing was lost; try later.
+                self.last = Outcome(FAILED, error=f"outbox: {exc}")
+                stop.wait(BACKOFF_CAP)
+                continue
             self.last = outcome
             if outcome.kind == DELIVERED:
                 failures = 0
