@@ -18,7 +18,7 @@ from reader_agent.errors import ConfigError
 
 Path = tuple[str | int, ...]
 _WHITESPACE = " \t\n\r"
-_SCALAR = re.compile(r"-?[0-9][0-9.eE+-]*|true|false|null")
+_SCALAR = re.compile(r"-?[0-9][0-9.eE+-]*|true|false|null|NaN|-?Infinity")
 
 
 @dataclass(frozen=True)

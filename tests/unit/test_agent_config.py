@@ -114,6 +114,9 @@ def test_nested_keys_are_found_on_their_own_line() -> None:
     assert document.line(("sources", 1, "kind")) == 5
     assert document.line(("sources", 1)) == 4
     assert document.line(("absent",)) == 1
+    # What Python's json takes beyond JSON is located too (and then refused as a value).
+    odd = jsonfile.parse('{"a": [NaN, -Infinity, "q\\"}"],\n "b": 1}', "agent.json")
+    assert odd.line(("b",)) == 2
 
 
 def test_a_missing_key_a_repeated_key_and_bad_json_are_refused() -> None:
