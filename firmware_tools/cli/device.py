@@ -58,6 +58,11 @@ def device() -> None:
     required=True,
     help="Path of the agent's durable outbox (SQLite file).",
 )
+@click.option(
+    "--api-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File holding the organization's API key the agent posts with (one line).",
+)
 @passphrase_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def device_provision(
@@ -66,18 +71,22 @@ def device_provision(
     api_url: str,
     connstring: str,
     outbox: Path,
+    api_key_file: Path | None,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
     """Create a device key and the reader agent's config; print the address to register.
 
     Both files are new: neither is overwritten, and if the config cannot be written the
-    key file is removed again, so that the command can simply be run once more.
+    key file is removed again, so that the command can simply be run once more. The config
+    names the API key file and the passphrase file when they are given, so that the agent
+    starts unattended; keep both readable by the agent's user only.
 
     \b
     Example:
       firmware-tools device provision --config agent.json --key-file device.key \\
-          --api-url https://api.example.com --device pn532_uart:/dev/ttyUSB0 --outbox outbox.db
+          --api-url https://api.example.com --device pn532_uart:/dev/ttyUSB0 --outbox outbox.db \\
+          --api-key-file api.key --passphrase-file device.pass
     """
     from firmware_tools.keys import DEVICE, new_key_file, write_new_file
 
@@ -94,6 +103,10 @@ def device_provision(
         "outbox": str(outbox.resolve()),
         "device_address": keyfile.address,
     }
+    if api_key_file is not None:
+        config["api_key_file"] = str(api_key_file.resolve())
+    if passphrase_file is not None:
+        config["passphrase_file"] = str(passphrase_file.resolve())
     try:
         write_new_file(config_path, (json.dumps(config, indent=2) + "\n").encode(), 0o644)
     except BaseException:

@@ -130,3 +130,33 @@ def test_a_missing_or_unreadable_config_says_so(tmp_path) -> None:
     (tmp_path / "agent.json").write_bytes(b"\xff\xfe{")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(tmp_path / "agent.json")
+
+
+def test_a_device_provisioned_with_its_api_key_starts_unattended(tmp_path, passfile) -> None:
+    api_key = tmp_path / "api.key"
+    api_key.write_text("pk_live_device\n")
+    config_path = tmp_path / "agent.json"
+    args = [
+        "device", "provision", "--config", str(config_path),
+        "--key-file", str(tmp_path / "device.key"), "--api-url", "https://api.example.com",
+        "--outbox", str(tmp_path / "outbox.db"), "--api-key-file", str(api_key),
+        "--passphrase-file", str(passfile),
+    ]  # fmt: skip
+    result = CliRunner().invoke(firmware_tools, args)
+    assert result.exit_code == 0, result.output
+    config = load_config(config_path)
+    assert (config.api_key_file, config.passphrase_file) == (api_key, passfile)
+    assert load_api_key(config) == "pk_live_device"
+    assert len(load_device_key(config, config.passphrase_file.read_text().strip())) == 32
+
+
+def test_provision_refuses_an_api_key_file_that_is_not_there(tmp_path, passfile) -> None:
+    args = [
+        "device", "provision", "--config", str(tmp_path / "agent.json"),
+        "--key-file", str(tmp_path / "device.key"), "--api-url", "https://api.example.com",
+        "--outbox", str(tmp_path / "outbox.db"), "--api-key-file", str(tmp_path / "nope"),
+        "--passphrase-file", str(passfile),
+    ]  # fmt: skip
+    result = CliRunner().invoke(firmware_tools, args)
+    assert result.exit_code == 2 and "nope" in result.output
+    assert not (tmp_path / "device.key").exists() and not (tmp_path / "agent.json").exists()
