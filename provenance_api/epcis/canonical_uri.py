@@ -9,12 +9,16 @@ its query string, and keeps only the most fine-grained key and qualifier: 00, 01
 01+10, 01+235, 253, 255, 401, 402, 414, 414+254, 417, 8003, 8004, 8006, 8006+21, 8006+10,
 8010, 8010+8011, 8017, 8018. The EPC URI schemes are those of the EPC Tag Data Standard 2.0
 §6.3. Anything else is not a GS1 identifier here and `canonical_uri` returns None.
+
+Values are percent-decoded and written again one way (see `_encode`), so that an SGTIN as
+an EPC URI and as a Digital Link, however either escapes its serial, hash the same; this
+reproduces every spelling in the reference vectors.
 """
 
 from __future__ import annotations
 
-import re
-from urllib.parse import urlsplit
+import string
+from urllib.parse import quote, unquote, urlsplit
 
 from firmware_tools.formats.gs1 import compute_check_digit
 
@@ -61,16 +65,15 @@ _QUALIFIERS = {
 _DROPPED = {"01": ("22",), "8006": ("22",)}
 _FIXED_DIGITS = {"00": 18, "402": 17, "414": 13, "417": 13, "8017": 18, "8018": 18}
 
-# Characters the reference vectors percent-encode in a Digital Link path segment on top of the
-# escapes an EPC URI already carries (TDS 2.0 Table I.3.1-1: " % & / < > ?).
-_DL_ESCAPES = {"!": "%21", "(": "%28", ")": "%29", "*": "%2A", "+": "%2B", ",": "%2C", ":": "%3A"}
-_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+# One spelling per value in a path segment, whichever form it came in: the characters of GS1
+# set 82 that the reference vectors write raw; everything else is percent-encoded (this
+# covers the EPC URI escapes of TDS 2.0 Table A-1 and Digital Link 1.2's reserved characters).
+_RAW = frozenset(string.ascii_letters + string.digits + "'-.;=_")
 
 
 def _encode(text: str) -> str:
-    """An EPC URI component as a Digital Link path segment (its escapes upper-cased)."""
-    text = _ESCAPE_RE.sub(lambda m: m.group(0).upper(), text)
-    return "".join(_DL_ESCAPES.get(char, char) for char in text)
+    """An EPC URI component or a Digital Link path segment in its one canonical spelling."""
+    return "".join(char if char in _RAW else quote(char, safe="") for char in unquote(text))
 
 
 def _prefix_ok(company_prefix: str, ref: str, total: int) -> bool:
@@ -231,10 +234,10 @@ def normalise_digital_link(uri: str) -> str | None:
             continue
         if primary == "01":
             value = value.rjust(14, "0")
-        key = f"{CANONICAL_DOMAIN}/{primary}/{value}"
+        key = f"{CANONICAL_DOMAIN}/{primary}/{_encode(value)}"
         for ai in _QUALIFIERS[primary]:
             if ai in pairs:
-                return f"{key}/{ai}/{pairs[ai]}"
+                return f"{key}/{ai}/{_encode(pairs[ai])}"
         return key
     return None
 
