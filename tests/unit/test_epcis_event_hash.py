@@ -286,3 +286,16 @@ def test_canonical_uri(uri, expected):
 )
 def test_not_a_gs1_identifier(uri):
     assert canonical_uri(uri) is None
+
+
+def test_ilmd_sorted_before_user_extensions():
+    context = [{"ex": "https://ns.example.com/epcis/"}]
+    event = _event(
+        action="ADD",
+        ilmd={"ex:lot": "L1", "cbvmda:bestBeforeDate": "2025-01-01"},
+        **{"ex:note": "n"},
+    )
+    assert prehash(event, context).endswith(
+        "ilmd{https://ns.example.com/epcis/}lot=L1{urn:epcglobal:cbv:mda:}bestBeforeDate=2025-01-01"
+        "{https://ns.example.com/epcis/}note=n"
+    )
