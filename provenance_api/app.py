@@ -14,6 +14,7 @@ from provenance_api.api import (
     api_keys,
     devices,
     docs,
+    epcis,
     errors,
     events,
     frame,
@@ -84,6 +85,7 @@ def create_app(
         events,
         transfers,
         trust,
+        epcis,
     ):
         app.register_api(module.bp)
     logging.getLogger("provenance_api").setLevel(logging.INFO)

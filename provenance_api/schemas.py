@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,6 +30,7 @@ from contracts_abi.cbv import BIZ_STEPS, DISPOSITIONS
 from firmware_tools.errors import FormatError, GS1Error
 from firmware_tools.formats.gs1 import check_ai_value, check_expiry, normalize_gtin
 from firmware_tools.formats.qr import address_bytes, checksummed
+from provenance_api.epcis import query as epcis_query
 from provenance_api.models import (
     OrganizationCreate,
     OrganizationPublic,
@@ -923,3 +925,49 @@ class PassportPublic(BaseModel):
     owner_address: str
     minted: bool = Field(description="Whether a mint is recorded (its chain write may be owed).")
     transfers: int
+
+
+# --- EPCIS 2.0 export: GET /v1/epcis/events ---------------------------------------------
+
+
+def _epcis_check(parse: Any) -> Any:
+    """A validator that refuses what `parse` (provenance_api.epcis.query) refuses."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            parse(value)
+        return value
+
+    return AfterValidator(check)
+
+
+class EpcisEventQuery(Strict):
+    """EPCIS 2.0 SimpleEventQuery parameters (REST binding); any other parameter is a 422."""
+
+    eventType: Annotated[str | None, _epcis_check(epcis_query.event_types)] = Field(
+        None, description="Comma-separated; only ObjectEvents are stored here."
+    )
+    GE_eventTime: AwareDatetime | None = Field(None, description="Events at or after this time.")
+    LT_eventTime: AwareDatetime | None = Field(None, description="Events before this time.")
+    EQ_bizStep: Annotated[str | None, _epcis_check(epcis_query.biz_steps)] = Field(
+        None, description="Comma-separated CBV business steps: short names or CBV URIs."
+    )
+    MATCH_epc: Annotated[str | None, _epcis_check(epcis_query.item_of_epc)] = Field(
+        None, description="One item: an SGTIN EPC URI or a GS1 Digital Link URI."
+    )
+    perPage: int = Field(100, ge=1, le=1000, description="Events per page.")
+    nextPageToken: Annotated[str | None, _epcis_check(epcis_query.page_after)] = Field(
+        None, max_length=32, description="From the previous page's `Link: <...>; rel=next`."
+    )
+
+
+class EpcisQueryDocument(BaseModel):
+    """An EPCIS 2.0 EPCISQueryDocument (JSON-LD); GS1's EPCIS JSON schema describes it fully."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    context: list[Any] = Field(alias="@context")
+    type: Literal["EPCISQueryDocument"]
+    schemaVersion: Literal["2.0"]
+    creationDate: str
+    epcisBody: dict[str, Any]

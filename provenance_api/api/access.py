@@ -45,6 +45,8 @@ ACCESS: dict[str, frozenset[Role]] = {
     "transfers.create_transfer": PARTIES,
     "transfers.list_transfers": PARTIES,
     "trust.list_trust": EVERYONE,
+    # EPCIS 2.0 export
+    "epcis.query_epcis_events": PARTIES,
 }
 
 

@@ -277,6 +277,25 @@ class CustodyEventRepository(Protocol):
         """Every event of these items, in arrival order (one query)."""
         ...
 
+    def readable(
+        self, organization_id: int, where: EventFilter, after: int | None, limit: int
+    ) -> Sequence[CustodyEvent]:
+        """Up to `limit` events matching `where` whose item the organization may read, by row id
+        above `after` (one query). It may read an item it supplied, recorded an event of, or
+        was a party to a transfer of (services.history.readers).
+        """
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class EventFilter:
+    """Which custody events an EPCIS query asks for; None means no condition."""
+
+    ge_time: int | None = None  # event_time >= this (UTC seconds)
+    lt_time: int | None = None  # event_time < this
+    biz_steps: frozenset[str] | None = None
+    item: tuple[str, str] | None = None  # (GTIN-14, serial)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PendingEvent:

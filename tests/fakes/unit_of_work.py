@@ -29,6 +29,7 @@ from provenance_api.services.ports import (
     NEW_EVENT_FIELDS,
     NEW_ITEM_FIELDS,
     ChainState,
+    EventFilter,
     KeyRecord,
     NewCustodyEvent,
     NewItem,
@@ -312,6 +313,37 @@ class FakeCustodyEvents:
         wanted = set(item_ids)
         rows = [row for row in self.state.events.values() if row["item_id"] in wanted]
         return [CustodyEvent(**row) for row in sorted(rows, key=lambda row: row["id"])]
+
+    def readable(
+        self, organization_id: int, where: EventFilter, after: int | None, limit: int
+    ) -> Sequence[CustodyEvent]:
+        items = {
+            row["id"]
+            for row in self.state.items.values()
+            if row["organization_id"] == organization_id
+        }
+        items |= {
+            row["item_id"]
+            for row in self.state.events.values()
+            if row["organization_id"] == organization_id
+        }
+        items |= {
+            row["item_id"]
+            for row in self.state.transfers.values()
+            if organization_id in (row["from_organization_id"], row["to_organization_id"])
+        }
+        rows = [
+            row
+            for row in self.state.events.values()
+            if row["item_id"] in items
+            and (after is None or row["id"] > after)
+            and (where.ge_time is None or row["event_time"] >= where.ge_time)
+            and (where.lt_time is None or row["event_time"] < where.lt_time)
+            and (where.biz_steps is None or row["biz_step"] in where.biz_steps)
+            and (where.item is None or (row["gtin"], row["serial"]) == where.item)
+        ]
+        rows.sort(key=lambda row: row["id"])
+        return [CustodyEvent(**row) for row in rows[:limit]]
 
 
 class FakeCounters:

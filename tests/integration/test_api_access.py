@@ -285,6 +285,13 @@ PROBES: dict[str, Probe] = {
         addresses_resource=True,
     ),
     "trust.list_trust": Probe("GET", lambda w, t: "/v1/trust"),
+    # EPCIS 2.0 export: a query, not a resource; another tenant's item answers an empty page.
+    "epcis.query_epcis_events": Probe(
+        "GET",
+        lambda w, t: "/v1/epcis/events?MATCH_epc=https://id.gs1.org/01/{}/21/{}".format(
+            *w.held_item(w.key, t)
+        ),
+    ),
 }
 
 
