@@ -57,7 +57,7 @@ class Chain:
 
 
 def epc_of(gtin: str, serial: str, attributes: dict[str, Any]) -> str:
-    """The item as SGTIN EPC URI if its product states its company prefix length, else a Digital Link.
+    """The item as an SGTIN EPC URI if its product states its prefix length, else a Digital Link.
 
     >>> epc_of("09506000134352", "S1", {"gs1_company_prefix_length": 7})
     'urn:epc:id:sgtin:9506000.013435.S1'
