@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 import unicodedata
 import uuid
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -941,14 +943,24 @@ def _epcis_check(parse: Any) -> Any:
     return AfterValidator(check)
 
 
+def _rfc3339(value: Any) -> Any:
+    """Only an RFC 3339 date-time: pydantic would also take a bare number as Unix seconds."""
+    if not isinstance(value, str) or not re.match(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}", value):
+        raise ValueError("an RFC 3339 date-time with a time zone, e.g. 2026-12-01T10:00:00Z")
+    return value
+
+
+EpcisTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
 class EpcisEventQuery(Strict):
     """EPCIS 2.0 SimpleEventQuery parameters (REST binding); any other parameter is a 422."""
 
     eventType: Annotated[str | None, _epcis_check(epcis_query.event_types)] = Field(
         None, description="Comma-separated; only ObjectEvents are stored here."
     )
-    GE_eventTime: AwareDatetime | None = Field(None, description="Events at or after this time.")
-    LT_eventTime: AwareDatetime | None = Field(None, description="Events before this time.")
+    GE_eventTime: EpcisTime | None = Field(None, description="Events at or after this time.")
+    LT_eventTime: EpcisTime | None = Field(None, description="Events before this time.")
     EQ_bizStep: Annotated[str | None, _epcis_check(epcis_query.biz_steps)] = Field(
         None, description="Comma-separated CBV business steps: short names or CBV URIs."
     )
