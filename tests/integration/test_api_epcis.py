@@ -12,13 +12,13 @@ import jsonschema_rs
 import pytest
 from sqlmodel import Session
 
-from provenance_api import chain
+from provenance_api import chain, db
 from provenance_api.epcis.event_hash import event_hash_id
 from provenance_api.epcis.export import HASH_IGNORE
 from provenance_api.schemas import Role
 from provenance_api.services.deployments import known_addresses
 from provenance_api.unit_of_work import SqlUnitOfWork
-from tests.integration.api_support import GTIN, Api
+from tests.integration.api_support import GTIN, Api, make_api
 from tests.integration.events_support import make_world, serial_of
 from tests.integration.test_chain_writer import drain, make_app
 
@@ -27,6 +27,18 @@ VALIDATOR = jsonschema_rs.Draft7Validator(
     json.loads(SCHEMA.read_text(encoding="utf-8")), validate_formats=True
 )
 URL = "/v1/epcis/events"
+
+
+@pytest.fixture(params=["sqlite", "fake", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request, tmp_path):
+    """The API over the SQL adapter (SQLite, PostgreSQL) and over the in-memory fake."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    made = make_api(request.param, tmp_path, url)
+    if request.param == "fake":
+        # The route reads where the contracts are deployed from the database, fake or not.
+        db.upgrade(made.app.config["DATABASE_URL"])
+    yield made
+    made.app.extensions["provenance"].close()
 
 
 def fetch(api: Api, key: str, url: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -64,7 +76,8 @@ def uuids(events: list[dict[str, Any]]) -> list[str]:
     return [event["prov:eventUUID"].removeprefix("urn:uuid:") for event in events]
 
 
-def test_filters_and_pages_see_every_readable_event_once(api):
+def test_filters_and_pages_see_every_readable_event_once(backend):
+    api = backend
     world = make_world(api, items=3)
     times = ["2026-11-01T10:00:00+01:00", "2026-11-02T10:00:00+01:00", "2026-11-03T10:00:00+01:00"]
     posted = [
@@ -106,9 +119,13 @@ def test_the_epc_is_an_sgtin_uri_when_the_product_states_its_prefix_length(api):
     assert api.call("PATCH", f"/v1/products/{GTIN}", world.supplier, json=patch).status_code == 200
     (event,) = fetch_all(api, world.supplier, URL)
     assert event["epcList"] == [f"urn:epc:id:sgtin:9506000.013435.{serial_of(1)}"]
+    as_json = api.call("GET", URL, world.supplier, headers={"Accept": "application/json"})
+    assert as_json.mimetype == "application/json"
+    assert as_json.get_json()["type"] == "EPCISQueryDocument"
 
 
-def test_another_tenants_events_are_not_returned(api):
+def test_another_tenants_events_are_not_returned(backend):
+    api = backend
     world = make_world(api, items=2)
     world.post([world.event(1)])
     stranger = api.key(Role.RETAILER)
@@ -186,4 +203,13 @@ def test_exported_proofs_verify_on_the_chain_with_the_ledger(tmp_path):
             bytes.fromhex(proof["prov:salt"][2:]),
             [bytes.fromhex(node[2:]) for node in proof["prov:proof"]],
         ).call()
+
+    # Title to item 2 makes its events readable to the new owner, and nothing else.
+    owner = api.key(Role.RETAILER)
+    me = api.call("GET", "/v1/me", owner).get_json()["organization"]["id"]
+    body = {"gtin": GTIN, "serial": serial_of(2), "to_organization_id": me}
+    assert api.call("POST", "/v1/transfers", world.supplier, json=body).status_code == 201
+    seen = fetch_all(api, owner, URL)
+    assert {tuple(e["epcList"]) for e in seen} == {(f"https://id.gs1.org/01/{GTIN}/21/S2",)}
+    assert len(seen) == 2  # its commissioning and the carrier's event
     app.extensions["provenance"].close()
