@@ -429,6 +429,10 @@ class CustodyEvent(SQLModel, table=True):
     """
 
     __tablename__ = "custody_event"
+    # The items an organization recorded events of (services.history.readers, EPCIS export).
+    __table_args__ = (
+        sa.Index("ix_custody_event_organization_id_item_id", "organization_id", "item_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     event_id: str = Field(max_length=36, unique=True)  # UUID, lower-case canonical form

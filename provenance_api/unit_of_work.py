@@ -436,7 +436,8 @@ class SqlCustodyEvents:
             query = query.where(CustodyEvent.biz_step.in_(sorted(where.biz_steps)))  # type: ignore[attr-defined]
         if where.item is not None:
             gtin, serial = where.item
-            query = query.where(CustodyEvent.gtin == gtin, CustodyEvent.serial == serial)
+            item = sa.select(Item.id).where(Item.gtin == gtin, Item.serial == serial)
+            query = query.where(CustodyEvent.item_id == item.scalar_subquery())
         query = query.order_by(CustodyEvent.id).limit(limit)  # type: ignore[arg-type]
         return self.session.exec(query).all()
 
