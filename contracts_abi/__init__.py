@@ -2,7 +2,8 @@
 
 Artifacts are the JSON files that `npm run build` writes to `contracts_abi/artifacts/` and that
 ship as package data, so running the service never needs a compiler. This package must not
-import web3: the reader agent uses it on devices without web3.
+import web3: the reader agent uses it on devices without web3. Its import stays light (eth_abi
+and eth_utils only when artifacts' errors are decoded): the agent's memory budget is 60 MB.
 """
 
 from __future__ import annotations
@@ -11,10 +12,6 @@ import functools
 import json
 from dataclasses import dataclass
 from importlib import resources
-
-from eth_abi import decode, encode
-from eth_hash.auto import keccak
-from eth_utils import collapse_if_tuple
 
 CONTRACT_NAMES = ("ProductPassport", "CustodyLedger")
 
@@ -36,6 +33,8 @@ class Artifact:
 
     def decode_error(self, data: bytes) -> tuple[str, tuple] | None:
         """Name and arguments of the custom error in revert `data`, or None if not in the ABI."""
+        from eth_abi import decode
+
         entry = _error_table(self)[0].get(bytes(data[:4]))
         if entry is None:
             return None
@@ -44,6 +43,8 @@ class Artifact:
 
     def encode_error(self, name: str, *args: object) -> bytes:
         """Revert data of custom error `name` with `args`, as the contract would produce it."""
+        from eth_abi import encode
+
         selector, types = _error_table(self)[1][name]
         return selector + encode(list(types), list(args))
 
@@ -52,6 +53,10 @@ class Artifact:
 def _error_table(
     artifact: Artifact,
 ) -> tuple[dict[bytes, tuple[str, tuple[str, ...]]], dict[str, tuple[bytes, tuple[str, ...]]]]:
+    from eth_utils import collapse_if_tuple
+
+    from contracts_abi.eip712 import keccak
+
     # Error(string) and Panic(uint256) are the compiler's built-in reverts (Solidity docs,
     # "Error handling"); custom errors come from the ABI.
     errors = [("Error", ("string",)), ("Panic", ("uint256",))]

@@ -35,13 +35,13 @@ own, so no byte can move from one part to another.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from coincurve import PrivateKey, PublicKey
-from eth_utils import to_canonical_address, to_checksum_address
 
 try:  # safe-pysha3, when installed, hashes short inputs ~8x faster than eth_hash's default
     from sha3 import keccak_256
@@ -52,6 +52,43 @@ try:  # safe-pysha3, when installed, hashes short inputs ~8x faster than eth_has
 
 except ImportError:
     from eth_hash.auto import keccak
+
+_HEX_ADDRESS = re.compile(r"(?:0[xX])?([0-9a-fA-F]{40})")
+
+
+# Addresses are handled here rather than with eth_utils, whose import pulls in pydantic and
+# costs a reader device ~25 MB of its 60 MB (the results are the same; tests compare them).
+def to_canonical_address(value: str | bytes) -> bytes:
+    """The 20 bytes of an address given as 20 bytes or 40 hex digits (0x optional, any case).
+
+    The case is not checked here (see firmware_tools.formats.qr.address_bytes for EIP-55).
+    """
+    if isinstance(value, bytes | bytearray):
+        if len(value) == 20:
+            return bytes(value)
+        raise ValueError(f"an address is 20 bytes, got {len(value)}")
+    if not isinstance(value, str):
+        raise TypeError(f"an address is a hex string or 20 bytes, got {value!r}")
+    match = _HEX_ADDRESS.fullmatch(value)
+    if match is None:
+        raise ValueError(f"an address is 40 hex digits, got {value!r}")
+    return bytes.fromhex(match.group(1))
+
+
+@lru_cache(maxsize=4096)
+def _checksummed(raw: bytes) -> str:
+    digits = raw.hex()
+    hashed = keccak(digits.encode()).hex()
+    return "0x" + "".join(
+        char.upper() if int(nibble, 16) >= 8 else char
+        for char, nibble in zip(digits, hashed[:40], strict=True)
+    )
+
+
+def to_checksum_address(value: str | bytes) -> str:
+    """The EIP-55 mixed-case form of an address (20 bytes or 40 hex digits)."""
+    return _checksummed(to_canonical_address(value))
+
 
 DOMAIN_TYPE = "EIP712Domain(string name,string version)"
 LABEL_DOMAIN_NAME = "Provenance Labels"

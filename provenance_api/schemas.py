@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
 )
 
+from contracts_abi.cbv import BIZ_STEPS, DISPOSITIONS
 from firmware_tools.errors import FormatError, GS1Error
 from firmware_tools.formats.gs1 import check_ai_value, check_expiry, normalize_gtin
 from firmware_tools.formats.qr import address_bytes, checksummed
@@ -624,85 +625,6 @@ class DeviceListQuery(Strict):
 
 EVENTS_PER_BATCH_MAX = 1_000
 
-# GS1 Core Business Vocabulary 2.0, business steps and dispositions by their short names.
-BIZ_STEPS = (
-    "accepting",
-    "arriving",
-    "assembling",
-    "collecting",
-    "commissioning",
-    "consigning",
-    "creating_class_instance",
-    "cycle_counting",
-    "decommissioning",
-    "departing",
-    "destroying",
-    "disassembling",
-    "dispensing",
-    "encoding",
-    "entering_exiting",
-    "holding",
-    "inspecting",
-    "installing",
-    "killing",
-    "loading",
-    "other",
-    "packing",
-    "picking",
-    "receiving",
-    "removing",
-    "repackaging",
-    "repairing",
-    "replacing",
-    "reserving",
-    "retail_selling",
-    "sampling",
-    "sensor_reporting",
-    "shipping",
-    "staging_outbound",
-    "stock_taking",
-    "stocking",
-    "storing",
-    "transporting",
-    "unloading",
-    "unpacking",
-    "void_shipping",
-)
-DISPOSITIONS = (
-    "active",
-    "available",
-    "completeness_inferred",
-    "completeness_verified",
-    "conformant",
-    "container_closed",
-    "container_open",
-    "damaged",
-    "destroyed",
-    "dispensed",
-    "disposed",
-    "encoded",
-    "expired",
-    "in_progress",
-    "in_transit",
-    "inactive",
-    "mismatch_class",
-    "mismatch_instance",
-    "mismatch_quantity",
-    "needs_replacement",
-    "no_pedigree_match",
-    "non_conformant",
-    "non_sellable_other",
-    "partially_dispensed",
-    "recalled",
-    "reserved",
-    "retail_sold",
-    "returned",
-    "sellable_accessible",
-    "sellable_not_accessible",
-    "stolen",
-    "unavailable",
-    "unknown",
-)
 TIME_ZONE_OFFSET_MAX_MINUTES = 14 * 60
 
 

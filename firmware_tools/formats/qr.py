@@ -24,6 +24,7 @@ from contracts_abi.eip712 import (
     label_digest,
     recover_digest_signer_bytes,
     sign_label,
+    to_checksum_address,
 )
 from firmware_tools.errors import BadSignature, FormatError, GS1Error
 from firmware_tools.formats.gs1 import (
@@ -211,8 +212,6 @@ def address_bytes(address: str) -> bytes:
 @lru_cache(maxsize=1024)
 def checksummed(raw: bytes) -> str:
     """EIP-55 form of 20 address bytes; cached, as a verifier sees few suppliers."""
-    from eth_utils import to_checksum_address
-
     return to_checksum_address(raw)
 
 

@@ -324,3 +324,19 @@ def test_the_event_digest_is_what_the_salted_leaf_commits_to() -> None:
     assert custody_tree([[digest, salt]]).root == custody_leaf(digest, salt)
     moved = eip712.custody_event_digest(dataclasses.replace(EVENT, to_party=PASSPORT))
     assert custody_leaf(moved, salt) != custody_leaf(digest, salt)
+
+
+def test_addresses_are_checksummed_and_parsed_as_eth_utils_does() -> None:
+    # eip712 has its own address code (eth_utils costs a reader device ~25 MB to import).
+    import os
+
+    import eth_utils
+
+    for _ in range(2000):
+        raw = os.urandom(20)
+        assert eip712.to_checksum_address(raw) == eth_utils.to_checksum_address(raw)
+        for text in (raw.hex(), "0x" + raw.hex(), "0X" + raw.hex().upper()):
+            assert eip712.to_canonical_address(text) == raw
+    for bad in ("0x12", "hello", "0x" + "01" * 20 + " ", b"\x01" * 19, "0x" + "g" * 40):
+        with pytest.raises(ValueError):
+            eip712.to_canonical_address(bad)
