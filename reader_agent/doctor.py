@@ -1,0 +1,95 @@
+"""`reader-agent doctor --config FILE`: what stops the agent from working, in words.
+
+Each check returns findings (firmware_tools.nfc.doctor's `Finding`): the config parses,
+the device key opens with its passphrase, the API answers with the organization's key,
+each serial scanner's port exists and opens, and the NFC reader (libnfc) is there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from firmware_tools.errors import FirmwareToolsError
+from firmware_tools.nfc.doctor import ERROR, OK, WARNING, Finding, check_serial_device
+from reader_agent.config import AgentConfig, load_api_key, load_config, load_device_key
+from reader_agent.errors import ConfigError
+
+
+def check_config(path: Path) -> tuple[AgentConfig | None, list[Finding]]:
+    """The config, or None with the error naming the key and line."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return None, [Finding(ERROR, str(exc))]
+    return config, [Finding(OK, f"{path} parses: device {config.device_address}")]
+
+
+def check_device_key(config: AgentConfig) -> Finding:
+    """The key file opens with its passphrase and holds the configured address."""
+    from reader_agent.daemon import passphrase_for
+
+    try:
+        load_device_key(config, passphrase_for(config))
+    except (ConfigError, FirmwareToolsError) as exc:
+        return Finding(ERROR, f"device key: {exc}")
+    return Finding(OK, f"device key {config.device_key_file} opens: {config.device_address}")
+
+
+def check_api(config: AgentConfig) -> Finding:
+    """The API answers `GET /v1/trust` with the organization's API key."""
+    import httpx
+
+    from reader_agent.trust import TRUST_PATH
+    from reader_agent.uploader import make_client
+
+    try:
+        api_key = load_api_key(config)
+    except ConfigError as exc:
+        return Finding(ERROR, str(exc))
+    try:
+        with make_client(config.api_url, api_key, timeout=10) as client:
+            response = client.get(TRUST_PATH, params={"limit": 1})
+    except httpx.HTTPError as exc:
+        return Finding(ERROR, f"the API at {config.api_url} does not answer: {exc}")
+    if response.status_code in (401, 403):
+        return Finding(
+            ERROR, f"the API refuses the key in {config.api_key_file} ({response.status_code})"
+        )
+    if response.status_code != 200:
+        return Finding(ERROR, f"the API at {config.api_url} answered {response.status_code}")
+    return Finding(OK, f"the API at {config.api_url} answers with the key")
+
+
+def check_serial_source(port: str) -> Finding:
+    """The scanner's port exists, may be opened, and opens (not held by another program)."""
+    finding = check_serial_device(port)
+    if finding.level != OK:
+        return finding
+    from reader_agent.sources import SourceGone
+    from reader_agent.sources.serial_scanner import SerialScanner
+
+    scanner = SerialScanner(port)
+    try:
+        scanner.open()
+    except SourceGone as exc:
+        return Finding(WARNING, f"{exc} (busy: is the agent already running?)")
+    finally:
+        scanner.close()
+    return Finding(OK, f"scanner port {port} opens")
+
+
+def check_agent(path: Path) -> list[Finding]:
+    """Every check for the agent configured in `path`."""
+    from firmware_tools.nfc.doctor import doctor as nfc_doctor
+
+    config, findings = check_config(path)
+    if config is None:
+        return findings
+    findings.append(check_device_key(config))
+    findings.append(check_api(config))
+    for source in config.sources:
+        if source.kind == "serial":
+            findings.append(check_serial_source(str(source.options.get("port"))))
+        elif source.kind == "nfc":
+            findings += nfc_doctor(source.options.get("device") or None)
+    return findings
