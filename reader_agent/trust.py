@@ -28,12 +28,12 @@ PAGES_MAX = 10_000  # 2 million GTINs: a loop guard against an API that never sa
 log = logging.getLogger("reader_agent.trust")
 
 
-def fetch_suppliers(client: httpx.Client) -> dict[str, str]:
+def fetch_suppliers(client: httpx.Client, *, page_limit: int = PAGE_LIMIT) -> dict[str, str]:
     """Every GTIN the API knows, with its supplier's signing address (raises httpx errors)."""
     suppliers: dict[str, str] = {}
     after: str | None = None
     for _ in range(PAGES_MAX):
-        params: dict[str, str | int] = {"limit": PAGE_LIMIT}
+        params: dict[str, str | int] = {"limit": page_limit}
         if after is not None:
             params["after"] = after
         response = client.get(TRUST_PATH, params=params)
