@@ -73,14 +73,14 @@ def run(config_path: Path) -> None:
     from reader_agent.daemon import build, log_json_lines, passphrase_for, stop_on_signals
     from reader_agent.outbox import OutboxError
 
+    stop = threading.Event()
+    stop_on_signals(stop)  # first: a SIGTERM while the key is opened still ends cleanly
     config = load(config_path)
     try:
         daemon = build(config, passphrase_for(config))
     except (AgentError, FirmwareToolsError, OutboxError, ValueError) as exc:
         fail(str(exc))
     log_json_lines()
-    stop = threading.Event()
-    stop_on_signals(stop)
     sys.exit(daemon.run(stop))
 
 

@@ -159,6 +159,19 @@ class AgentProcess:
         self.process.stderr.close()
         return self.process.returncode, stderr
 
+    def kill(self) -> None:
+        """SIGKILL at once, as a power cut would stop it; what it printed is still read."""
+        self.process.kill()
+        self.process.wait(30)
+        self._reader.join(10)
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self.process.stdout.close()
+        self.process.stderr.close()
+
+    def printed(self, message: str) -> list[dict[str, Any]]:
+        """Every log entry with this `msg` that the process printed so far."""
+        return [entry for entry in map(json.loads, list(self.raw)) if entry.get("msg") == message]
+
     def rss_mb(self) -> float:
         """The daemon's resident memory now (VmRSS), in MB."""
         status = Path(f"/proc/{self.process.pid}/status").read_text()
