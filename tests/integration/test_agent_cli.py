@@ -99,3 +99,36 @@ def test_doctor_names_a_device_key_that_does_not_open(agent):
     result = invoke("doctor", "--config", str(agent), "--json")
     levels = [f for f in json.loads(result.output) if f["message"].startswith("device key")]
     assert levels[0]["level"] == "error"
+
+
+def test_scan_prints_one_read_with_its_local_verdict_and_records_nothing(agent, tmp_path):
+    import threading
+
+    from tests.fakes.serial_scanner import ScannerEmulator
+
+    with ScannerEmulator(tmp_path / "scanner") as scanner:
+        config = json.loads(agent.read_text())
+        config["sources"] = [{"kind": "serial", "port": str(scanner.link)}]
+        agent.write_text(json.dumps(config))
+        url = "https://id.example.com/01/04006381333931/21/SN-1"
+        later = threading.Timer(0.5, scanner.scan, (url,))
+        later.start()
+        result = invoke("scan", "--config", str(agent), "--timeout", "10", "--json")
+        later.join()
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["url"] == url and found["level"] == "warning"  # no trust cache yet
+    assert found["gtin"] == "04006381333931" and found["serial"] == "SN-1"
+    assert not (agent.parent / "outbox.db").exists()
+
+
+def test_scan_says_when_nothing_was_read(agent, tmp_path):
+    from tests.fakes.serial_scanner import ScannerEmulator
+
+    with ScannerEmulator(tmp_path / "scanner") as scanner:
+        config = json.loads(agent.read_text())
+        config["sources"] = [{"kind": "serial", "port": str(scanner.link)}]
+        agent.write_text(json.dumps(config))
+        result = invoke("scan", "--config", str(agent), "--timeout", "0.3")
+    assert result.exit_code == 1
+    assert "no tag read from serial:" in result.output

@@ -90,6 +90,7 @@ def test_scans_are_recorded_delivered_and_follow_a_context_change(api, tmp_path)
         status = wait_for_status(
             config, lambda s: s["daemon"].get("sources", [{}])[0].get("connected")
         )
+        human = agent_command("status", "--config", str(config)).stdout
         code, stderr = agent.stop()
     finally:
         if agent.process.poll() is None:
@@ -111,3 +112,6 @@ def test_scans_are_recorded_delivered_and_follow_a_context_change(api, tmp_path)
         second["event_id"]: "shipping",
     }
     assert rss <= RSS_LIMIT_MB
+    assert "daemon: running" in human and "outbox: 0 pending, 2 delivered" in human
+    assert f"source serial:{scanner.link}: connected" in human
+    assert "context: shipping at urn:epc:id:sgln:9506000.13435.3" in human
