@@ -2,7 +2,8 @@
 
 Each check returns findings (firmware_tools.nfc.doctor's `Finding`): the config parses,
 the device key opens with its passphrase, the API answers with the organization's key,
-each serial scanner's port exists and opens, and the NFC reader (libnfc) is there.
+each serial scanner's port and each camera exists and opens, and the NFC reader (libnfc) is
+there.
 """
 
 from __future__ import annotations
@@ -60,22 +61,27 @@ def check_api(config: AgentConfig) -> Finding:
     return Finding(OK, f"the API at {config.api_url} answers with the key")
 
 
-def check_serial_source(port: str) -> Finding:
-    """The scanner's port exists, may be opened, and opens (not held by another program)."""
-    finding = check_serial_device(port)
-    if finding.level != OK:
-        return finding
-    from reader_agent.sources import SourceGone
-    from reader_agent.sources.serial_scanner import SerialScanner
+def check_source(kind: str, options: dict) -> Finding:
+    """A scanner's port or a camera exists and opens (not held by another program)."""
+    from reader_agent.sources import SourceGone, build_source
 
-    scanner = SerialScanner(port)
+    if kind == "serial":
+        finding = check_serial_device(str(options.get("port")))
+        if finding.level != OK:
+            return finding
     try:
-        scanner.open()
+        source = build_source({"kind": kind, **options})
+    except ValueError as exc:
+        return Finding(ERROR, f"{kind} source: {exc}")
+    try:
+        source.open()
     except SourceGone as exc:
-        return Finding(WARNING, f"{exc} (busy: is the agent already running?)")
+        if kind == "serial":
+            return Finding(WARNING, f"{exc} (busy: is the agent already running?)")
+        return Finding(ERROR, str(exc))
     finally:
-        scanner.close()
-    return Finding(OK, f"scanner port {port} opens")
+        source.close()
+    return Finding(OK, f"{source.name} opens")
 
 
 def check_agent(path: Path) -> list[Finding]:
@@ -88,8 +94,8 @@ def check_agent(path: Path) -> list[Finding]:
     findings.append(check_device_key(config))
     findings.append(check_api(config))
     for source in config.sources:
-        if source.kind == "serial":
-            findings.append(check_serial_source(str(source.options.get("port"))))
-        elif source.kind == "nfc":
+        if source.kind == "nfc":
             findings += nfc_doctor(source.options.get("device") or None)
+        else:
+            findings.append(check_source(source.kind, source.options))
     return findings

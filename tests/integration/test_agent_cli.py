@@ -132,3 +132,20 @@ def test_scan_says_when_nothing_was_read(agent, tmp_path):
         result = invoke("scan", "--config", str(agent), "--timeout", "0.3")
     assert result.exit_code == 1
     assert "no tag read from serial:" in result.output
+
+
+def test_doctor_opens_the_scanner_and_names_a_missing_camera(agent, tmp_path):
+    from tests.fakes.serial_scanner import ScannerEmulator
+
+    with ScannerEmulator(tmp_path / "scanner") as scanner:
+        config = json.loads(agent.read_text())
+        config["sources"] = [
+            {"kind": "serial", "port": str(scanner.link)},
+            {"kind": "camera", "device": str(tmp_path / "no-such-video")},
+        ]
+        agent.write_text(json.dumps(config))
+        result = invoke("doctor", "--config", str(agent), "--json")
+    findings = {f["message"]: f["level"] for f in json.loads(result.output)}
+    assert findings[f"serial:{scanner.link} opens"] == "ok"
+    camera = [level for message, level in findings.items() if message.startswith("camera:")]
+    assert camera == ["error"], findings
