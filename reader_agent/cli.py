@@ -67,19 +67,30 @@ def run(config_path: Path) -> None:
     Example:
       reader-agent run --config /etc/reader-agent/agent.json
     """
+    import signal
     import threading
 
     from firmware_tools.errors import FirmwareToolsError
-    from reader_agent.daemon import build, log_json_lines, passphrase_for, stop_on_signals
-    from reader_agent.outbox import OutboxError
+    from reader_agent.keyfile import open_device_key
 
     stop = threading.Event()
-    stop_on_signals(stop)  # first: a SIGTERM while the key is opened still ends cleanly
+    # First: a SIGTERM while the key is opened still ends cleanly.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     config = load(config_path)
     try:
-        daemon = build(config, passphrase_for(config))
-    except (AgentError, FirmwareToolsError, OutboxError, ValueError) as exc:
+        # Before the daemon's modules are imported: scrypt's 32 MiB then sit on a small base.
+        device_key = open_device_key(config)
+    except (AgentError, FirmwareToolsError) as exc:
         fail(str(exc))
+    from reader_agent.daemon import build, log_json_lines, stop_on_signals
+    from reader_agent.outbox import OutboxError
+
+    try:
+        daemon = build(config, device_key)
+    except (AgentError, OutboxError, ValueError) as exc:
+        fail(str(exc))
+    stop_on_signals(stop)
     log_json_lines()
     sys.exit(daemon.run(stop))
 

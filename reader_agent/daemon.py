@@ -334,40 +334,13 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-PASSPHRASE_ENV = "FIRMWARE_TOOLS_PASSPHRASE"  # the same variable as firmware-tools reads
-
-
-def passphrase_for(config: AgentConfig, environ: dict[str, str] | None = None) -> str:
-    """The device key's passphrase: `passphrase_file`, else systemd's credential
-    `passphrase` (LoadCredential=), else $FIRMWARE_TOOLS_PASSPHRASE."""
-    from reader_agent.errors import ConfigError
-
-    environ = dict(os.environ) if environ is None else environ
-    candidates = []
-    if config.passphrase_file is not None:
-        candidates.append(config.passphrase_file)
-    elif environ.get("CREDENTIALS_DIRECTORY"):
-        candidates.append(Path(environ["CREDENTIALS_DIRECTORY"]) / "passphrase")
-    for path in candidates:
-        try:
-            return path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(f"cannot read the passphrase file {path}: {exc.strerror}") from None
-    if environ.get(PASSPHRASE_ENV):
-        return environ[PASSPHRASE_ENV]
-    raise ConfigError(
-        f"no passphrase for the device key: set `passphrase_file` in the config or {PASSPHRASE_ENV}"
-    )
-
-
-def build(config: AgentConfig, passphrase: str) -> Daemon:
+def build(config: AgentConfig, device_key: bytes) -> Daemon:
     """The daemon for `config`, with the real adapters (the agent's composition root)."""
-    from reader_agent.config import load_api_key, load_device_key
+    from reader_agent.config import load_api_key
     from reader_agent.feedback import make_feedback
     from reader_agent.uploader import make_client
 
     api_key = load_api_key(config)
-    device_key = load_device_key(config, passphrase)
     sources = build_sources(config)
     feedback = make_feedback(config.gpio)
     outbox = Outbox(config.outbox)

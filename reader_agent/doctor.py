@@ -12,7 +12,7 @@ from pathlib import Path
 
 from firmware_tools.errors import FirmwareToolsError
 from firmware_tools.nfc.doctor import ERROR, OK, WARNING, Finding, check_serial_device
-from reader_agent.config import AgentConfig, load_api_key, load_config, load_device_key
+from reader_agent.config import AgentConfig, load_api_key, load_config
 from reader_agent.errors import ConfigError
 
 
@@ -27,10 +27,10 @@ def check_config(path: Path) -> tuple[AgentConfig | None, list[Finding]]:
 
 def check_device_key(config: AgentConfig) -> Finding:
     """The key file opens with its passphrase and holds the configured address."""
-    from reader_agent.daemon import passphrase_for
+    from reader_agent.keyfile import open_device_key
 
     try:
-        load_device_key(config, passphrase_for(config))
+        open_device_key(config)
     except (ConfigError, FirmwareToolsError) as exc:
         return Finding(ERROR, f"device key: {exc}")
     return Finding(OK, f"device key {config.device_key_file} opens: {config.device_address}")

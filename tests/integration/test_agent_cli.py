@@ -149,3 +149,22 @@ def test_doctor_opens_the_scanner_and_names_a_missing_camera(agent, tmp_path):
     assert findings[f"serial:{scanner.link} opens"] == "ok"
     camera = [level for message, level in findings.items() if message.startswith("camera:")]
     assert camera == ["error"], findings
+
+
+def test_the_passphrase_comes_from_the_file_a_systemd_credential_or_the_environment(agent):
+    from reader_agent.config import load_config
+    from reader_agent.errors import ConfigError
+    from reader_agent.keyfile import open_device_key, passphrase_for
+
+    config = json.loads(agent.read_text())
+    del config["passphrase_file"]
+    agent.write_text(json.dumps(config))
+    loaded = load_config(agent)
+    credentials = agent.parent / "credentials"
+    credentials.mkdir()
+    (credentials / "passphrase").write_text(PASSPHRASE + "\n")
+    assert passphrase_for(loaded, {"CREDENTIALS_DIRECTORY": str(credentials)}) == PASSPHRASE
+    assert passphrase_for(loaded, {"FIRMWARE_TOOLS_PASSPHRASE": "from env"}) == "from env"
+    assert len(open_device_key(loaded, {"FIRMWARE_TOOLS_PASSPHRASE": PASSPHRASE})) == 32
+    with pytest.raises(ConfigError, match="no passphrase for the device key"):
+        passphrase_for(loaded, {})
