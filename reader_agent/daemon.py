@@ -47,6 +47,8 @@ READ_TIMEOUT = 0.5  # how soon a source thread notices a stop
 STATUS_SECONDS = 1.0
 STATUS_STALE_SECONDS = 10.0  # `status` says the daemon is not running past this
 JOIN_SECONDS = 15.0
+KEEP_ACKNOWLEDGED_SECONDS = 7 * 86400  # delivered events kept a week for `status`, then pruned
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 def status_path(config: AgentConfig) -> Path:
@@ -237,8 +239,23 @@ class Daemon:
                 self.handle(read)
 
     def _status_loop(self) -> None:
+        next_prune = self._monotonic()
         while not self._stop.wait(STATUS_SECONDS):
             self.write_status()
+            if self._monotonic() >= next_prune:
+                next_prune = self._monotonic() + PRUNE_EVERY_SECONDS
+                self.prune()
+
+    def prune(self) -> int:
+        """Delete events the API acknowledged over a week ago, so the SD card never fills."""
+        try:
+            pruned = self.outbox.prune(self._clock() - KEEP_ACKNOWLEDGED_SECONDS)
+        except sqlite3.Error as exc:
+            log.warning("cannot prune the outbox: %s", exc)
+            return 0
+        if pruned:
+            log.info("pruned delivered events", extra={"fields": {"events": pruned}})
+        return pruned
 
     def status(self, *, running: bool = True) -> dict[str, Any]:
         """What the status file holds (the outbox figures `status` reads itself)."""

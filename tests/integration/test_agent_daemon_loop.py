@@ -133,3 +133,17 @@ def test_a_thread_that_fails_stops_the_daemon_with_exit_code_1(make_daemon, capl
     assert code == 1
     assert daemon.failed == "scripted:0 thread failed"
     assert any("thread failed; stopping" in r.getMessage() for r in caplog.records)
+
+
+def test_events_acknowledged_over_a_week_ago_are_pruned(make_daemon):
+    from reader_agent.outbox import Answer
+
+    daemon = make_daemon()
+    daemon.handle(sun_read(5))
+    daemon.handle(sun_read(6))
+    old, recent = daemon.outbox.pending(2)
+    now = daemon._clock()
+    daemon.outbox.apply([Answer(old.id, "accepted")], now - 8 * 86400)
+    daemon.outbox.apply([Answer(recent.id, "accepted")], now - 86400)
+    assert daemon.prune() == 1
+    assert daemon.outbox.counts()["acknowledged"] == 1
