@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from reader_agent.errors import ConfigError
 from reader_agent.verdict import GOOD, REJECTED, WARNING
 
 log = logging.getLogger("reader_agent.feedback")
@@ -90,5 +91,20 @@ class Feedback:
 
 
 def make_feedback(pins: Mapping[str, int]) -> Feedback:
-    """Feedback for the config's `gpio` pins: log only when none are named."""
-    return Feedback(Gpio(pins) if pins else None)
+    """Feedback for the config's `gpio` pins: log only when none are named.
+
+    ConfigError when pins are named but gpiozero is missing or cannot drive them.
+    """
+    if not pins:
+        return Feedback(None)
+    try:
+        from gpiozero.exc import GPIOZeroError
+    except ImportError:
+        raise ConfigError(
+            "`gpio` names pins but gpiozero is not installed: pip install 'provenance[gpio]'"
+            " (and apt install python3-lgpio on a Raspberry Pi)"
+        ) from None
+    try:
+        return Feedback(Gpio(pins))
+    except GPIOZeroError as exc:
+        raise ConfigError(f"`gpio`: the pins cannot be driven: {exc}") from None

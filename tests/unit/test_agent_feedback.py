@@ -96,3 +96,14 @@ def test_without_pins_feedback_only_logs(caplog) -> None:
     assert caplog.records[0].getMessage() == "recorded"
     assert caplog.records[0].fields == {"verdict": GOOD, "gtin": "04006381333931"}
     assert isinstance(feedback, Feedback)
+
+
+def test_a_pin_already_in_use_is_a_config_error(factory) -> None:
+    from reader_agent.errors import ConfigError
+
+    taken = make_feedback({"good": 22})
+    try:
+        with pytest.raises(ConfigError, match="`gpio`: the pins cannot be driven"):
+            make_feedback({"good": 22})
+    finally:
+        taken.close()
