@@ -49,7 +49,9 @@ def item_history(
                 f"no item with GTIN {gtin} and serial {serial!r}", {"serial": "not found"}
             )
         events.sort(key=lambda event: (event.event_time, event.id or 0))
-        return ItemHistory(gtin=item.gtin, serial=item.serial, events=_public(uow, events, head))
+        return ItemHistory(
+            gtin=item.gtin, serial=item.serial, events=public_events(uow, events, head)
+        )
 
 
 def get_event(
@@ -62,7 +64,7 @@ def get_event(
         events = list(uow.events.for_items({item.id})) if item is not None and item.id else []
         if item is None or organization_id not in _readers(uow, item, events):
             raise NotFound(f"no event {event_id}", {"event_id": "not found"})
-        (shown,) = _public(uow, found, head)
+        (shown,) = public_events(uow, found, head)
         return shown
 
 
@@ -74,9 +76,10 @@ def _readers(uow: UnitOfWork, item: Item, events: Sequence[CustodyEvent]) -> set
     return readers(item, events, parties)
 
 
-def _public(
+def public_events(
     uow: UnitOfWork, events: Sequence[CustodyEvent], head: Head
 ) -> list[CustodyEventPublic]:
+    """The events with their anchoring state and proofs (read in the caller's unit of work)."""
     batch_ids = {event.batch_id for event in events if event.batch_id is not None}
     batches = {batch.id: batch for batch in uow.anchors.by_ids(batch_ids)}
     receipts = uow.ledger.receipts([batch.idempotency_key for batch in batches.values()])
