@@ -396,14 +396,15 @@ def set_status(
         item = _own_item(uow, organization_id, gtin, serial)
         assert item.id is not None
         uow.items.set_status(item.id, update.status.value, update.reason, now)
+        answer = ItemStatusPublic(
+            gtin=item.gtin,
+            serial=item.serial,
+            status=update.status,
+            reason=update.reason,
+            status_at=now,
+        )
         uow.commit()
-    return ItemStatusPublic(
-        gtin=item.gtin,
-        serial=item.serial,
-        status=update.status,
-        reason=update.reason,
-        status_at=now,
-    )
+    return answer
 
 
 def item_scans(
@@ -414,24 +415,24 @@ def item_scans(
         item = _own_item(uow, organization_id, gtin, serial)
         assert item.id is not None
         rows = uow.scans.recent(item.id, datetime(1970, 1, 1, tzinfo=UTC), limit)
-    return ScanList(
-        gtin=item.gtin,
-        serial=item.serial,
-        scans=[
-            ScanPublic(
-                scanned_at=as_utc(row.scanned_at),
-                verdict=Verdict(row.verdict),
-                tag_kind=row.tag_kind,
-                codes=list(row.codes),
-                details=[ReasonPublic(**detail) for detail in row.details],
-                place=row.place,
-                latitude=row.latitude,
-                longitude=row.longitude,
-                counter=row.counter,
-            )
-            for row in rows
-        ],
-    )
+        return ScanList(
+            gtin=item.gtin,
+            serial=item.serial,
+            scans=[
+                ScanPublic(
+                    scanned_at=as_utc(row.scanned_at),
+                    verdict=Verdict(row.verdict),
+                    tag_kind=row.tag_kind,
+                    codes=list(row.codes),
+                    details=[ReasonPublic(**detail) for detail in row.details],
+                    place=row.place,
+                    latitude=row.latitude,
+                    longitude=row.longitude,
+                    counter=row.counter,
+                )
+                for row in rows
+            ],
+        )
 
 
 def _own_item(uow: UnitOfWork, organization_id: int, gtin: str, serial: str) -> Item:
