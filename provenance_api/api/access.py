@@ -53,6 +53,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "trust.list_trust": EVERYONE,
     # Verification (issue 10).
     "verifications.set_item_status": SUPPLIERS,
+    "verifications.get_item_status": SUPPLIERS,
     "verifications.list_item_scans": SUPPLIERS,
 }
 

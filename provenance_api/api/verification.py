@@ -135,6 +135,12 @@ def set_item_status(path: ItemPath, body: ItemStatusUpdate) -> Answer:
     return answer(result)
 
 
+@bp.get("/items/<gtin>/<path:serial>/status", responses={200: ItemStatusPublic, 404: ErrorBody})
+def get_item_status(path: ItemPath) -> Answer:
+    """One of the caller's items' status, its reason and when it was set."""
+    return answer(verification.get_status(unit_of_work(), tenant(), path.gtin, path.serial))
+
+
 @bp.get(
     "/items/<gtin>/<path:serial>/verifications",
     responses={200: ScanList, 404: ErrorBody},

@@ -407,6 +407,19 @@ def set_status(
     return answer
 
 
+def get_status(uow: UnitOfWork, organization_id: int, gtin: str, serial: str) -> ItemStatusPublic:
+    """The status of one of the caller's items."""
+    with uow:
+        item = _own_item(uow, organization_id, gtin, serial)
+        return ItemStatusPublic(
+            gtin=item.gtin,
+            serial=item.serial,
+            status=ItemStatus(item.status),
+            reason=item.status_reason,
+            status_at=_utc(item.status_at),
+        )
+
+
 def item_scans(
     uow: UnitOfWork, organization_id: int, gtin: str, serial: str, limit: int
 ) -> ScanList:

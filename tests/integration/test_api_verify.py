@@ -12,7 +12,8 @@ from eth_account import Account
 from firmware_tools.formats.qr import sign_label_url
 from provenance_api.schemas import Role
 from tests.integration.api_support import GTIN, make_api
-from tests.integration.events_support import make_world, serial_of
+from tests.fakes.sun_tags import sun_url
+from tests.integration.events_support import MASTER, make_world, serial_of, uid_of
 
 HOST = "id.example.com"
 BERLIN = "geo:52.52,13.405"
@@ -138,6 +139,8 @@ def test_a_recalled_item_then_active_again(api):
     set_ = api.call("POST", f"/v1/items/{GTIN}/Q1/status", key, json=recall)
     assert set_.status_code == 200, set_.get_json()
     assert set_.get_json()["status"] == "recalled"
+    got = api.call("GET", f"/v1/items/{GTIN}/Q1/status", key).get_json()
+    assert (got["status"], got["reason"]) == ("recalled", "batch 7 contaminated")
     body = verify(api, url)
     assert (body["verdict"], body["status"]) == ("suspicious", "recalled")
     ((code, message),) = reasons(body)
@@ -191,17 +194,9 @@ def test_an_ntag424_item_without_sun_keys_is_unverifiable(api):
     api.call("POST", "/v1/products", key, json={"gtin": GTIN, "name": "Tea"})
     row = {"gtin": GTIN, "serial": "S1", "tag": "ntag424", "uid": "04000000000001"}
     api.call("POST", "/v1/items", key, json={"items": [row]})
-    world_url = make_url_for_keyless()
-    body = verify(api, world_url)
+    body = verify(api, sun_url(MASTER, uid_of(1), 1, gtin=GTIN, serial="S1"))
     assert body["verdict"] == "unverifiable"
     assert codes(body) == ["keys_unavailable"]
-
-
-def make_url_for_keyless() -> str:
-    from tests.fakes.sun_tags import sun_url
-    from tests.integration.events_support import MASTER, uid_of
-
-    return sun_url(MASTER, uid_of(1), 1, gtin=GTIN, serial="S1")
 
 
 def test_a_genuine_item_scanned_many_times_by_its_owner_is_not_flagged(api):
