@@ -11,8 +11,8 @@ from eth_account import Account
 
 from firmware_tools.formats.qr import sign_label_url
 from provenance_api.schemas import Role
-from tests.integration.api_support import GTIN, make_api
 from tests.fakes.sun_tags import sun_url
+from tests.integration.api_support import GTIN, make_api
 from tests.integration.events_support import MASTER, make_world, serial_of, uid_of
 
 HOST = "id.example.com"
