@@ -20,9 +20,10 @@ BERLIN = "geo:52.52,13.405"
 MADRID = "geo:40.4168,-3.7038"
 
 
-@pytest.fixture(params=["sqlite", "fake"])
+@pytest.fixture(params=["sqlite", "fake", pytest.param("postgres", marks=pytest.mark.postgres)])
 def api(request, tmp_path):
-    made = make_api(request.param, tmp_path)
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    made = make_api(request.param, tmp_path, url)
     yield made
     made.app.extensions["provenance"].close()
 
@@ -53,7 +54,8 @@ def qr_supplier(api, serials=("Q1",)) -> tuple[str, bytes]:
     key = api.key(Role.SUPPLIER, "Acme Tea")
     assert api.call("POST", "/v1/products", key, json={"gtin": GTIN, "name": "Tea"}).status_code
     rows = [{"gtin": GTIN, "serial": s, "tag": "qr"} for s in serials]
-    assert api.call("POST", "/v1/items", key, json={"items": rows}).status_code == 200
+    if rows:
+        assert api.call("POST", "/v1/items", key, json={"items": rows}).status_code == 200
     address = me(api, key)["address"]
     with api.uow() as uow:
         org = uow.organizations.by_address(address)
@@ -255,3 +257,25 @@ def test_a_url_that_is_no_product_link_is_a_422(api):
     response = api.call("GET", "/v1/verify", query_string={"url": "https://example.com/x"})
     assert response.status_code == 422
     assert response.get_json()["fields"] == {"url": "not a GS1 Digital Link"}
+
+
+def test_an_ntag21x_url_bound_to_another_chip_is_counterfeit(api):
+    key, private = qr_supplier(api, serials=())
+    rows = [
+        {"gtin": GTIN, "serial": "N1", "tag": "ntag21x", "uid": "04000000000001"},
+        {"gtin": GTIN, "serial": "N2", "tag": "ntag21x", "uid": "04000000000002"},
+    ]
+    assert api.call("POST", "/v1/items", key, json={"items": rows}).status_code == 200
+    genuine = sign_label_url(private, HOST, GTIN, "N1", uid=bytes.fromhex("04000000000001"))
+    assert verify(api, genuine)["verdict"] == "authentic"
+    # The supplier's valid signature, but over N2's chip: a tag moved onto another item.
+    moved = sign_label_url(private, HOST, GTIN, "N1", uid=bytes.fromhex("04000000000002"))
+    body = verify(api, moved)
+    assert body["verdict"] == "counterfeit"
+    assert reasons(body) == [
+        (
+            "tag_bound_to_other_item",
+            f"this chip belongs to another item ({GTIN}/N2), not to this one: the tag was"
+            " moved or copied",
+        )
+    ]
