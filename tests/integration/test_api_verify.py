@@ -10,6 +10,7 @@ import pytest
 from eth_account import Account
 
 from firmware_tools.formats.qr import sign_label_url
+from provenance_api.app import create_app
 from provenance_api.schemas import Role
 from tests.fakes.sun_tags import sun_url
 from tests.integration.api_support import GTIN, make_api
@@ -18,6 +19,7 @@ from tests.integration.events_support import MASTER, make_world, serial_of, uid_
 HOST = "id.example.com"
 BERLIN = "geo:52.52,13.405"
 MADRID = "geo:40.4168,-3.7038"
+VERIFY_URL = f"https://{HOST}/01/{GTIN}/21/S1"
 
 
 @pytest.fixture(params=["sqlite", "fake", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -277,5 +279,28 @@ def test_an_ntag21x_url_bound_to_another_chip_is_counterfeit(api):
             "tag_bound_to_other_item",
             f"this chip belongs to another item ({GTIN}/N2), not to this one: the tag was"
             " moved or copied",
+        )
+    ]
+
+
+def test_a_database_that_cannot_be_reached_is_unverifiable_not_counterfeit(tmp_path):
+    # Nothing listens on port 1: every connection is refused at once.
+    settings = {
+        "TESTING": True,
+        "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+    }
+    app = create_app(settings)
+    try:
+        response = app.test_client().get("/v1/verify", query_string={"url": VERIFY_URL})
+    finally:
+        app.extensions["provenance"].close()
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["verdict"] == "unverifiable"
+    assert reasons(body) == [
+        (
+            "service_unavailable",
+            "we could not check this item right now; please try again later",
         )
     ]
