@@ -133,6 +133,7 @@ def _verify_item(
     head: Head,
     now: datetime,
 ) -> Verification:
+    """The tag check, the counter, the rules over the item's history; the scan is added."""
     assert item.id is not None
     tap = _Tap()
     try:
@@ -153,12 +154,21 @@ def _verify_item(
         return _answer(UNVERIFIABLE, [reason], now, link, product, supplier, item)
 
     findings = _tag_findings(uow, check, item, supplier)
+    details = [{"code": r.code, "message": r.message} for r in check.reasons]
     if tap.tap is not None and check.verdict != COUNTERFEIT:
         uid, epoch, counter = tap.tap
-        found = anomalies.counter_rule(counter, uow.counters.last(uid, epoch))
+        last = uow.counters.last(uid, epoch)
+        found = anomalies.counter_rule(counter, last)
         if not uow.counters.advance(uid, epoch, counter) and not found:
             found = anomalies.counter_rule(counter, counter)  # a concurrent tap took it first
         findings += found
+        details.append(
+            {
+                "code": "sun_tap",
+                "message": f"chip {uid.hex().upper()}, key epoch {epoch}, counter {counter},"
+                f" last accepted {'none' if last is None else last}",
+            }
+        )
     tag_verdict = _tag_verdict(check)
 
     events = sorted(uow.events.for_items({item.id}), key=lambda e: (e.event_time, e.id or 0))
@@ -194,7 +204,7 @@ def _verify_item(
             tag_kind=check.kind[:16],
             verdict=verdict,
             codes=[f.code for f in findings],
-            details=[{"code": r.code, "message": r.message} for r in check.reasons],
+            details=details,
             place=scanner.place,
             latitude=here.position[0] if here.position else None,
             longitude=here.position[1] if here.position else None,

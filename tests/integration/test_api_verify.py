@@ -179,6 +179,11 @@ def test_a_genuine_ntag424_tap_and_its_replay(api):
             " again",
         )
     ]
+    scans = api.call("GET", f"/v1/items/{GTIN}/{serial_of(1)}/verifications", world.supplier)
+    assert [s["details"][-1]["message"] for s in scans.get_json()["scans"]] == [
+        f"chip {uid_of(1).hex().upper()}, key epoch 1, counter 1, last accepted none",
+        f"chip {uid_of(1).hex().upper()}, key epoch 1, counter 1, last accepted 1",
+    ]
     older = verify(api, world.tap(1, counter=1))  # a fresh message, but an older counter
     assert codes(older) == ["counter_repeated"]
     assert verify(api, world.tap(1))["verdict"] == "authentic"
