@@ -26,6 +26,7 @@ from provenance_api.api import (
     sun_keys,
     transfers,
     trust,
+    verification,
 )
 from provenance_api.api.deps import EXTENSION, Runtime
 from provenance_api.schemas import ErrorBody
@@ -88,6 +89,10 @@ def create_app(
         epcis,
     ):
         app.register_api(module.bp)
+    # Verification (issue 10): public /v1/verify, the GS1 resolver, the supplier's item status.
+    app.register_api(verification.public)
+    app.register_api(verification.bp)
+    app.register_blueprint(verification.resolver)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app
 
@@ -99,4 +104,6 @@ def _sql_unit_of_work(runtime: Runtime) -> SqlUnitOfWork:
 
 def _writes() -> bool:
     """Whether the current request may write: reads never wait for SQLite's write lock."""
+    if request.endpoint in verification.WRITING_READS:
+        return True  # a check records its scan and advances a SUN counter
     return request.method not in ("GET", "HEAD", "OPTIONS")

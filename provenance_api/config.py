@@ -36,6 +36,9 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - ANCHOR_MAX_AGE_SECONDS, 2: a batch closes when its oldest unanchored event is this old.
 - EVENT_MAX_SKEW_SECONDS, 300: a custody event dated further than this in the future (by the
   server's clock) is rejected; devices' clocks drift.
+- ANOMALY_MAX_SPEED_KMH, 900; ANOMALY_TRAVEL_SLACK_KM, 50; ANOMALY_RESALE_SCANNERS, 5;
+  ANOMALY_RESALE_SCANS, 200; ANOMALY_SCAN_WINDOW_DAYS, 90: the verification's anomaly
+  rules (services/anomalies.py `Thresholds`).
 """
 
 from __future__ import annotations
@@ -87,6 +90,11 @@ DEFAULTS: dict[str, Any] = {
     "JSON_SORT_KEYS": False,
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
     "EVENT_MAX_SKEW_SECONDS": 300,
+    "ANOMALY_MAX_SPEED_KMH": 900.0,
+    "ANOMALY_TRAVEL_SLACK_KM": 50.0,
+    "ANOMALY_RESALE_SCANNERS": 5,
+    "ANOMALY_RESALE_SCANS": 200,
+    "ANOMALY_SCAN_WINDOW_DAYS": 90,
     "ANCHOR_BATCH_MAX": 1000,
     "ANCHOR_MAX_AGE_SECONDS": 2.0,
 }
@@ -135,6 +143,11 @@ NUMBERS: dict[str, Number] = {
     "EVENT_MAX_SKEW_SECONDS": Number(int, 0, DAY),
     "ANCHOR_BATCH_MAX": Number(int, 1, 65_536),
     "ANCHOR_MAX_AGE_SECONDS": Number(float, 0, DAY),
+    "ANOMALY_MAX_SPEED_KMH": Number(float, 1, 100_000),
+    "ANOMALY_TRAVEL_SLACK_KM": Number(float, 0, 20_000),
+    "ANOMALY_RESALE_SCANNERS": Number(int, 1, 1_000_000),
+    "ANOMALY_RESALE_SCANS": Number(int, 1, 1_000_000),
+    "ANOMALY_SCAN_WINDOW_DAYS": Number(int, 1, 3650),
 }
 
 # The databases we ship a driver for: backend -> the one accepted SQLAlchemy driver.

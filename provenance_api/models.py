@@ -357,6 +357,13 @@ class Item(SQLModel, table=True):
     commissioned_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )
+    # Set by its supplier (POST /v1/items/{gtin}/{serial}/status): active, recalled, stolen,
+    # destroyed; verification shows it.
+    status: str = Field(
+        default="active", max_length=16, sa_column_kwargs={"server_default": "active"}
+    )
+    status_reason: str | None = Field(default=None, max_length=500)
+    status_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
 class SunKey(SQLModel, table=True):
@@ -517,3 +524,27 @@ class OwnershipTransfer(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )
+
+
+class ItemScan(SQLModel, table=True):
+    """One public verification of an item: what the anomaly rules read back as recent scans.
+
+    `scanner` is a salted hash of the client (never its address); `details` holds the tag
+    check's own codes and sentences, for the supplier and the operator only.
+    """
+
+    __tablename__ = "item_scan"
+    __table_args__ = (sa.Index("ix_item_scan_item_id_scanned_at", "item_id", "scanned_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id")
+    scanned_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    tag_kind: str = Field(max_length=16)
+    verdict: str = Field(max_length=16)
+    codes: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    details: list[dict[str, str]] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    place: str | None = Field(default=None, max_length=200)
+    latitude: float | None = None
+    longitude: float | None = None
+    scanner: str = Field(max_length=64)
+    counter: int | None = Field(default=None, sa_type=sa.BigInteger)

@@ -983,3 +983,149 @@ class EpcisQueryDocument(BaseModel):
     schemaVersion: Literal["2.0"]
     creationDate: str
     epcisBody: dict[str, Any]
+
+
+# --- verification (issue 10): GET /v1/verify, the resolver, item status -------------------
+
+
+class ItemStatus(enum.StrEnum):
+    """What an item's supplier says about it; verification shows anything but `active`."""
+
+    ACTIVE = "active"
+    RECALLED = "recalled"
+    STOLEN = "stolen"
+    DESTROYED = "destroyed"
+
+
+class ItemStatusUpdate(Strict):
+    """A supplier's report about one of its items, with a reason shown to whoever checks it."""
+
+    status: ItemStatus
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ItemStatusPublic(BaseModel):
+    """An item's status, its reason and when it was set."""
+
+    gtin: str
+    serial: str
+    status: ItemStatus
+    reason: str | None = None
+    status_at: UtcDatetime | None = None
+
+
+class Verdict(enum.StrEnum):
+    """A verification's answer; `unverifiable` means "we could not check", never "fake"."""
+
+    AUTHENTIC = "authentic"
+    SUSPICIOUS = "suspicious"
+    COUNTERFEIT = "counterfeit"
+    UNVERIFIABLE = "unverifiable"
+
+
+class VerifyQuery(Strict):
+    """A scanned or tapped tag URL, and where the phone is (optional, for the travel rule)."""
+
+    url: str = Field(min_length=1, max_length=2048, description="The tag's URL, as scanned.")
+    geo: str | None = Field(
+        default=None, max_length=100, description="The phone's position: `geo:lat,lon`."
+    )
+    place: str | None = Field(default=None, max_length=200, description="A city, for people.")
+
+
+class ReasonPublic(BaseModel):
+    """A reason: a stable code and a plain sentence."""
+
+    code: str
+    message: str
+
+
+class PartyPublic(BaseModel):
+    """An organization as the public sees it."""
+
+    name: str
+    address: str
+
+
+class ProductBrief(BaseModel):
+    """The product as a buyer sees it."""
+
+    gtin: str
+    name: str
+    image_url: str | None = None
+
+
+class HistoryStep(BaseModel):
+    """One custody event as the public sees it, with its anchoring (no tag URL: it can be
+    copied)."""
+
+    event_id: str
+    biz_step: str
+    disposition: str
+    read_point: str
+    party: str
+    party_name: str | None = None
+    event_time: UtcDatetime
+    anchoring: AnchorState
+    digest: str
+    salt: str
+    leaf_index: int | None = None
+    proof: list[str] | None = None
+    root: str | None = None
+    transaction: str | None = None
+    block_number: int | None = None
+    confirmations: int | None = None
+
+
+class FirstVerified(BaseModel):
+    """The first buyer check after the sale: when and where."""
+
+    at: UtcDatetime
+    place: str | None = None
+
+
+class Verification(BaseModel):
+    """The answer to "is this genuine, and where has it been?"."""
+
+    verdict: Verdict
+    reasons: list[ReasonPublic]
+    checked_at: UtcDatetime
+    tag_kind: str | None = None
+    gtin: str | None = None
+    serial: str | None = None
+    status: ItemStatus | None = None
+    product: ProductBrief | None = None
+    supplier: PartyPublic | None = None
+    owner: PartyPublic | None = None
+    custodian: PartyPublic | None = None
+    in_transit_to: PartyPublic | None = None
+    first_verified: FirstVerified | None = None
+    history: list[HistoryStep] = Field(default_factory=list)
+
+
+class ScanPublic(BaseModel):
+    """One public check of an item, with the tag check's detailed causes (for its supplier)."""
+
+    scanned_at: UtcDatetime
+    verdict: Verdict
+    tag_kind: str
+    codes: list[str]
+    details: list[ReasonPublic]
+    place: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    counter: int | None = None
+
+
+class ScanListQuery(Strict):
+    """How many of the newest checks to show."""
+
+    limit: Limit = PAGE_LIMIT_DEFAULT
+
+
+class ScanList(BaseModel):
+    """An item's recent public checks, oldest first."""
+
+    gtin: str
+    serial: str
+    scans: list[ScanPublic]

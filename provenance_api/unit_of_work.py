@@ -19,6 +19,7 @@ from provenance_api.models import (
     CustodyEvent,
     Device,
     Item,
+    ItemScan,
     OperatorAccount,
     OperatorApiKey,
     Organization,
@@ -304,6 +305,37 @@ class SqlItems:
         if after is not None:
             query = query.where(Item.serial > after)
         return self.session.exec(query).all()
+
+    def set_status(self, item_id: int, status: str, reason: str | None, when: datetime) -> None:
+        """One UPDATE."""
+        statement = (
+            sa.update(Item)
+            .where(Item.id == item_id)  # type: ignore[arg-type]
+            .values(status=status, status_reason=reason, status_at=when)
+        )
+        self.session.execute(statement)
+
+
+class SqlScans:
+    """Public verifications in the `item_scan` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, scan: ItemScan) -> None:
+        """Insert and flush."""
+        self.session.add(scan)
+        _flush(self.session)
+
+    def recent(self, item_id: int, since: datetime, limit: int) -> Sequence[ItemScan]:
+        """The newest `limit` at or after `since` (one indexed query), oldest first."""
+        query = (
+            select(ItemScan)
+            .where(ItemScan.item_id == item_id, ItemScan.scanned_at >= since)
+            .order_by(ItemScan.scanned_at.desc(), ItemScan.id.desc())  # type: ignore[attr-defined,union-attr]
+            .limit(limit)
+        )
+        return list(reversed(self.session.exec(query).all()))
 
 
 class SqlSunKeys:
@@ -610,6 +642,7 @@ class SqlUnitOfWork:
     transfers: SqlTransfers
     anchors: SqlAnchorBatches
     ledger: SqlLedger
+    scans: SqlScans
 
     def __init__(
         self, engine: Engine, *, writes: bool = True, sender: Callable[[], str] | None = None
@@ -634,6 +667,7 @@ class SqlUnitOfWork:
         self.transfers = SqlTransfers(self.session)
         self.anchors = SqlAnchorBatches(self.session)
         self.ledger = SqlLedger(self.session, self.sender)
+        self.scans = SqlScans(self.session)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

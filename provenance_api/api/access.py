@@ -16,7 +16,13 @@ SUPPLIERS = frozenset({Role.SUPPLIER})
 OPERATORS = frozenset({Role.OPERATOR})
 
 # Routes anyone may call without a key.
-PUBLIC = frozenset({"health.healthz", "docs.openapi", "docs.ui", "docs.static", "static"})
+# Verification (issue 10): a buyer's phone checks an item without a key; the only /v1 ones.
+PUBLIC_V1 = frozenset({"verify.verify_url"})
+PUBLIC = (
+    frozenset({"health.healthz", "docs.openapi", "docs.ui", "docs.static", "static"})
+    | PUBLIC_V1
+    | {"resolver.resolve"}
+)
 
 ACCESS: dict[str, frozenset[Role]] = {
     "me.get_me": EVERYONE,
@@ -47,6 +53,10 @@ ACCESS: dict[str, frozenset[Role]] = {
     "trust.list_trust": EVERYONE,
     # EPCIS 2.0 export
     "epcis.query_epcis_events": PARTIES,
+    # Verification (issue 10).
+    "verifications.set_item_status": SUPPLIERS,
+    "verifications.get_item_status": SUPPLIERS,
+    "verifications.list_item_scans": SUPPLIERS,
 }
 
 

@@ -20,6 +20,7 @@ from provenance_api.models import (
     CustodyEvent,
     Device,
     Item,
+    ItemScan,
     OperatorAccount,
     Organization,
     OwnershipTransfer,
@@ -225,6 +226,10 @@ class ItemRepository(Protocol):
         """Up to `limit` items of `gtin` with serials above `after`, by serial."""
         ...
 
+    def set_status(self, item_id: int, status: str, reason: str | None, when: datetime) -> None:
+        """Set the item's status (active, recalled, stolen, destroyed), its reason and time."""
+        ...
+
 
 class SunKeyRepository(Protocol):
     """Suppliers' sealed SUN master keys, one row per (organization, epoch)."""
@@ -376,6 +381,18 @@ class TransferRepository(Protocol):
         ...
 
 
+class ScanRepository(Protocol):
+    """Public verifications of items (scans), for the anomaly rules and the supplier."""
+
+    def add(self, scan: ItemScan) -> None:
+        """Store a new scan."""
+        ...
+
+    def recent(self, item_id: int, since: datetime, limit: int) -> Sequence[ItemScan]:
+        """The item's scans at or after `since`, oldest first, at most the `limit` newest."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
 
@@ -397,6 +414,7 @@ class UnitOfWork(Protocol):
     transfers: TransferRepository
     anchors: AnchorBatchRepository
     ledger: Ledger
+    scans: ScanRepository
 
     def __enter__(self) -> Self: ...
 

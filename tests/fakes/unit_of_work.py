@@ -18,6 +18,7 @@ from provenance_api.models import (
     CustodyEvent,
     Device,
     Item,
+    ItemScan,
     OperatorAccount,
     Organization,
     OwnershipTransfer,
@@ -59,6 +60,7 @@ class _State:
         # Owed chain writes by idempotency key: (contract, function, args) and their state.
         self.writes: dict[str, tuple[str, str, list[Any]]] = {}
         self.write_states: dict[str, ChainState] = {}
+        self.scans: dict[int, dict[str, Any]] = {}
         self.mined: dict[str, tuple[str, int]] = {}  # by key: (tx hash, block number)
 
 
@@ -232,6 +234,29 @@ class FakeItems:
             if item_gtin == gtin and (after is None or serial > after)
         )
         return [Item(**self.state.items[(gtin, serial)]) for serial in serials[:limit]]
+
+    def set_status(self, item_id: int, status: str, reason: str | None, when: datetime) -> None:
+        for row in self.state.items.values():
+            if row["id"] == item_id:
+                row.update(status=status, status_reason=reason, status_at=when)
+
+
+class FakeScans:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, scan: ItemScan) -> None:
+        scan.id = next(self.ids)
+        self.state.scans[scan.id] = scan.model_dump()
+
+    def recent(self, item_id: int, since: datetime, limit: int) -> Sequence[ItemScan]:
+        rows = [
+            ItemScan(**row)
+            for row in self.state.scans.values()
+            if row["item_id"] == item_id and row["scanned_at"] >= since
+        ]
+        rows.sort(key=lambda scan: (scan.scanned_at, scan.id or 0))
+        return rows[-limit:] if limit else []
 
 
 class FakeSunKeys:
@@ -474,6 +499,7 @@ class FakeUnitOfWork:
     transfers: FakeTransfers
     anchors: FakeAnchorBatches
     ledger: FakeLedger
+    scans: FakeScans
 
     def __init__(self) -> None:
         self.committed = _State()
@@ -487,6 +513,7 @@ class FakeUnitOfWork:
             "event",
             "transfer",
             "batch",
+            "scan",
         )
         self._ids = {name: itertools.count(1) for name in names}
         self._work: _State | None = None
@@ -513,6 +540,7 @@ class FakeUnitOfWork:
         self.transfers = FakeTransfers(self._work, self._ids["transfer"])
         self.anchors = FakeAnchorBatches(self._work, self._ids["batch"])
         self.ledger = FakeLedger(self._work)
+        self.scans = FakeScans(self._work, self._ids["scan"])
 
     def commit(self) -> None:
         assert self._work is not None, "commit outside `with`"

@@ -292,6 +292,19 @@ PROBES: dict[str, Probe] = {
             *w.held_item(w.key, t)
         ),
     ),
+    # Verification (issue 10).
+    "verifications.set_item_status": Probe(
+        "POST",
+        lambda w, t: f"/v1/items/{w.item(w.key, t)}/status",
+        json=lambda: {"status": "recalled", "reason": "probe"},
+        addresses_resource=True,
+    ),
+    "verifications.get_item_status": Probe(
+        "GET", lambda w, t: f"/v1/items/{w.item(w.key, t)}/status", addresses_resource=True
+    ),
+    "verifications.list_item_scans": Probe(
+        "GET", lambda w, t: f"/v1/items/{w.item(w.key, t)}/verifications", addresses_resource=True
+    ),
 }
 
 
@@ -303,8 +316,9 @@ def test_every_route_is_in_the_table_and_has_a_probe(api):
     endpoints = {rule.endpoint for rule in api.app.url_map.iter_rules()}
     unlisted = endpoints - set(access.ACCESS) - access.PUBLIC
     assert not unlisted, f"routes missing from provenance_api.api.access: {sorted(unlisted)}"
-    assert set(access.ACCESS) == _v1_endpoints(api.app), "stale entries in the access table"
-    assert not access.PUBLIC & _v1_endpoints(api.app), "a /v1 route must need a key"
+    guarded = _v1_endpoints(api.app) - access.PUBLIC_V1
+    assert set(access.ACCESS) == guarded, "stale entries in the access table"
+    assert access.PUBLIC & _v1_endpoints(api.app) == access.PUBLIC_V1, "a /v1 route needs a key"
     assert set(PROBES) == set(access.ACCESS), "every route in the table needs a probe here"
 
 
@@ -362,6 +376,16 @@ def test_a_route_missing_from_the_table_is_refused_to_every_role(api, monkeypatc
     assert api.call("GET", "/v1/me").status_code == 401
 
 
-@pytest.mark.parametrize("url", ["/healthz", "/openapi.json", "/docs"])
+VERIFY_URL = "https://id.example.com/01/04006381333931/21/S1"
+
+
+@pytest.mark.parametrize(
+    "url", ["/healthz", "/openapi.json", "/docs", f"/v1/verify?url={VERIFY_URL}"]
+)
 def test_public_routes_need_no_key(api, url):
     assert api.call("GET", url).status_code == 200
+
+
+def test_the_resolver_needs_no_key(api):
+    path = VERIFY_URL.removeprefix("https://id.example.com")
+    assert api.call("GET", path, headers={"Accept": "application/json"}).status_code == 200

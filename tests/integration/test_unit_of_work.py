@@ -15,6 +15,7 @@ from provenance_api import db
 from provenance_api.models import (
     ChainWrite,
     Device,
+    ItemScan,
     OperatorAccount,
     Organization,
     OrgKind,
@@ -712,3 +713,57 @@ def test_an_anchor_write_reads_with_its_transaction_once_mined(uow):
             None,
         )
         assert uow.ledger.receipts([]) == {}
+
+
+def _scan(item_id: int, minutes: int, scanner: str = "p") -> ItemScan:
+    return ItemScan(
+        item_id=item_id,
+        scanned_at=T0 + timedelta(minutes=minutes),
+        tag_kind="qr_label",
+        verdict="authentic",
+        codes=["x"],
+        details=[{"code": "c", "message": "m"}],
+        place="Berlin",
+        latitude=52.52,
+        longitude=13.405,
+        scanner=scanner,
+    )
+
+
+def test_scans_recent_per_item_oldest_first_and_newest_kept(uow):
+    _, (one, two) = _event_world(uow)
+    with uow:
+        for minutes in (5, 1, 3, 9):
+            uow.scans.add(_scan(one, minutes))
+        uow.scans.add(_scan(two, 2))
+        uow.commit()
+    with uow:
+        recent = uow.scans.recent(one, T0 + timedelta(minutes=2), 2)
+        assert [_aware(s.scanned_at) for s in recent] == [
+            T0 + timedelta(minutes=5),
+            T0 + timedelta(minutes=9),
+        ]
+        assert (recent[0].codes, recent[0].details, recent[0].latitude) == (
+            ["x"],
+            [{"code": "c", "message": "m"}],
+            52.52,
+        )
+        assert len(uow.scans.recent(one, T0, 100)) == 4
+        assert len(uow.scans.recent(two, T0, 100)) == 1
+
+
+def test_item_status_is_set_and_read_back(uow):
+    _, (one, _two) = _event_world(uow)
+    with uow:
+        (item,) = [i for i in uow.items.by_keys({("00000000000001", "S1")})]
+        assert (item.status, item.status_reason, item.status_at) == ("active", None, None)
+        uow.items.set_status(one, "recalled", "batch 7", T0)
+        uow.commit()
+    with uow:
+        item = uow.items.get("00000000000001", "S1")
+        assert (item.status, item.status_reason, _aware(item.status_at)) == (
+            "recalled",
+            "batch 7",
+            T0,
+        )
+        assert uow.items.get("00000000000001", "S2").status == "active"
