@@ -39,17 +39,11 @@ from firmware_tools.formats.qr import address_bytes, checksummed
 from reader_agent import jsonfile
 from reader_agent.context import Context, check_context, default_disposition
 from reader_agent.errors import ConfigError
+from reader_agent.sources import source_options
 
 UPLOAD_BATCH_MAX = 1_000  # the API's EVENTS_PER_BATCH_MAX
 UPLOAD_BATCH_DEFAULT = 100
 DEFAULT_BIZ_STEP = "receiving"
-SOURCE_KINDS = ("nfc", "serial", "camera")
-# Option types the agent knows for each source kind; the sources read their own options.
-SOURCE_OPTIONS: dict[str, dict[str, type]] = {
-    "nfc": {"device": str},
-    "serial": {"port": str, "baudrate": int},
-    "camera": {"index": int},
-}
 GPIO_OUTPUTS = ("buzzer", "good", "warning", "rejected")
 GPIO_PIN_MAX = 27  # BCM GPIO 0-27 on a Raspberry Pi's 40-pin header
 _KEYS = (
@@ -191,16 +185,15 @@ def _sources(document: jsonfile.Document, value: Any, reader: str) -> tuple[Sour
         at = ("sources", index)
         if not isinstance(entry, dict):
             raise document.error(at, 'must be an object such as {"kind": "nfc"}')
-        kind = entry.get("kind")
-        if kind not in SOURCE_KINDS:
-            raise document.error((*at, "kind"), f"must be one of {', '.join(SOURCE_KINDS)}")
+        try:
+            # The sources' own rule, so that what the config accepts the daemon can open.
+            kind, _ = source_options(entry)
+        except ValueError as exc:
+            key, _, message = str(exc).partition(": ")
+            if key in entry:
+                raise document.error((*at, key), message) from None
+            raise document.error(at, str(exc)) from None
         options = {key: item for key, item in entry.items() if key != "kind"}
-        for key, expected in SOURCE_OPTIONS[kind].items():
-            item = options.get(key)
-            if item is not None and (not isinstance(item, expected) or isinstance(item, bool)):
-                raise document.error((*at, key), f"must be a {expected.__name__}")
-        if kind == "serial" and not options.get("port"):
-            raise document.error(at, "a serial source needs its `port`, e.g. /dev/ttyACM0")
         sources.append(SourceConfig(kind, options))
     return tuple(sources)
 

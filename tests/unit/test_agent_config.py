@@ -56,7 +56,7 @@ def test_the_agent_keys_load() -> None:
             biz_step="shipping",
             read_point="urn:epc:id:sgln:9506000.13435.0",
             to_party=OTHER.lower(),
-            sources=[{"kind": "serial", "port": "/dev/ttyACM0", "baudrate": 9600}],
+            sources=[{"kind": "serial", "port": "/dev/ttyACM0", "baud": 115200}],
             upload_batch_size=1000,
             gpio={"buzzer": 17, "good": 22},
             api_key_file="api.key",
@@ -66,7 +66,7 @@ def test_the_agent_keys_load() -> None:
     assert config.context == Context(
         "shipping", "in_transit", "urn:epc:id:sgln:9506000.13435.0", None, OTHER
     )
-    assert config.sources[0].options == {"port": "/dev/ttyACM0", "baudrate": 9600}
+    assert config.sources[0].options == {"port": "/dev/ttyACM0", "baud": 115200}
     assert config.upload_batch_size == 1000
     assert config.gpio == {"buzzer": 17, "good": 22}
     assert config.api_key_file == Path("/etc/reader-agent/api.key")
@@ -91,8 +91,15 @@ def test_a_bad_business_step_names_its_key_and_line_and_the_likely_intent() -> N
         ({"read_point": "dock\n3"}, "read_point", "one line"),
         ({"api_url": "ftp://x"}, "api_url", "https://"),
         ({"device_address": "0x12"}, "device_address", "40 hex digits"),
-        ({"sources": [{"kind": "nfc"}, {"kind": "webcam"}]}, "sources[1].kind", "one of"),
-        ({"sources": [{"kind": "camera", "index": "0"}]}, "sources[0].index", "int"),
+        ({"sources": [{"kind": "nfc"}, {"kind": "webcam"}]}, "sources[1].kind", "source kind"),
+        ({"sources": [{"kind": "camera", "width": "640"}]}, "sources[0].width", "int"),
+        # What the config accepts the daemon can open: the sources' own option names.
+        (
+            {"sources": [{"kind": "serial", "port": "/dev/ttyACM0", "baudrate": 9600}]},
+            "sources[0].baudrate",
+            "not an option",
+        ),
+        ({"sources": [{"kind": "serial", "baud": 9600}]}, "sources[0]", "port: a serial source"),
         ({"gpio": {"buzzer": 40}}, "gpio.buzzer", "BCM pin"),
         ({"gpio": {"good": 5, "warning": 5}}, "gpio.warning", "another output"),
         ({"bizstep": "shipping"}, "bizstep", "not a config key"),
