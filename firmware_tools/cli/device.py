@@ -79,14 +79,14 @@ def device_provision(
 
     Both files are new: neither is overwritten, and if the config cannot be written the
     key file is removed again, so that the command can simply be run once more. The config
-    names the API key file and the passphrase file when they are given, so that the agent
-    starts unattended; keep both readable by the agent's user only.
+    names the API key file when it is given (keep it readable by the agent's user only). The
+    passphrase file is not named: the agent reads the passphrase as a systemd credential.
 
     \b
     Example:
       firmware-tools device provision --config agent.json --key-file device.key \\
           --api-url https://api.example.com --device pn532_uart:/dev/ttyUSB0 --outbox outbox.db \\
-          --api-key-file api.key --passphrase-file device.pass
+          --api-key-file api.key
     """
     from firmware_tools.keys import DEVICE, new_key_file, write_new_file
 
@@ -105,8 +105,6 @@ def device_provision(
     }
     if api_key_file is not None:
         config["api_key_file"] = str(api_key_file.resolve())
-    if passphrase_file is not None:
-        config["passphrase_file"] = str(passphrase_file.resolve())
     try:
         write_new_file(config_path, (json.dumps(config, indent=2) + "\n").encode(), 0o644)
     except BaseException:

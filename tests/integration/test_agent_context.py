@@ -132,7 +132,7 @@ def test_a_missing_or_unreadable_config_says_so(tmp_path) -> None:
         load_config(tmp_path / "agent.json")
 
 
-def test_a_device_provisioned_with_its_api_key_starts_unattended(tmp_path, passfile) -> None:
+def test_a_device_provisioned_with_its_api_key_file_loads_it(tmp_path, passfile) -> None:
     api_key = tmp_path / "api.key"
     api_key.write_text("pk_live_device\n")
     config_path = tmp_path / "agent.json"
@@ -145,9 +145,11 @@ def test_a_device_provisioned_with_its_api_key_starts_unattended(tmp_path, passf
     result = CliRunner().invoke(firmware_tools, args)
     assert result.exit_code == 0, result.output
     config = load_config(config_path)
-    assert (config.api_key_file, config.passphrase_file) == (api_key, passfile)
+    assert config.api_key_file == api_key
+    # The passphrase stays out of the config: the unit hands it over as a systemd credential.
+    assert config.passphrase_file is None
     assert load_api_key(config) == "pk_live_device"
-    assert len(load_device_key(config, config.passphrase_file.read_text().strip())) == 32
+    assert len(load_device_key(config, PASSPHRASE)) == 32
 
 
 def test_provision_refuses_an_api_key_file_that_is_not_there(tmp_path, passfile) -> None:

@@ -311,7 +311,6 @@ def test_device_provision_writes_a_config_and_a_device_key(
         "reader": "pn532_uart:/dev/ttyUSB0",
         "outbox": str((tmp_path / "outbox.db").resolve()),
         "device_address": device.address,
-        "passphrase_file": str(passfile.resolve()),  # the agent unlocks its key unattended
     }
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     again = runner.invoke(main, args)
