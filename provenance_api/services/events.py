@@ -56,7 +56,7 @@ from provenance_api.schemas import (
 )
 from provenance_api.services import custody_rules, sun_keys
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import NewCustodyEvent, UnitOfWork
+from provenance_api.services.ports import EventStep, NewCustodyEvent, UnitOfWork
 
 SALT_BYTES = 32
 # A concurrent request that stored some of the same event ids first makes the bulk insert
@@ -505,9 +505,8 @@ def _flag(batch: _Batch, new: Sequence[NewCustodyEvent]) -> None:
         return
     # Every item's history starts with its stored, supplier-signed commissioning event.
     history: dict[int, list[custody_rules.Event]] = {row.item_id: [] for row in new}
-    for row in batch.uow.events.for_items(history):
-        assert row.id is not None
-        history[row.item_id].append(_rule_event(row, row.id))
+    for step in batch.uow.events.steps_for_items(history):
+        history[step.item_id].append(_rule_event(step, step.id))
     by_id = {}
     for arrival, row in enumerate(new, start=2**62):
         history[row.item_id].append(_rule_event(row, arrival))
@@ -518,7 +517,7 @@ def _flag(batch: _Batch, new: Sequence[NewCustodyEvent]) -> None:
                 by_id[flag.event_id].flags.append(flag.code)
 
 
-def _rule_event(row: CustodyEvent | NewCustodyEvent, arrival: int) -> custody_rules.Event:
+def _rule_event(row: EventStep | NewCustodyEvent, arrival: int) -> custody_rules.Event:
     return custody_rules.Event(
         event_id=row.event_id,
         biz_step=row.biz_step,

@@ -115,6 +115,23 @@ class NewCustodyEvent:
 NEW_EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(NewCustodyEvent))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventStep:
+    """What the custody rules read of a stored event: a few columns, not the whole row."""
+
+    id: int
+    item_id: int
+    event_id: str
+    biz_step: str
+    party: str
+    event_time: int
+    from_party: str
+    to_party: str
+
+
+EVENT_STEP_FIELDS = tuple(field.name for field in dataclasses.fields(EventStep))
+
+
 class OrganizationRepository(Protocol):
     """Organizations by id and by name."""
 
@@ -280,6 +297,10 @@ class CustodyEventRepository(Protocol):
 
     def for_items(self, item_ids: Collection[int]) -> Sequence[CustodyEvent]:
         """Every event of these items, in arrival order (one query)."""
+        ...
+
+    def steps_for_items(self, item_ids: Collection[int]) -> Sequence[EventStep]:
+        """`for_items` reduced to what the custody rules read, in arrival order (one query)."""
         ...
 
     def readable(

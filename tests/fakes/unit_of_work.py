@@ -27,10 +27,12 @@ from provenance_api.models import (
 )
 from provenance_api.services.errors import Conflict
 from provenance_api.services.ports import (
+    EVENT_STEP_FIELDS,
     NEW_EVENT_FIELDS,
     NEW_ITEM_FIELDS,
     ChainState,
     EventFilter,
+    EventStep,
     KeyRecord,
     NewCustodyEvent,
     NewItem,
@@ -338,6 +340,12 @@ class FakeCustodyEvents:
         wanted = set(item_ids)
         rows = [row for row in self.state.events.values() if row["item_id"] in wanted]
         return [CustodyEvent(**row) for row in sorted(rows, key=lambda row: row["id"])]
+
+    def steps_for_items(self, item_ids: Collection[int]) -> Sequence[EventStep]:
+        return [
+            EventStep(*(getattr(row, name) for name in EVENT_STEP_FIELDS))
+            for row in self.for_items(item_ids)
+        ]
 
     def readable(
         self, organization_id: int, where: EventFilter, after: int | None, limit: int

@@ -536,6 +536,16 @@ def test_custody_events_in_bulk_by_event_id_and_by_item_in_arrival_order(uow):
         assert [row.event_id for row in uow.events.for_items({one})] == ["e2", "e3"]
         assert [row.event_id for row in uow.events.for_items({one, two})] == ["e2", "e1", "e3"]
         assert uow.events.by_event_ids([]) == [] and uow.events.for_items([]) == []
+        # The custody rules' narrow read: the same events, in the same order, eight columns.
+        steps = uow.events.steps_for_items({one, two})
+        rows = uow.events.for_items({one, two})
+        assert [(s.id, s.item_id, s.event_id, s.biz_step, s.party) for s in steps] == [
+            (r.id, r.item_id, r.event_id, r.biz_step, r.party) for r in rows
+        ]
+        assert [(s.event_time, s.from_party, s.to_party) for s in steps] == [
+            (r.event_time, r.from_party, r.to_party) for r in rows
+        ]
+        assert uow.events.steps_for_items([]) == []
 
 
 @pytest.mark.parametrize("clash", ["stored", "twice", "no_item"])
