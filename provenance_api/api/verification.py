@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_from_bytes, unquote_plus
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
@@ -131,6 +131,7 @@ VERIFICATION_SERVICE = "verificationService"
 RECALL_STATUS = "recallStatus"
 PIP = "pip"
 LINKSET = "application/linkset+json"
+QUERY_SAFE = "%=&+-._~:/?!$'()*,;@"  # RFC 3986 query characters, and escapes already made
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +145,14 @@ class Link:
 
 
 def _scanned_url() -> str:
-    """The URL as the tag gave it, less `linkType`: the tag's own parameters byte for byte."""
+    """The URL as the tag gave it, less `linkType`: the tag's own parameters byte for byte.
+
+    Only bytes a URL may not hold raw are escaped, so that it can sit inside a `Link` header.
+    """
     kept = [
-        part
-        for part in request.query_string.decode("latin-1").split("&")
-        if part and unquote_plus(part.partition("=")[0]) != "linkType"
+        quote_from_bytes(part, safe=QUERY_SAFE)
+        for part in request.query_string.split(b"&")
+        if part and unquote_plus(part.partition(b"=")[0].decode("latin-1")) != "linkType"
     ]
     return request.base_url + ("?" + "&".join(kept) if kept else "")
 

@@ -186,3 +186,11 @@ def test_the_pip_link_type_is_the_resolvers_own_answer(api):
     response = api.call("GET", path, headers={"Accept": "application/json"})
     assert response.status_code == 200
     assert (response.get_json()["verdict"], response.get_json()["serial"]) == ("authentic", "Q1")
+
+
+def test_a_query_that_would_break_the_link_header_is_escaped_in_it(api):
+    _, label = qr_label(api)
+    path = resolver_path(label) + '&note=a"b<c>'
+    response = api.call("GET", path, headers={"Accept": "application/json"})
+    assert "a%22b%3Cc%3E" in response.headers["Link"]
+    assert '"b<' not in response.headers["Link"]
