@@ -1014,6 +1014,16 @@ class ItemStatusPublic(BaseModel):
     status_at: UtcDatetime | None = None
 
 
+class RecallStatusPublic(BaseModel):
+    """An item's status as anyone may see it (GS1 `gs1:recallStatus`): no key, no owner."""
+
+    gtin: str
+    serial: str
+    status: ItemStatus
+    reason: str | None = Field(default=None, description="The supplier's public reason.")
+    since: UtcDatetime | None = Field(default=None, description="When the status was set.")
+
+
 class Verdict(enum.StrEnum):
     """A verification's answer; `unverifiable` means "we could not check", never "fake"."""
 

@@ -16,8 +16,9 @@ SUPPLIERS = frozenset({Role.SUPPLIER})
 OPERATORS = frozenset({Role.OPERATOR})
 
 # Routes anyone may call without a key.
-# Verification (issue 10): a buyer's phone checks an item without a key; the only /v1 ones.
-PUBLIC_V1 = frozenset({"verify.verify_url"})
+# Verification (issue 10): a buyer's phone checks an item, and reads its recall status
+# (the GS1 link type gs1:recallStatus), without a key; the only /v1 ones.
+PUBLIC_V1 = frozenset({"verify.verify_url", "verify.get_recall_status"})
 PUBLIC = (
     frozenset({"health.healthz", "docs.openapi", "docs.ui", "docs.static", "static"})
     | PUBLIC_V1

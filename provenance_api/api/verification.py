@@ -12,11 +12,13 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote_from_bytes, unquote_plus
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_openapi3 import APIBlueprint, Tag
 
@@ -29,6 +31,7 @@ from provenance_api.schemas import (
     ItemStatusPublic,
     ItemStatusUpdate,
     ReasonPublic,
+    RecallStatusPublic,
     ScanList,
     ScanListQuery,
     Verdict,
@@ -109,9 +112,128 @@ def verify_url(query: VerifyQuery) -> Answer:
     return _check(query.url, _scanner(query.geo, query.place))
 
 
+@public.get(
+    "/items/<gtin>/<path:serial>/recall-status",
+    responses={200: RecallStatusPublic, 404: ErrorBody},
+)
+def get_recall_status(path: ItemPath) -> Answer:
+    """An item's status (active, recalled, stolen, destroyed), its reason and since when.
+
+    No key needed: the GS1 link type `gs1:recallStatus` of the item's Digital Link.
+    """
+    return answer(verification.recall_status(unit_of_work(), path.gtin, path.serial))
+
+
+# GS1-Conformant Resolver: `?linkType=` picks one of the item's links; `linkset` (or `all`)
+# lists them as an RFC 9264 linkset. Full GS1 Web Vocabulary URIs name the same link types.
+GS1_VOC = ("https://gs1.org/voc/", "https://ref.gs1.org/voc/", "http://gs1.org/voc/")
+VERIFICATION_SERVICE = "verificationService"
+RECALL_STATUS = "recallStatus"
+PIP = "pip"
+LINKSET = "application/linkset+json"
+QUERY_SAFE = "%=&+-._~:/?!$'()*,;@"  # RFC 3986 query characters, and escapes already made
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One of an item's links: its GS1 link type (without `gs1:`), target, title and type."""
+
+    link_type: str
+    href: str
+    title: str
+    media_type: str
+
+
+def _scanned_url() -> str:
+    """The URL as the tag gave it, less `linkType`: the tag's own parameters byte for byte.
+
+    Only bytes a URL may not hold raw are escaped, so that it can sit inside a `Link` header.
+    """
+    kept = [
+        quote_from_bytes(part, safe=QUERY_SAFE)
+        for part in request.query_string.split(b"&")
+        if part and unquote_plus(part.partition(b"=")[0].decode("latin-1")) != "linkType"
+    ]
+    return request.base_url + ("?" + "&".join(kept) if kept else "")
+
+
+def _links(gtin: str, serial: str) -> list[Link]:
+    scanned = _scanned_url()
+    verify_href = url_for("verify.verify_url", url=scanned, _external=True)
+    recall_href = url_for("verify.get_recall_status", gtin=gtin, serial=serial, _external=True)
+    return [
+        Link(PIP, scanned, "Is this genuine, and where has it been?", "application/json"),
+        Link(VERIFICATION_SERVICE, verify_href, "Verify this item", "application/json"),
+        Link(RECALL_STATUS, recall_href, "Recall status", "application/json"),
+    ]
+
+
+def _link_type(asked: str) -> str | None:
+    """`gs1:x` or a GS1 Web Vocabulary URI as `x`; `linkset` and `all` as `linkset`."""
+    if asked in ("linkset", "all"):
+        return "linkset"
+    if asked.startswith("gs1:"):
+        return asked.removeprefix("gs1:")
+    for prefix in GS1_VOC:
+        if asked.startswith(prefix):
+            return asked.removeprefix(prefix)
+    return None
+
+
+def _linkset(links: list[Link]) -> dict[str, Any]:
+    """The links as RFC 9264 JSON, keyed by full GS1 vocabulary URIs as GS1 resolvers do."""
+    context: dict[str, Any] = {"anchor": request.base_url}
+    for link in links:
+        target = {"href": link.href, "title": link.title, "type": link.media_type}
+        context[GS1_VOC[0] + link.link_type] = [target]
+    # The default link is where a scan goes without a linkType: the item's own page.
+    context[GS1_VOC[0] + "defaultLink"] = context[GS1_VOC[0] + PIP]
+    return {"linkset": [context]}
+
+
+@resolver.after_request
+def _link_header(response: Response) -> Response:
+    """Every resolver answer names the item's links (RFC 8288 `Link`), as GS1 resolvers do."""
+    args = request.view_args or {}
+    if "gtin" in args and "serial" in args:
+        parts = [
+            f'<{link.href}>; rel="gs1:{link.link_type}"; title="{link.title}";'
+            f' type="{link.media_type}"'
+            for link in _links(args["gtin"], args["serial"])
+        ]
+        linkset = request.base_url + "?linkType=linkset"
+        parts.append(f'<{linkset}>; rel="linkset"; type="{LINKSET}"')
+        response.headers["Link"] = ", ".join(parts)
+    return response
+
+
 @resolver.get("/01/<gtin>/21/<path:serial>")
 def resolve(gtin: str, serial: str) -> ResponseReturnValue:
-    """The GS1 Digital Link a tag carries: the verification as JSON (the page comes later)."""
+    """The GS1 Digital Link a tag carries: the verification as JSON (the page comes later).
+
+    `?linkType=gs1:verificationService` and `gs1:recallStatus` redirect to those routes;
+    `linkset` (or `all`) lists the item's links.
+    """
+    asked = request.args.get("linkType")
+    if asked is not None:
+        link = verification.digital_link(_scanned_url())
+        gtin, serial = link.gtin, link.serial
+        link_type = _link_type(asked)
+        if link_type == "linkset":
+            response = jsonify(_linkset(_links(gtin, serial)))
+            response.content_type = LINKSET
+            return response
+        chosen = [link for link in _links(gtin, serial) if link.link_type == link_type]
+        if not chosen:
+            known = "gs1:pip, gs1:verificationService, gs1:recallStatus, linkset"
+            body = error_body(
+                "not_found",
+                f"this item has no link of type {asked!r}; it has {known}",
+                {"linkType": "no such link for this item"},
+            )
+            return jsonify(body), 404
+        if link_type != PIP:
+            return redirect(chosen[0].href, 307)
     if request.accept_mimetypes.best_match(["application/json", "text/html"]) != (
         "application/json"
     ):
@@ -119,7 +241,7 @@ def resolve(gtin: str, serial: str) -> ResponseReturnValue:
             "not_acceptable", "ask for application/json: the buyer page is not served yet"
         )
         return jsonify(body), 406
-    return _check(request.url, _scanner())
+    return _check(_scanned_url(), _scanner())
 
 
 @bp.post(

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from contracts_abi import eip712
 from firmware_tools.errors import GS1Error
-from firmware_tools.formats.gs1 import DigitalLink, parse_digital_link
+from firmware_tools.formats.gs1 import DigitalLink, normalize_gtin, parse_digital_link
 from firmware_tools.verify import (
     AUTHENTIC,
     COUNTERFEIT,
@@ -42,6 +42,7 @@ from provenance_api.schemas import (
     PartyPublic,
     ProductBrief,
     ReasonPublic,
+    RecallStatusPublic,
     ScanList,
     ScanPublic,
     Verdict,
@@ -81,6 +82,16 @@ class _Tap:
         return True
 
 
+def digital_link(url: str) -> DigitalLink:
+    """The scanned URL as a GS1 Digital Link, or InvalidInput naming `url`."""
+    try:
+        return parse_digital_link(url)
+    except GS1Error as exc:
+        raise InvalidInput(
+            f"not a product link (GS1 Digital Link): {exc}", {"url": "not a GS1 Digital Link"}
+        ) from None
+
+
 def verify(
     uow: UnitOfWork,
     keybox: KeyBox,
@@ -92,12 +103,7 @@ def verify(
 ) -> Verification:
     """Check the tag URL and the item's history; record the scan; the public answer."""
     now = now or datetime.now(UTC)
-    try:
-        link = parse_digital_link(url)
-    except GS1Error as exc:
-        raise InvalidInput(
-            f"not a product link (GS1 Digital Link): {exc}", {"url": "not a GS1 Digital Link"}
-        ) from None
+    link = digital_link(url)
     with uow:
         product = uow.products.get(link.gtin)
         supplier = uow.organizations.get(product.organization_id) if product else None
@@ -387,6 +393,30 @@ def _step(event: CustodyEventPublic, names: dict[str, str]) -> HistoryStep:
         block_number=event.block_number,
         confirmations=event.confirmations,
     )
+
+
+def recall_status(uow: UnitOfWork, gtin: str, serial: str) -> RecallStatusPublic:
+    """An item's status and its supplier's public reason, for anyone (the buyer's phone).
+
+    The same as a verification shows, without the item's owner, custody or tag; an unknown
+    item is a 404 that does not say whether its product is known here.
+    """
+    missing = NotFound(f"no item with GTIN {gtin} and serial {serial!r}", {"serial": "not found"})
+    try:
+        gtin = normalize_gtin(gtin)
+    except GS1Error:
+        raise missing from None
+    with uow:
+        item = uow.items.get(gtin, serial)
+        if item is None:
+            raise missing
+        return RecallStatusPublic(
+            gtin=item.gtin,
+            serial=item.serial,
+            status=ItemStatus(item.status),
+            reason=item.status_reason,
+            since=_utc(item.status_at),
+        )
 
 
 # --- the supplier's side ------------------------------------------------------------------
