@@ -15,9 +15,10 @@ import uuid
 from datetime import UTC
 
 from contracts_abi import eip712
-from provenance_api.services.ports import NewCustodyEvent, NewItem
+from provenance_api.services import custody_rules
+from provenance_api.services.ports import NewCustodyEvent, NewItem, new_custody_event
 
-BIZ_STEP = "commissioning"
+BIZ_STEP = custody_rules.COMMISSIONING
 DISPOSITION = "active"
 TAG_VERDICT = "not_read"  # no tag was read: the supplier vouches for the item and its chip
 
@@ -49,25 +50,14 @@ def commissioning_event(
         device=supplier,
     )
     digest = eip712.custody_event_digest(signed)
-    return NewCustodyEvent(
-        event_id=str(event_id),
+    return new_custody_event(
+        signed,
         item_id=item_id,
         organization_id=item.organization_id,
         party=supplier,
-        gtin=item.gtin,
-        serial=item.serial,
-        biz_step=BIZ_STEP,
-        disposition=DISPOSITION,
-        read_point="",
-        from_party=eip712.ZERO_ADDRESS,
-        to_party=supplier,
-        event_time=signed.event_time,
-        time_zone_offset=0,
         tag_url="",
         tag_uid=uid,
         tag_originality_signature=b"",
-        tag_evidence=evidence,
-        device=supplier,
         signature=eip712.sign_digest(private_key, digest),
         digest=digest,
         salt=salt,

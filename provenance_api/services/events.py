@@ -34,6 +34,7 @@ from datetime import datetime
 from eth_utils import to_canonical_address
 
 from contracts_abi import eip712
+from contracts_abi.merkle import SALT_BYTES
 from firmware_tools.verify import (
     AUTHENTIC,
     ChipRead,
@@ -56,9 +57,13 @@ from provenance_api.schemas import (
 )
 from provenance_api.services import custody_rules, sun_keys
 from provenance_api.services.errors import Conflict
-from provenance_api.services.ports import EventStep, NewCustodyEvent, UnitOfWork
+from provenance_api.services.ports import (
+    EventStep,
+    NewCustodyEvent,
+    UnitOfWork,
+    new_custody_event,
+)
 
-SALT_BYTES = 32
 # A concurrent request that stored some of the same event ids first makes the bulk insert
 # clash; the retry finds them stored and answers them as resends.
 ATTEMPTS = 3
@@ -234,7 +239,7 @@ def _record_once(
                 results.append(_rejected(index, event_id, problems, check))
                 continue
             item = batch.items[_key(data)]
-            rows[index] = _row(event_id, item, organization_id, party, sig, check, now, data)
+            rows[index] = _row(item, organization_id, party, sig, check, now, data)
             if tap is not None:
                 taps.append((index, tap))
             results.append(
@@ -455,7 +460,6 @@ def _tag(
 
 
 def _row(
-    event_id: str,
     item: Item,
     organization_id: int,
     party: str,
@@ -464,27 +468,15 @@ def _row(
     now: datetime,
     data: EventCreate,
 ) -> NewCustodyEvent:
-    event = sig.event
     assert item.id is not None and check is not None
-    return NewCustodyEvent(
-        event_id=event_id,
+    return new_custody_event(
+        sig.event,
         item_id=item.id,
         organization_id=organization_id,
         party=party,
-        gtin=event.gtin,
-        serial=event.serial,
-        biz_step=event.biz_step,
-        disposition=event.disposition,
-        read_point=event.read_point,
-        from_party=event.from_party,
-        to_party=event.to_party,
-        event_time=event.event_time,
-        time_zone_offset=event.time_zone_offset,
         tag_url=data.tag.url,
         tag_uid=sig.uid,
         tag_originality_signature=sig.originality_signature,
-        tag_evidence=event.tag_evidence,
-        device=event.device,
         signature=sig.signature,
         digest=sig.digest,
         salt=os.urandom(SALT_BYTES),

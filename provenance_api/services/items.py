@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from contracts_abi.merkle import SALT_BYTES
 from provenance_api.keys import KeyBox
 from provenance_api.models import Item, utcnow
 from provenance_api.schemas import (
@@ -32,7 +33,6 @@ from provenance_api.services.commissioning import commissioning_event
 from provenance_api.services.errors import Conflict, InvalidInput, NotFound
 from provenance_api.services.ports import NewItem, UnitOfWork
 
-SALT_BYTES = 32
 # A concurrent batch that stored some of the same rows first makes the bulk insert clash;
 # the retry then finds those rows stored and answers them as any resend.
 ATTEMPTS = 3

@@ -113,6 +113,26 @@ class NewCustodyEvent:
 
 
 NEW_EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(NewCustodyEvent))
+# The fields a device signs (contracts_abi.eip712.CustodyEvent) and a stored event copies.
+SIGNED_EVENT_FIELDS = (
+    "gtin",
+    "serial",
+    "biz_step",
+    "disposition",
+    "read_point",
+    "from_party",
+    "to_party",
+    "event_time",
+    "time_zone_offset",
+    "tag_evidence",
+    "device",
+)
+
+
+def new_custody_event(signed: Any, **stored: Any) -> NewCustodyEvent:
+    """An event to store: the signed fields of `signed` (an eip712.CustodyEvent), plus the rest."""
+    copied = {name: getattr(signed, name) for name in SIGNED_EVENT_FIELDS}
+    return NewCustodyEvent(event_id=str(signed.event_id), **copied, **stored)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
