@@ -11,11 +11,9 @@ and `ContextWatcher` are the file edge. The file holds only what the operator ch
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +24,7 @@ from firmware_tools.errors import FormatError
 from firmware_tools.formats.qr import address_bytes, checksummed
 from reader_agent import jsonfile
 from reader_agent.errors import ConfigError
+from reader_agent.files import replace_file
 
 FIELDS = ("biz_step", "disposition", "read_point", "from_party", "to_party")
 READ_POINT_MAX = 512  # the API's limit on signed text
@@ -155,21 +154,7 @@ def write_overrides(path: str | os.PathLike, overrides: Mapping[str, Any], set_a
     body = {name: overrides[name] for name in FIELDS if name in overrides}
     text = json.dumps({**body, "set_at": set_at}, indent=2) + "\n"
     parse_overrides(text, path.name)  # never write what the daemon would refuse
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "x", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename itself must survive a power cut
-    finally:
-        os.close(folder)
+    replace_file(path, text, durable=True)
 
 
 def update_context(

@@ -11,11 +11,9 @@ Logs are JSON lines on stdout (journald). SIGTERM or SIGINT stops it cleanly.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import secrets
 import signal
 import sqlite3
 import sys
@@ -32,6 +30,7 @@ from reader_agent.context import ContextWatcher
 from reader_agent.errors import EventError
 from reader_agent.events import new_event
 from reader_agent.feedback import Feedback
+from reader_agent.files import replace_file
 from reader_agent.outbox import Answer, Outbox, Pending
 from reader_agent.reads import Read
 from reader_agent.sources import Source, UnreadableTag, build_source
@@ -102,14 +101,8 @@ def log_json_lines(stream: TextIO = sys.stdout, level: int = logging.INFO) -> No
 
 def write_status(path: Path, status: dict[str, Any]) -> None:
     """Replace the status file atomically, so that `status` never reads half of it."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "x", encoding="utf-8") as handle:
-            json.dump(status, handle, default=str)
-        os.replace(temporary, path)  # no fsync: the file is rewritten every second
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+    # Not durable: the file is rewritten every second.
+    replace_file(path, json.dumps(status, default=str), durable=False)
 
 
 class AnswerReporter:

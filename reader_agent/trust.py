@@ -7,17 +7,16 @@ answer in a small JSON file, so that a device that starts offline still checks t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
+from reader_agent.files import replace_file
 
 TRUST_PATH = "/v1/trust"
 PAGE_LIMIT = 200  # the API's maximum page
@@ -48,18 +47,9 @@ def fetch_suppliers(client: httpx.Client, *, page_limit: int = PAGE_LIMIT) -> di
 
 
 def save_cache(path: Path, suppliers: dict[str, str], fetched_at: float) -> None:
-    """Replace the cache file atomically (temporary file, fsync, rename)."""
+    """Replace the cache file atomically and durably."""
     text = json.dumps({"fetched_at": fetched_at, "suppliers": suppliers}, sort_keys=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "x", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+    replace_file(path, text, durable=True)
 
 
 def load_cache(path: Path) -> tuple[dict[str, str], float | None]:
