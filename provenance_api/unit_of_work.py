@@ -52,6 +52,13 @@ from provenance_api.sun_counters import SqlCounterStore
 _CLASH = "a record with the same unique value already exists"
 
 
+def _keyset(query: Any, column: Any, after: Any, limit: int) -> Any:
+    """`query` ordered by `column`, from just above `after` (None: the start), `limit` rows."""
+    if after is not None:
+        query = query.where(column > after)
+    return query.order_by(column).limit(limit)
+
+
 def _flush(session: Session) -> None:
     try:
         session.flush()
@@ -86,10 +93,7 @@ class SqlOrganizations:
 
     def page(self, after: int | None, limit: int) -> Sequence[Organization]:
         """Ids above `after`, ascending."""
-        query = select(Organization).order_by(Organization.id).limit(limit)  # type: ignore[arg-type]
-        if after is not None:
-            query = query.where(Organization.id > after)  # type: ignore[operator]
-        return self.session.exec(query).all()
+        return self.session.exec(_keyset(select(Organization), Organization.id, after, limit)).all()
 
 
 class SqlOperators:
@@ -148,9 +152,7 @@ class SqlApiKeys:
     def page(self, owner: Owner, after: str | None, limit: int) -> Sequence[KeyRecord]:
         """The owner's keys with prefixes above `after`, ascending."""
         table, column = _table(owner)
-        query = select(table).where(column == owner.id).order_by(table.prefix).limit(limit)
-        if after is not None:
-            query = query.where(table.prefix > after)
+        query = _keyset(select(table).where(column == owner.id), table.prefix, after, limit)
         return [_record(row) for row in self.session.exec(query).all()]
 
     def count_active(self, owner: Owner) -> int:
@@ -212,15 +214,8 @@ class SqlProducts:
 
     def page(self, organization_id: int, after: str | None, limit: int) -> Sequence[Product]:
         """The organization's products with GTINs above `after`, ascending."""
-        query = (
-            select(Product)
-            .where(Product.organization_id == organization_id)
-            .order_by(Product.gtin)  # type: ignore[arg-type]
-            .limit(limit)
-        )
-        if after is not None:
-            query = query.where(Product.gtin > after)
-        return self.session.exec(query).all()
+        owned = select(Product).where(Product.organization_id == organization_id)
+        return self.session.exec(_keyset(owned, Product.gtin, after, limit)).all()
 
     def owned(self, organization_id: int, gtins: Collection[str]) -> set[str]:
         """One query for all of `gtins`."""
@@ -234,15 +229,12 @@ class SqlProducts:
 
     def signers(self, after: str | None, limit: int) -> Sequence[ProductSigner]:
         """One join of product and organization, by GTIN."""
-        query = (
-            select(Product.gtin, Organization.name, Organization.address)
-            .join(Organization, Organization.id == Product.organization_id)  # type: ignore[arg-type]
-            .order_by(Product.gtin)  # type: ignore[arg-type]
-            .limit(limit)
+        query = select(Product.gtin, Organization.name, Organization.address).join(
+            Organization,
+            Organization.id == Product.organization_id,  # type: ignore[arg-type]
         )
-        if after is not None:
-            query = query.where(Product.gtin > after)
-        return [ProductSigner(*row) for row in self.session.exec(query).all()]
+        rows = self.session.exec(_keyset(query, Product.gtin, after, limit)).all()
+        return [ProductSigner(*row) for row in rows]
 
 
 class SqlItems:
@@ -303,9 +295,7 @@ class SqlItems:
 
     def page(self, gtin: str, after: str | None, limit: int) -> Sequence[Item]:
         """Serials above `after`, ascending (in the database's collation)."""
-        query = select(Item).where(Item.gtin == gtin).order_by(Item.serial).limit(limit)  # type: ignore[arg-type]
-        if after is not None:
-            query = query.where(Item.serial > after)
+        query = _keyset(select(Item).where(Item.gtin == gtin), Item.serial, after, limit)
         return self.session.exec(query).all()
 
     def set_status(self, item_id: int, status: str, reason: str | None, when: datetime) -> None:
@@ -378,15 +368,8 @@ class SqlDevices:
 
     def page(self, organization_id: int, after: str | None, limit: int) -> Sequence[Device]:
         """The organization's devices with addresses above `after`, ascending."""
-        query = (
-            select(Device)
-            .where(Device.organization_id == organization_id)
-            .order_by(Device.address)  # type: ignore[arg-type]
-            .limit(limit)
-        )
-        if after is not None:
-            query = query.where(Device.address > after)
-        return self.session.exec(query).all()
+        owned = select(Device).where(Device.organization_id == organization_id)
+        return self.session.exec(_keyset(owned, Device.address, after, limit)).all()
 
     def by_addresses(self, addresses: Collection[str]) -> Sequence[Device]:
         """One IN query."""
