@@ -57,7 +57,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     # Verification (issue 10).
     "verifications.set_item_status": SUPPLIERS,
     "verifications.get_item_status": SUPPLIERS,
-    "verifications.list_item_scans": SUPPLIERS,
+    "verifications.list_item_scans": SUPPLIERS | OPERATORS,
 }
 
 

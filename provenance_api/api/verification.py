@@ -24,7 +24,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from provenance_api.api.deps import chain_head, runtime
 from provenance_api.api.errors import error_body
-from provenance_api.api.frame import Answer, answer, blueprint, tenant, unit_of_work
+from provenance_api.api.frame import Answer, answer, blueprint, caller, tenant, unit_of_work
 from provenance_api.schemas import (
     ErrorBody,
     ItemPath,
@@ -268,6 +268,12 @@ def get_item_status(path: ItemPath) -> Answer:
     responses={200: ScanList, 404: ErrorBody},
 )
 def list_item_scans(path: ItemPath, query: ScanListQuery) -> Answer:
-    """The item's most recent public checks, with the tag check's detailed causes."""
-    result = verification.item_scans(unit_of_work(), tenant(), path.gtin, path.serial, query.limit)
+    """The item's most recent public checks, with the tag check's detailed causes.
+
+    For the item's supplier, and for operators (who answer suppliers' and buyers' questions).
+    """
+    organization_id = caller().organization_id  # None: an operator, who may read any item
+    result = verification.item_scans(
+        unit_of_work(), organization_id, path.gtin, path.serial, query.limit
+    )
     return answer(result)

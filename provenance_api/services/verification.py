@@ -461,9 +461,12 @@ def get_status(uow: UnitOfWork, organization_id: int, gtin: str, serial: str) ->
 
 
 def item_scans(
-    uow: UnitOfWork, organization_id: int, gtin: str, serial: str, limit: int
+    uow: UnitOfWork, organization_id: int | None, gtin: str, serial: str, limit: int
 ) -> ScanList:
-    """The item's most recent public checks with the tag check's causes, for its supplier."""
+    """The item's most recent public checks with the tag check's causes.
+
+    For its supplier (`organization_id`), or for an operator (None), who may read any item.
+    """
     with uow:
         item = _own_item(uow, organization_id, gtin, serial)
         assert item.id is not None
@@ -488,8 +491,9 @@ def item_scans(
         )
 
 
-def _own_item(uow: UnitOfWork, organization_id: int, gtin: str, serial: str) -> Item:
+def _own_item(uow: UnitOfWork, organization_id: int | None, gtin: str, serial: str) -> Item:
+    """The item, if the caller may see it: its supplier's, or any for an operator (None)."""
     item = uow.items.get(gtin, serial)
-    if item is None or item.organization_id != organization_id:
+    if item is None or organization_id not in (None, item.organization_id):
         raise NotFound(f"no item with GTIN {gtin} and serial {serial!r}", {"serial": "not found"})
     return item

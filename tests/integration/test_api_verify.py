@@ -189,6 +189,23 @@ def test_a_genuine_ntag424_tap_and_its_replay(api):
     assert verify(api, world.tap(1))["verdict"] == "authentic"
 
 
+def test_the_detailed_causes_are_for_the_supplier_and_operators_only(api):
+    world = make_world(api, items=1)
+    url = world.tap(1)
+    verify(api, url)
+    replay = verify(api, url, "phone-2")
+    assert all("key epoch" not in reason["message"] for reason in replay["reasons"])
+    path = f"/v1/items/{GTIN}/{serial_of(1)}/verifications"
+    operator = api.call("GET", path, api.key(Role.OPERATOR))
+    assert operator.status_code == 200
+    assert operator.get_json()["scans"][-1]["details"][-1]["message"] == (
+        f"chip {uid_of(1).hex().upper()}, key epoch 1, counter 1, last accepted 1"
+    )
+    assert api.call("GET", path, api.key(Role.SUPPLIER)).status_code == 404
+    assert api.call("GET", path, api.key(Role.RETAILER)).status_code == 403
+    assert api.call("GET", path).status_code == 401
+
+
 def test_a_buyer_tap_consumes_the_counter_a_device_would_use(api):
     world = make_world(api, items=1)
     url = world.tap(1)
