@@ -2,8 +2,11 @@
 
 Run: python bench/verify.py [--items N] [--events N] [--requests N] [--quick] [--postgres URL]
 Prints `verify_p50_ms` and `verify_p99_ms` (target p99 <= 50), in-process through Flask's
-test client, one thread, on a scratch database (made and dropped; default server
-postgresql+psycopg://postgres@127.0.0.1:5432/postgres). Exits 1 when no server answers.
+test client, one thread, and `epcis_export_events_per_s`: the supplier pages through
+GET /v1/epcis/events (1,000 a page, following nextPageToken) over the same store, each
+event rebuilt as EPCIS JSON-LD with its hash ID and proof. On a scratch database (made and
+dropped; default server postgresql+psycopg://postgres@127.0.0.1:5432/postgres). Exits 1 when
+no server answers.
 
 One supplier registers the items through POST /v1/items (a third each QR, NTAG 21x and
 NTAG 424 DNA), which also stores their commissioning events. The other events are
@@ -137,10 +140,24 @@ def urls(private: bytes, items: int, requests: int) -> list[str]:
     return made
 
 
+def export_rate(api: Api, key: str, limit: int) -> tuple[int, float]:
+    """Events exported and events per second, paging GET /v1/epcis/events from the start."""
+    url, exported = "/v1/epcis/events?perPage=1000", 0
+    start = time.perf_counter()
+    while url and exported < limit:
+        response = api.call("GET", url, key)
+        assert response.status_code == 200, response.get_data(as_text=True)[:500]
+        body = json.loads(response.get_data())
+        exported += len(body["epcisBody"]["queryResults"]["resultsBody"]["eventList"])
+        link = response.headers.get("Link", "")
+        url = link[link.index("/v1/") : link.index(">")] if link else ""
+    return exported, exported / (time.perf_counter() - start)
+
+
 def measure(
-    database_url: str, data_dir: Path, items: int, events: int, requests: int
-) -> list[float]:
-    """Milliseconds of each of `requests` verifications, after loading the data."""
+    database_url: str, data_dir: Path, items: int, events: int, requests: int, exports: int
+) -> tuple[list[float], int, float]:
+    """Milliseconds of each of `requests` verifications, then the export's count and rate."""
     app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url})
     try:
         db.upgrade(database_url)
@@ -178,7 +195,7 @@ def measure(
             assert response.status_code == 200, body
             assert body["verdict"] == "authentic" and body["reasons"] == [], (url, body)
             assert len(body["history"]) >= events // items, (url, len(body["history"]))
-        return took
+        return (took, *export_rate(api, supplier, exports))
     finally:
         app.extensions["provenance"].close()
 
@@ -195,22 +212,27 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000, help="commissioning included")
     parser.add_argument("--requests", type=int, default=2_000)
+    parser.add_argument("--exports", type=int, default=100_000, help="events to page through")
     parser.add_argument("--quick", action="store_true", help="2,000 items, 20,000 events, 200")
     parser.add_argument("--postgres", default=POSTGRES, help="a server URL (its admin database)")
     args = parser.parse_args()
     if args.quick:
-        args.items, args.events, args.requests = 2_000, 20_000, 200
+        args.items, args.events, args.requests, args.exports = 2_000, 20_000, 200, 20_000
     with scratch_database(args.postgres, "bench_verify") as url:
         if url is None:
             sys.exit(f"bench/verify.py: PostgreSQL does not answer at {args.postgres}")
         with tempfile.TemporaryDirectory() as scratch:
-            took = measure(url, Path(scratch), args.items, args.events, args.requests)
+            took, exported, rate = measure(
+                url, Path(scratch), args.items, args.events, args.requests, args.exports
+            )
     print(f"items: {args.items}")
     print(f"events: {max(args.events, args.items)}")
     print(f"requests: {len(took)}")
     print(f"verify_p50_ms: {percentile(took, 50):.1f}")
     print(f"verify_p99_ms: {percentile(took, 99):.1f}")
     print(f"verify_p99_target_ms: {TARGET_P99_MS}")
+    print(f"epcis_exported_events: {exported}")
+    print(f"epcis_export_events_per_s: {rate:.0f}")
 
 
 if __name__ == "__main__":
