@@ -6,7 +6,9 @@ only what the buyer page embeds and reads the chain itself over JSON-RPC.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,28 @@ def _resign_attestation(proven: Proven, key: bytes) -> Callable[[dict], None]:
         assert shown["verdict"] == att["verdict"]
 
     return change
+
+
+def _resign_event(step: dict, key: bytes, shown: dict) -> None:
+    """Make `step` a well-formed event of the reader of `key`, signed by it."""
+    step["device"] = eip712.address_of_private_key(key)
+    event = eip712.CustodyEvent(
+        event_id=uuid.UUID(step["event_id"]),
+        gtin=shown["gtin"],
+        serial=shown["serial"],
+        biz_step=step["biz_step"],
+        disposition=step["disposition"],
+        read_point=step["read_point"],
+        from_party=step["from_party"],
+        to_party=step["to_party"],
+        event_time=int(datetime.fromisoformat(step["event_time"]).timestamp()),
+        time_zone_offset=step["time_zone_offset"],
+        tag_evidence=bytes.fromhex(step["tag_evidence"][2:]),
+        device=step["device"],
+    )
+    digest = eip712.custody_event_digest(event)
+    step["digest"] = "0x" + digest.hex()
+    step["signature"] = "0x" + eip712.sign_digest(key, digest).hex()
 
 
 def _anchored(data: dict) -> dict:
@@ -212,6 +236,21 @@ def test_a_real_items_proofs_pass_and_each_forgery_fails(proven, page, subtests)
             data = proven.data()
             _resign_attestation(proven, proven.operator_key)(data)
             assert check_in_browser(page, base, served, data)["overall"] == "pass"
+
+        with subtests.test(forgery="an event signed by an unregistered reader"):
+            data = proven.data()
+            _resign_event(_device_step(data), bytes(Account.create().key), data["verification"])
+            seen = check_in_browser(page, base, served, data)
+            assert seen["overall"] == "fail", seen
+            assert [
+                check for check in seen["checks"] if check[0] in ("digest", "signature", "device")
+            ][-3:] == [("digest", "pass"), ("signature", "pass"), ("device", "fail")]
+
+        with subtests.test(case="a step not anchored yet is not checked, and says so"):
+            data = proven.data()
+            _device_step(data).update(root=None, proof=None, anchoring="owed")
+            seen = check_in_browser(page, base, served, data)
+            assert (seen["overall"], seen["events"]) == ("pending", ["pass", "pass", "pending"])
 
         with subtests.test(case="an unsigned verdict is not checked, and says so"):
             data = proven.data()
