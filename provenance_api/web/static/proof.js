@@ -53,7 +53,7 @@
     unsigned: "This verdict is not signed, so your browser cannot check that it is ours",
     operator: "Key {signer} is the service's key on the blockchain",
     notOperator: "Key {signer} is not the service's key on the blockchain",
-    tagCheck: "The tag check itself: the tag's secret code can only be checked by us",
+    tagCheck: "The tag check itself: we checked the tag's code against its maker's keys",
     tagCheck424:
       "The tag check itself: an NTAG 424 DNA chip proves each tap with a secret key that only" +
       " the maker and we hold, so only we can check it; our signature above is what your" +
