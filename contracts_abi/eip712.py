@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -289,14 +290,23 @@ def _word_address(name: str, value: str) -> bytes:
         raise ValueError(f"{name} is not an Ethereum address: {value!r}") from exc
 
 
-def passport_domain_separator(chain_id: int, passport: str) -> bytes:
-    """Domain separator of the ProductPassport deployed at address `passport` on `chain_id`."""
+def _contract_domain_separator(
+    name: str, version: str, chain_id: int, contract: str, field: str
+) -> bytes:
+    """Separator of domain (name, version, chainId, verifyingContract); `field` names `contract`."""
     return keccak(
         keccak(CONTRACT_DOMAIN_TYPE.encode())
-        + keccak(PASSPORT_DOMAIN_NAME.encode())
-        + keccak(PASSPORT_DOMAIN_VERSION.encode())
+        + keccak(name.encode())
+        + keccak(version.encode())
         + _word_uint("chain_id", chain_id)
-        + _word_address("passport", passport)
+        + _word_address(field, contract)
+    )
+
+
+def passport_domain_separator(chain_id: int, passport: str) -> bytes:
+    """Domain separator of the ProductPassport deployed at address `passport` on `chain_id`."""
+    return _contract_domain_separator(
+        PASSPORT_DOMAIN_NAME, PASSPORT_DOMAIN_VERSION, chain_id, passport, "passport"
     )
 
 
@@ -601,3 +611,133 @@ def sign_custody_event(private_key: bytes, event: CustodyEvent) -> bytes:
 def recover_custody_event_signer(signature: bytes, event: CustodyEvent) -> str:
     """Address that signed `event`; the API requires it to be `event.device`, registered."""
     return recover_digest_signer(custody_event_digest(event), signature)
+
+
+# --- The service's verdict -------------------------------------------------------------------
+# What the API signs with its operator key when it answers a verification, so that a buyer's
+# browser can check that the verdict it shows is the service's, and (hasRole(OPERATOR_ROLE,
+# signer) on the CustodyLedger) that the key is the one the chain trusts. An NTAG 424 DNA tap
+# is checked with a symmetric key only the service holds: this signature is what the browser
+# can check in its place. The domain binds the chain id and the CustodyLedger address::
+#
+#     EIP712Domain(name "Provenance Verdicts", version "1", chainId, verifyingContract: ledger)
+#     TagVerdict(
+#         string gtin,          GTIN-14 of the item checked
+#         string serial,        its serial
+#         string tagKind,       "qr_label", "ntag21x_url", "ntag424_sun"; "" if none was checked
+#         string verdict,       the verdict the buyer reads: authentic, suspicious, ...
+#         bytes32 reasonsHash,  reasons_hash() of the reasons the buyer reads, in order
+#         uint64 checkedAt      seconds since 1970-01-01T00:00:00Z, rounded down
+#     )
+#
+# reasonsHash is what EIP-712 makes of a `Reason[]` field, Reason(string code,string message):
+# keccak256 of the reasons' struct hashes side by side (keccak256("") for none).
+
+VERDICT_DOMAIN_NAME = "Provenance Verdicts"
+VERDICT_DOMAIN_VERSION = "1"
+REASON_TYPE = "Reason(string code,string message)"
+TAG_VERDICT_TYPE = (
+    "TagVerdict(string gtin,string serial,string tagKind,string verdict,bytes32 reasonsHash,"
+    "uint64 checkedAt)"
+)
+_REASON_TYPEHASH = keccak(REASON_TYPE.encode())
+_TAG_VERDICT_TYPEHASH = keccak(TAG_VERDICT_TYPE.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class TagVerdict:
+    """A verdict as the service signs it; `checked_at` in whole UTC seconds."""
+
+    gtin: str
+    serial: str
+    tag_kind: str
+    verdict: str
+    reasons_hash: bytes
+    checked_at: int
+
+
+def reasons_hash(reasons: Sequence[tuple[str, str]]) -> bytes:
+    """The 32-byte hash of (code, message) pairs: EIP-712's encoding of a `Reason[]`."""
+    return keccak(
+        b"".join(
+            keccak(_REASON_TYPEHASH + keccak(code.encode()) + keccak(message.encode()))
+            for code, message in reasons
+        )
+    )
+
+
+def verdict_domain_separator(chain_id: int, ledger: str) -> bytes:
+    """Domain separator of verdicts signed for the CustodyLedger at `ledger` on `chain_id`."""
+    return _contract_domain_separator(
+        VERDICT_DOMAIN_NAME, VERDICT_DOMAIN_VERSION, chain_id, ledger, "ledger"
+    )
+
+
+def tag_verdict_digest(verdict: TagVerdict, *, chain_id: int, ledger: str) -> bytes:
+    """The EIP-712 digest the service signs for `verdict`; a ValueError names a bad field."""
+    if len(verdict.reasons_hash) != 32:
+        raise ValueError(f"reasons_hash must be 32 bytes, got {len(verdict.reasons_hash)}")
+    if not isinstance(verdict.checked_at, int) or not 0 <= verdict.checked_at < 2**64:
+        raise ValueError(f"checked_at must be a uint64 of seconds, got {verdict.checked_at!r}")
+    struct = (
+        _TAG_VERDICT_TYPEHASH
+        + _gtin_hash(verdict.gtin)
+        + keccak(verdict.serial.encode())
+        + keccak(verdict.tag_kind.encode())
+        + keccak(verdict.verdict.encode())
+        + bytes(verdict.reasons_hash)
+        + verdict.checked_at.to_bytes(32, "big")
+    )
+    return typed_digest(verdict_domain_separator(chain_id, ledger), keccak(struct))
+
+
+def tag_verdict_typed_data(verdict: TagVerdict, *, chain_id: int, ledger: str) -> dict:
+    """The same verdict as a full EIP-712 message, for wallets and eth-account."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "TagVerdict": [
+                {"name": "gtin", "type": "string"},
+                {"name": "serial", "type": "string"},
+                {"name": "tagKind", "type": "string"},
+                {"name": "verdict", "type": "string"},
+                {"name": "reasonsHash", "type": "bytes32"},
+                {"name": "checkedAt", "type": "uint64"},
+            ],
+        },
+        "primaryType": "TagVerdict",
+        "domain": {
+            "name": VERDICT_DOMAIN_NAME,
+            "version": VERDICT_DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": to_checksum_address(ledger),
+        },
+        "message": {
+            "gtin": verdict.gtin,
+            "serial": verdict.serial,
+            "tagKind": verdict.tag_kind,
+            "verdict": verdict.verdict,
+            "reasonsHash": bytes(verdict.reasons_hash),
+            "checkedAt": verdict.checked_at,
+        },
+    }
+
+
+def sign_tag_verdict(
+    private_key: bytes, verdict: TagVerdict, *, chain_id: int, ledger: str
+) -> bytes:
+    """The service's 65-byte signature over `verdict`."""
+    return sign_digest(private_key, tag_verdict_digest(verdict, chain_id=chain_id, ledger=ledger))
+
+
+def recover_tag_verdict_signer(
+    signature: bytes, verdict: TagVerdict, *, chain_id: int, ledger: str
+) -> str:
+    """Address that signed `verdict`; a browser requires it to hold OPERATOR_ROLE on `ledger`."""
+    digest = tag_verdict_digest(verdict, chain_id=chain_id, ledger=ledger)
+    return recover_digest_signer(digest, signature)

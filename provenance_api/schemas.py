@@ -1067,7 +1067,13 @@ class ProductBrief(BaseModel):
 
 class HistoryStep(BaseModel):
     """One custody event as the public sees it, with its anchoring (no tag URL: it can be
-    copied)."""
+    copied).
+
+    Everything its device signed is here but the tag as read, which only its digest
+    `tag_evidence` stands for, so that a browser can recompute `digest` (EIP-712
+    `CustodyEvent`, contracts_abi.eip712), recover `device` from `signature` and fold `proof`
+    up to `root` without the service.
+    """
 
     event_id: str
     biz_step: str
@@ -1076,6 +1082,16 @@ class HistoryStep(BaseModel):
     party: str
     party_name: str | None = None
     event_time: UtcDatetime
+    time_zone_offset: int = Field(description="Signed minutes east of UTC.")
+    from_party: str
+    to_party: str
+    device: str = Field(
+        description="The signing device's address (the supplier's for commissioning)."
+    )
+    tag_evidence: str = Field(
+        description="EIP-712 digest of the tag as read (URL, UID, signature)."
+    )
+    signature: str = Field(description="The device's EIP-712 signature over the event.")
     anchoring: AnchorState
     digest: str
     salt: str
@@ -1092,6 +1108,27 @@ class FirstVerified(BaseModel):
 
     at: UtcDatetime
     place: str | None = None
+
+
+class Attestation(BaseModel):
+    """The service's EIP-712 signature over the verdict it shows (eip712 `TagVerdict`).
+
+    Signed with the operator key of the CustodyLedger at `ledger` on chain `chain_id`: check
+    that `signer` holds its OPERATOR_ROLE. `verdict`, `gtin`, `serial` and `tag_kind` repeat
+    the answer's; `reasons_hash` is eip712.reasons_hash of its reasons; `checked_at` is its
+    time in whole seconds.
+    """
+
+    signer: str
+    signature: str
+    chain_id: int
+    ledger: str
+    gtin: str
+    serial: str
+    tag_kind: str
+    verdict: Verdict
+    reasons_hash: str
+    checked_at: int
 
 
 class Verification(BaseModel):
@@ -1111,6 +1148,9 @@ class Verification(BaseModel):
     in_transit_to: PartyPublic | None = None
     first_verified: FirstVerified | None = None
     history: list[HistoryStep] = Field(default_factory=list)
+    attestation: Attestation | None = Field(
+        default=None, description="The service's signature over this verdict; None if unsigned."
+    )
 
 
 class ScanPublic(BaseModel):

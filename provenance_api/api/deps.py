@@ -17,6 +17,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from flask import current_app
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from web3 import Web3
 
 from provenance_api import chain, db
@@ -24,6 +25,8 @@ from provenance_api.anchorer import Anchorer
 from provenance_api.chain_writer import ChainWriter, settings_from_config
 from provenance_api.config import ConfigError
 from provenance_api.keys import KeyBox
+from provenance_api.services.anchoring import LEDGER
+from provenance_api.services.deployments import known_addresses
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._w3: Web3 | None = None
+        self._chain_id: int | None = None
         self._keybox: KeyBox | None = None
         self.writer: ChainWriter | None = None
         self._writer_thread: threading.Thread | None = None
@@ -61,6 +65,16 @@ class Runtime:
                 state_dir = Path(self.config["DATA_DIR"]) / "chain"
                 self._w3 = chain.connect(self.config.get("CHAIN_URL") or None, state_dir)
             return self._w3
+
+    @property
+    def chain_id(self) -> int:
+        """The chain's id, asked once (the embedded chain's is known without starting it)."""
+        if self._chain_id is None:
+            if self.config.get("CHAIN_URL"):
+                self._chain_id = int(self.w3.eth.chain_id)
+            else:
+                self._chain_id = chain.EMBEDDED_CHAIN_ID
+        return self._chain_id
 
     @property
     def keybox(self) -> KeyBox:
@@ -141,6 +155,7 @@ class Runtime:
             if self._w3 is not None:
                 chain.close(self._w3)
                 self._w3 = None
+            self._chain_id = None
             if self._engine is not None:
                 self._engine.dispose()
                 self._engine = None
@@ -149,6 +164,22 @@ class Runtime:
 def runtime() -> Runtime:
     """The Runtime of the current app."""
     return current_app.extensions[EXTENSION]
+
+
+def ledger() -> tuple[int, str] | None:
+    """The chain id and the CustodyLedger address there; None when either is unknown.
+
+    What verdicts are signed for (eip712 `TagVerdict`) and what a buyer's browser reads.
+    """
+    rt = runtime()
+    try:
+        chain_id = rt.chain_id
+        with Session(rt.engine) as session:
+            address = known_addresses(session, chain_id).get(LEDGER)
+    except Exception:  # an unsigned verdict beats a 500: the browser says it cannot check it
+        log.warning("chain id or ledger address unavailable", exc_info=True)
+        return None
+    return None if address is None else (chain_id, address)
 
 
 def chain_head() -> int | None:

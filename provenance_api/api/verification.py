@@ -22,7 +22,7 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, request, 
 from flask.typing import ResponseReturnValue
 from flask_openapi3 import APIBlueprint, Tag
 
-from provenance_api.api.deps import chain_head, runtime
+from provenance_api.api.deps import chain_head, ledger, runtime
 from provenance_api.api.errors import error_body
 from provenance_api.api.frame import Answer, answer, blueprint, caller, tenant, unit_of_work
 from provenance_api.schemas import (
@@ -99,6 +99,9 @@ def _check(url: str, scanner: verification.Scanner) -> Answer:
             checked_at=datetime.now(UTC),
         )
         return answer(down, 503)
+    domain = ledger()
+    if domain is not None:
+        result.attestation = verification.attest(result, runtime().operator.key, *domain)
     return answer(result)
 
 

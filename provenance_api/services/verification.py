@@ -33,6 +33,7 @@ from firmware_tools.verify import (
 from provenance_api.keys import KeyBox
 from provenance_api.models import CustodyEvent, Item, ItemScan, Organization, Product, TagKind
 from provenance_api.schemas import (
+    Attestation,
     CustodyEventPublic,
     FirstVerified,
     HistoryStep,
@@ -383,6 +384,12 @@ def _step(event: CustodyEventPublic, names: dict[str, str]) -> HistoryStep:
         party=event.party,
         party_name=names.get(event.party),
         event_time=event.event_time,
+        time_zone_offset=event.time_zone_offset,
+        from_party=event.from_party,
+        to_party=event.to_party,
+        device=event.device,
+        tag_evidence=event.tag_evidence,
+        signature=event.signature,
         anchoring=event.anchoring,
         digest=event.digest,
         salt=event.salt,
@@ -392,6 +399,38 @@ def _step(event: CustodyEventPublic, names: dict[str, str]) -> HistoryStep:
         transaction=event.transaction,
         block_number=event.block_number,
         confirmations=event.confirmations,
+    )
+
+
+def attest(answer: Verification, key: bytes, chain_id: int, ledger: str) -> Attestation | None:
+    """The service's signature over the verdict `answer` shows; None without an item named.
+
+    Pure: no I/O; the key, the chain id and the CustodyLedger address are arguments. The
+    buyer's browser checks it, and that its signer is an operator of `ledger`: an NTAG 424
+    DNA tap is checked with a symmetric key, so this signature is all a browser can check of it.
+    """
+    if answer.gtin is None or answer.serial is None:
+        return None
+    signed = eip712.TagVerdict(
+        gtin=answer.gtin,
+        serial=answer.serial,
+        tag_kind=answer.tag_kind or "",
+        verdict=answer.verdict.value,
+        reasons_hash=eip712.reasons_hash([(r.code, r.message) for r in answer.reasons]),
+        checked_at=int(answer.checked_at.timestamp()),
+    )
+    signature = eip712.sign_tag_verdict(key, signed, chain_id=chain_id, ledger=ledger)
+    return Attestation(
+        signer=eip712.address_of_private_key(key),
+        signature="0x" + signature.hex(),
+        chain_id=chain_id,
+        ledger=eip712.to_checksum_address(ledger),
+        gtin=signed.gtin,
+        serial=signed.serial,
+        tag_kind=signed.tag_kind,
+        verdict=answer.verdict,
+        reasons_hash="0x" + signed.reasons_hash.hex(),
+        checked_at=signed.checked_at,
     )
 
 

@@ -340,3 +340,109 @@ def test_addresses_are_checksummed_and_parsed_as_eth_utils_does() -> None:
     for bad in ("0x12", "hello", "0x" + "01" * 20 + " ", b"\x01" * 19, "0x" + "g" * 40):
         with pytest.raises(ValueError):
             eip712.to_canonical_address(bad)
+
+
+# --- The service's verdict -------------------------------------------------------------------
+
+LEDGER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+REASONS = [("sun_fresh", "a fresh tap"), ("ok", "é/ü")]
+VERDICT = eip712.TagVerdict(
+    gtin="09506000134352",
+    serial="SN-0001",
+    tag_kind="ntag424",
+    verdict="authentic",
+    reasons_hash=eip712.reasons_hash(REASONS),
+    checked_at=1_900_000_000,
+)
+SERVICE = Account.from_key(KEY).address
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"tag_kind": "", "reasons_hash": eip712.reasons_hash([])}, {"checked_at": 2**64 - 1}],
+)
+def test_tag_verdict_digest_matches_eth_account(changes: dict) -> None:
+    verdict = dataclasses.replace(VERDICT, **changes)
+    typed = eip712.tag_verdict_typed_data(verdict, chain_id=31337, ledger=LEDGER)
+    assert eip712.tag_verdict_digest(verdict, chain_id=31337, ledger=LEDGER) == (
+        _eth_account_digest(typed)
+    )
+
+
+@pytest.mark.parametrize("reasons", [[], REASONS[:1], REASONS])
+def test_reasons_hash_is_what_eip712_makes_of_a_reason_array(reasons) -> None:
+    # A struct whose one field is a Reason[]: its hash is keccak(typehash || reasons_hash).
+    typed = {
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}],
+            "Shown": [{"name": "reasons", "type": "Reason[]"}],
+            "Reason": [{"name": "code", "type": "string"}, {"name": "message", "type": "string"}],
+        },
+        "primaryType": "Shown",
+        "domain": {"name": "x"},
+        "message": {"reasons": [{"code": c, "message": m} for c, m in reasons]},
+    }
+    typehash = eip712.keccak(b"Shown(Reason[] reasons)" + eip712.REASON_TYPE.encode())
+    body = encode_typed_data(full_message=typed).body
+    assert body == eip712.keccak(typehash + eip712.reasons_hash(reasons))
+
+
+def test_reasons_hash_binds_order_and_parts() -> None:
+    assert eip712.reasons_hash(REASONS) != eip712.reasons_hash(REASONS[::-1])
+    assert eip712.reasons_hash([("ab", "c")]) != eip712.reasons_hash([("a", "bc")])
+    assert eip712.reasons_hash([]) == eip712.keccak(b"")
+
+
+def test_tag_verdict_signature_recovers_to_the_signer() -> None:
+    signature = eip712.sign_tag_verdict(KEY, VERDICT, chain_id=31337, ledger=LEDGER)
+    assert eip712.recover_tag_verdict_signer(signature, VERDICT, chain_id=31337, ledger=LEDGER) == (
+        SERVICE
+    )
+    typed = eip712.tag_verdict_typed_data(VERDICT, chain_id=31337, ledger=LEDGER)
+    assert Account.recover_message(encode_typed_data(full_message=typed), signature=signature) == (
+        SERVICE
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"verdict": "counterfeit"},
+        {"gtin": "00000000000000"},
+        {"serial": "SN-0002"},
+        {"tag_kind": "qr"},
+        {"reasons_hash": eip712.reasons_hash(REASONS[:1])},
+        {"checked_at": 1_900_000_001},
+    ],
+)
+def test_a_changed_verdict_names_another_signer(changes: dict) -> None:
+    signature = eip712.sign_tag_verdict(KEY, VERDICT, chain_id=31337, ledger=LEDGER)
+    changed = dataclasses.replace(VERDICT, **changes)
+    signer = eip712.recover_tag_verdict_signer(signature, changed, chain_id=31337, ledger=LEDGER)
+    assert signer != SERVICE
+
+
+def test_a_verdict_signature_holds_for_one_chain_and_ledger_only() -> None:
+    signature = eip712.sign_tag_verdict(KEY, VERDICT, chain_id=31337, ledger=LEDGER)
+    for chain_id, ledger in ((1, LEDGER), (31337, PASSPORT)):
+        signer = eip712.recover_tag_verdict_signer(
+            signature, VERDICT, chain_id=chain_id, ledger=ledger
+        )
+        assert signer != SERVICE
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"reasons_hash": b"\x00" * 31}, "reasons_hash"),
+        ({"checked_at": -1}, "checked_at"),
+        ({"checked_at": 2**64}, "checked_at"),
+    ],
+)
+def test_tag_verdict_refuses_values_the_type_cannot_hold(changes: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        eip712.tag_verdict_digest(
+            dataclasses.replace(VERDICT, **changes), chain_id=1, ledger=LEDGER
+        )
+    with pytest.raises(ValueError, match="ledger"):
+        eip712.tag_verdict_digest(VERDICT, chain_id=1, ledger="0x1234")
