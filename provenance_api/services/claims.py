@@ -50,6 +50,7 @@ from provenance_api.services.ports import UnitOfWork
 # thing that protects the buyer's key wherever they keep it; the cost is paid only after a
 # valid code, so guessers cannot make the service pay it.
 KEYSTORE_SCRYPT_N = 2**17
+_NO_CODE = "0" * 64  # compared against when the item has no live code
 REFUSED = (
     "this code does not claim this item: it may be mistyped, expired, already used or "
     "replaced by a newer one; check it, or ask the seller for a new code"
@@ -157,9 +158,12 @@ def claim(
 
     Without `data.address` a key is made for the buyer and returned once, encrypted under
     `data.passphrase` (a Web3 keystore), and never stored: the service must not hold buyers'
-    keys. A copy here would let anyone who breaks into the service, or compels it, move
-    every buyer's passport, and would make the buyer's title only as good as our word; and
-    the seller's key the API holds would be enough to forge the buyer's consent next time.
+    keys. A copy here would let anyone who breaks into the service, or compels it, move every
+    buyer's passport, and the buyer's title would be only as good as our word; the point of
+    claiming is that from now on only the buyer can consent to the next transfer.
+
+    Plain values in, a typed answer out: the JSON route and a web form call it alike (a form
+    builds `ClaimCreate` from its fields and shows the error's `fields`).
     """
     if data.address is None and data.passphrase is None:
         raise InvalidInput(
@@ -214,12 +218,17 @@ def _admit(
                 seconds,
                 {"code": "too many attempts"},
             )
+        # Every check runs whatever the others found, so that the time taken does not tell
+        # a wrong code from a spent or expired one either.
         code = uow.claims.live(item.id)
+        owner = transfers.owner_id(uow, item)
+        stored = code.sha256 if code is not None else _NO_CODE
+        matches = hmac.compare_digest(stored, claim_codes.digest(data.code))
         valid = (
             code is not None
-            and hmac.compare_digest(code.sha256, claim_codes.digest(data.code))
+            and matches
             and as_utc(code.expires_at) > now
-            and transfers.owner_id(uow, item) == code.organization_id
+            and owner == code.organization_id
         )
         uow.commit()  # the attempt stays counted, whatever the answer
     if not valid:
@@ -261,7 +270,8 @@ def _take(
         except InvalidInput as exc:
             if "to_address" in exc.fields:
                 raise InvalidInput(exc.message, {"address": exc.fields["to_address"]}) from None
-            raise
+            # The seller has taken its key back since: the API can no longer consent for it.
+            raise _refused() from None
         assert row.id is not None
         if not uow.claims.consume(code_id, now, row.id):
             raise _refused()  # a concurrent claim spent it first

@@ -231,6 +231,20 @@ def test_the_owner_lists_its_codes_without_the_codes(api):
     assert api.call("GET", f"/v1/items/{GTIN}/S1/claim-codes", api.carrier).status_code == 404
 
 
+def test_a_seller_that_took_its_key_back_voids_its_code(api):
+    code = new_code(api, api.supplier)
+    org_id = org_of(api, api.supplier)["id"]
+    with api.uow() as uow:
+        org = uow.organizations.get(org_id)
+        org.address, org.encrypted_key = Account.create().address, None
+        uow.organizations.add(org)
+        uow.commit()
+    refused = claim(api, code=code, address=Account.create().address)
+    assert refused.status_code == 422 and refused.get_json()["fields"] == {
+        "code": "not valid for this item"
+    }
+
+
 def test_an_owners_other_transfer_voids_its_code(api):
     code = new_code(api, api.supplier)
     shop = org_of(api, api.retailer)
