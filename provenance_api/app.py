@@ -12,6 +12,7 @@ from flask_openapi3 import Info, OpenAPI
 from provenance_api import config
 from provenance_api.api import (
     api_keys,
+    claims,
     devices,
     docs,
     epcis,
@@ -87,12 +88,15 @@ def create_app(
         transfers,
         trust,
         epcis,
+        claims,
     ):
         app.register_api(module.bp)
     # Verification (issue 10): public /v1/verify, the GS1 resolver, the supplier's item status.
     app.register_api(verification.public)
     app.register_api(verification.bp)
     app.register_blueprint(verification.resolver)
+    # Claims (issue 11): a buyer, who has no key, claims an item with the seller's code.
+    app.register_api(claims.public)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app
 

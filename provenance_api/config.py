@@ -39,6 +39,9 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - ANOMALY_MAX_SPEED_KMH, 900; ANOMALY_TRAVEL_SLACK_KM, 50; ANOMALY_RESALE_SCANNERS, 5;
   ANOMALY_RESALE_SCANS, 200; ANOMALY_SCAN_WINDOW_DAYS, 90: the verification's anomaly
   rules (services/anomalies.py `Thresholds`).
+- CLAIM_CODE_DAYS, 30: how long a buyer's one-time claim code stays valid.
+- CLAIM_ATTEMPTS, 5; CLAIM_WINDOW_SECONDS, 900: at most this many claim attempts per item in
+  a window that begins with the first; further ones answer 429 until it ends.
 """
 
 from __future__ import annotations
@@ -97,6 +100,9 @@ DEFAULTS: dict[str, Any] = {
     "ANOMALY_SCAN_WINDOW_DAYS": 90,
     "ANCHOR_BATCH_MAX": 1000,
     "ANCHOR_MAX_AGE_SECONDS": 2.0,
+    "CLAIM_CODE_DAYS": 30,
+    "CLAIM_ATTEMPTS": 5,
+    "CLAIM_WINDOW_SECONDS": 900,
 }
 
 
@@ -148,6 +154,9 @@ NUMBERS: dict[str, Number] = {
     "ANOMALY_RESALE_SCANNERS": Number(int, 1, 1_000_000),
     "ANOMALY_RESALE_SCANS": Number(int, 1, 1_000_000),
     "ANOMALY_SCAN_WINDOW_DAYS": Number(int, 1, 3650),
+    "CLAIM_CODE_DAYS": Number(int, 1, 3650),
+    "CLAIM_ATTEMPTS": Number(int, 1, 1000),
+    "CLAIM_WINDOW_SECONDS": Number(int, 1, 30 * DAY),
 }
 
 # The databases we ship a driver for: backend -> the one accepted SQLAlchemy driver.

@@ -4,7 +4,8 @@ Tables: `chain_write` (the chain writer's outbox) with its `chain_tx_attempt` ch
 `writer_lease` (one live writer per signing key), `contract_deployment`, `organization`,
 `api_key`, `product`, the operators' tables, `item`, `sun_key`, `device` (reader
 addresses), `sun_counter` (the last SUN counter per tag), `custody_event` (accepted
-device-signed events) and `ownership_transfer` (items' title moves). API shapes
+device-signed events), `ownership_transfer` (items' title moves), and `claim_code` with
+`claim_throttle` (buyers' one-time claim codes and the attempts on them). API shapes
 (`*Create`, `*Public`) carry no secrets.
 """
 
@@ -548,3 +549,55 @@ class ItemScan(SQLModel, table=True):
     longitude: float | None = None
     scanner: str = Field(max_length=64)
     counter: int | None = Field(default=None, sa_type=sa.BigInteger)
+
+
+# The claim codes that may be live at once: unused and unrevoked (expired ones included, until
+# the owner makes the next code and so revokes them).
+_LIVE_CLAIM_CODE = "used_at IS NULL AND revoked_at IS NULL"
+
+
+class ClaimCode(SQLModel, table=True):
+    """A one-time code with which a buyer claims an item's passport from its owner at a sale.
+
+    Only the code's SHA-256 is stored, like an API key's: the code is shown once. At most one
+    code per item is live (a partial unique index), so making a new one revokes the last.
+    `used_at` is set by one compare-and-set UPDATE in the claim's own transaction, so of two
+    claims with one code exactly one commits.
+    """
+
+    __tablename__ = "claim_code"
+    __table_args__ = (
+        sa.Index(
+            "uq_claim_code_live_item",
+            "item_id",
+            unique=True,
+            sqlite_where=sa.text(_LIVE_CLAIM_CODE),
+            postgresql_where=sa.text(_LIVE_CLAIM_CODE),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id")  # the owner who made it
+    sha256: str = Field(max_length=64)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    used_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    transfer_id: int | None = Field(default=None, foreign_key="ownership_transfer.id")
+
+
+class ClaimThrottle(SQLModel, table=True):
+    """Claim attempts on one item in its current window, counted in SQL for every worker.
+
+    An attempt is counted (one atomic UPDATE) before its code is looked at; a claim that
+    succeeds clears the count, so what stays counted are the failed ones.
+    """
+
+    __tablename__ = "claim_throttle"
+
+    item_id: int = Field(foreign_key="item.id", primary_key=True)
+    window_start: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    attempts: int = 0

@@ -32,6 +32,7 @@ from contracts_abi.cbv import BIZ_STEPS, DISPOSITIONS
 from firmware_tools.errors import FormatError, GS1Error
 from firmware_tools.formats.gs1 import check_ai_value, check_expiry, normalize_gtin
 from firmware_tools.formats.qr import address_bytes, checksummed
+from provenance_api import claim_codes
 from provenance_api.epcis import query as epcis_query
 from provenance_api.models import (
     OrganizationCreate,
@@ -927,6 +928,96 @@ class PassportPublic(BaseModel):
     owner_address: str
     minted: bool = Field(description="Whether a mint is recorded (its chain write may be owed).")
     transfers: int
+
+
+# --- claims: a buyer takes an item's passport with the seller's one-time code ------------
+
+PASSPHRASE_MIN = 12
+PASSPHRASE_MAX = 1024  # the KDF's work does not grow with it, but a body should stay small
+
+ClaimCodeText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description=(
+            "The seller's one-time code, e.g. 7K3M-Q9XD-2F8H-VN4P: any case, dashes and "
+            "spaces optional."
+        ),
+    ),
+    AfterValidator(claim_codes.normalize),
+]
+
+
+class ClaimCodeCreated(BaseModel):
+    """A new claim code for an item, shown this once (only its hash is stored)."""
+
+    gtin: str
+    serial: str
+    code: str = Field(description="Give it to the buyer; it is shown only this once.")
+    created_at: UtcDatetime
+    expires_at: UtcDatetime
+    replaced: bool = Field(description="Whether an unused earlier code was revoked by this one.")
+
+
+class ClaimCodeState(enum.StrEnum):
+    """Where a claim code stands."""
+
+    LIVE = "live"  # a buyer can claim with it
+    EXPIRED = "expired"
+    USED = "used"
+    REVOKED = "revoked"  # replaced by a newer code, or void because the item moved otherwise
+
+
+class ClaimCodePublic(BaseModel):
+    """One claim code as its maker sees it afterwards: never the code itself."""
+
+    state: ClaimCodeState
+    created_at: UtcDatetime
+    expires_at: UtcDatetime
+    used_at: UtcDatetime | None
+    revoked_at: UtcDatetime | None
+
+
+class ClaimCodeList(BaseModel):
+    """The codes the caller made for an item, newest first."""
+
+    items: list[ClaimCodePublic]
+
+
+class ClaimCreate(Strict):
+    """Claim an item's passport with the seller's code, to `address` or to a new key.
+
+    Without `address` the service makes a key for the buyer and returns it once, encrypted
+    under `passphrase` as a Web3 Secret Storage (v3) keystore that wallets import.
+    """
+
+    gtin: Gtin
+    serial: Serial
+    code: ClaimCodeText
+    address: EthAddress | None = Field(
+        default=None, description="The buyer's wallet; omit it to have a key made."
+    )
+    passphrase: str | None = Field(
+        default=None,
+        min_length=PASSPHRASE_MIN,
+        max_length=PASSPHRASE_MAX,
+        description="Only without address: encrypts the new key; the service never keeps it.",
+    )
+
+
+class ClaimPublic(BaseModel):
+    """A claim that was accepted: the transfer it made and the item's new owner."""
+
+    owner_address: str = Field(description="The buyer's address: the passport's new owner.")
+    transfer: TransferPublic
+    keystore: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Only when the service made the key: the encrypted keystore, shown this once; the "
+            "service keeps no copy, so it cannot be recovered."
+        ),
+    )
 
 
 # --- EPCIS 2.0 export: GET /v1/epcis/events ---------------------------------------------

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
@@ -16,6 +16,8 @@ from provenance_api.models import (
     AnchorBatch,
     ApiKey,
     ChainWrite,
+    ClaimCode,
+    ClaimThrottle,
     CustodyEvent,
     Device,
     Item,
@@ -558,6 +560,101 @@ class SqlTransfers:
         return 0 if highest is None else int(highest) + 1
 
 
+class SqlClaims:
+    """Claim codes in `claim_code`, attempts per item in `claim_throttle`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, code: ClaimCode) -> ClaimCode:
+        """Insert and flush: a second live code of one item clashes with the partial index."""
+        self.session.add(code)
+        _flush(self.session)
+        return code
+
+    def revoke_live(self, item_id: int, when: datetime) -> int:
+        """One UPDATE of the live code, if any."""
+        statement = (
+            sa.update(ClaimCode)
+            .where(ClaimCode.item_id == item_id, *_live())  # type: ignore[arg-type]
+            .values(revoked_at=when)
+        )
+        return int(self.session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+    def live(self, item_id: int) -> ClaimCode | None:
+        """One indexed query."""
+        query = select(ClaimCode).where(ClaimCode.item_id == item_id, *_live())
+        return self.session.exec(query).first()
+
+    def of_item(self, item_id: int, organization_id: int) -> Sequence[ClaimCode]:
+        """One indexed query, by id descending (the newest first)."""
+        query = (
+            select(ClaimCode)
+            .where(ClaimCode.item_id == item_id, ClaimCode.organization_id == organization_id)
+            .order_by(ClaimCode.id.desc())  # type: ignore[union-attr]
+        )
+        return self.session.exec(query).all()
+
+    def consume(self, code_id: int, when: datetime, transfer_id: int) -> bool:
+        """`UPDATE ... WHERE used_at IS NULL AND revoked_at IS NULL`: one row, or none.
+
+        On PostgreSQL a concurrent consumer waits for the row's lock, then finds it used.
+        """
+        statement = (
+            sa.update(ClaimCode)
+            .where(ClaimCode.id == code_id, *_live())  # type: ignore[arg-type]
+            .values(used_at=when, transfer_id=transfer_id)
+        )
+        return self.session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+
+    def reserve_attempt(
+        self, item_id: int, now: datetime, limit: int, window_seconds: float
+    ) -> datetime | None:
+        """An INSERT of the item's row if missing, then one conditional UPDATE that counts.
+
+        The UPDATE holds the row's lock until the unit of work ends (PostgreSQL; SQLite's
+        write lock serializes anyway), so concurrent attempts on one item are counted one by
+        one and never more than `limit` pass in a window.
+        """
+        table = ClaimThrottle.__table__  # type: ignore[attr-defined]
+        at = sa.bindparam("now", now, type_=table.c.window_start.type)
+        make = postgresql.insert if _dialect(self.session) == "postgresql" else sqlite.insert
+        self.session.execute(
+            make(table)
+            .values(item_id=item_id, window_start=now, attempts=0)
+            .on_conflict_do_nothing(index_elements=["item_id"])
+        )
+        stale = table.c.window_start <= now - timedelta(seconds=window_seconds)
+        statement = (
+            table.update()
+            .where(table.c.item_id == item_id, sa.or_(stale, table.c.attempts < limit))
+            .values(
+                attempts=sa.case((stale, 1), else_=table.c.attempts + 1),
+                window_start=sa.case((stale, at), else_=table.c.window_start),
+            )
+        )
+        if self.session.execute(statement).rowcount == 1:  # type: ignore[attr-defined]
+            return None
+        start = self.session.execute(
+            sa.select(table.c.window_start).where(table.c.item_id == item_id)
+        ).scalar_one()
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+        return start + timedelta(seconds=window_seconds)
+
+    def clear_attempts(self, item_id: int) -> None:
+        """One DELETE."""
+        table = ClaimThrottle.__table__  # type: ignore[attr-defined]
+        self.session.execute(table.delete().where(table.c.item_id == item_id))
+
+
+def _live() -> tuple[Any, Any]:
+    return ClaimCode.used_at.is_(None), ClaimCode.revoked_at.is_(None)  # type: ignore[union-attr]
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
 _STATES = {
     WriteStatus.CONFIRMED.value: ChainState.CONFIRMED,
     WriteStatus.FAILED.value: ChainState.FAILED,
@@ -640,6 +737,7 @@ class SqlUnitOfWork:
     anchors: SqlAnchorBatches
     ledger: SqlLedger
     scans: SqlScans
+    claims: SqlClaims
 
     def __init__(
         self, engine: Engine, *, writes: bool = True, sender: Callable[[], str] | None = None
@@ -665,6 +763,7 @@ class SqlUnitOfWork:
         self.anchors = SqlAnchorBatches(self.session)
         self.ledger = SqlLedger(self.session, self.sender)
         self.scans = SqlScans(self.session)
+        self.claims = SqlClaims(self.session)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

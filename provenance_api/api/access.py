@@ -17,8 +17,10 @@ OPERATORS = frozenset({Role.OPERATOR})
 
 # Routes anyone may call without a key.
 # Verification (issue 10): a buyer's phone checks an item, and reads its recall status
-# (the GS1 link type gs1:recallStatus), without a key; the only /v1 ones.
-PUBLIC_V1 = frozenset({"verify.verify_url", "verify.get_recall_status"})
+# (the GS1 link type gs1:recallStatus), without a key.
+# Claims (issue 11): a buyer has no account; the seller's one-time code is the credential,
+# and attempts per item are throttled (services/claims.py).
+PUBLIC_V1 = frozenset({"verify.verify_url", "verify.get_recall_status", "claims.claim_item"})
 PUBLIC = (
     frozenset({"health.healthz", "docs.openapi", "docs.ui", "docs.static", "static"})
     | PUBLIC_V1
@@ -51,6 +53,9 @@ ACCESS: dict[str, frozenset[Role]] = {
     "events.get_event": PARTIES,
     "transfers.create_transfer": PARTIES,
     "transfers.list_transfers": PARTIES,
+    # Claims (issue 11): the item's current owner makes a buyer's one-time code.
+    "claim_codes.create_claim_code": PARTIES,
+    "claim_codes.list_claim_codes": PARTIES,
     "trust.list_trust": EVERYONE,
     # EPCIS 2.0 export
     "epcis.query_epcis_events": PARTIES,

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from provenance_api.services.errors import DomainError, InvalidInput
+from provenance_api.services.errors import DomainError, InvalidInput, TooManyAttempts
 
 bp = Blueprint("errors", __name__)
 
@@ -18,7 +18,11 @@ def error_body(code: str, message: str, fields: dict[str, str] | None = None) ->
 
 
 def _domain(exc: DomainError) -> ResponseReturnValue:
-    return jsonify(error_body(exc.code, exc.message, exc.fields)), exc.status
+    response = jsonify(error_body(exc.code, exc.message, exc.fields))
+    response.status_code = exc.status
+    if isinstance(exc, TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)  # RFC 9110 §10.2.3: seconds
+    return response
 
 
 def validation_fields(exc: ValidationError) -> dict[str, str]:

@@ -8,6 +8,7 @@
     ├── InvalidInput      422 (fields names each bad field)
     ├── Unauthorized      401
     ├── Forbidden         403 (the caller's role may not call this route)
+    ├── TooManyAttempts   429 (retry_after: seconds until a retry may succeed)
     └── Unavailable       503 (a dependency is not ready yet: try again later)
 """
 
@@ -61,6 +62,19 @@ class Forbidden(DomainError):
 
     status = 403
     code = "forbidden"
+
+
+class TooManyAttempts(DomainError):
+    """Too many attempts of this kind lately; `retry_after` says in how many seconds to retry."""
+
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(
+        self, message: str, retry_after: int, fields: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message, fields)
+        self.retry_after = max(1, retry_after)
 
 
 class Unavailable(DomainError):

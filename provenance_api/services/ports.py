@@ -17,6 +17,7 @@ from typing import Any, Protocol, Self
 from firmware_tools.verify import CounterStore
 from provenance_api.models import (
     AnchorBatch,
+    ClaimCode,
     CustodyEvent,
     Device,
     Item,
@@ -434,6 +435,42 @@ class ScanRepository(Protocol):
         ...
 
 
+class ClaimRepository(Protocol):
+    """Buyers' one-time claim codes (one live per item) and the attempts counted per item."""
+
+    def add(self, code: ClaimCode) -> ClaimCode:
+        """Store a new code; a second live code of one item is a Conflict."""
+        ...
+
+    def revoke_live(self, item_id: int, when: datetime) -> int:
+        """Revoke the item's live (unused, unrevoked) code at `when`; how many were revoked."""
+        ...
+
+    def live(self, item_id: int) -> ClaimCode | None:
+        """The item's code that is neither used nor revoked (it may have expired), if any."""
+        ...
+
+    def of_item(self, item_id: int, organization_id: int) -> Sequence[ClaimCode]:
+        """The codes `organization_id` made for the item, newest first."""
+        ...
+
+    def consume(self, code_id: int, when: datetime, transfer_id: int) -> bool:
+        """Mark the code used by `transfer_id` if it is still live (compare-and-set); whether it
+        was. Of two units of work consuming one code, exactly one gets True."""
+        ...
+
+    def reserve_attempt(
+        self, item_id: int, now: datetime, limit: int, window_seconds: float
+    ) -> datetime | None:
+        """Count one attempt on the item, unless `limit` were counted in the window that began
+        with the first of them; None when counted, else when the window ends (atomic)."""
+        ...
+
+    def clear_attempts(self, item_id: int) -> None:
+        """Forget the item's counted attempts (a claim succeeded, or a new code was made)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
 
@@ -456,6 +493,7 @@ class UnitOfWork(Protocol):
     anchors: AnchorBatchRepository
     ledger: Ledger
     scans: ScanRepository
+    claims: ClaimRepository
 
     def __enter__(self) -> Self: ...
 

@@ -16,6 +16,7 @@ concurrent transfers of one item exactly one commits, the other is refused with 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from contracts_abi import eip712
 from contracts_abi.passport import passport_id, tag_commitment
@@ -141,6 +142,28 @@ def get_passport(uow: UnitOfWork, organization_id: int, gtin: str, serial: str) 
         )
 
 
+def readable_item(
+    uow: UnitOfWork, organization_id: int, gtin: str, serial: str
+) -> tuple[Item, list[OwnershipTransfer]]:
+    """The item and its transfers, for its supplier and the parties to one; else 404."""
+    return _item(uow, organization_id, gtin, serial)
+
+
+def owned_item(
+    uow: UnitOfWork, organization_id: int, gtin: str, serial: str
+) -> tuple[Item, Organization]:
+    """The item and its current owner, the caller: 404 if it never held it, 409 if no longer."""
+    item, history = _item(uow, organization_id, gtin, serial)
+    return item, _current_owner(uow, item, history, organization_id)
+
+
+def owner_id(uow: UnitOfWork, item: Item) -> int | None:
+    """The organization that owns the item now; None when a buyer's address does."""
+    assert item.id is not None
+    history = uow.transfers.of_item(item.id)
+    return history[-1].to_organization_id if history else item.organization_id
+
+
 def _with_retries(
     uow: UnitOfWork,
     keybox: KeyBox,
@@ -152,7 +175,7 @@ def _with_retries(
     for attempt in range(ATTEMPTS):
         try:
             return _move_once(uow, keybox, domain, organization_id, move, now)
-        except _Clash:
+        except Clash:
             if attempt == ATTEMPTS - 1:
                 break
     raise Conflict(
@@ -162,7 +185,7 @@ def _with_retries(
     )
 
 
-class _Clash(Exception):
+class Clash(Exception):
     """A concurrent transfer stored the same (item, sequence) or (signer, nonce) first."""
 
 
@@ -175,81 +198,115 @@ def _move_once(
     now: int,
 ) -> TransferPublic:
     with uow:
-        item, history = _item(uow, organization_id, move.gtin, move.serial)
-        owner = _current_owner(uow, item, history, organization_id)
-        if move.passport_only:
-            if history:
-                raise Conflict(
-                    f"the passport of {move.gtin}/{move.serial} is already minted",
-                    {"serial": "passport already minted"},
-                )
-            to_organization_id, to_address = owner.id, owner.address
-        else:
-            to_organization_id, to_address = _destination(uow, move)
-            if to_address == owner.address:
-                raise InvalidInput(
-                    "the new owner is the current owner", {"to_address": "already the owner"}
-                )
-        deadline = move.deadline if move.deadline is not None else now + CONSENT_SECONDS
-        if deadline <= now:
-            raise InvalidInput(f"the deadline {deadline} has passed", {"deadline": "in the past"})
-        sequence = len(history) + 1
-        mints = sequence == 1
-        token_id = passport_id(item.gtin, item.serial)
-        tag = _tag_commitment(item)
-        nonce = uow.transfers.next_nonce(owner.address)
-        consent = {
-            "chain_id": domain.chain_id,
-            "passport": domain.address,
-            "to": to_address,
-            "token_id": token_id,
-            "nonce": nonce,
-            "deadline": deadline,
-        }
-        if mints:
-            consent["tag_commitment"] = tag
-        signature = _consent(keybox, owner, move, consent, mints)
-        key = transfer_key(item.gtin, item.serial, sequence)
-        assert item.id is not None and owner.id is not None
-        try:
-            row = uow.transfers.add(
-                OwnershipTransfer(
-                    item_id=item.id,
-                    sequence=sequence,
-                    from_organization_id=owner.id,
-                    from_address=owner.address,
-                    to_organization_id=to_organization_id,
-                    to_address=to_address,
-                    nonce=nonce,
-                    deadline=deadline,
-                    signature=signature,
-                    idempotency_key=key,
-                )
-            )
-        except Conflict:
-            raise _Clash from None
-        if mints:
-            uow.ledger.owe(
-                contract=PASSPORT,
-                function="setSupplier",
-                args=[item.gtin, owner.address],
-                idempotency_key=supplier_key(item.gtin),
-            )
-            args = [to_address, item.gtin, item.serial, tag, deadline, signature]
-            uow.ledger.owe(
-                contract=PASSPORT, function="mintWithConsent", args=args, idempotency_key=key
-            )
-        else:
-            args = [owner.address, to_address, token_id, deadline, signature]
-            uow.ledger.owe(
-                contract=PASSPORT, function="transferWithConsent", args=args, idempotency_key=key
-            )
-        public = _public(item, row, uow.ledger.states([key]))
+        public, row = _record(uow, keybox, domain, organization_id, move, now)
+        if not move.passport_only:
+            # The seller's claim code (services.claims) dies with its title.
+            uow.claims.revoke_live(row.item_id, datetime.fromtimestamp(now, UTC))
         try:
             uow.commit()
         except Conflict:
-            raise _Clash from None
+            raise Clash from None
     return public
+
+
+def record_claimed(
+    uow: UnitOfWork,
+    keybox: KeyBox,
+    domain: PassportDomain,
+    organization_id: int,
+    gtin: str,
+    serial: str,
+    to_address: str,
+    now: int,
+) -> tuple[TransferPublic, OwnershipTransfer]:
+    """Record, in the caller's open unit of work (not committed), the owner's move to a buyer.
+
+    The owner `organization_id` consents with the key the API holds (services.claims: the
+    buyer presented the owner's claim code). Clash when a concurrent transfer came first.
+    """
+    move = _Move(gtin, serial, None, to_address, None, None, None)
+    return _record(uow, keybox, domain, organization_id, move, now)
+
+
+def _record(
+    uow: UnitOfWork,
+    keybox: KeyBox,
+    domain: PassportDomain,
+    organization_id: int,
+    move: _Move,
+    now: int,
+) -> tuple[TransferPublic, OwnershipTransfer]:
+    """The transfer's row and its owed chain writes, in `uow`'s transaction (not committed)."""
+    item, history = _item(uow, organization_id, move.gtin, move.serial)
+    owner = _current_owner(uow, item, history, organization_id)
+    if move.passport_only:
+        if history:
+            raise Conflict(
+                f"the passport of {move.gtin}/{move.serial} is already minted",
+                {"serial": "passport already minted"},
+            )
+        to_organization_id, to_address = owner.id, owner.address
+    else:
+        to_organization_id, to_address = _destination(uow, move)
+        if to_address == owner.address:
+            raise InvalidInput(
+                "the new owner is the current owner", {"to_address": "already the owner"}
+            )
+    deadline = move.deadline if move.deadline is not None else now + CONSENT_SECONDS
+    if deadline <= now:
+        raise InvalidInput(f"the deadline {deadline} has passed", {"deadline": "in the past"})
+    sequence = len(history) + 1
+    mints = sequence == 1
+    token_id = passport_id(item.gtin, item.serial)
+    tag = _tag_commitment(item)
+    nonce = uow.transfers.next_nonce(owner.address)
+    consent = {
+        "chain_id": domain.chain_id,
+        "passport": domain.address,
+        "to": to_address,
+        "token_id": token_id,
+        "nonce": nonce,
+        "deadline": deadline,
+    }
+    if mints:
+        consent["tag_commitment"] = tag
+    signature = _consent(keybox, owner, move, consent, mints)
+    key = transfer_key(item.gtin, item.serial, sequence)
+    assert item.id is not None and owner.id is not None
+    try:
+        row = uow.transfers.add(
+            OwnershipTransfer(
+                item_id=item.id,
+                sequence=sequence,
+                from_organization_id=owner.id,
+                from_address=owner.address,
+                to_organization_id=to_organization_id,
+                to_address=to_address,
+                nonce=nonce,
+                deadline=deadline,
+                signature=signature,
+                idempotency_key=key,
+            )
+        )
+    except Conflict:
+        raise Clash from None
+    if mints:
+        uow.ledger.owe(
+            contract=PASSPORT,
+            function="setSupplier",
+            args=[item.gtin, owner.address],
+            idempotency_key=supplier_key(item.gtin),
+        )
+        args = [to_address, item.gtin, item.serial, tag, deadline, signature]
+        uow.ledger.owe(
+            contract=PASSPORT, function="mintWithConsent", args=args, idempotency_key=key
+        )
+    else:
+        args = [owner.address, to_address, token_id, deadline, signature]
+        uow.ledger.owe(
+            contract=PASSPORT, function="transferWithConsent", args=args, idempotency_key=key
+        )
+    return _public(item, row, uow.ledger.states([key])), row
 
 
 def _item(

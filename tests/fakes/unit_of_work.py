@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from provenance_api.models import (
     AnchorBatch,
+    ClaimCode,
     CustodyEvent,
     Device,
     Item,
@@ -64,6 +65,8 @@ class _State:
         self.write_states: dict[str, ChainState] = {}
         self.scans: dict[int, dict[str, Any]] = {}
         self.mined: dict[str, tuple[str, int]] = {}  # by key: (tx hash, block number)
+        self.claim_codes: dict[int, dict[str, Any]] = {}
+        self.claim_attempts: dict[int, tuple[datetime, int]] = {}  # item: (window start, count)
 
 
 class FakeOrganizations:
@@ -430,6 +433,66 @@ class FakeTransfers:
         return max(nonces) + 1 if nonces else 0
 
 
+class FakeClaims:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def _live_rows(self, item_id: int) -> list[dict[str, Any]]:
+        return [
+            row
+            for row in self.state.claim_codes.values()
+            if row["item_id"] == item_id and row["used_at"] is None and row["revoked_at"] is None
+        ]
+
+    def add(self, code: ClaimCode) -> ClaimCode:
+        if code.used_at is None and code.revoked_at is None and self._live_rows(code.item_id):
+            raise Conflict(_CLASH)  # like the partial unique index
+        code.id = next(self.ids)
+        self.state.claim_codes[code.id] = code.model_dump()
+        return code
+
+    def revoke_live(self, item_id: int, when: datetime) -> int:
+        rows = self._live_rows(item_id)
+        for row in rows:
+            row["revoked_at"] = when
+        return len(rows)
+
+    def live(self, item_id: int) -> ClaimCode | None:
+        rows = self._live_rows(item_id)
+        return ClaimCode(**rows[0]) if rows else None
+
+    def of_item(self, item_id: int, organization_id: int) -> Sequence[ClaimCode]:
+        rows = [
+            ClaimCode(**row)
+            for row in self.state.claim_codes.values()
+            if (row["item_id"], row["organization_id"]) == (item_id, organization_id)
+        ]
+        return sorted(rows, key=lambda code: -(code.id or 0))
+
+    def consume(self, code_id: int, when: datetime, transfer_id: int) -> bool:
+        row = self.state.claim_codes.get(code_id)
+        if row is None or row["used_at"] is not None or row["revoked_at"] is not None:
+            return False
+        row.update(used_at=when, transfer_id=transfer_id)
+        return True
+
+    def reserve_attempt(
+        self, item_id: int, now: datetime, limit: int, window_seconds: float
+    ) -> datetime | None:
+        start, count = self.state.claim_attempts.get(item_id, (now, 0))
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+        if start <= now - timedelta(seconds=window_seconds):
+            start, count = now, 0
+        if count >= limit:
+            return start + timedelta(seconds=window_seconds)
+        self.state.claim_attempts[item_id] = (start, count + 1)
+        return None
+
+    def clear_attempts(self, item_id: int) -> None:
+        self.state.claim_attempts.pop(item_id, None)
+
+
 class FakeAnchorBatches:
     def __init__(self, state: _State, ids: itertools.count) -> None:
         self.state, self.ids = state, ids
@@ -508,6 +571,7 @@ class FakeUnitOfWork:
     anchors: FakeAnchorBatches
     ledger: FakeLedger
     scans: FakeScans
+    claims: FakeClaims
 
     def __init__(self) -> None:
         self.committed = _State()
@@ -522,6 +586,7 @@ class FakeUnitOfWork:
             "transfer",
             "batch",
             "scan",
+            "claim_code",
         )
         self._ids = {name: itertools.count(1) for name in names}
         self._work: _State | None = None
@@ -549,6 +614,7 @@ class FakeUnitOfWork:
         self.anchors = FakeAnchorBatches(self._work, self._ids["batch"])
         self.ledger = FakeLedger(self._work)
         self.scans = FakeScans(self._work, self._ids["scan"])
+        self.claims = FakeClaims(self._work, self._ids["claim_code"])
 
     def commit(self) -> None:
         assert self._work is not None, "commit outside `with`"

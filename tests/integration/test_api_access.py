@@ -286,6 +286,18 @@ PROBES: dict[str, Probe] = {
         lambda w, t: "/v1/transfers?gtin={}&serial={}".format(*w.held_item(w.key, t)),
         addresses_resource=True,
     ),
+    # Claims (issue 11): the item's current owner makes a buyer's code and lists its codes.
+    "claim_codes.create_claim_code": Probe(
+        "POST",
+        lambda w, t: "/v1/items/{}/{}/claim-codes".format(*w.held_item(w.key, t)),
+        ok=201,
+        addresses_resource=True,
+    ),
+    "claim_codes.list_claim_codes": Probe(
+        "GET",
+        lambda w, t: "/v1/items/{}/{}/claim-codes".format(*w.held_item(w.key, t)),
+        addresses_resource=True,
+    ),
     "trust.list_trust": Probe("GET", lambda w, t: "/v1/trust"),
     # EPCIS 2.0 export: a query, not a resource; another tenant's item answers an empty page.
     "epcis.query_epcis_events": Probe(

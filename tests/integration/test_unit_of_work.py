@@ -6,6 +6,7 @@ written against the fake keep meaning what they say.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -777,3 +778,127 @@ def test_item_status_is_set_and_read_back(uow):
             T0,
         )
         assert uow.items.get("00000000000001", "S2").status == "active"
+
+
+def _claim_code(item_id: int, org: int, sha: str):
+    from provenance_api.models import ClaimCode
+
+    return ClaimCode(
+        item_id=item_id,
+        organization_id=org,
+        sha256=sha * 64,
+        created_at=T0,
+        expires_at=T0 + timedelta(days=30),
+    )
+
+
+def test_claim_codes_one_live_per_item_revoked_and_consumed_once(uow):
+    org, (one, two) = _event_world(uow)
+    seller, buyer = "0x" + "a1" * 20, "0x" + "b2" * 20
+    with uow:
+        assert uow.claims.live(one) is None
+        first = uow.claims.add(_claim_code(one, org, "a"))
+        uow.claims.add(_claim_code(two, org, "b"))
+        transfer = uow.transfers.add(_transfer(one, 1, org, seller, 0, buyer))
+        uow.commit()
+    # A second live code of one item clashes; revoking the live one makes room.
+    with uow, pytest.raises(Conflict):
+        uow.claims.add(_claim_code(one, org, "c"))
+    with uow:
+        assert uow.claims.live(one).sha256 == "a" * 64
+        assert uow.claims.revoke_live(one, T0) == 1
+        assert uow.claims.revoke_live(one, T0) == 0
+        assert uow.claims.live(one) is None
+        second = uow.claims.add(_claim_code(one, org, "c"))
+        assert not uow.claims.consume(first.id, T0, transfer.id)  # revoked: not live
+        assert uow.claims.consume(second.id, T0 + timedelta(minutes=1), transfer.id)
+        assert not uow.claims.consume(second.id, T0, transfer.id)  # spent already
+        assert uow.claims.live(one) is None
+        assert uow.claims.live(two).sha256 == "b" * 64
+        uow.commit()
+    with uow:
+        # Used and revoked codes stay, and a new live code of the item may follow them.
+        assert uow.claims.live(one) is None
+        uow.claims.add(_claim_code(one, org, "d"))
+        uow.rollback()
+        assert uow.claims.live(one) is None
+
+
+def test_claim_attempts_counted_per_item_in_a_window(uow):
+    _, (one, two) = _event_world(uow)
+    window = 60.0
+    with uow:
+        for second in range(3):
+            assert (
+                uow.claims.reserve_attempt(one, T0 + timedelta(seconds=second), 3, window) is None
+            )
+        assert uow.claims.reserve_attempt(one, T0 + timedelta(seconds=10), 3, window) == (
+            T0 + timedelta(seconds=window)
+        )
+        assert uow.claims.reserve_attempt(two, T0, 3, window) is None  # per item
+        uow.commit()
+    with uow:
+        # Counted attempts are stored: the next unit of work is still refused ...
+        assert uow.claims.reserve_attempt(one, T0 + timedelta(seconds=59), 3, window) is not None
+        # ... until the window has passed; then a new window begins with this attempt.
+        later = T0 + timedelta(seconds=window)
+        assert uow.claims.reserve_attempt(one, later, 3, window) is None
+        assert uow.claims.reserve_attempt(one, later, 3, window) is None
+        assert uow.claims.reserve_attempt(one, later, 3, window) is None
+        assert uow.claims.reserve_attempt(one, later, 3, window) == later + timedelta(
+            seconds=window
+        )
+        uow.claims.clear_attempts(one)
+        assert uow.claims.reserve_attempt(one, later, 3, window) is None
+        uow.rollback()
+        # Rolled back: the cleared count is back.
+        assert uow.claims.reserve_attempt(one, T0 + timedelta(seconds=59), 3, window) is not None
+
+
+def test_racing_claim_attempts_on_one_item_count_one_by_one(sql_uow):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    uow = sql_uow
+    _, (one, _two) = _event_world(uow)
+    racers = 12
+    barrier = Barrier(racers)
+
+    def attempt(_: int) -> bool:
+        work = SqlUnitOfWork(uow.engine)
+        barrier.wait()
+        with work:
+            refused = work.claims.reserve_attempt(one, T0, 5, 600.0)
+            work.commit()
+        return refused is None
+
+    with ThreadPoolExecutor(racers) as pool:
+        passed = list(pool.map(attempt, range(racers)))
+    assert passed.count(True) == 5
+
+
+def test_racing_claims_consume_one_code_once(sql_uow):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    uow = sql_uow
+    org, (one, _two) = _event_world(uow)
+    with uow:
+        code = uow.claims.add(_claim_code(one, org, "a"))
+        transfer = uow.transfers.add(_transfer(one, 1, org, "0x" + "a1" * 20, 0, "0x" + "b2" * 20))
+        uow.commit()
+    racers = 6
+    barrier = Barrier(racers)
+
+    def consume(_: int) -> bool:
+        work = SqlUnitOfWork(uow.engine)
+        barrier.wait()
+        with work:
+            won = work.claims.consume(code.id, T0, transfer.id)
+            time.sleep(0.05)  # hold the row a moment, so the others really wait for it
+            work.commit()
+        return won
+
+    with ThreadPoolExecutor(racers) as pool:
+        outcomes = list(pool.map(consume, range(racers)))
+    assert outcomes.count(True) == 1
