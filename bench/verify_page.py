@@ -3,20 +3,24 @@
 Run: python bench/verify_page.py [--items N] [--events N] [--requests N] [--quick]
      [--postgres URL]
 Prints `page_p50_ms`, `page_p99_ms` (target <= 50) and `page_bytes` (target <= 100 kB: the
-largest page served plus every asset it names, proof.js included when present).
+largest page served plus every asset it names, proof.js included when present), and for
+comparison `json_p50_ms`, `json_p99_ms`: the resolver's JSON for as many other items,
+interleaved with the pages, so that both meet the same load on the machine.
 
 The store is built as bench/verify.py builds it (its `load`: items through POST /v1/items, a
 third each QR, NTAG 21x and NTAG 424 DNA, the other events by COPY). The app is served on a
 loopback port (werkzeug, threaded, in this process); each request is a phone's first visit:
 a new TCP connection, a browser's Accept header, a distinct item (a signed QR label, an NTAG
 21x URL or a fresh SUN tap), timed from connect to the last byte of the page. Every answer
-must be 200 and the page must say "Genuine". The assets are fetched once after the pages.
+must be 200 and the page must say "Genuine" (the JSON `authentic`). The assets are fetched
+once after the pages.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import logging
 import re
 import sys
@@ -40,16 +44,17 @@ BROWSER = {
     "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
     "User-Agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) bench",
 }
+JSON = {"Accept": "application/json", "User-Agent": BROWSER["User-Agent"]}
 ASSET = re.compile(r'(?:href|src)="(/static/[^"]+)"')
 
 
-def fetch(base: str, path: str) -> tuple[int, bytes, float]:
+def fetch(base: str, path: str, headers: dict[str, str] = BROWSER) -> tuple[int, bytes, float]:
     """GET `path` on a new connection, as a phone's first visit: status, body, milliseconds."""
     where = urlsplit(base)
     start = time.perf_counter()
     connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
     try:
-        connection.request("GET", path, headers=BROWSER)
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         body = response.read()
     finally:
@@ -59,29 +64,32 @@ def fetch(base: str, path: str) -> tuple[int, bytes, float]:
 
 def measure(
     database_url: str, data_dir: Path, items: int, events: int, requests: int
-) -> tuple[list[float], int, int]:
-    """Milliseconds of each page, the largest page's bytes, and its assets' bytes."""
+) -> tuple[list[float], list[float], int, int]:
+    """Milliseconds of each page and each JSON answer, the largest page's bytes, its assets'."""
     app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url})
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on stderr
     try:
         private = load(app, items, events)
-        todo = [url.removeprefix(f"https://{HOST}") for url in urls(private, items, requests)]
+        todo = [url.removeprefix(f"https://{HOST}") for url in urls(private, items, 2 * requests)]
         with served(app) as base:
             fetch(base, "/01/09506000134352/21/NEVER-ISSUED")  # warm up: nothing stored
-            took, largest, page = [], 0, b""
-            for path in todo:
+            took, took_json, largest, page = [], [], 0, b""
+            for path, other in zip(todo[::2], todo[1::2], strict=True):
                 status, body, ms = fetch(base, path)
                 assert status == 200, (path, status, body[:300])
                 assert b'class="verdict verdict-authentic"' in body, (path, body[:2000])
                 took.append(ms)
                 if len(body) > largest:
                     largest, page = len(body), body
+                status, body, ms = fetch(base, other, JSON)
+                assert status == 200 and json.loads(body)["verdict"] == "authentic", body[:300]
+                took_json.append(ms)
             assets = 0
             for asset in sorted(set(ASSET.findall(page.decode()))):
                 status, body, _ = fetch(base, asset)
                 assert status == 200, (asset, status)
                 assets += len(body)
-        return took, largest, assets
+        return took, took_json, largest, assets
     finally:
         app.extensions["provenance"].close()
 
@@ -101,13 +109,17 @@ def main() -> None:
         if url is None:
             sys.exit(f"bench/verify_page.py: PostgreSQL does not answer at {args.postgres}")
         with tempfile.TemporaryDirectory() as scratch:
-            took, page, assets = measure(url, Path(scratch), args.items, args.events, args.requests)
+            took, took_json, page, assets = measure(
+                url, Path(scratch), args.items, args.events, args.requests
+            )
     print(f"items: {args.items}")
     print(f"events: {max(args.events, args.items)}")
     print(f"requests: {len(took)}")
     print(f"page_p50_ms: {percentile(took, 50):.1f}")
     print(f"page_p99_ms: {percentile(took, 99):.1f}")
     print(f"page_p99_target_ms: {TARGET_P99_MS}")
+    print(f"json_p50_ms: {percentile(took_json, 50):.1f}")
+    print(f"json_p99_ms: {percentile(took_json, 99):.1f}")
     print(f"page_html_bytes: {page}")
     print(f"page_asset_bytes: {assets}")
     print(f"page_bytes: {page + assets}")

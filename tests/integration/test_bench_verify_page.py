@@ -29,6 +29,8 @@ def test_the_page_benchmark_prints_every_figure(postgres_url) -> None:
         "page_p50_ms",
         "page_p99_ms",
         "page_p99_target_ms",
+        "json_p50_ms",
+        "json_p99_ms",
         "page_html_bytes",
         "page_asset_bytes",
         "page_bytes",
