@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,6 +46,8 @@ BROWSER = {
 }
 JSON = {"Accept": "application/json", "User-Agent": BROWSER["User-Agent"]}
 ASSET = re.compile(r'(?:href|src)="(/static/[^"]+)"')
+# What a module script pulls in: `import ... from "./x.js"`, `import "./x.js"`, `import("./x.js")`.
+IMPORT = re.compile(r"""(?:\bfrom|\bimport)\s*\(?\s*["']([^"']+\.m?js)["']""")
 
 
 def fetch(base: str, path: str, headers: dict[str, str] = BROWSER) -> tuple[int, bytes, float]:
@@ -60,6 +62,23 @@ def fetch(base: str, path: str, headers: dict[str, str] = BROWSER) -> tuple[int,
     finally:
         connection.close()
     return response.status, body, (time.perf_counter() - start) * 1000
+
+
+def fetch_assets(base: str, page: bytes) -> int:
+    """Bytes of every asset the page names, and of every module its scripts import."""
+    pending, seen, total = sorted(set(ASSET.findall(page.decode()))), set(), 0
+    while pending:
+        asset = pending.pop()
+        if asset in seen:
+            continue
+        seen.add(asset)
+        status, body, _ = fetch(base, asset)
+        assert status == 200, (asset, status)
+        total += len(body)
+        if asset.endswith((".js", ".mjs")):
+            pending += [urljoin(asset, name) for name in IMPORT.findall(body.decode())]
+    print(f"# assets: {', '.join(sorted(seen))}", file=sys.stderr)
+    return total
 
 
 def measure(
@@ -84,11 +103,7 @@ def measure(
                 status, body, ms = fetch(base, other, JSON)
                 assert status == 200 and json.loads(body)["verdict"] == "authentic", body[:300]
                 took_json.append(ms)
-            assets = 0
-            for asset in sorted(set(ASSET.findall(page.decode()))):
-                status, body, _ = fetch(base, asset)
-                assert status == 200, (asset, status)
-                assets += len(body)
+            assets = fetch_assets(base, page)
         return took, took_json, largest, assets
     finally:
         app.extensions["provenance"].close()
