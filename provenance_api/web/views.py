@@ -9,6 +9,8 @@ with the answer; this module never checks anything itself.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +29,7 @@ TEMPLATE = "verification.html"
 PROOF_JS = "proof.js"  # written by the "verify it yourself" work; included only when present
 LEDGER = "CustodyLedger"
 _CHAIN = "provenance.web.chain"
+LOOK_AGAIN_SECONDS = 60.0
 
 
 def content_security_policy(rpc_url: str | None) -> str:
@@ -57,12 +60,18 @@ def content_security_policy(rpc_url: str | None) -> str:
 
 
 def _chain() -> dict[str, Any]:
-    """The chain id and the CustodyLedger address, read once per process (None if unknown)."""
-    known: dict[str, Any] = current_app.extensions.setdefault(_CHAIN, {})
-    if known.get("chain_id") is None or known.get("ledger") is None:
+    """The chain id and the CustodyLedger address (None if unknown), read once per process.
+
+    Before the contracts are deployed the address is looked for again at most once a minute,
+    so that a page never waits on the chain for it.
+    """
+    known: dict[str, Any] = current_app.extensions.setdefault(_CHAIN, {"looked": -math.inf})
+    if known.get("ledger") is None and time.monotonic() - known["looked"] > LOOK_AGAIN_SECONDS:
+        known["looked"] = time.monotonic()
         rt = runtime()
         try:
-            known["chain_id"] = int(rt.w3.eth.chain_id)
+            if known.get("chain_id") is None:
+                known["chain_id"] = int(rt.w3.eth.chain_id)
             with Session(rt.engine) as session:
                 known["ledger"] = known_addresses(session, known["chain_id"]).get(LEDGER)
         except Exception:  # a page without the chain's details beats no page
