@@ -174,7 +174,7 @@ def _links(gtin: str, serial: str) -> list[Link]:
     verify_href = url_for("verify.verify_url", url=scanned, _external=True)
     recall_href = url_for("verify.get_recall_status", gtin=gtin, serial=serial, _external=True)
     return [
-        Link(PIP, scanned, "Is this genuine, and where has it been?", "application/json"),
+        Link(PIP, scanned, "Is this genuine, and where has it been?", HTML),
         Link(VERIFICATION_SERVICE, verify_href, "Verify this item", "application/json"),
         Link(RECALL_STATUS, recall_href, "Recall status", "application/json"),
     ]

@@ -134,9 +134,15 @@ def test_the_linkset_lists_the_items_links(api, link_type):
         VOC + "recallStatus",
         VOC + "defaultLink",
     }
-    for name in ("pip", "verificationService", "recallStatus", "defaultLink"):
+    # The item's own page is the buyer's page (HTML; JSON to a client that asks for it).
+    for name, media in (
+        ("pip", "text/html"),
+        ("verificationService", "application/json"),
+        ("recallStatus", "application/json"),
+        ("defaultLink", "text/html"),
+    ):
         (link,) = context[VOC + name]
-        assert link["title"] and link["type"] == "application/json"
+        assert link["title"] and link["type"] == media
     assert context[VOC + "pip"][0]["href"] == f"http://localhost{path}"
     recall = context[VOC + "recallStatus"][0]["href"]
     assert recall == f"http://localhost/v1/items/{GTIN}/{serial_of(1)}/recall-status"
