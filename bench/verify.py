@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -140,8 +141,10 @@ def urls(private: bytes, items: int, requests: int) -> list[str]:
     return made
 
 
-def export_rate(api: Api, key: str, limit: int) -> tuple[int, float]:
+def export_rate(app: Flask, key: str, limit: int) -> tuple[int, float]:
     """Events exported and events per second, paging GET /v1/epcis/events from the start."""
+    engine = app.extensions["provenance"].engine
+    api = Api(app, lambda: SqlUnitOfWork(engine))
     url, exported = "/v1/epcis/events?perPage=1000", 0
     start = time.perf_counter()
     while url and exported < limit:
@@ -154,34 +157,44 @@ def export_rate(api: Api, key: str, limit: int) -> tuple[int, float]:
     return exported, exported / (time.perf_counter() - start)
 
 
+def load(app: Flask, items: int, events: int) -> tuple[bytes, str]:
+    """Migrate the app's database and store the items and events.
+
+    Returns the supplier's label key and its API key.
+    """
+    database_url = app.config["DATABASE_URL"]
+    db.upgrade(database_url)
+    engine = app.extensions["provenance"].engine
+    api = Api(app, lambda: SqlUnitOfWork(engine))
+    supplier = api.key(Role.SUPPLIER, "Acme Tea")
+    created = api.call("POST", "/v1/products", supplier, json={"gtin": GTIN, "name": "Tea"})
+    assert created.status_code == 201, created.get_json()
+    sun = api.call("POST", "/v1/sun-keys", supplier, json={"master_key": MASTER.hex()})
+    assert sun.status_code == 201, sun.get_json()
+    start = time.perf_counter()
+    register(api, supplier, items)
+    print(f"# registered {items} items in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    address = api.call("GET", "/v1/me", supplier).get_json()["organization"]["address"]
+    with api.uow() as uow:
+        org = uow.organizations.by_address(address)
+        organization_id, sealed = org.id, org.encrypted_key
+    private = app.extensions["provenance"].keybox.open(sealed, address)
+    start = time.perf_counter()
+    insert_events(engine, organization_id, address, max(events - items, 0))
+    print(
+        f"# inserted {events - items} events in {time.perf_counter() - start:.0f} s",
+        file=sys.stderr,
+    )
+    return private, supplier
+
+
 def measure(
     database_url: str, data_dir: Path, items: int, events: int, requests: int, exports: int
 ) -> tuple[list[float], int, float]:
     """Milliseconds of each of `requests` verifications, then the export's count and rate."""
     app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "DATABASE_URL": database_url})
     try:
-        db.upgrade(database_url)
-        engine = app.extensions["provenance"].engine
-        api = Api(app, lambda: SqlUnitOfWork(engine))
-        supplier = api.key(Role.SUPPLIER, "Acme Tea")
-        created = api.call("POST", "/v1/products", supplier, json={"gtin": GTIN, "name": "Tea"})
-        assert created.status_code == 201, created.get_json()
-        sun = api.call("POST", "/v1/sun-keys", supplier, json={"master_key": MASTER.hex()})
-        assert sun.status_code == 201, sun.get_json()
-        start = time.perf_counter()
-        register(api, supplier, items)
-        print(f"# registered {items} items in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-        address = api.call("GET", "/v1/me", supplier).get_json()["organization"]["address"]
-        with api.uow() as uow:
-            org = uow.organizations.by_address(address)
-            organization_id, sealed = org.id, org.encrypted_key
-        private = app.extensions["provenance"].keybox.open(sealed, address)
-        start = time.perf_counter()
-        insert_events(engine, organization_id, address, max(events - items, 0))
-        print(
-            f"# inserted {events - items} events in {time.perf_counter() - start:.0f} s",
-            file=sys.stderr,
-        )
+        private, supplier = load(app, items, events)
         todo = urls(private, items, requests)
         client = app.test_client()
         ghost = f"https://{HOST}/01/{GTIN}/21/NEVER-ISSUED"
@@ -195,7 +208,7 @@ def measure(
             assert response.status_code == 200, body
             assert body["verdict"] == "authentic" and body["reasons"] == [], (url, body)
             assert len(body["history"]) >= events // items, (url, len(body["history"]))
-        return (took, *export_rate(api, supplier, exports))
+        return (took, *export_rate(app, supplier, exports))
     finally:
         app.extensions["provenance"].close()
 

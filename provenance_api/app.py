@@ -59,6 +59,9 @@ def create_app(
         config.require_secrets(settings)
     app = OpenAPI(
         __name__,
+        # The buyer's page (the resolver's answer to a browser) and its own assets: /static/.
+        static_folder="web/static",
+        template_folder="web/templates",
         info=Info(title=API_TITLE, version=API_VERSION),
         security_schemes=frame.SECURITY_SCHEMES,
         validation_error_model=ErrorBody,

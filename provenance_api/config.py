@@ -42,6 +42,12 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - CLAIM_CODE_DAYS, 30: how long a buyer's one-time claim code stays valid.
 - CLAIM_ATTEMPTS, 5; CLAIM_WINDOW_SECONDS, 900: at most this many claim attempts per item in
   a window that begins with the first; further ones answer 429 until it ends.
+- EXPLORER_TX_URL, empty: the buyer's page links each anchoring transaction to this block
+  explorer page, `{tx}` standing for the hash ("https://explorer.example/tx/{tx}"); empty:
+  no link.
+- PUBLIC_RPC_URL, empty: a public read-only JSON-RPC endpoint of the chain, for the buyer's
+  page to read anchored roots itself ("verify it yourself"); the page's Content-Security-Policy
+  lets it connect there and nowhere else but its own site.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import flask
 from sqlalchemy.engine import make_url
@@ -103,6 +110,8 @@ DEFAULTS: dict[str, Any] = {
     "CLAIM_CODE_DAYS": 30,
     "CLAIM_ATTEMPTS": 5,
     "CLAIM_WINDOW_SECONDS": 900,
+    "EXPLORER_TX_URL": "",
+    "PUBLIC_RPC_URL": "",
 }
 
 
@@ -198,6 +207,10 @@ def finish(config: dict[str, Any]) -> None:
         config["CONFIRMATIONS"] = 2 if config.get("CHAIN_URL") else 0
     for name, rule in NUMBERS.items():
         config[name] = check_number(name, config[name], rule)
+    config["EXPLORER_TX_URL"] = check_web_url(
+        "EXPLORER_TX_URL", config.get("EXPLORER_TX_URL"), "{tx}"
+    )
+    config["PUBLIC_RPC_URL"] = check_web_url("PUBLIC_RPC_URL", config.get("PUBLIC_RPC_URL"))
     stored = read_secrets(data_dir)
     for name in SECRET_SETTINGS:
         if not config.get(name) and stored.get(name):
@@ -211,6 +224,22 @@ def check_number(name: str, value: Any, rule: Number) -> int | float:
     if number is None or number < rule.minimum or too_big:
         raise ConfigError(f"PROVENANCE_{name} must be {rule.describe()}, not {value!r}")
     return number
+
+
+def check_web_url(name: str, value: Any, placeholder: str | None = None) -> str:
+    """`value` as an http(s) URL (holding `placeholder`), "" when unset; or ConfigError."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"PROVENANCE_{name} must be an http(s) URL, not {text!r}")
+    if placeholder is not None and placeholder not in text:
+        raise ConfigError(
+            f"PROVENANCE_{name} must hold {placeholder} where the transaction hash goes,"
+            f" e.g. https://explorer.example/tx/{placeholder}; got {text!r}"
+        )
+    return text
 
 
 def _as_number(value: Any, kind: type[int] | type[float]) -> int | float | None:

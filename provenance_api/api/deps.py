@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from provenance_api.services.deployments import known_addresses
 log = logging.getLogger(__name__)
 
 EXTENSION = "provenance"
+LOOK_AGAIN_SECONDS = 60.0
 
 
 class Runtime:
@@ -42,6 +45,8 @@ class Runtime:
         self._engine: Engine | None = None
         self._w3: Web3 | None = None
         self._chain_id: int | None = None
+        self._ledger: str | None = None
+        self._ledger_looked = -math.inf
         self._keybox: KeyBox | None = None
         self.writer: ChainWriter | None = None
         self._writer_thread: threading.Thread | None = None
@@ -75,6 +80,18 @@ class Runtime:
             else:
                 self._chain_id = chain.EMBEDDED_CHAIN_ID
         return self._chain_id
+
+    def ledger_address(self) -> str | None:
+        """The CustodyLedger's address on this chain; None before it is deployed.
+
+        Found once per process; until then looked for at most once a minute, so that a
+        request never waits on the chain or the database for an address that is not there.
+        """
+        if self._ledger is None and time.monotonic() - self._ledger_looked > LOOK_AGAIN_SECONDS:
+            self._ledger_looked = time.monotonic()
+            with Session(self.engine) as session:
+                self._ledger = known_addresses(session, self.chain_id).get(LEDGER)
+        return self._ledger
 
     @property
     def keybox(self) -> KeyBox:
@@ -156,6 +173,7 @@ class Runtime:
                 chain.close(self._w3)
                 self._w3 = None
             self._chain_id = None
+            self._ledger, self._ledger_looked = None, -math.inf
             if self._engine is not None:
                 self._engine.dispose()
                 self._engine = None
@@ -173,9 +191,7 @@ def ledger() -> tuple[int, str] | None:
     """
     rt = runtime()
     try:
-        chain_id = rt.chain_id
-        with Session(rt.engine) as session:
-            address = known_addresses(session, chain_id).get(LEDGER)
+        chain_id, address = rt.chain_id, rt.ledger_address()
     except Exception:  # an unsigned verdict beats a 500: the browser says it cannot check it
         log.warning("chain id or ledger address unavailable", exc_info=True)
         return None

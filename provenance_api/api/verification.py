@@ -1,9 +1,9 @@
 """Verification: the public /v1/verify and GS1 resolver routes, and the supplier's item status.
 
-`GET /v1/verify?url=...` and `GET /01/{gtin}/21/{serial}?...` (when the client asks for JSON)
-need no key: a buyer's phone calls them. The resolver's HTML page is a later issue: until
-then a client that does not accept JSON gets 406. A database that cannot be reached answers
-503 with the verdict `unverifiable`, never `counterfeit`.
+`GET /v1/verify?url=...` and `GET /01/{gtin}/21/{serial}?...` need no key: a buyer's phone
+calls them. The resolver answers JSON when asked for it and the buyer's page (provenance_api.web)
+to a browser, from the same single check. A database that cannot be reached answers 503 with
+the verdict `unverifiable`, never `counterfeit`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from provenance_api.schemas import (
 )
 from provenance_api.services import verification
 from provenance_api.services.anomalies import Thresholds
+from provenance_api.services.errors import InvalidInput
+from provenance_api.web.views import verification_page
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,11 @@ def _scanner(geo: str | None = None, place: str | None = None) -> verification.S
 
 
 def _check(url: str, scanner: verification.Scanner) -> Answer:
+    return answer(*_verification(url, scanner))
+
+
+def _verification(url: str, scanner: verification.Scanner) -> tuple[Verification, int]:
+    """One check of `url` (it records a scan and consumes a SUN counter) and its HTTP status."""
     try:
         result = verification.verify(
             unit_of_work(),
@@ -98,11 +105,11 @@ def _check(url: str, scanner: verification.Scanner) -> Answer:
             ],
             checked_at=datetime.now(UTC),
         )
-        return answer(down, 503)
+        return down, 503
     domain = ledger()
     if domain is not None:
         result.attestation = verification.attest(result, runtime().operator.key, *domain)
-    return answer(result)
+    return result, 200
 
 
 @public.get("/verify", responses={200: Verification, 503: Verification})
@@ -135,6 +142,11 @@ RECALL_STATUS = "recallStatus"
 PIP = "pip"
 LINKSET = "application/linkset+json"
 QUERY_SAFE = "%=&+-._~:/?!$'()*,;@"  # RFC 3986 query characters, and escapes already made
+# The resolver's own parameters, not the tag's: the link type asked for, and where the phone
+# is (`geo=geo:lat,lon`, `place=`; added by an app or a kiosk that knows, as /v1/verify takes).
+RESOLVER_PARAMS = frozenset({"linkType", "geo", "place"})
+GEO_MAX, PLACE_MAX = 100, 200  # as VerifyQuery
+HTML, JSON = "text/html", "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,14 +160,14 @@ class Link:
 
 
 def _scanned_url() -> str:
-    """The URL as the tag gave it, less `linkType`: the tag's own parameters byte for byte.
+    """The URL as the tag gave it, less RESOLVER_PARAMS: the tag's own parameters byte for byte.
 
     Only bytes a URL may not hold raw are escaped, so that it can sit inside a `Link` header.
     """
     kept = [
         quote_from_bytes(part, safe=QUERY_SAFE)
         for part in request.query_string.split(b"&")
-        if part and unquote_plus(part.partition(b"=")[0].decode("latin-1")) != "linkType"
+        if part and unquote_plus(part.partition(b"=")[0].decode("latin-1")) not in RESOLVER_PARAMS
     ]
     return request.base_url + ("?" + "&".join(kept) if kept else "")
 
@@ -165,7 +177,7 @@ def _links(gtin: str, serial: str) -> list[Link]:
     verify_href = url_for("verify.verify_url", url=scanned, _external=True)
     recall_href = url_for("verify.get_recall_status", gtin=gtin, serial=serial, _external=True)
     return [
-        Link(PIP, scanned, "Is this genuine, and where has it been?", "application/json"),
+        Link(PIP, scanned, "Is this genuine, and where has it been?", HTML),
         Link(VERIFICATION_SERVICE, verify_href, "Verify this item", "application/json"),
         Link(RECALL_STATUS, recall_href, "Recall status", "application/json"),
     ]
@@ -212,7 +224,7 @@ def _link_header(response: Response) -> Response:
 
 @resolver.get("/01/<gtin>/21/<path:serial>")
 def resolve(gtin: str, serial: str) -> ResponseReturnValue:
-    """The GS1 Digital Link a tag carries: the verification as JSON (the page comes later).
+    """The GS1 Digital Link a tag carries: the buyer's page, or the verification as JSON.
 
     `?linkType=gs1:verificationService` and `gs1:recallStatus` redirect to those routes;
     `linkset` (or `all`) lists the item's links.
@@ -237,14 +249,37 @@ def resolve(gtin: str, serial: str) -> ResponseReturnValue:
             return jsonify(body), 404
         if link_type != PIP:
             return redirect(chosen[0].href, 307)
-    if request.accept_mimetypes.best_match(["application/json", "text/html"]) != (
-        "application/json"
-    ):
-        body = error_body(
-            "not_acceptable", "ask for application/json: the buyer page is not served yet"
-        )
+    wanted = request.accept_mimetypes.best_match([JSON, HTML])
+    if wanted is None:
+        body = error_body("not_acceptable", f"ask for {HTML} (the buyer's page) or {JSON}")
         return jsonify(body), 406
-    return _check(_scanned_url(), _scanner())
+    try:
+        found, status = _verification(_scanned_url(), _resolver_scanner())
+    except InvalidInput as exc:
+        if wanted == JSON:
+            raise
+        found = Verification(
+            verdict=Verdict.UNVERIFIABLE,
+            reasons=[ReasonPublic(code="invalid_link", message=exc.message)],
+            checked_at=datetime.now(UTC),
+        )
+        return verification_page(found, 422)
+    if wanted == HTML:
+        return verification_page(found, status)
+    return answer(found, status)
+
+
+def _resolver_scanner() -> verification.Scanner:
+    """The phone, and where it is if the link says (`geo`, `place`), as /v1/verify takes them."""
+    geo, place = request.args.get("geo"), request.args.get("place")
+    fields = {}
+    if geo is not None and len(geo) > GEO_MAX:
+        fields["geo"] = f"at most {GEO_MAX} characters"
+    if place is not None and len(place) > PLACE_MAX:
+        fields["place"] = f"at most {PLACE_MAX} characters"
+    if fields:
+        raise InvalidInput("the phone's position is too long", fields)
+    return _scanner(geo, place)
 
 
 @bp.post(

@@ -134,9 +134,15 @@ def test_the_linkset_lists_the_items_links(api, link_type):
         VOC + "recallStatus",
         VOC + "defaultLink",
     }
-    for name in ("pip", "verificationService", "recallStatus", "defaultLink"):
+    # The item's own page is the buyer's page (HTML; JSON to a client that asks for it).
+    for name, media in (
+        ("pip", "text/html"),
+        ("verificationService", "application/json"),
+        ("recallStatus", "application/json"),
+        ("defaultLink", "text/html"),
+    ):
         (link,) = context[VOC + name]
-        assert link["title"] and link["type"] == "application/json"
+        assert link["title"] and link["type"] == media
     assert context[VOC + "pip"][0]["href"] == f"http://localhost{path}"
     recall = context[VOC + "recallStatus"][0]["href"]
     assert recall == f"http://localhost/v1/items/{GTIN}/{serial_of(1)}/recall-status"
@@ -150,12 +156,13 @@ def test_every_resolver_answer_carries_the_link_header(api):
     answers = [
         api.call("GET", path, headers={"Accept": "application/json"}),
         api.call("GET", path, headers={"Accept": "text/html"}),
+        api.call("GET", path, headers={"Accept": "image/png"}),
         api.call("GET", with_link_type(path, "gs1:verificationService")),
         api.call("GET", with_link_type(path, "gs1:recallStatus")),
         api.call("GET", with_link_type(path, "linkset")),
         api.call("GET", with_link_type(path, "gs1:nutritionalInfo")),
     ]
-    assert [a.status_code for a in answers] == [200, 406, 307, 307, 200, 404]
+    assert [a.status_code for a in answers] == [200, 200, 406, 307, 307, 200, 404]
     for response in answers:
         header = response.headers["Link"]
         for rel in ("gs1:pip", "gs1:verificationService", "gs1:recallStatus", "linkset"):

@@ -265,16 +265,22 @@ def test_a_buyer_scan_while_custody_says_on_a_truck(api):
     assert [step["biz_step"] for step in body["history"]] == ["commissioning", "shipping"]
 
 
-def test_the_resolver_answers_json_when_asked(api):
+def test_the_resolver_answers_json_when_asked_and_the_page_to_a_browser(api):
     world = make_world(api, items=1)
     path = world.tap(1).removeprefix("https://id.example.com")
     response = api.call("GET", path, headers={"Accept": "application/json"})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["verdict"] == "authentic"
     assert response.get_json()["serial"] == serial_of(1)
-    page = api.call("GET", path, headers={"Accept": "text/html"})
-    assert page.status_code == 406
-    assert page.get_json()["error"] == "not_acceptable"
+    # The page is the same check: the tap it shows again is a replay.
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    page = api.call("GET", path, headers={"Accept": browser})
+    assert (page.status_code, page.mimetype) == (200, "text/html")
+    assert "<h1>" in page.text and ">Warning</h1>" in page.text
+    assert "repeats the last accepted tap (1)" in page.text
+    refused = api.call("GET", path, headers={"Accept": "image/png"})
+    assert refused.status_code == 406
+    assert refused.get_json()["error"] == "not_acceptable"
 
 
 def test_a_url_that_is_no_product_link_is_a_422(api):

@@ -30,6 +30,10 @@ def test_the_verification_benchmark_prints_every_figure(postgres_url) -> None:
         "verify_p50_ms",
         "verify_p99_ms",
         "verify_p99_target_ms",
+        "epcis_exported_events",
+        "epcis_export_events_per_s",
     }
     assert (figures["items"], figures["events"], figures["requests"]) == ("2000", "20000", "200")
     assert 0 < float(figures["verify_p50_ms"]) <= float(figures["verify_p99_ms"])
+    assert figures["epcis_exported_events"] == "20000"
+    assert float(figures["epcis_export_events_per_s"]) > 0

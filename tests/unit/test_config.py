@@ -176,3 +176,21 @@ def test_a_plain_postgresql_url_means_our_driver(monkeypatch, missing_dir, schem
     monkeypatch.setenv("PROVENANCE_DATABASE_URL", f"{scheme}://app:p%40ss@db:5433/provenance")
     url = config.build({"DATA_DIR": str(missing_dir)})["DATABASE_URL"]
     assert url == "postgresql+psycopg://app:p%40ss@db:5433/provenance"
+
+
+def test_the_pages_explorer_and_rpc_urls_are_checked(missing_dir):
+    settings = config.build(
+        {
+            "DATA_DIR": str(missing_dir),
+            "EXPLORER_TX_URL": "https://explorer.example/tx/{tx}",
+            "PUBLIC_RPC_URL": " https://rpc.example/ ",
+        }
+    )
+    assert settings["EXPLORER_TX_URL"] == "https://explorer.example/tx/{tx}"
+    assert settings["PUBLIC_RPC_URL"] == "https://rpc.example/"
+    unset = config.build({"DATA_DIR": str(missing_dir)})
+    assert (unset["EXPLORER_TX_URL"], unset["PUBLIC_RPC_URL"]) == ("", "")
+    with pytest.raises(config.ConfigError, match=r"EXPLORER_TX_URL must hold \{tx\}"):
+        config.build({"DATA_DIR": str(missing_dir), "EXPLORER_TX_URL": "https://x.example/tx/"})
+    with pytest.raises(config.ConfigError, match="PUBLIC_RPC_URL must be an http"):
+        config.build({"DATA_DIR": str(missing_dir), "PUBLIC_RPC_URL": "javascript:alert(1)"})
