@@ -2,12 +2,13 @@
 
 ::
 
-    DomainError
+    DomainError           400 (a malformed request header)
     ├── NotFound          404
     ├── Conflict          409
     ├── InvalidInput      422 (fields names each bad field)
     ├── Unauthorized      401
     ├── Forbidden         403 (the caller's role may not call this route)
+    ├── TooLarge          413 (more than a route takes at once)
     └── Unavailable       503 (a dependency is not ready yet: try again later)
 """
 
@@ -61,6 +62,13 @@ class Forbidden(DomainError):
 
     status = 403
     code = "forbidden"
+
+
+class TooLarge(DomainError):
+    """The request holds more than the route takes at once (events in a document, ...)."""
+
+    status = 413
+    code = "request_entity_too_large"
 
 
 class Unavailable(DomainError):
