@@ -2,7 +2,9 @@
 
 The job is processed inside the request that creates it: its row is committed first (so it
 exists, and can be polled, whatever happens next), then its events and its outcome in a
-second transaction. A failure there leaves the job `failed` with the reason, never `running`.
+second transaction. A failure there leaves the job `failed` with the reason, never `running`;
+a clash with a concurrent capture of the same events is retried once, and they are then
+duplicates, stored once.
 
 Captured events are not device-signed: they are what the capturing organization states. They
 are anchored in the same batches as custody events (services.anchoring), export again with the
@@ -23,7 +25,7 @@ from contracts_abi.merkle import SALT_BYTES
 from provenance_api.epcis import capture as rules
 from provenance_api.models import CaptureJob
 from provenance_api.schemas import CaptureErrorPublic, CaptureJobPublic, as_utc
-from provenance_api.services.errors import NotFound
+from provenance_api.services.errors import Conflict, NotFound
 from provenance_api.services.ports import NewCapturedEvent, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,12 @@ def capture(
         uow.capture_jobs.add(job)
         uow.commit()
     try:
-        _run(uow, public_id, document, now, salt)
+        try:
+            _run(uow, public_id, document, now, salt)
+        except Conflict:
+            # Another request of the same organization stored some of these events between
+            # our read of what is known and our insert: once more, they are known now.
+            _run(uow, public_id, document, now, salt)
     except Exception as exc:  # the job must end, whatever went wrong: say it was not stored
         log.exception("capture job %s failed", public_id)
         with uow:

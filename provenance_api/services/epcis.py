@@ -138,7 +138,8 @@ def _captured_events(
 def captured_anchoring(
     row: CapturedEvent, anchoring: Anchoring, capturer: str | None, chain: export.Chain
 ) -> dict[str, Any]:
-    """`prov:anchoring` of a captured event: not device-signed, who captured it, its proof.
+    """`prov:anchoring` of a captured event: not device-signed, who captured it (and the
+    eventID its sender gave it, unless that was its hash ID), its proof.
 
     Its leaf digest is the SHA-256 inside its hash ID (`eventID`), so the document alone is
     enough to call `CustodyLedger.verifyEvent(root, digest, salt, proof)`.
@@ -150,6 +151,14 @@ def captured_anchoring(
             "prov:deviceSigned": False,
             "prov:capturedBy": (
                 export.party_uri(capturer, chain.chain_id) if capturer is not None else None
+            ),
+            # The eventID its sender gave, when it was not a hash ID (a urn:uuid, ...).
+            "prov:receivedEventID": (
+                None
+                if (row.received_event_id or capture_rules.HASH_PREFIX).startswith(
+                    capture_rules.HASH_PREFIX
+                )
+                else row.received_event_id
             ),
             "prov:salt": _hex(row.salt),
             "prov:leaf": _hex(custody_leaf(bytes(row.digest), bytes(row.salt))),

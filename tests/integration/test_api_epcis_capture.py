@@ -17,6 +17,7 @@ from provenance_api.app import create_app
 from provenance_api.epcis.capture import HEADER, hash_context
 from provenance_api.epcis.event_hash import event_hash_id
 from provenance_api.schemas import Role
+from provenance_api.services import capture as capture_service
 from provenance_api.services.deployments import known_addresses
 from provenance_api.unit_of_work import SqlUnitOfWork
 from tests.integration.api_support import GTIN, Api, make_api
@@ -172,6 +173,9 @@ def test_rollback_keeps_nothing_and_proceed_keeps_the_good_events(backend):
     assert capture(api, key, document(right, named))["status"] == "succeeded"
     (last,) = fetch_all(api, key, f"{URL}?MATCH_epc=urn:epc:id:sgtin:4012345.011111.8")
     assert last["eventID"] == ours(named, CONTEXT)
+    assert last["prov:anchoring"]["prov:receivedEventID"] == named["eventID"]
+    (first,) = fetch_all(api, key, f"{URL}?MATCH_epc=urn:epc:id:sgtin:4012345.011111.7")
+    assert "prov:receivedEventID" not in first["prov:anchoring"]
 
 
 def test_capturing_the_same_events_again_stores_them_once(backend):
@@ -192,6 +196,47 @@ def test_capturing_the_same_events_again_stores_them_once(backend):
     other = api.key(Role.CARRIER)
     assert capture(api, other, document(events[0]))["duplicateCount"] == 0
     assert len(fetch_all(api, other, URL)) == 1
+
+
+@pytest.mark.postgres
+def test_a_capture_racing_another_of_the_same_events_stores_them_once(postgres_url, tmp_path):
+    api = make_api("postgres", tmp_path, postgres_url)
+    key = api.key(Role.WAREHOUSE)
+    me = api.call("GET", "/v1/me", key).get_json()["organization"]["id"]
+    events = [object_event(f"urn:epc:id:sgtin:4012345.011111.{n}") for n in range(3)]
+    body = document(*events)
+    calls = []
+
+    def now() -> datetime:
+        # The second call is ours, after reading what was known and before inserting: the
+        # racing request of the same organization commits the same events right then.
+        calls.append(1)
+        if len(calls) == 2:
+            racing = capture_service.capture(api.uow(), me, body, "rollback")
+            assert (racing.status, racing.duplicateCount) == ("succeeded", 0)
+        return datetime.now(UTC)
+
+    job = capture_service.capture(api.uow(), me, body, "rollback", now=now)
+    assert (job.status, job.capturedCount, job.duplicateCount) == ("succeeded", 3, 3)
+    assert len(fetch_all(api, key, URL)) == 3
+    api.app.extensions["provenance"].close()
+
+
+def test_a_job_that_cannot_be_stored_ends_failed_and_keeps_nothing(api):
+    key = api.key(Role.WAREHOUSE)
+    me = api.call("GET", "/v1/me", key).get_json()["organization"]["id"]
+
+    def broken_salt() -> bytes:
+        raise OSError("no entropy")
+
+    body = document(object_event("urn:epc:id:sgtin:4012345.011111.1"))
+    job = capture_service.capture(api.uow(), me, body, "rollback", salt=broken_salt)
+    assert (job.status, job.running, job.capturedCount) == ("failed", False, 0)
+    (error,) = job.errors
+    assert error.index is None and "(OSError)" in error.message
+    polled = api.call("GET", f"{CAPTURE}/{job.captureID}", key).get_json()
+    assert polled["status"] == "failed" and polled["errors"][0]["index"] is None
+    assert fetch_all(api, key, URL) == []
 
 
 def test_only_the_capturer_polls_its_job(api):
