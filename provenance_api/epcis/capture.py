@@ -249,17 +249,24 @@ def exported(
     event: dict[str, Any],
     context: Sequence[Any],
     anchoring: dict[str, Any],
+    recorded: datetime,
     document_context: Any = EXPORT_CONTEXT,
 ) -> dict[str, Any]:
-    """A captured event as exported: as received, its hash ID (recomputed) as `eventID`, and
-    our `prov:anchoring`.
+    """A captured event as exported: as received, its hash ID (recomputed) as `eventID`, the
+    time we captured it as `recordTime`, and our `prov:anchoring`.
 
     Its own context entries (custom prefixes) travel with it as an event-level `@context`,
     which the hash leaves out, so that a document mixing several senders' events stays valid
-    and each event hashes as it did when captured.
+    and each event hashes as it did when captured. `recordTime` is the capturing repository's
+    to set (EPCIS 2.0 §7.4.1: ignored when presented to the capture interface), and the hash
+    leaves it out too.
     """
     body: dict[str, Any] = {"@context": list(context)} if context else {}
     body.update((key, value) for key, value in event.items() if key != "eventID")
+    moment = recorded if recorded.tzinfo is not None else recorded.replace(tzinfo=UTC)
+    body["recordTime"] = (
+        moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
     hash_id = event_hash_id(body, hash_context(document_context, body), HASH_IGNORE)
     return {"eventID": hash_id, **body, HASH_IGNORE[0]: anchoring}
 

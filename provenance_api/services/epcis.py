@@ -130,6 +130,7 @@ def _captured_events(
             row.event,
             row.context,
             captured_anchoring(row, anchoring, addresses[row.organization_id], chain),
+            row.received_at,
         )
         for row, anchoring in zip(rows, found, strict=True)
     ]

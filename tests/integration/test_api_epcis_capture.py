@@ -30,7 +30,8 @@ VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 EXAMPLES = sorted((VECTORS / "epcis").glob("Example*.jsonld"))
 CAPTURE = "/v1/epcis/capture"
 CONTEXT = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]
-PROV_FIELDS = ("eventID", "prov:anchoring", "@context")
+# What export adds to a captured event: our hash ID, proof, its context, when we recorded it.
+PROV_FIELDS = ("eventID", "prov:anchoring", "@context", "recordTime")
 
 
 @pytest.fixture(params=["sqlite", "fake", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -131,6 +132,8 @@ def test_gs1_examples_capture_and_export_again_with_the_same_events(backend, pat
         assert event.get("@context", []) == extra  # custom prefixes travel with the event
         assert event["prov:anchoring"]["prov:deviceSigned"] is False
         assert event["prov:anchoring"]["prov:state"] == "pending"
+        recorded = datetime.fromisoformat(event["recordTime"])
+        assert abs(datetime.now(UTC) - recorded) < timedelta(minutes=5)
     if "TransactionEvents" in path.stem:
         only = fetch_all(api, key, f"{URL}?eventType=TransactionEvent&EQ_bizStep=transporting")
         assert [event["eventID"] for event in only] == [expected[1]]

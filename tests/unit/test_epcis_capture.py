@@ -162,8 +162,10 @@ def test_the_exported_event_hashes_as_it_did_when_captured():
     read = capture.read_event(0, given, context)
     assert isinstance(read, capture.CapturedEvent)
     anchoring = {"prov:state": "pending", "prov:deviceSigned": False}
-    shown = capture.exported(read.event, read.context, anchoring)
+    recorded = datetime(2026, 12, 1, 9, 30, 0, 123456)  # naive: SQLite's, stored as UTC
+    shown = capture.exported(read.event, read.context, anchoring, recorded)
     assert list(shown)[:2] == ["eventID", "@context"]
+    assert shown["recordTime"] == "2026-12-01T09:30:00.123Z"
     assert shown["eventID"] == read.hash_id
     assert shown["prov:anchoring"] == anchoring
     body = {key: value for key, value in shown.items() if key != "eventID"}
