@@ -624,17 +624,17 @@ class CapturedEvent(SQLModel, table=True):
 
 
 class CapturedEventEpc(SQLModel, table=True):
-    """An SGTIN (EPC URI or Digital Link) a captured event names, and the item it is, if here."""
+    """An SGTIN (EPC URI or Digital Link) a captured event names, by (GTIN-14, serial).
+
+    Matched to items by that key when read, not by an item id set at capture: an item
+    registered after a partner captured events about it is linked to them all the same.
+    """
 
     __tablename__ = "captured_event_epc"
-    __table_args__ = (
-        sa.Index("ix_captured_event_epc_gtin_serial", "gtin", "serial"),
-        sa.Index("ix_captured_event_epc_item_id", "item_id"),
-    )
+    __table_args__ = (sa.Index("ix_captured_event_epc_gtin_serial", "gtin", "serial"),)
 
     id: int | None = Field(default=None, primary_key=True)
     captured_event_id: int = Field(foreign_key="captured_event.id", index=True, ondelete="CASCADE")
     epc: str = Field(sa_type=sa.Text)
     gtin: str = Field(max_length=14)
     serial: str = Field(max_length=20)
-    item_id: int | None = Field(default=None, foreign_key="item.id")

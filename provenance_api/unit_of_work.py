@@ -557,6 +557,17 @@ class SqlCaptureJobs:
         return self.session.exec(query).first()
 
 
+def _naming(item_ids: Any) -> Any:
+    """The ids of the captured events naming one of these items (a subquery of item ids)."""
+    epc = CapturedEventEpc.__table__.c  # type: ignore[attr-defined]
+    item = Item.__table__  # type: ignore[attr-defined]
+    return (
+        sa.select(epc.captured_event_id)
+        .join(item, sa.and_(item.c.gtin == epc.gtin, item.c.serial == epc.serial))
+        .where(item.c.id.in_(item_ids))
+    )
+
+
 class SqlCapturedEvents:
     """Captured EPCIS events in `captured_event`, their SGTINs in `captured_event_epc`."""
 
@@ -583,9 +594,9 @@ class SqlCapturedEvents:
         except sa.exc.IntegrityError as exc:
             raise Conflict(_CLASH) from exc
         epcs = [
-            {"captured_event_id": pk, "epc": epc, "gtin": gtin, "serial": serial, "item_id": item}
+            {"captured_event_id": pk, "epc": epc, "gtin": gtin, "serial": serial}
             for pk, event in zip(ids, events, strict=True)
-            for epc, gtin, serial, item in event.epcs
+            for epc, gtin, serial in event.epcs
         ]
         if epcs:
             self.session.execute(sa.insert(CapturedEventEpc.__table__), epcs)  # type: ignore[attr-defined]
@@ -601,11 +612,10 @@ class SqlCapturedEvents:
         return set(self.session.execute(query).scalars())
 
     def for_items(self, item_ids: Collection[int]) -> Sequence[CapturedEvent]:
-        """One query over the SGTIN index."""
+        """One query: the items' keys, through the SGTIN index."""
         if not item_ids:
             return []
-        epc = CapturedEventEpc.__table__.c  # type: ignore[attr-defined]
-        named = sa.select(epc.captured_event_id).where(epc.item_id.in_(list(item_ids)))
+        named = _naming(sa.select(Item.id).where(Item.id.in_(list(item_ids))))  # type: ignore[union-attr]
         query = (
             select(CapturedEvent)
             .where(CapturedEvent.id.in_(named))  # type: ignore[union-attr]
@@ -618,9 +628,7 @@ class SqlCapturedEvents:
     ) -> Sequence[CapturedEvent]:
         """One query: its own captures, or those naming an item it may read."""
         epc = CapturedEventEpc.__table__.c  # type: ignore[attr-defined]
-        about = sa.select(epc.captured_event_id).where(
-            epc.item_id.in_(_readable_items(organization_id))
-        )
+        about = _naming(_readable_items(organization_id))
         query = select(CapturedEvent).where(
             sa.or_(
                 CapturedEvent.organization_id == organization_id,

@@ -31,7 +31,6 @@ from provenance_api.services.ports import NewCapturedEvent, UnitOfWork
 log = logging.getLogger(__name__)
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
-ITEM_KEYS_PER_QUERY = 10_000  # ItemRepository.by_keys takes at most this many
 
 
 def capture(
@@ -106,9 +105,8 @@ def _run(
         keep = not bad or stored.error_behaviour == rules.PROCEED
         if keep and fresh:
             received = now()
-            items = _item_ids(uow, {(gtin, serial) for e in fresh for _, gtin, serial in e.epcs})
             uow.captured.add_many(
-                stored.id, [_new(organization_id, e, items, received, salt) for e in fresh]
+                stored.id, [_new(organization_id, e, received, salt) for e in fresh]
             )
         stored.status = FAILED if bad else SUCCEEDED
         stored.captured_count = len(good) + repeats if keep else 0
@@ -119,21 +117,9 @@ def _run(
         uow.commit()
 
 
-def _item_ids(uow: UnitOfWork, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """The registered items among these (GTIN, serial) keys, whoever supplied them."""
-    ordered = sorted(keys)
-    found: dict[tuple[str, str], int] = {}
-    for start in range(0, len(ordered), ITEM_KEYS_PER_QUERY):
-        for item in uow.items.by_keys(ordered[start : start + ITEM_KEYS_PER_QUERY]):
-            if item.id is not None:
-                found[(item.gtin, item.serial)] = item.id
-    return found
-
-
 def _new(
     organization_id: int,
     event: rules.CapturedEvent,
-    items: dict[tuple[str, str], int],
     received: datetime,
     salt: Callable[[], bytes],
 ) -> NewCapturedEvent:
@@ -150,7 +136,7 @@ def _new(
         digest=event.digest,
         salt=salt(),
         received_at=received,
-        epcs=[(epc, gtin, serial, items.get((gtin, serial))) for epc, gtin, serial in event.epcs],
+        epcs=list(event.epcs),
     )
 
 

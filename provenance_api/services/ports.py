@@ -365,8 +365,7 @@ class NewCapturedEvent:
     digest: bytes
     salt: bytes
     received_at: datetime
-    # (EPC as given, GTIN-14, serial, the registered item's id or None)
-    epcs: list[tuple[str, str, str, int | None]]
+    epcs: list[tuple[str, str, str]]  # the SGTINs it names: (EPC as given, GTIN-14, serial)
 
 
 NEW_CAPTURED_FIELDS = tuple(

@@ -429,8 +429,8 @@ class FakeCapturedEvents:
             row.update(id=next(self.ids), job_id=job_id, batch_id=None, leaf_index=None, proof=None)
             self.state.captured[row["id"]] = row
             self.state.captured_epcs += [
-                {"captured_event_id": row["id"], "epc": e, "gtin": g, "serial": s, "item_id": i}
-                for e, g, s, i in event.epcs
+                {"captured_event_id": row["id"], "epc": e, "gtin": g, "serial": s}
+                for e, g, s in event.epcs
             ]
 
     def known(self, organization_id: int, hashes: Collection[str]) -> set[str]:
@@ -444,16 +444,20 @@ class FakeCapturedEvents:
     def _naming(self, test: Any) -> set[int]:
         return {row["captured_event_id"] for row in self.state.captured_epcs if test(row)}
 
+    def _about(self, item_ids: set[int]) -> set[int]:
+        # Like the table: matched by (GTIN, serial) when read, whenever the item was registered.
+        keys = {key for key, row in self.state.items.items() if row["id"] in item_ids}
+        return self._naming(lambda row: (row["gtin"], row["serial"]) in keys)
+
     def for_items(self, item_ids: Collection[int]) -> Sequence[CapturedEvent]:
-        wanted = set(item_ids)
-        ids = self._naming(lambda row: row["item_id"] in wanted)
+        ids = self._about(set(item_ids))
         return [CapturedEvent(**copy.deepcopy(self.state.captured[i])) for i in sorted(ids)]
 
     def readable(
         self, organization_id: int, where: EventFilter, after: int | None, limit: int
     ) -> Sequence[CapturedEvent]:
         items = _readable_items(self.state, organization_id)
-        about = self._naming(lambda row: row["item_id"] in items)
+        about = self._about(items)
         matching = (
             self._naming(lambda row: (row["gtin"], row["serial"]) == where.item)
             if where.item is not None

@@ -819,8 +819,8 @@ def test_capture_jobs_and_captured_events_by_hash_item_and_reader(uow):
     other = _org(uow, "Partner", "0x" + "0c" * 20)
     with uow:
         job = uow.capture_jobs.add(_job(other, "5b0c0c4e-0000-4000-8000-000000000001"))
-        epc = ("urn:epc:id:sgtin:0000000.000000.S1", "00000000000001", "S1", one)
-        stranger_epc = ("https://id.gs1.org/01/09506000134352/21/X", "09506000134352", "X", None)
+        epc = ("urn:epc:id:sgtin:0000000.000000.S1", "00000000000001", "S1")
+        stranger_epc = ("https://id.gs1.org/01/09506000134352/21/X", "09506000134352", "X")
         uow.captured.add_many(job.id, [_captured(other, 1, [epc]), _captured(other, 2)])
         uow.captured.add_many(job.id, [_captured(other, 3, [stranger_epc], biz_step=None)])
         job.status, job.captured_count, job.errors = "succeeded", 3, [{"index": 0}]
@@ -870,6 +870,17 @@ def test_capture_jobs_and_captured_events_by_hash_item_and_reader(uow):
         assert len(uow.captured.readable(other, steps, None, 10)) == 2
         none = EventFilter(event_types=frozenset({"AggregationEvent"}))
         assert uow.captured.readable(other, none, None, 10) == []
+    # An item registered after the capture is matched by its key all the same.
+    late = _org(uow, "Late supplier", "0x" + "0d" * 20)
+    with uow:
+        uow.products.add(Product(organization_id=late, gtin="09506000134352", name="Late"))
+        (late_item,) = uow.items.add_many([_item(late, "09506000134352", "X")])
+        uow.commit()
+    with uow:
+        (about_late,) = uow.captured.for_items({late_item})
+        assert about_late.event_hash == _captured(other, 3).event_hash
+        readable = uow.captured.readable(late, EventFilter(), None, 10)
+        assert [e.event_hash for e in readable] == [about_late.event_hash]
 
 
 def test_a_captured_event_stored_twice_by_one_organization_is_a_conflict(uow):

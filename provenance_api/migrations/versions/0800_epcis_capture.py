@@ -80,21 +80,17 @@ def upgrade() -> None:
         sa.Column("epc", sa.Text(), nullable=False),
         sa.Column("gtin", sa.String(length=14), nullable=False),
         sa.Column("serial", sa.String(length=20), nullable=False),
-        sa.Column("item_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["captured_event_id"], ["captured_event.id"], ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["item_id"], ["item.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(
         "ix_captured_event_epc_captured_event_id", "captured_event_epc", ["captured_event_id"]
     )
     op.create_index("ix_captured_event_epc_gtin_serial", "captured_event_epc", ["gtin", "serial"])
-    op.create_index("ix_captured_event_epc_item_id", "captured_event_epc", ["item_id"])
 
 
 def downgrade() -> None:
     """Revert this revision."""
-    op.drop_index("ix_captured_event_epc_item_id", table_name="captured_event_epc")
     op.drop_index("ix_captured_event_epc_gtin_serial", table_name="captured_event_epc")
     op.drop_index("ix_captured_event_epc_captured_event_id", table_name="captured_event_epc")
     op.drop_table("captured_event_epc")
