@@ -44,6 +44,15 @@ _PAGE = {
     "content": {"application/ld+json": _DOCUMENT, "application/json": _DOCUMENT},
     "headers": {"Link": {"description": "The next page, if any.", "schema": {"type": "string"}}},
 }
+bp.components_schemas["CaptureJobPublic"] = get_model_schema(CaptureJobPublic)
+_JOB = {"application/json": {"schema": {"$ref": "#/components/schemas/CaptureJobPublic"}}}
+_ACCEPTED = {
+    "description": "The capture job, already finished (it runs inside the request).",
+    "content": _JOB,
+    "headers": {
+        "Location": {"description": "The job, to poll.", "schema": {"type": "string"}},
+    },
+}
 MEDIA_TYPES = ["application/ld+json", "application/json"]
 # EPCIS 2.0 §12 (REST binding): every answer names the versions it speaks.
 VERSION_HEADERS = {"GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
@@ -93,7 +102,7 @@ def _validator() -> Any:
 
 @bp.post(
     "/epcis/capture",
-    responses={202: CaptureJobPublic, 400: ErrorBody, 413: ErrorBody},
+    responses={202: _ACCEPTED, 400: ErrorBody, 413: ErrorBody},
     openapi_extensions=documented_body(bp, EpcisDocument),
 )
 def capture_epcis_document() -> Response:
@@ -142,7 +151,8 @@ def get_capture_job(path: CapturePath) -> Any:
 
     Only the organization that sent the document sees it; anyone else gets 404.
     """
-    return answer(capture.get_job(unit_of_work(), tenant(), str(path.capture_id)))
+    body, status = answer(capture.get_job(unit_of_work(), tenant(), str(path.capture_id)))
+    return body, status, VERSION_HEADERS
 
 
 def _document() -> dict[str, Any]:
