@@ -32,6 +32,8 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - WRITER_WINDOW, 256: most writes sent and not yet mined (mined ones hold no slot).
 - DEV_FUND_WEI, 10**21: what `run` gives the operator on the embedded chain or anvil.
 - MAX_CONTENT_LENGTH, 8 MiB: the largest request body; a larger one answers 413.
+- CAPTURE_MAX_EVENTS, 10000: most events in one EPCIS document sent to
+  POST /v1/epcis/capture; more answers 413 (the body is bounded by MAX_CONTENT_LENGTH).
 - ANCHOR_BATCH_MAX, 1000: most events in one anchored Merkle batch (a full batch closes at once).
 - ANCHOR_MAX_AGE_SECONDS, 2: a batch closes when its oldest unanchored event is this old.
 - EVENT_MAX_SKEW_SECONDS, 300: a custody event dated further than this in the future (by the
@@ -112,6 +114,7 @@ DEFAULTS: dict[str, Any] = {
     "CLAIM_WINDOW_SECONDS": 900,
     "EXPLORER_TX_URL": "",
     "PUBLIC_RPC_URL": "",
+    "CAPTURE_MAX_EVENTS": 10_000,
 }
 
 
@@ -157,6 +160,7 @@ NUMBERS: dict[str, Number] = {
     "MAX_CONTENT_LENGTH": Number(int, 1, 2**30),
     "EVENT_MAX_SKEW_SECONDS": Number(int, 0, DAY),
     "ANCHOR_BATCH_MAX": Number(int, 1, 65_536),
+    "CAPTURE_MAX_EVENTS": Number(int, 1, 1_000_000),
     "ANCHOR_MAX_AGE_SECONDS": Number(float, 0, DAY),
     "ANOMALY_MAX_SPEED_KMH": Number(float, 1, 100_000),
     "ANOMALY_TRAVEL_SLACK_KM": Number(float, 0, 20_000),

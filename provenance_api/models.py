@@ -601,3 +601,93 @@ class ClaimThrottle(SQLModel, table=True):
     item_id: int = Field(foreign_key="item.id", primary_key=True)
     window_start: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
     attempts: int = 0
+
+
+class CaptureJob(SQLModel, table=True):
+    """One EPCIS 2.0 capture (POST /v1/epcis/capture): its outcome, polled by its public id.
+
+    `error_behaviour` is the `GS1-Capture-Error-Behaviour` asked for: `rollback` stores
+    nothing unless every event is good, `proceed` stores the good ones. `errors` lists the
+    bad events as `{"index", "eventID", "message"}`; the job `failed` when there is one.
+    """
+
+    __tablename__ = "capture_job"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('running', 'succeeded', 'failed')", name="ck_capture_job_status"
+        ),
+        sa.CheckConstraint(
+            "error_behaviour IN ('rollback', 'proceed')", name="ck_capture_job_error_behaviour"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=36, unique=True)  # UUID, lower-case canonical form
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    status: str = Field(max_length=16)
+    error_behaviour: str = Field(max_length=16)
+    event_count: int
+    captured_count: int = 0  # good events, stored now or captured before
+    duplicate_count: int = 0  # of those, the ones captured before (stored once)
+    errors: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    finished_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class CapturedEvent(SQLModel, table=True):
+    """An EPCIS event captured from another system: not device-signed, anchored all the same.
+
+    `event_hash` is GS1's event hash ID computed here over the event as received (unique per
+    capturing organization, so capturing it again stores nothing new); `received_event_id`
+    is the `eventID` the sender gave, if any. `event` is the event exactly as received and
+    `context` the JSON-LD context entries it needs, so that its export hashes the same.
+    `event_time_ms` is UTC milliseconds (EPCIS times carry them; whole seconds would make
+    `GE_eventTime` filters wrong). `digest` is the SHA-256 inside the hash ID: the Merkle leaf
+    is (digest, salt), so a partner holding the document alone can check the anchoring.
+    """
+
+    __tablename__ = "captured_event"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "organization_id", "event_hash", name="uq_captured_event_organization_hash"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="capture_job.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id")
+    event_hash: str = Field(max_length=96)
+    received_event_id: str | None = Field(default=None, sa_type=sa.Text)
+    event_type: str = Field(max_length=200)
+    event_time_ms: int = Field(sa_type=sa.BigInteger)
+    time_zone_offset: str = Field(max_length=6)
+    biz_step: str | None = Field(default=None, max_length=512)
+    event: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    context: list[Any] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    digest: bytes = Field(sa_type=sa.LargeBinary(32))
+    salt: bytes = Field(sa_type=sa.LargeBinary(32))
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    batch_id: int | None = Field(default=None, index=True, foreign_key="anchor_batch.id")
+    leaf_index: int | None = None
+    proof: list[str] | None = Field(default=None, sa_type=sa.JSON)
+
+
+class CapturedEventEpc(SQLModel, table=True):
+    """An SGTIN (EPC URI or Digital Link) a captured event names, by (GTIN-14, serial).
+
+    Matched to items by that key when read, not by an item id set at capture: an item
+    registered after a partner captured events about it is linked to them all the same.
+    """
+
+    __tablename__ = "captured_event_epc"
+    __table_args__ = (sa.Index("ix_captured_event_epc_gtin_serial", "gtin", "serial"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    captured_event_id: int = Field(foreign_key="captured_event.id", index=True, ondelete="CASCADE")
+    epc: str = Field(sa_type=sa.Text)
+    gtin: str = Field(max_length=14)
+    serial: str = Field(max_length=20)

@@ -1048,7 +1048,9 @@ class EpcisEventQuery(Strict):
     """EPCIS 2.0 SimpleEventQuery parameters (REST binding); any other parameter is a 422."""
 
     eventType: Annotated[str | None, _epcis_check(epcis_query.event_types)] = Field(
-        None, description="Comma-separated; only ObjectEvents are stored here."
+        None,
+        description="Comma-separated; device-signed events are ObjectEvents, captured ones"
+        " keep their type.",
     )
     GE_eventTime: EpcisTime | None = Field(None, description="Events at or after this time.")
     LT_eventTime: EpcisTime | None = Field(None, description="Events before this time.")
@@ -1060,8 +1062,21 @@ class EpcisEventQuery(Strict):
     )
     perPage: int = Field(100, ge=1, le=1000, description="Events per page.")
     nextPageToken: Annotated[str | None, _epcis_check(epcis_query.page_after)] = Field(
-        None, max_length=32, description="From the previous page's `Link: <...>; rel=next`."
+        None, max_length=64, description="From the previous page's `Link: <...>; rel=next`."
     )
+
+
+class EpcisDocument(BaseModel):
+    """An EPCIS 2.0 EPCISDocument (JSON-LD), as sent to the capture interface; GS1's EPCIS JSON
+    schema describes it fully and is what the capture checks it against."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    context: Any = Field(alias="@context")
+    type: Literal["EPCISDocument"]
+    schemaVersion: str
+    creationDate: str
+    epcisBody: dict[str, Any]
 
 
 class EpcisQueryDocument(BaseModel):
@@ -1074,6 +1089,40 @@ class EpcisQueryDocument(BaseModel):
     schemaVersion: Literal["2.0"]
     creationDate: str
     epcisBody: dict[str, Any]
+
+
+class CaptureErrorPublic(BaseModel):
+    """One event a capture refused: its place in the document, the eventID it came with."""
+
+    index: int | None = Field(description="The event's place in eventList; null: the document.")
+    eventID: str | None = None
+    message: str
+
+
+class CaptureJobPublic(BaseModel):
+    """An EPCIS 2.0 capture job (§12.7: `GET /capture/{captureID}`), with its counts."""
+
+    captureID: str
+    status: Literal["running", "succeeded", "failed"]
+    running: bool
+    success: bool | None = Field(None, description="Unknown while running.")
+    captureErrorBehaviour: Literal["rollback", "proceed"]
+    createdAt: UtcDatetime
+    finishedAt: UtcDatetime | None = None
+    eventCount: int = Field(description="Events in the document.")
+    capturedCount: int = Field(
+        description="Good events: stored by this job, or captured before (see duplicateCount)."
+    )
+    duplicateCount: int = Field(
+        description="Of those, events this organization had captured already: stored once."
+    )
+    errors: list[CaptureErrorPublic]
+
+
+class CapturePath(BaseModel):
+    """A capture job named by its captureID."""
+
+    capture_id: uuid.UUID
 
 
 # --- verification (issue 10): GET /v1/verify, the resolver, item status -------------------
@@ -1164,25 +1213,35 @@ class HistoryStep(BaseModel):
     `tag_evidence` stands for, so that a browser can recompute `digest` (EIP-712
     `CustodyEvent`, contracts_abi.eip712), recover `device` from `signature` and fold `proof`
     up to `root` without the service.
+
+    `device_signed` is false for an event captured over EPCIS from another system: the
+    organization named by `party` stated it, no reader device signed it, and the anomaly rules
+    do not count it as custody evidence. Its `event_id` is then its GS1 event hash ID, and its
+    `digest` the SHA-256 inside that ID.
     """
 
     event_id: str
+    device_signed: bool = True
+    event_type: str = "ObjectEvent"
     biz_step: str
     disposition: str
     read_point: str
     party: str
     party_name: str | None = None
     event_time: UtcDatetime
-    time_zone_offset: int = Field(description="Signed minutes east of UTC.")
-    from_party: str
-    to_party: str
-    device: str = Field(
-        description="The signing device's address (the supplier's for commissioning)."
+    # What the device signed; None for an event captured over EPCIS (no device signed it).
+    time_zone_offset: int | None = Field(None, description="Signed minutes east of UTC.")
+    from_party: str | None = None
+    to_party: str | None = None
+    device: str | None = Field(
+        None, description="The signing device's address (the supplier's for commissioning)."
     )
-    tag_evidence: str = Field(
-        description="EIP-712 digest of the tag as read (URL, UID, signature)."
+    tag_evidence: str | None = Field(
+        None, description="EIP-712 digest of the tag as read (URL, UID, signature)."
     )
-    signature: str = Field(description="The device's EIP-712 signature over the event.")
+    signature: str | None = Field(
+        None, description="The device's EIP-712 signature over the event."
+    )
     anchoring: AnchorState
     digest: str
     salt: str

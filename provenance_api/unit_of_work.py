@@ -15,6 +15,9 @@ from provenance_api import db
 from provenance_api.models import (
     AnchorBatch,
     ApiKey,
+    CapturedEvent,
+    CapturedEventEpc,
+    CaptureJob,
     ChainWrite,
     ClaimCode,
     ClaimThrottle,
@@ -30,16 +33,21 @@ from provenance_api.models import (
     SunKey,
     WriteStatus,
 )
+from provenance_api.services.anchoring import arrival
 from provenance_api.services.chain_writes import owe_write
 from provenance_api.services.errors import Conflict
 from provenance_api.services.ports import (
+    CAPTURED,
+    CUSTODY,
     EVENT_STEP_FIELDS,
+    NEW_CAPTURED_FIELDS,
     NEW_EVENT_FIELDS,
     NEW_ITEM_FIELDS,
     ChainState,
     EventFilter,
     EventStep,
     KeyRecord,
+    NewCapturedEvent,
     NewCustodyEvent,
     NewItem,
     Owner,
@@ -392,6 +400,22 @@ class SqlDevices:
         self.session.execute(statement)
 
 
+def _readable_items(organization_id: int) -> Any:
+    """The ids of the items the organization may read, as a UNION of three indexed lookups."""
+    event = CustodyEvent.__table__.c  # type: ignore[attr-defined]
+    transfer = OwnershipTransfer.__table__.c  # type: ignore[attr-defined]
+    return sa.union(
+        sa.select(Item.__table__.c.id).where(Item.__table__.c.organization_id == organization_id),  # type: ignore[attr-defined]
+        sa.select(event.item_id).where(event.organization_id == organization_id),
+        sa.select(transfer.item_id).where(
+            sa.or_(
+                transfer.from_organization_id == organization_id,
+                transfer.to_organization_id == organization_id,
+            )
+        ),
+    )
+
+
 class SqlCustodyEvents:
     """Accepted custody events in the `custody_event` table, written in bulk."""
 
@@ -442,20 +466,7 @@ class SqlCustodyEvents:
         self, organization_id: int, where: EventFilter, after: int | None, limit: int
     ) -> Sequence[CustodyEvent]:
         """One query: the readable items as a UNION of three indexed lookups, then the events."""
-        event = CustodyEvent.__table__.c  # type: ignore[attr-defined]
-        transfer = OwnershipTransfer.__table__.c  # type: ignore[attr-defined]
-        items = sa.union(
-            sa.select(Item.__table__.c.id).where(
-                Item.__table__.c.organization_id == organization_id
-            ),  # type: ignore[attr-defined]
-            sa.select(event.item_id).where(event.organization_id == organization_id),
-            sa.select(transfer.item_id).where(
-                sa.or_(
-                    transfer.from_organization_id == organization_id,
-                    transfer.to_organization_id == organization_id,
-                )
-            ),
-        )
+        items = _readable_items(organization_id)
         query = select(CustodyEvent).where(CustodyEvent.item_id.in_(items))  # type: ignore[attr-defined]
         if after is not None:
             query = query.where(CustodyEvent.id > after)  # type: ignore[operator]
@@ -480,42 +491,48 @@ class SqlAnchorBatches:
         self.session = session
 
     def unanchored(self, limit: int) -> Sequence[PendingEvent]:
-        """One query; on PostgreSQL the rows stay locked, and rows locked by another skipped."""
-        query = (
-            sa.select(
-                CustodyEvent.id, CustodyEvent.digest, CustodyEvent.salt, CustodyEvent.received_at
-            )  # type: ignore[call-overload]
-            .where(CustodyEvent.batch_id.is_(None))  # type: ignore[union-attr]
-            .order_by(CustodyEvent.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # SQLite renders nothing: its write lock serializes
-        )
-        return [
-            PendingEvent(id=row[0], digest=bytes(row[1]), salt=bytes(row[2]), received_at=row[3])
-            for row in self.session.execute(query)
-        ]
+        """Two queries, one per kind, merged in arrival order; on PostgreSQL the rows stay
+        locked, and rows locked by another are skipped (FOR UPDATE cannot take a UNION)."""
+        waiting: list[PendingEvent] = []
+        for kind, model in ((CUSTODY, CustodyEvent), (CAPTURED, CapturedEvent)):
+            query = (
+                sa.select(model.id, model.digest, model.salt, model.received_at)  # type: ignore[call-overload]
+                .where(model.batch_id.is_(None))  # type: ignore[attr-defined]
+                .order_by(model.id)
+                .limit(limit)
+                .with_for_update(
+                    skip_locked=True
+                )  # SQLite renders nothing: its write lock serializes
+            )
+            waiting += [
+                PendingEvent(row[0], bytes(row[1]), bytes(row[2]), row[3], kind)
+                for row in self.session.execute(query)
+            ]
+        return sorted(waiting, key=arrival)[:limit]
 
     def close(self, batch: AnchorBatch, placements: Sequence[Placement]) -> AnchorBatch:
-        """Insert the batch, then one executemany UPDATE guarded by `batch_id IS NULL`."""
+        """Insert the batch, then per kind one executemany UPDATE guarded by `batch_id IS NULL`."""
         self.session.add(batch)
         _flush(self.session)
-        if not placements:
-            return batch
-        table = CustodyEvent.__table__  # type: ignore[attr-defined]
-        statement = (
-            table.update()
-            .where(table.c.id == sa.bindparam("event_pk"), table.c.batch_id.is_(None))
-            .values(
-                batch_id=batch.id,
-                leaf_index=sa.bindparam("leaf"),
-                proof=sa.bindparam("path", type_=sa.JSON),
+        for kind, model in ((CUSTODY, CustodyEvent), (CAPTURED, CapturedEvent)):
+            placed = [p for p in placements if p.kind == kind]
+            if not placed:
+                continue
+            table = model.__table__  # type: ignore[attr-defined]
+            statement = (
+                table.update()
+                .where(table.c.id == sa.bindparam("event_pk"), table.c.batch_id.is_(None))
+                .values(
+                    batch_id=batch.id,
+                    leaf_index=sa.bindparam("leaf"),
+                    proof=sa.bindparam("path", type_=sa.JSON),
+                )
             )
-        )
-        rows = [{"event_pk": p.event_pk, "leaf": p.leaf_index, "path": p.proof} for p in placements]
-        result = self.session.connection().execute(statement, rows)
-        if result.rowcount != len(placements):
-            # An event already batched elsewhere: the held rows should make this impossible.
-            raise Conflict("an event of this batch is already in another batch")
+            rows = [{"event_pk": p.event_pk, "leaf": p.leaf_index, "path": p.proof} for p in placed]
+            result = self.session.connection().execute(statement, rows)
+            if result.rowcount != len(placed):
+                # An event already batched elsewhere: the held rows should make this impossible.
+                raise Conflict("an event of this batch is already in another batch")
         return batch
 
     def by_ids(self, ids: Collection[int]) -> Sequence[AnchorBatch]:
@@ -523,6 +540,118 @@ class SqlAnchorBatches:
         if not ids:
             return []
         query = select(AnchorBatch).where(AnchorBatch.id.in_(list(ids)))  # type: ignore[union-attr]
+        return self.session.exec(query).all()
+
+
+class SqlCaptureJobs:
+    """EPCIS capture jobs in the `capture_job` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, job: CaptureJob) -> CaptureJob:
+        self.session.add(job)
+        _flush(self.session)
+        return job
+
+    def get(self, public_id: str) -> CaptureJob | None:
+        query = select(CaptureJob).where(CaptureJob.public_id == public_id)
+        return self.session.exec(query).first()
+
+
+def _naming(item_ids: Any) -> Any:
+    """The ids of the captured events naming one of these items (a subquery of item ids)."""
+    epc = CapturedEventEpc.__table__.c  # type: ignore[attr-defined]
+    item = Item.__table__  # type: ignore[attr-defined]
+    return (
+        sa.select(epc.captured_event_id)
+        .join(item, sa.and_(item.c.gtin == epc.gtin, item.c.serial == epc.serial))
+        .where(item.c.id.in_(item_ids))
+    )
+
+
+class SqlCapturedEvents:
+    """Captured EPCIS events in `captured_event`, their SGTINs in `captured_event_epc`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_many(self, job_id: int, events: Sequence[NewCapturedEvent]) -> None:
+        """One executemany INSERT ... RETURNING for the events, one for their SGTINs."""
+        if not events:
+            return
+        rows = [
+            {"job_id": job_id} | {name: getattr(event, name) for name in NEW_CAPTURED_FIELDS}
+            for event in events
+        ]
+        table = CapturedEvent.__table__  # type: ignore[attr-defined]
+        try:
+            ids = (
+                self.session.execute(
+                    sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+                )
+                .scalars()
+                .all()
+            )
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(_CLASH) from exc
+        epcs = [
+            {"captured_event_id": pk, "epc": epc, "gtin": gtin, "serial": serial}
+            for pk, event in zip(ids, events, strict=True)
+            for epc, gtin, serial in event.epcs
+        ]
+        if epcs:
+            self.session.execute(sa.insert(CapturedEventEpc.__table__), epcs)  # type: ignore[attr-defined]
+
+    def known(self, organization_id: int, hashes: Collection[str]) -> set[str]:
+        """One IN query."""
+        if not hashes:
+            return set()
+        query = sa.select(CapturedEvent.event_hash).where(
+            CapturedEvent.organization_id == organization_id,
+            CapturedEvent.event_hash.in_(list(hashes)),  # type: ignore[attr-defined]
+        )
+        return set(self.session.execute(query).scalars())
+
+    def for_items(self, item_ids: Collection[int]) -> Sequence[CapturedEvent]:
+        """One query: the items' keys, through the SGTIN index."""
+        if not item_ids:
+            return []
+        named = _naming(sa.select(Item.id).where(Item.id.in_(list(item_ids))))  # type: ignore[union-attr]
+        query = (
+            select(CapturedEvent)
+            .where(CapturedEvent.id.in_(named))  # type: ignore[union-attr]
+            .order_by(CapturedEvent.id)  # type: ignore[arg-type]
+        )
+        return self.session.exec(query).all()
+
+    def readable(
+        self, organization_id: int, where: EventFilter, after: int | None, limit: int
+    ) -> Sequence[CapturedEvent]:
+        """One query: its own captures, or those naming an item it may read."""
+        epc = CapturedEventEpc.__table__.c  # type: ignore[attr-defined]
+        about = _naming(_readable_items(organization_id))
+        query = select(CapturedEvent).where(
+            sa.or_(
+                CapturedEvent.organization_id == organization_id,
+                CapturedEvent.id.in_(about),  # type: ignore[union-attr]
+            )
+        )
+        if after is not None:
+            query = query.where(CapturedEvent.id > after)  # type: ignore[operator]
+        if where.event_types is not None:
+            query = query.where(CapturedEvent.event_type.in_(sorted(where.event_types)))  # type: ignore[attr-defined]
+        if where.ge_time_ms is not None:
+            query = query.where(CapturedEvent.event_time_ms >= where.ge_time_ms)
+        if where.lt_time_ms is not None:
+            query = query.where(CapturedEvent.event_time_ms < where.lt_time_ms)
+        if where.biz_steps is not None:
+            query = query.where(CapturedEvent.biz_step.in_(sorted(where.biz_steps)))  # type: ignore[union-attr]
+        if where.item is not None:
+            gtin, serial = where.item
+            naming = sa.select(epc.captured_event_id).where(epc.gtin == gtin, epc.serial == serial)
+            query = query.where(CapturedEvent.id.in_(naming))  # type: ignore[union-attr]
+        query = query.order_by(CapturedEvent.id).limit(limit)  # type: ignore[arg-type]
         return self.session.exec(query).all()
 
 
@@ -732,6 +861,8 @@ class SqlUnitOfWork:
     sun_keys: SqlSunKeys
     devices: SqlDevices
     events: SqlCustodyEvents
+    capture_jobs: SqlCaptureJobs
+    captured: SqlCapturedEvents
     counters: SqlCounterStore
     transfers: SqlTransfers
     anchors: SqlAnchorBatches
@@ -758,6 +889,8 @@ class SqlUnitOfWork:
         self.sun_keys = SqlSunKeys(self.session)
         self.devices = SqlDevices(self.session)
         self.events = SqlCustodyEvents(self.session)
+        self.capture_jobs = SqlCaptureJobs(self.session)
+        self.captured = SqlCapturedEvents(self.session)
         self.counters = SqlCounterStore(self.session)
         self.transfers = SqlTransfers(self.session)
         self.anchors = SqlAnchorBatches(self.session)

@@ -57,8 +57,10 @@ ACCESS: dict[str, frozenset[Role]] = {
     "claim_codes.create_claim_code": PARTIES,
     "claim_codes.list_claim_codes": PARTIES,
     "trust.list_trust": EVERYONE,
-    # EPCIS 2.0 export
+    # EPCIS 2.0 export and capture (the job: its capturer only, the service checks)
     "epcis.query_epcis_events": PARTIES,
+    "epcis.capture_epcis_document": PARTIES,
+    "epcis.get_capture_job": PARTIES,
     # Verification (issue 10).
     "verifications.set_item_status": SUPPLIERS,
     "verifications.get_item_status": SUPPLIERS,

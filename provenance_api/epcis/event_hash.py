@@ -146,6 +146,15 @@ def _value(value: Any, prefixes: Prefixes, vocabulary: str | None = None) -> str
     return canonical_uri(text) or text
 
 
+def expand_term(value: Any, prefixes: Prefixes, vocabulary: str | None = None) -> str:
+    """A vocabulary value (bare CBV term, CBV URN, CURIE) as the web URI the hash uses.
+
+    >>> expand_term("urn:epcglobal:cbv:bizstep:shipping", STANDARD_PREFIXES)
+    'https://ref.gs1.org/cbv/BizStep-shipping'
+    """
+    return _value(value, prefixes, vocabulary)
+
+
 def _extension_key(key: str, prefixes: Prefixes) -> str:
     """A user extension's name as `{namespace}localName`."""
     prefix, colon, local = key.partition(":")

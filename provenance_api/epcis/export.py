@@ -18,6 +18,8 @@ destination types), the EPCIS 2.0 JSON schema and JSON-LD context (tests/vectors
   transaction, block), enough to call `CustodyLedger.verifyEvent(root, digest, salt, proof)`.
 - `eventID` is GS1's event hash ID of the event without `prov:anchoring`: the proof arrives
   when the event is anchored, and an event's ID must not change with it.
+- Events captured from other systems (epcis.capture) export as they were received, with
+  `prov:deviceSigned: false` inside `prov:anchoring`; device-signed ones say `true`.
 """
 
 from __future__ import annotations
@@ -134,20 +136,37 @@ def object_event(event: CustodyEventPublic, epc: str, chain: Chain) -> dict[str,
 
 def _anchoring(event: CustodyEventPublic, chain: Chain) -> dict[str, Any]:
     """The proof of the event's Merkle leaf and where its root was anchored; nulls left out."""
-    fields = {
-        "prov:state": event.anchoring.value,
-        "prov:salt": event.salt,
-        "prov:leaf": event.leaf,
-        "prov:leafIndex": event.leaf_index,
-        "prov:proof": event.proof,
-        "prov:root": event.root,
-        "prov:batchId": event.batch_id,
-        "prov:chainId": chain.chain_id,
-        "prov:contract": chain.ledger,
-        "prov:transaction": event.transaction,
-        "prov:blockNumber": event.block_number,
-    }
-    return {key: value for key, value in fields.items() if value is not None}
+    return anchoring(
+        {
+            "prov:state": event.anchoring.value,
+            "prov:deviceSigned": True,
+            "prov:salt": event.salt,
+            "prov:leaf": event.leaf,
+            "prov:leafIndex": event.leaf_index,
+            "prov:proof": event.proof,
+            "prov:root": event.root,
+            "prov:batchId": event.batch_id,
+            "prov:transaction": event.transaction,
+            "prov:blockNumber": event.block_number,
+        },
+        chain,
+    )
+
+
+def anchoring(fields: dict[str, Any], chain: Chain) -> dict[str, Any]:
+    """`prov:anchoring`: `fields` with the chain id and ledger after the root; nulls left out.
+
+    `prov:deviceSigned` says whether a reader device signed the event (false: captured over
+    EPCIS from another system). It sits inside `prov:anchoring`, which the hash ID leaves out,
+    so that a captured event keeps the hash ID it had when it was captured.
+    """
+    ordered: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "prov:transaction":
+            ordered["prov:chainId"] = chain.chain_id
+            ordered["prov:contract"] = chain.ledger
+        ordered[key] = value
+    return {key: value for key, value in ordered.items() if value is not None}
 
 
 def query_document(events: Sequence[dict[str, Any]], created: datetime) -> dict[str, Any]:

@@ -80,21 +80,32 @@ def item_of_epc(text: str) -> tuple[str, str]:
     return link.gtin, link.serial
 
 
-def page_token(last_id: int) -> str:
-    """The opaque token of the page after the event with row id `last_id`.
+def page_token(custody_after: int, captured_after: int) -> str:
+    """The opaque token of the next page: the last row id shown of each kind of event.
 
-    >>> page_token(42), page_after(page_token(42))
-    ('NDI', 42)
+    Device-signed and captured events are stored apart, each paged by row id; a page merges
+    the two, so the token carries one position per kind.
+
+    >>> page_token(42, 7), page_after(page_token(42, 7))
+    ('NDIuNw', (42, 7))
     """
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+    text = f"{custody_after}.{captured_after}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def page_after(token: str) -> int:
-    """The row id a `page_token` stands for."""
+def page_after(token: str) -> tuple[int, int]:
+    """The (custody, captured) row ids a `page_token` stands for; a bare id (the tokens given
+    out before captured events existed) is a custody position.
+
+    >>> page_after("NDI")
+    (42, 0)
+    """
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
-    if not text.isdigit() or len(text) > 18:
+    custody, dot, captured = text.partition(".")
+    parts = [custody, captured] if dot else [custody, "0"]
+    if not all(part.isdigit() and len(part) <= 18 for part in parts):
         raise ValueError("not a page token this API gave out")
-    return int(text)
+    return int(parts[0]), int(parts[1])

@@ -1,11 +1,13 @@
 """Anchoring: close batches of accepted events, build their Merkle tree, owe its anchor.
 
 A batch closes when ANCHOR_BATCH_MAX events wait, or when the oldest waiting event is
-ANCHOR_MAX_AGE_SECONDS old. Its events are taken by row id (arrival order), and leaf `i` is
-the `i`-th of them: rebuilding a batch from its events gives the same tree. The batch row, each
-event's place (batch, leaf index, proof) and the owed `CustodyLedger.anchor(root, count,
-batchId)` commit in one transaction: a crash before the commit leaves every event waiting, one
-after leaves them anchored once, and the write's idempotency key is the batch's own.
+ANCHOR_MAX_AGE_SECONDS old. Device-signed custody events and events captured over EPCIS are
+anchored in the same batches, taken in arrival order (received_at, then kind, then row id),
+and leaf `i` is the `i`-th of them: rebuilding a batch from its events gives the same tree.
+The batch row, each event's place (batch, leaf index, proof) and the owed
+`CustodyLedger.anchor(root, count, batchId)` commit in one transaction: a crash before the
+commit leaves every event waiting, one after leaves them anchored once, and the write's
+idempotency key is the batch's own.
 """
 
 from __future__ import annotations
@@ -33,17 +35,22 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def arrival(event: PendingEvent) -> tuple[datetime, str, int]:
+    """The order events are batched in: received_at, then kind, then row id."""
+    return (_utc(event.received_at), event.kind, event.id)
+
+
 def choose_batch(
     waiting: Sequence[PendingEvent], now: datetime, max_count: int, max_age_seconds: float
 ) -> list[PendingEvent]:
-    """The events to close into one batch now, by id; empty when none is due.
+    """The events to close into one batch now, in arrival order; empty when none is due.
 
     Full (`max_count` waiting) closes at once; otherwise when the oldest waiting event is at
     least `max_age_seconds` old.
     """
     if max_count < 1:
         raise ValueError(f"max_count must be at least 1, got {max_count}")
-    ordered = sorted(waiting, key=lambda event: event.id)[:max_count]
+    ordered = sorted(waiting, key=arrival)[:max_count]
     if not ordered:
         return []
     if len(ordered) == max_count:
@@ -66,7 +73,7 @@ def build_batch(events: Sequence[PendingEvent]) -> BuiltBatch:
     """The StandardMerkleTree of the events' (digest, salt) leaves, in the order given."""
     tree = custody_tree([(event.digest, event.salt) for event in events])
     placements = [
-        Placement(event.id, index, ["0x" + node.hex() for node in tree.proof(index)])
+        Placement(event.id, index, ["0x" + node.hex() for node in tree.proof(index)], event.kind)
         for index, event in enumerate(events)
     ]
     return BuiltBatch(tree.root, placements)

@@ -2,13 +2,14 @@
 
 ::
 
-    DomainError
+    DomainError           400 (a malformed request header)
     ├── NotFound          404
     ├── Conflict          409
     ├── InvalidInput      422 (fields names each bad field)
     ├── Unauthorized      401
     ├── Forbidden         403 (the caller's role may not call this route)
     ├── TooManyAttempts   429 (retry_after: seconds until a retry may succeed)
+    ├── TooLarge          413 (more than a route takes at once)
     └── Unavailable       503 (a dependency is not ready yet: try again later)
 """
 
@@ -75,6 +76,13 @@ class TooManyAttempts(DomainError):
     ) -> None:
         super().__init__(message, fields)
         self.retry_after = max(1, retry_after)
+
+
+class TooLarge(DomainError):
+    """The request holds more than the route takes at once (events in a document, ...)."""
+
+    status = 413
+    code = "request_entity_too_large"
 
 
 class Unavailable(DomainError):

@@ -8,6 +8,7 @@ gets 404, as if the item did not exist; an event is readable by whoever may read
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from contracts_abi.merkle import custody_leaf
@@ -76,32 +77,50 @@ def _readers(uow: UnitOfWork, item: Item, events: Sequence[CustodyEvent]) -> set
     return readers(item, events, parties)
 
 
+@dataclass(frozen=True)
+class Anchoring:
+    """Where one event's anchoring stands: its batch and the batch's anchor write, if any."""
+
+    state: AnchorState
+    batch: AnchorBatch | None
+    receipt: WriteReceipt | None
+    confirmations: int | None
+
+
+def anchorings(uow: UnitOfWork, batch_ids: Sequence[int | None], head: Head) -> list[Anchoring]:
+    """The anchoring of each event placed in these batches (None: in none yet), in order.
+
+    Works for device-signed and captured events alike (inside `with uow`).
+    """
+    batches = {batch.id: batch for batch in uow.anchors.by_ids({b for b in batch_ids if b})}
+    receipts = uow.ledger.receipts([batch.idempotency_key for batch in batches.values()])
+    mined = any(receipt.block_number is not None for receipt in receipts.values())
+    tip = head() if mined else None
+    found = []
+    for batch_id in batch_ids:
+        batch = batches.get(batch_id) if batch_id is not None else None
+        receipt = receipts.get(batch.idempotency_key) if batch is not None else None
+        if batch is None:
+            state = AnchorState.PENDING
+        elif receipt is None:
+            state = AnchorState.OWED
+        else:
+            state = _STATES[receipt.state]
+        block = receipt.block_number if receipt is not None else None
+        found.append(Anchoring(state, batch, receipt, confirmations(block, tip)))
+    return found
+
+
 def public_events(
     uow: UnitOfWork, events: Sequence[CustodyEvent], head: Head
 ) -> list[CustodyEventPublic]:
     """The events as shown, each with its anchoring state and proof (inside `with uow`)."""
-    batch_ids = {event.batch_id for event in events if event.batch_id is not None}
-    batches = {batch.id: batch for batch in uow.anchors.by_ids(batch_ids)}
-    receipts = uow.ledger.receipts([batch.idempotency_key for batch in batches.values()])
-    mined = any(receipt.block_number is not None for receipt in receipts.values())
-    tip = head() if mined else None
-    return [_one(event, batches, receipts, tip) for event in events]
+    found = anchorings(uow, [event.batch_id for event in events], head)
+    return [_one(event, anchoring) for event, anchoring in zip(events, found, strict=True)]
 
 
-def _one(
-    event: CustodyEvent,
-    batches: dict[int | None, AnchorBatch],
-    receipts: dict[str, WriteReceipt],
-    head: int | None,
-) -> CustodyEventPublic:
-    batch = batches.get(event.batch_id) if event.batch_id is not None else None
-    receipt = receipts.get(batch.idempotency_key) if batch is not None else None
-    if batch is None:
-        state = AnchorState.PENDING
-    elif receipt is None:
-        state = AnchorState.OWED
-    else:
-        state = _STATES[receipt.state]
+def _one(event: CustodyEvent, anchoring: Anchoring) -> CustodyEventPublic:
+    batch, receipt, state = anchoring.batch, anchoring.receipt, anchoring.state
     block = receipt.block_number if receipt is not None else None
     return CustodyEventPublic(
         event_id=event.event_id,
@@ -133,7 +152,7 @@ def _one(
         batch_id=_hex(batch.batch_id) if batch is not None else None,
         transaction=receipt.tx_hash if receipt is not None else None,
         block_number=block,
-        confirmations=confirmations(block, head),
+        confirmations=anchoring.confirmations,
     )
 
 

@@ -17,6 +17,8 @@ from typing import Any, Protocol, Self
 from firmware_tools.verify import CounterStore
 from provenance_api.models import (
     AnchorBatch,
+    CapturedEvent,
+    CaptureJob,
     ClaimCode,
     CustodyEvent,
     Device,
@@ -336,22 +338,59 @@ class CustodyEventRepository(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class EventFilter:
-    """Which custody events an EPCIS query asks for; None means no condition."""
+    """Which events an EPCIS query asks for; None means no condition."""
 
     ge_time: int | None = None  # event_time >= this (UTC seconds)
     lt_time: int | None = None  # event_time < this
     biz_steps: frozenset[str] | None = None
     item: tuple[str, str] | None = None  # (GTIN-14, serial)
+    # Captured events keep milliseconds: the same bounds in UTC milliseconds.
+    ge_time_ms: int | None = None
+    lt_time_ms: int | None = None
+    event_types: frozenset[str] | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewCapturedEvent:
+    """A captured EPCIS event to insert, with the SGTINs it names (see models.CapturedEvent)."""
+
+    organization_id: int
+    event_hash: str
+    received_event_id: str | None
+    event_type: str
+    event_time_ms: int
+    time_zone_offset: str
+    biz_step: str | None
+    event: dict[str, Any]
+    context: list[Any]
+    digest: bytes
+    salt: bytes
+    received_at: datetime
+    epcs: list[tuple[str, str, str]]  # the SGTINs it names: (EPC as given, GTIN-14, serial)
+
+
+NEW_CAPTURED_FIELDS = tuple(
+    field.name for field in dataclasses.fields(NewCapturedEvent) if field.name != "epcs"
+)
+
+# The two kinds of anchored events, in the order a batch takes them when received together.
+CUSTODY = "custody"
+CAPTURED = "captured"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PendingEvent:
-    """An accepted event not yet in a batch, as the anchoring service needs it."""
+    """An accepted event not yet in a batch, as the anchoring service needs it.
+
+    `kind` says which table it is in (CUSTODY: device-signed, CAPTURED: EPCIS capture);
+    `id` is its row id there.
+    """
 
     id: int
     digest: bytes
     salt: bytes
     received_at: datetime
+    kind: str = CUSTODY
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -361,13 +400,50 @@ class Placement:
     event_pk: int
     leaf_index: int
     proof: list[str]
+    kind: str = CUSTODY
+
+
+class CaptureJobRepository(Protocol):
+    """EPCIS capture jobs by their public id (a UUID)."""
+
+    def add(self, job: CaptureJob) -> CaptureJob:
+        """Store a new job (its `id` set on return), or the changes to one read from here."""
+        ...
+
+    def get(self, public_id: str) -> CaptureJob | None:
+        """The job with this public id, whoever captured it."""
+        ...
+
+
+class CapturedEventRepository(Protocol):
+    """Events captured from other systems, unique per (capturing organization, hash ID)."""
+
+    def add_many(self, job_id: int, events: Sequence[NewCapturedEvent]) -> None:
+        """Store new events of a job with their SGTINs; a hash ID stored before is a Conflict."""
+        ...
+
+    def known(self, organization_id: int, hashes: Collection[str]) -> set[str]:
+        """Which of these hash IDs the organization has captured before (one query)."""
+        ...
+
+    def for_items(self, item_ids: Collection[int]) -> Sequence[CapturedEvent]:
+        """Every captured event naming one of these items, by row id, each once (one query)."""
+        ...
+
+    def readable(
+        self, organization_id: int, where: EventFilter, after: int | None, limit: int
+    ) -> Sequence[CapturedEvent]:
+        """Up to `limit` captured events matching `where`, by row id above `after`, that the
+        organization captured or that name an item it may read (one query)."""
+        ...
 
 
 class AnchorBatchRepository(Protocol):
     """Closed Merkle batches, and the accepted events still waiting for one."""
 
     def unanchored(self, limit: int) -> Sequence[PendingEvent]:
-        """Up to `limit` events in no batch, by id, held for this unit of work.
+        """Up to `limit` events in no batch, held for this unit of work: device-signed and
+        captured ones together, by (received_at, kind, id).
 
         Two units of work never get the same event (PostgreSQL: FOR UPDATE SKIP LOCKED;
         SQLite: the write lock taken at BEGIN).
@@ -375,7 +451,8 @@ class AnchorBatchRepository(Protocol):
         ...
 
     def close(self, batch: AnchorBatch, placements: Sequence[Placement]) -> AnchorBatch:
-        """Store `batch` (its `id` set on return) and put each placed event in it."""
+        """Store `batch` (its `id` set on return) and put each placed event, of either kind,
+        in it."""
         ...
 
     def by_ids(self, ids: Collection[int]) -> Sequence[AnchorBatch]:
@@ -486,6 +563,8 @@ class UnitOfWork(Protocol):
     sun_keys: SunKeyRepository
     devices: DeviceRepository
     events: CustodyEventRepository
+    capture_jobs: CaptureJobRepository
+    captured: CapturedEventRepository
     # The last SUN counter per tag, advanced in this unit's transaction: a rolled-back
     # unit advances nothing.
     counters: Counters

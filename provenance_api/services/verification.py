@@ -30,8 +30,18 @@ from firmware_tools.verify import (
     check_tag,
     is_sun_url,
 )
+from provenance_api.epcis import capture as capture_rules
+from provenance_api.epcis.event_hash import CBV
 from provenance_api.keys import KeyBox
-from provenance_api.models import CustodyEvent, Item, ItemScan, Organization, Product, TagKind
+from provenance_api.models import (
+    CapturedEvent,
+    CustodyEvent,
+    Item,
+    ItemScan,
+    Organization,
+    Product,
+    TagKind,
+)
 from provenance_api.schemas import (
     Attestation,
     CustodyEventPublic,
@@ -228,7 +238,10 @@ def _verify_item(
     first = anomalies.first_verified(sold_at, [_scan_sighting(s) for s in scans])
     if first is not None and first.scanner != scanner.id:
         answer.first_verified = FirstVerified(at=first.at, place=first.place)
-    answer.history = [_step(step, names) for step in history.public_events(uow, events, head)]
+    steps = [_step(step, names) for step in history.public_events(uow, events, head)]
+    # Captured events are shown, marked as not device-signed; the rules above never read them.
+    steps += _captured_steps(uow, uow.captured.for_items({item.id}), head)
+    answer.history = sorted(steps, key=lambda step: step.event_time)  # stable: ties keep order
     return answer
 
 
@@ -432,6 +445,46 @@ def attest(answer: Verification, key: bytes, chain_id: int, ledger: str) -> Atte
         reasons_hash="0x" + signed.reasons_hash.hex(),
         checked_at=signed.checked_at,
     )
+
+
+def _captured_steps(
+    uow: UnitOfWork, rows: Sequence[CapturedEvent], head: Head
+) -> list[HistoryStep]:
+    """Events captured over EPCIS that name the item, as history steps (not device-signed)."""
+    found = history.anchorings(uow, [row.batch_id for row in rows], head)
+    capturers = {i: uow.organizations.get(i) for i in {row.organization_id for row in rows}}
+    steps = []
+    for row, anchoring in zip(rows, found, strict=True):
+        capturer = capturers[row.organization_id]
+        event = row.event
+        read_point = event.get("readPoint")
+        batch, receipt = anchoring.batch, anchoring.receipt
+        steps.append(
+            HistoryStep(
+                event_id=row.event_hash,
+                device_signed=False,
+                event_type=row.event_type,
+                biz_step=row.biz_step or "",
+                disposition=capture_rules.term_name(
+                    event.get("disposition"), row.context, CBV + "Disp-"
+                )
+                or "",
+                read_point=str(read_point.get("id", "")) if isinstance(read_point, dict) else "",
+                party=capturer.address if capturer is not None else "",
+                party_name=capturer.name if capturer is not None else None,
+                event_time=datetime.fromtimestamp(row.event_time_ms / 1000, UTC),
+                anchoring=anchoring.state,
+                digest="0x" + bytes(row.digest).hex(),
+                salt="0x" + bytes(row.salt).hex(),
+                leaf_index=row.leaf_index,
+                proof=list(row.proof) if row.proof is not None else None,
+                root="0x" + bytes(batch.root).hex() if batch is not None else None,
+                transaction=receipt.tx_hash if receipt is not None else None,
+                block_number=receipt.block_number if receipt is not None else None,
+                confirmations=anchoring.confirmations,
+            )
+        )
+    return steps
 
 
 def recall_status(uow: UnitOfWork, gtin: str, serial: str) -> RecallStatusPublic:

@@ -15,6 +15,8 @@ from typing import Any, Self
 
 from provenance_api.models import (
     AnchorBatch,
+    CapturedEvent,
+    CaptureJob,
     ClaimCode,
     CustodyEvent,
     Device,
@@ -26,15 +28,20 @@ from provenance_api.models import (
     Product,
     SunKey,
 )
+from provenance_api.services.anchoring import arrival
 from provenance_api.services.errors import Conflict
 from provenance_api.services.ports import (
+    CAPTURED,
+    CUSTODY,
     EVENT_STEP_FIELDS,
+    NEW_CAPTURED_FIELDS,
     NEW_EVENT_FIELDS,
     NEW_ITEM_FIELDS,
     ChainState,
     EventFilter,
     EventStep,
     KeyRecord,
+    NewCapturedEvent,
     NewCustodyEvent,
     NewItem,
     Owner,
@@ -57,6 +64,9 @@ class _State:
         self.sun_keys: dict[tuple[int, int], dict[str, Any]] = {}
         self.devices: dict[str, dict[str, Any]] = {}
         self.events: dict[str, dict[str, Any]] = {}  # by event id, in arrival order
+        self.capture_jobs: dict[int, dict[str, Any]] = {}
+        self.captured: dict[int, dict[str, Any]] = {}  # by row id
+        self.captured_epcs: list[dict[str, Any]] = []
         self.counters: dict[tuple[bytes, int], int] = {}
         self.transfers: dict[int, dict[str, Any]] = {}
         self.batches: dict[int, dict[str, Any]] = {}
@@ -353,21 +363,7 @@ class FakeCustodyEvents:
     def readable(
         self, organization_id: int, where: EventFilter, after: int | None, limit: int
     ) -> Sequence[CustodyEvent]:
-        items = {
-            row["id"]
-            for row in self.state.items.values()
-            if row["organization_id"] == organization_id
-        }
-        items |= {
-            row["item_id"]
-            for row in self.state.events.values()
-            if row["organization_id"] == organization_id
-        }
-        items |= {
-            row["item_id"]
-            for row in self.state.transfers.values()
-            if organization_id in (row["from_organization_id"], row["to_organization_id"])
-        }
+        items = _readable_items(self.state, organization_id)
         rows = [
             row
             for row in self.state.events.values()
@@ -380,6 +376,108 @@ class FakeCustodyEvents:
         ]
         rows.sort(key=lambda row: row["id"])
         return [CustodyEvent(**row) for row in rows[:limit]]
+
+
+def _readable_items(state: _State, organization_id: int) -> set[int]:
+    """The items the organization may read: supplied, recorded an event of, transferred."""
+    items = {row["id"] for row in state.items.values() if row["organization_id"] == organization_id}
+    items |= {
+        row["item_id"] for row in state.events.values() if row["organization_id"] == organization_id
+    }
+    items |= {
+        row["item_id"]
+        for row in state.transfers.values()
+        if organization_id in (row["from_organization_id"], row["to_organization_id"])
+    }
+    return items
+
+
+class FakeCaptureJobs:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, job: CaptureJob) -> CaptureJob:
+        if job.id is None:
+            if any(row["public_id"] == job.public_id for row in self.state.capture_jobs.values()):
+                raise Conflict(_CLASH)
+            job.id = next(self.ids)
+        self.state.capture_jobs[job.id] = copy.deepcopy(job.model_dump())
+        return job
+
+    def get(self, public_id: str) -> CaptureJob | None:
+        for row in self.state.capture_jobs.values():
+            if row["public_id"] == public_id:
+                return CaptureJob(**copy.deepcopy(row))
+        return None
+
+
+class FakeCapturedEvents:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add_many(self, job_id: int, events: Sequence[NewCapturedEvent]) -> None:
+        # Like the table: (organization, hash ID) is unique, the job must exist.
+        taken = {
+            (row["organization_id"], row["event_hash"]) for row in self.state.captured.values()
+        }
+        keys = [(event.organization_id, event.event_hash) for event in events]
+        if (
+            job_id not in self.state.capture_jobs
+            or len(set(keys)) != len(keys)
+            or taken & set(keys)
+        ):
+            raise Conflict(_CLASH)
+        for event in events:
+            row = {name: copy.deepcopy(getattr(event, name)) for name in NEW_CAPTURED_FIELDS}
+            row.update(id=next(self.ids), job_id=job_id, batch_id=None, leaf_index=None, proof=None)
+            self.state.captured[row["id"]] = row
+            self.state.captured_epcs += [
+                {"captured_event_id": row["id"], "epc": e, "gtin": g, "serial": s}
+                for e, g, s in event.epcs
+            ]
+
+    def known(self, organization_id: int, hashes: Collection[str]) -> set[str]:
+        wanted = set(hashes)
+        return {
+            row["event_hash"]
+            for row in self.state.captured.values()
+            if row["organization_id"] == organization_id and row["event_hash"] in wanted
+        }
+
+    def _naming(self, test: Any) -> set[int]:
+        return {row["captured_event_id"] for row in self.state.captured_epcs if test(row)}
+
+    def _about(self, item_ids: set[int]) -> set[int]:
+        # Like the table: matched by (GTIN, serial) when read, whenever the item was registered.
+        keys = {key for key, row in self.state.items.items() if row["id"] in item_ids}
+        return self._naming(lambda row: (row["gtin"], row["serial"]) in keys)
+
+    def for_items(self, item_ids: Collection[int]) -> Sequence[CapturedEvent]:
+        ids = self._about(set(item_ids))
+        return [CapturedEvent(**copy.deepcopy(self.state.captured[i])) for i in sorted(ids)]
+
+    def readable(
+        self, organization_id: int, where: EventFilter, after: int | None, limit: int
+    ) -> Sequence[CapturedEvent]:
+        items = _readable_items(self.state, organization_id)
+        about = self._about(items)
+        matching = (
+            self._naming(lambda row: (row["gtin"], row["serial"]) == where.item)
+            if where.item is not None
+            else None
+        )
+        rows = [
+            row
+            for row in sorted(self.state.captured.values(), key=lambda row: row["id"])
+            if (row["organization_id"] == organization_id or row["id"] in about)
+            and (after is None or row["id"] > after)
+            and (where.event_types is None or row["event_type"] in where.event_types)
+            and (where.ge_time_ms is None or row["event_time_ms"] >= where.ge_time_ms)
+            and (where.lt_time_ms is None or row["event_time_ms"] < where.lt_time_ms)
+            and (where.biz_steps is None or row["biz_step"] in where.biz_steps)
+            and (matching is None or row["id"] in matching)
+        ]
+        return [CapturedEvent(**copy.deepcopy(row)) for row in rows[:limit]]
 
 
 class FakeCounters:
@@ -498,26 +596,32 @@ class FakeAnchorBatches:
         self.state, self.ids = state, ids
 
     def unanchored(self, limit: int) -> Sequence[PendingEvent]:
-        rows = sorted(self.state.events.values(), key=lambda row: row["id"])
-        waiting = [row for row in rows if row["batch_id"] is None][:limit]
-        return [
-            PendingEvent(row["id"], row["digest"], row["salt"], row["received_at"])
-            for row in waiting
-        ]
+        waiting = []
+        for kind, rows in (
+            (CUSTODY, self.state.events.values()),
+            (CAPTURED, self.state.captured.values()),
+        ):
+            waiting += [
+                PendingEvent(row["id"], row["digest"], row["salt"], row["received_at"], kind)
+                for row in sorted(rows, key=lambda row: row["id"])
+                if row["batch_id"] is None
+            ][:limit]
+        return sorted(waiting, key=arrival)[:limit]
 
     def close(self, batch: AnchorBatch, placements: Sequence[Placement]) -> AnchorBatch:
         for row in self.state.batches.values():
             if row["batch_id"] == batch.batch_id or row["idempotency_key"] == batch.idempotency_key:
                 raise Conflict(_CLASH)
-        by_pk = {row["id"]: row for row in self.state.events.values()}
+        by_pk = {(CUSTODY, row["id"]): row for row in self.state.events.values()}
+        by_pk |= {(CAPTURED, row["id"]): row for row in self.state.captured.values()}
         for placement in placements:
-            row = by_pk.get(placement.event_pk)
+            row = by_pk.get((placement.kind, placement.event_pk))
             if row is None or row["batch_id"] is not None:
                 raise Conflict("an event of this batch is already in another batch")
         batch.id = next(self.ids)
         self.state.batches[batch.id] = batch.model_dump()
         for placement in placements:
-            by_pk[placement.event_pk].update(
+            by_pk[(placement.kind, placement.event_pk)].update(
                 batch_id=batch.id, leaf_index=placement.leaf_index, proof=list(placement.proof)
             )
         return batch
@@ -566,6 +670,8 @@ class FakeUnitOfWork:
     sun_keys: FakeSunKeys
     devices: FakeDevices
     events: FakeCustodyEvents
+    capture_jobs: FakeCaptureJobs
+    captured: FakeCapturedEvents
     counters: FakeCounters
     transfers: FakeTransfers
     anchors: FakeAnchorBatches
@@ -587,6 +693,8 @@ class FakeUnitOfWork:
             "batch",
             "scan",
             "claim_code",
+            "capture_job",
+            "captured",
         )
         self._ids = {name: itertools.count(1) for name in names}
         self._work: _State | None = None
@@ -609,6 +717,8 @@ class FakeUnitOfWork:
         self.sun_keys = FakeSunKeys(self._work, self._ids["sun_key"])
         self.devices = FakeDevices(self._work, self._ids["device"])
         self.events = FakeCustodyEvents(self._work, self._ids["event"])
+        self.capture_jobs = FakeCaptureJobs(self._work, self._ids["capture_job"])
+        self.captured = FakeCapturedEvents(self._work, self._ids["captured"])
         self.counters = FakeCounters(self._work)
         self.transfers = FakeTransfers(self._work, self._ids["transfer"])
         self.anchors = FakeAnchorBatches(self._work, self._ids["batch"])

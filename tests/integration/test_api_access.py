@@ -173,6 +173,13 @@ class World:
         self.pending = {"gtin": gtin, "serial": serial, "to_address": Account.create().address}
         return "/v1/transfers"
 
+    def capture_job(self, key: str, tenant: str) -> str:
+        """The captureID of an EPCIS capture by the caller (a random one when it may not
+        capture), or by the rival."""
+        owner = self.rival if tenant == OTHER else key
+        response = self.api.call("POST", "/v1/epcis/capture", owner, json=PROBE_CAPTURE)
+        return response.get_json().get("captureID") or str(uuid.uuid4())
+
     def spare_key_prefix(self, key: str, tenant: str) -> str:
         """A second key of the caller (so revoking it is not revoking the last), or the rival's."""
         owner = self.rival if tenant == OTHER else key
@@ -195,6 +202,25 @@ PROBE_EVENTS = {
             "signature": "0x" + "11" * 64 + "1b",
         }
     ]
+}
+
+PROBE_CAPTURE = {
+    "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+    "type": "EPCISDocument",
+    "schemaVersion": "2.0",
+    "creationDate": "2026-12-01T10:00:00Z",
+    "epcisBody": {
+        "eventList": [
+            {
+                "type": "ObjectEvent",
+                "eventTime": "2026-12-01T10:00:00+01:00",
+                "eventTimeZoneOffset": "+01:00",
+                "epcList": [f"https://id.gs1.org/01/{OTHER_GTIN}/21/S1"],
+                "action": "OBSERVE",
+                "bizStep": "inspecting",
+            }
+        ]
+    },
 }
 
 PROBES: dict[str, Probe] = {
@@ -305,6 +331,15 @@ PROBES: dict[str, Probe] = {
         lambda w, t: "/v1/epcis/events?MATCH_epc=https://id.gs1.org/01/{}/21/{}".format(
             *w.held_item(w.key, t)
         ),
+    ),
+    # EPCIS 2.0 capture: a new job for anyone who may; a job is its capturer's alone.
+    "epcis.capture_epcis_document": Probe(
+        "POST", lambda w, t: "/v1/epcis/capture", ok=202, json=lambda: PROBE_CAPTURE
+    ),
+    "epcis.get_capture_job": Probe(
+        "GET",
+        lambda w, t: f"/v1/epcis/capture/{w.capture_job(w.key, t)}",
+        addresses_resource=True,
     ),
     # Verification (issue 10).
     "verifications.set_item_status": Probe(

@@ -13,6 +13,7 @@ import pytest
 from sqlmodel import Session
 
 from provenance_api import chain, db
+from provenance_api.epcis.capture import hash_context
 from provenance_api.epcis.event_hash import event_hash_id
 from provenance_api.epcis.export import HASH_IGNORE
 from provenance_api.schemas import Role
@@ -53,7 +54,9 @@ def fetch(api: Api, key: str, url: str) -> tuple[list[dict[str, Any]], str | Non
     events = document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     for event in events:
         body = {key: value for key, value in event.items() if key != "eventID"}
-        assert event["eventID"] == event_hash_id(body, document["@context"], HASH_IGNORE)
+        # A captured event carries the context entries of its own document (custom prefixes).
+        context = hash_context(document["@context"], event)
+        assert event["eventID"] == event_hash_id(body, context, HASH_IGNORE)
     link = response.headers.get("Link")
     if link is None:
         return events, None

@@ -19,5 +19,11 @@ def test_the_epcis_benchmark_prints_every_figure() -> None:
         check=True,
     )
     figures = dict(line.split(": ", 1) for line in result.stdout.splitlines())
-    assert set(figures) == {"epcis_export_events_per_s", "epcis_export_events_per_s_postgres"}
+    assert set(figures) == {
+        "epcis_export_events_per_s",
+        "epcis_export_events_per_s_postgres",
+        "epcis_capture_events_per_s",
+        "epcis_capture_events_per_s_postgres",
+    }
     assert float(figures["epcis_export_events_per_s"]) > 0
+    assert float(figures["epcis_capture_events_per_s"]) > 0

@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from provenance_api import db
 from provenance_api.models import (
+    CaptureJob,
     ChainWrite,
     Device,
     ItemScan,
@@ -29,11 +30,14 @@ from provenance_api.services.chain_writes import retry_write
 from provenance_api.services.errors import Conflict
 from provenance_api.services.ports import (
     ChainState,
+    EventFilter,
     KeyRecord,
+    NewCapturedEvent,
     NewCustodyEvent,
     NewItem,
     Owner,
     OwnerKind,
+    Placement,
 )
 from provenance_api.unit_of_work import SqlUnitOfWork
 from tests.fakes.unit_of_work import FakeUnitOfWork
@@ -902,3 +906,148 @@ def test_racing_claims_consume_one_code_once(sql_uow):
     with ThreadPoolExecutor(racers) as pool:
         outcomes = list(pool.map(consume, range(racers)))
     assert outcomes.count(True) == 1
+
+
+def _job(org: int, public_id: str) -> CaptureJob:
+    return CaptureJob(
+        public_id=public_id,
+        organization_id=org,
+        status="running",
+        error_behaviour="rollback",
+        event_count=2,
+        created_at=T0,
+    )
+
+
+def _captured(org: int, n: int, epcs=(), **changes) -> NewCapturedEvent:
+    values: dict = dict(
+        organization_id=org,
+        event_hash=f"ni:///sha-256;{n:064x}?ver=CBV2.0",
+        received_event_id=None,
+        event_type="ObjectEvent",
+        event_time_ms=1_790_000_000_250 + n,
+        time_zone_offset="+01:00",
+        biz_step="shipping",
+        event={"type": "ObjectEvent", "n": n},
+        context=[{"ex": "https://example.com/"}],
+        digest=n.to_bytes(32, "big"),
+        salt=bytes(32),
+        received_at=T0,
+        epcs=list(epcs),
+    )
+    values.update(changes)
+    return NewCapturedEvent(**values)
+
+
+def test_capture_jobs_and_captured_events_by_hash_item_and_reader(uow):
+    org, (one, two) = _event_world(uow)
+    other = _org(uow, "Partner", "0x" + "0c" * 20)
+    with uow:
+        job = uow.capture_jobs.add(_job(other, "5b0c0c4e-0000-4000-8000-000000000001"))
+        epc = ("urn:epc:id:sgtin:0000000.000000.S1", "00000000000001", "S1")
+        stranger_epc = ("https://id.gs1.org/01/09506000134352/21/X", "09506000134352", "X")
+        uow.captured.add_many(job.id, [_captured(other, 1, [epc]), _captured(other, 2)])
+        uow.captured.add_many(job.id, [_captured(other, 3, [stranger_epc], biz_step=None)])
+        job.status, job.captured_count, job.errors = "succeeded", 3, [{"index": 0}]
+        uow.capture_jobs.add(job)
+        uow.commit()
+    with uow:
+        stored = uow.capture_jobs.get("5b0c0c4e-0000-4000-8000-000000000001")
+        assert (stored.status, stored.captured_count, stored.errors) == (
+            "succeeded",
+            3,
+            [{"index": 0}],
+        )
+        assert uow.capture_jobs.get("5b0c0c4e-0000-4000-8000-000000000002") is None
+        hashes = [_captured(other, n).event_hash for n in (1, 3, 4)]
+        assert uow.captured.known(other, hashes) == set(hashes[:2])
+        assert uow.captured.known(org, hashes) == set()
+        (about_one,) = uow.captured.for_items({one, two})
+        assert (about_one.event, about_one.context) == (
+            {"type": "ObjectEvent", "n": 1},
+            [{"ex": "https://example.com/"}],
+        )
+        assert (bytes(about_one.digest), about_one.event_time_ms) == (
+            (1).to_bytes(32, "big"),
+            1_790_000_000_251,
+        )
+        everything = EventFilter()
+        # The capturer reads all three; the item's supplier reads the one naming its item.
+        assert [e.event_hash for e in uow.captured.readable(other, everything, None, 10)] == [
+            _captured(other, n).event_hash for n in (1, 2, 3)
+        ]
+        assert [e.event_hash for e in uow.captured.readable(org, everything, None, 10)] == [
+            about_one.event_hash
+        ]
+        page = uow.captured.readable(other, everything, about_one.id, 1)
+        assert [e.event_hash for e in page] == [_captured(other, 2).event_hash]
+        by_item = EventFilter(item=("09506000134352", "X"))
+        assert [e.event_hash for e in uow.captured.readable(other, by_item, None, 10)] == [
+            _captured(other, 3).event_hash
+        ]
+        timed = EventFilter(ge_time_ms=1_790_000_000_252, lt_time_ms=1_790_000_000_253)
+        assert [e.event_hash for e in uow.captured.readable(other, timed, None, 10)] == [
+            _captured(other, 2).event_hash
+        ]
+        steps = EventFilter(
+            biz_steps=frozenset({"shipping"}), event_types=frozenset({"ObjectEvent"})
+        )
+        assert len(uow.captured.readable(other, steps, None, 10)) == 2
+        none = EventFilter(event_types=frozenset({"AggregationEvent"}))
+        assert uow.captured.readable(other, none, None, 10) == []
+    # An item registered after the capture is matched by its key all the same.
+    late = _org(uow, "Late supplier", "0x" + "0d" * 20)
+    with uow:
+        uow.products.add(Product(organization_id=late, gtin="09506000134352", name="Late"))
+        (late_item,) = uow.items.add_many([_item(late, "09506000134352", "X")])
+        uow.commit()
+    with uow:
+        (about_late,) = uow.captured.for_items({late_item})
+        assert about_late.event_hash == _captured(other, 3).event_hash
+        readable = uow.captured.readable(late, EventFilter(), None, 10)
+        assert [e.event_hash for e in readable] == [about_late.event_hash]
+
+
+def test_a_captured_event_stored_twice_by_one_organization_is_a_conflict(uow):
+    org = _org(uow, "Partner", "0x" + "0c" * 20)
+    with uow:
+        job = uow.capture_jobs.add(_job(org, "5b0c0c4e-0000-4000-8000-000000000003"))
+        uow.captured.add_many(job.id, [_captured(org, 1)])
+        uow.commit()
+    with pytest.raises(Conflict), uow:
+        uow.captured.add_many(job.id, [_captured(org, 2), _captured(org, 1)])
+        uow.commit()
+    with uow:
+        assert uow.captured.known(org, [_captured(org, 2).event_hash]) == set()
+
+
+def test_anchor_batches_take_both_kinds_in_arrival_order(uow):
+    org, (one, _) = _event_world(uow)
+    later = T0 + timedelta(seconds=1)
+    with uow:
+        job = uow.capture_jobs.add(_job(org, "5b0c0c4e-0000-4000-8000-000000000004"))
+        uow.events.add_many([_event("e1", one, org), _event("e2", one, org, received_at=later)])
+        uow.captured.add_many(job.id, [_captured(org, 1), _captured(org, 2, received_at=later)])
+        uow.commit()
+    with uow:
+        waiting = uow.anchors.unanchored(10)
+        assert [(e.kind, e.received_at.replace(tzinfo=UTC)) for e in waiting] == [
+            ("captured", T0),
+            ("custody", T0),
+            ("captured", later),
+            ("custody", later),
+        ]
+        assert [e.kind for e in uow.anchors.unanchored(3)] == ["captured", "custody", "captured"]
+        placements = [Placement(e.id, i, [], e.kind) for i, e in enumerate(waiting[:3])]
+        uow.anchors.close(_anchor_batch(b"\x05" * 32, b"\x06" * 32, 3), placements)
+        uow.commit()
+    with uow:
+        (rest,) = uow.anchors.unanchored(10)
+        assert (rest.kind, rest.digest) == ("custody", bytes(range(1, 33)))
+        placed = {
+            e.event_hash: e.leaf_index for e in uow.captured.readable(org, EventFilter(), None, 9)
+        }
+        assert sorted(placed.values()) == [0, 2]
+    with pytest.raises(Conflict), uow:  # a captured event placed twice
+        again = [Placement(waiting[0].id, 0, [], "captured")]
+        uow.anchors.close(_anchor_batch(b"\x07" * 32, b"\x08" * 32, 1), again)

@@ -47,6 +47,9 @@
     notAnchored: "Root {root} is not on the blockchain",
     pending: "Not on the blockchain yet: only its signature could be checked",
     tagRead: "That the tag read at this step was genuine (we checked it when the step arrived)",
+    captured:
+      "No reader signed this step: {party} sent it to us from another system, so what it says" +
+      " rests on {party}'s word",
     verdictTitle: "Our verdict",
     attested: "Our verdict “{verdict}” and its reasons are signed by key {signer}",
     attestBad: "Our signature does not match the verdict and reasons shown",
@@ -246,6 +249,7 @@
   const short = (value) => `${value.slice(0, 8)}…${value.slice(-4)}`;
 
   async function checkStep(step, shown, node, say) {
+    if (step.device_signed === false) return checkCaptured(step, node, say);
     const checks = [];
     const device = lower(step.device);
     const names = { device: short(step.device), party: step.party_name || short(step.party) };
@@ -273,6 +277,19 @@
       checks.push(check("device", registered, say(text, names)));
       checks.push({ key: "tag", result: "service", text: say("tagRead", names) });
     }
+    return checks.concat(await checkAnchoring(step, digest, node, say, names));
+  }
+
+  // An event captured over EPCIS from another system: no reader signed it; its digest is the
+  // SHA-256 inside its GS1 event hash ID, which only the whole EPCIS event gives back.
+  async function checkCaptured(step, node, say) {
+    const names = { party: step.party_name || short(step.party) };
+    const checks = [{ key: "signature", result: "service", text: say("captured", names) }];
+    return checks.concat(await checkAnchoring(step, bytes(step.digest, 32), node, say, names));
+  }
+
+  async function checkAnchoring(step, digest, node, say, names) {
+    const checks = [];
     if (!step.root || !step.proof) {
       checks.push({ key: "anchor", result: "pending", text: say("pending", names) });
       return checks;
