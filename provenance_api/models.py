@@ -609,6 +609,7 @@ class CaptureJob(SQLModel, table=True):
     `error_behaviour` is the `GS1-Capture-Error-Behaviour` asked for: `rollback` stores
     nothing unless every event is good, `proceed` stores the good ones. `errors` lists the
     bad events as `{"index", "eventID", "message"}`; the job `failed` when there is one.
+    `warnings` lists good events stored with a remark (a stated hash ID that is not theirs).
     """
 
     __tablename__ = "capture_job"
@@ -630,6 +631,7 @@ class CaptureJob(SQLModel, table=True):
     captured_count: int = 0  # good events, stored now or captured before
     duplicate_count: int = 0  # of those, the ones captured before (stored once)
     errors: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    warnings: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
     created_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )

@@ -1117,6 +1117,10 @@ class CaptureJobPublic(BaseModel):
         description="Of those, events this organization had captured already: stored once."
     )
     errors: list[CaptureErrorPublic]
+    warnings: list[CaptureErrorPublic] = Field(
+        default_factory=list,
+        description="Events stored all the same, e.g. under our hash ID instead of the one stated.",
+    )
 
 
 class CapturePath(BaseModel):

@@ -7,10 +7,14 @@ the `GS1-Capture-Error-Behaviour` header) and CBV 2.0 §8.9 (event hash ID).
 
 - Each event gets our own GS1 event hash ID, computed over the event as received with its
   document's `@context`; its SHA-256 is the event's Merkle leaf digest.
-- A received `eventID` that is a hash ID (`ni:///sha-256;...`) must be ours: one that differs
-  means the sender's event or its hashing is not what we would publish, so the event is
-  refused with both IDs named rather than stored under an ID that does not check out. Any
-  other `eventID` (a `urn:uuid:`) is kept as given.
+- A received `eventID` is kept as given (exported as `prov:receivedEventID`), and the event is
+  stored and exported under our hash ID. One that is a hash ID (`ni:///sha-256;...`) other
+  than ours is a warning on the job, naming both: GS1's own example documents state IDs
+  their events do not hash to (GS1's reference vectors agree with ours), and refusing them
+  would refuse the standard's examples.
+- An EPC written as an SGTIN (EPC URI or GS1 Digital Link) that does not parse (a wrong
+  check digit, a partition that adds up wrong) makes the event bad: it names an item that
+  cannot exist. The job's error behaviour then keeps all or none, or the good ones.
 - `prov:anchoring` is left out of the hash as on export and dropped from what is stored: it is
   the anchoring of whoever sent it, and ours replaces it on export.
 - Event types this service has no rules for (extension types) are stored too: they must export
@@ -27,6 +31,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from firmware_tools.formats.epc import SGTIN_PREFIX
 from provenance_api.epcis import query
 from provenance_api.epcis.event_hash import (
     CBV,
@@ -63,6 +68,7 @@ class CapturedEvent:
     event: dict[str, Any]
     context: list[Any]
     epcs: list[tuple[str, str, str]]  # (EPC as given, GTIN-14, serial)
+    warning: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +155,10 @@ def _epoch_ms(text: str) -> int | None:
 
 
 def _epcs(event: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The SGTINs the event names, each once, in the order they appear."""
+    """The SGTINs the event names, each once, in the order they appear.
+
+    Raises ValueError naming an EPC written as an SGTIN that is none.
+    """
     named: list[Any] = [event["parentID"]] if "parentID" in event else []
     for field in EPC_FIELDS:
         value = event.get(field)
@@ -160,11 +169,29 @@ def _epcs(event: dict[str, Any]) -> list[tuple[str, str, str]]:
             continue
         try:
             gtin, serial = query.item_of_epc(epc)
-        except ValueError:
+        except ValueError as exc:
+            if _looks_like_sgtin(epc):
+                raise ValueError(f"EPC {epc[:120]!r} is not a valid SGTIN: {exc}") from None
             continue  # another kind of EPC (SSCC, GIAI, ...): stored, not indexed
         if serial and len(serial) <= SERIAL_MAX:
             found[epc] = (epc, gtin, serial)
     return list(found.values())
+
+
+def _looks_like_sgtin(epc: str) -> bool:
+    """Whether `epc` is written as an SGTIN: an SGTIN EPC URI, or a Digital Link with a GTIN
+    and a serial (one with a GTIN alone names a class of items, which is not indexed).
+
+    >>> _looks_like_sgtin("urn:epc:id:sgtin:x"), _looks_like_sgtin("https://d.example/01/1/21/2")
+    (True, True)
+    >>> _looks_like_sgtin("urn:epc:id:sscc:4012345.0000000001")
+    False
+    >>> _looks_like_sgtin("https://id.gs1.org/01/70614141123451")
+    False
+    """
+    if epc.startswith(SGTIN_PREFIX):
+        return True
+    return epc.startswith(("https://", "http://")) and "/01/" in epc and "/21/" in epc
 
 
 def read_event(index: int, event: Any, context: Any) -> CapturedEvent | CaptureError:
@@ -179,13 +206,17 @@ def read_event(index: int, event: Any, context: Any) -> CapturedEvent | CaptureE
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         return CaptureError(index, given, f"the event hash ID cannot be computed: {exc}")
     stated = given.removeprefix(HASH_PREFIX).partition("?")[0].lower() if given else None
+    warning = None
     if given is not None and given.startswith(HASH_PREFIX) and stated != digest_of(hash_id).hex():
-        return CaptureError(
-            index,
-            given,
-            f"eventID {given} is not this event's hash ID: GS1's event hash algorithm"
-            f" gives {hash_id}",
+        warning = (
+            f"eventID {given} is not this event's hash ID: GS1's event hash algorithm gives"
+            f" {hash_id}, under which it is stored and exported (yours is kept as"
+            " prov:receivedEventID)"
         )
+    try:
+        epcs = _epcs(event)
+    except ValueError as exc:
+        return CaptureError(index, given, str(exc))
     when = event.get("eventTime")
     event_time_ms = _epoch_ms(when) if isinstance(when, str) else None
     if event_time_ms is None:
@@ -202,7 +233,8 @@ def read_event(index: int, event: Any, context: Any) -> CapturedEvent | CaptureE
         biz_step=biz_step_name(event.get("bizStep"), context),
         event=kept,
         context=extra_context(context),
-        epcs=_epcs(event),
+        epcs=epcs,
+        warning=warning,
     )
 
 

@@ -68,6 +68,7 @@ def capture(
             stored.status, stored.finished_at, stored.captured_count = FAILED, now(), 0
             stored.duplicate_count = 0
             stored.errors = [{"index": None, "eventID": None, "message": _internal(exc)}]
+            stored.warnings = []
             uow.capture_jobs.add(stored)
             uow.commit()
     with uow:
@@ -112,6 +113,11 @@ def _run(
         stored.captured_count = len(good) + repeats if keep else 0
         stored.duplicate_count = len(known) + repeats if keep else 0
         stored.errors = [error.as_json() for error in bad]
+        stored.warnings = [
+            {"index": e.index, "eventID": e.received_event_id, "message": e.warning}
+            for e in good
+            if e.warning is not None
+        ]
         stored.finished_at = now()
         uow.capture_jobs.add(stored)
         uow.commit()
@@ -164,4 +170,5 @@ def public(job: CaptureJob) -> CaptureJobPublic:
         capturedCount=job.captured_count,
         duplicateCount=job.duplicate_count,
         errors=[CaptureErrorPublic(**error) for error in job.errors],
+        warnings=[CaptureErrorPublic(**warning) for warning in job.warnings],
     )
