@@ -181,7 +181,7 @@ ENGLISH: dict[str, str] = {
         " copy and cannot show it again: if you lose this file or forget the passphrase,"
         " nobody can recover the item's ownership."
     ),
-    "claim.keystore.download": "Download your wallet file ({name})",
+    "claim.keystore.download": "Download your wallet file",
     "claim.keystore.text.label": "Your wallet file (a keystore: you can also copy it)",
     "claim.keystore.text.hint": (
         "Keep it somewhere safe, such as a password manager. Wallet apps that import an"
