@@ -67,6 +67,7 @@ class Throttled:
     """Refused unread: too many attempts on this item; when a retry may succeed."""
 
     text: str
+    wait: str
     retry_after: int
 
 
@@ -123,9 +124,9 @@ def read(typed: Mapping[str, str], gtin: str, serial: str, strings: Strings) -> 
             errors["address"] = strings(problem)
     elif wallet == TO_NEW:
         if len(passphrase) < PASSPHRASE_MIN:
-            errors["passphrase"] = strings("claim.error.passphrase_short", min=PASSPHRASE_MIN)
+            errors["passphrase"] = strings("claim.error.passphrase_short", count=PASSPHRASE_MIN)
         elif len(passphrase) > PASSPHRASE_MAX:
-            errors["passphrase"] = strings("claim.error.passphrase_long", max=PASSPHRASE_MAX)
+            errors["passphrase"] = strings("claim.error.passphrase_long", count=PASSPHRASE_MAX)
         elif confirm != passphrase:
             errors["confirm"] = strings("claim.error.confirm")
     else:
@@ -154,8 +155,9 @@ def throttled(retry_after: int, now: datetime, strings: Strings) -> Throttled:
 
     >>> from datetime import UTC
     >>> from provenance_api.web.strings import catalogue
-    >>> throttled(90, datetime(2026, 12, 1, 16, 5, tzinfo=UTC), catalogue()).text[-49:]
-    'after 1 December 2026, 16:07 UTC (in 90 seconds).'
+    >>> shown = throttled(90, datetime(2026, 12, 1, 16, 5, tzinfo=UTC), catalogue())
+    >>> shown.text[-33:], shown.wait
+    ('after 1 December 2026, 16:07 UTC.', 'That is in 90 seconds.')
     """
     if retry_after < 120:
         wait = strings("claim.wait.seconds", count=retry_after)
@@ -163,8 +165,7 @@ def throttled(retry_after: int, now: datetime, strings: Strings) -> Throttled:
         wait = strings("claim.wait.minutes", count=-(-retry_after // 60))
     # Rounded up to the minute shown, so that a buyer who waits until then is let in.
     at = now + timedelta(seconds=retry_after + 59)
-    text = strings("claim.throttled.text", when=when(at), wait=wait)
-    return Throttled(text, retry_after)
+    return Throttled(strings("claim.throttled.text", when=when(at)), wait, retry_after)
 
 
 def done(claimed: ClaimPublic, strings: Strings) -> Done:

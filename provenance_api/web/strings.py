@@ -113,7 +113,7 @@ ENGLISH: dict[str, str] = {
     ),
     "claim.passphrase.label": "Passphrase for your new wallet",
     "claim.passphrase.hint": (
-        "At least {min} characters; a few unrelated words are easy to remember. Nobody can"
+        "At least {count} characters; a few unrelated words are easy to remember. Nobody can"
         " reset it: without it the wallet cannot be opened."
     ),
     "claim.confirm.label": "Passphrase again",
@@ -137,8 +137,8 @@ ENGLISH: dict[str, str] = {
     "claim.error.address_owner": (
         "This address already owns the item: enter your own wallet's address"
     ),
-    "claim.error.passphrase_short": "Enter a passphrase of at least {min} characters",
-    "claim.error.passphrase_long": "Enter a passphrase of at most {max} characters",
+    "claim.error.passphrase_short": "Enter a passphrase of at least {count} characters",
+    "claim.error.passphrase_long": "Enter a passphrase of at most {count} characters",
     "claim.error.confirm": "The two passphrases are not the same: type it again",
     # One answer for a wrong, expired, used or replaced code and an unknown item (no oracle).
     "claim.refused": (
@@ -149,11 +149,11 @@ ENGLISH: dict[str, str] = {
     "claim.throttled.heading": "Too many attempts",
     "claim.throttled.text": (
         "Too many claim codes were tried for this item lately, so we are not checking codes"
-        " for it for a while. Try again after {when} (in {wait})."
+        " for it for a while. Try again after {when}."
     ),
     "claim.throttled.seller": "If your code keeps failing, ask the seller for a new one.",
-    "claim.wait.seconds": "{count} seconds",
-    "claim.wait.minutes": "{count} minutes",
+    "claim.wait.seconds": "That is in {count} seconds.",
+    "claim.wait.minutes": "That is in {count} minutes.",
     "claim.unavailable.heading": "We cannot take claims right now",
     "claim.unavailable.text": "Nothing was changed. Please try again in a few minutes.",
     "claim.not_found.heading": "This is not an item we can claim",

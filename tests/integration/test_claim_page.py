@@ -19,9 +19,10 @@ from eth_account import Account
 from contracts_abi.passport import passport_id
 from firmware_tools.formats.qr import sign_label_url
 from provenance_api.models import ClaimThrottle, ItemScan, SunCounter
+from provenance_api.schemas import Role
 from provenance_api.web.strings import catalogue
 from tests.fakes.sun_tags import sun_url
-from tests.integration.api_support import GTIN, Api
+from tests.integration.api_support import GTIN, Api, make_api
 from tests.integration.events_support import MASTER, uid_of
 from tests.integration.test_api_claims import PASSPHRASE, new_code
 from tests.integration.test_api_transfers import org_of, passport, settle, world
@@ -216,7 +217,7 @@ def test_too_many_attempts_is_a_429_page_with_the_retry_time(tmp_path):
         assert 295 <= int(blocked.headers["Retry-After"]) <= 300
         assert "<h1>Too many attempts</h1>" in blocked.text
         text = html.unescape(re.search(r'<p id="throttled">(.*?)</p>', blocked.text).group(1))
-        expected = r"Try again after \d+ \w+ \d{4}, \d\d:\d\d UTC \(in 5 minutes\)\.$"
+        expected = r"Try again after \d+ \w+ \d{4}, \d\d:\d\d UTC\. That is in 5 minutes\.$"
         assert re.search(expected, text), text
         assert code not in blocked.text
     finally:
@@ -341,3 +342,23 @@ def test_the_claim_pages_check_no_tag_and_consume_no_sun_counter(api):
         headers={"Accept": "application/json"},
     ).get_json()
     assert after["verdict"] == "authentic" and after["reasons"] == []
+
+
+def test_before_the_contracts_are_deployed_the_form_says_try_later(tmp_path):
+    api = make_api("sqlite", tmp_path)  # no chain writer has run: nothing is deployed
+    try:
+        api.supplier = api.key(Role.SUPPLIER)
+        product = {"gtin": GTIN, "name": "Tea"}
+        assert api.call("POST", "/v1/products", api.supplier, json=product).status_code == 201
+        rows = {"items": [{"gtin": GTIN, "serial": "S2", "tag": "qr"}]}
+        assert api.call("POST", "/v1/items", api.supplier, json=rows).get_json()["created"] == 1
+        code = new_code(api, api.supplier, "S2")
+        later = to_wallet(api, code)
+        assert later.status_code == 503
+        assert_private(later)
+        assert "<h1>We cannot take claims right now</h1>" in later.text
+        assert f'<a href="{form_url()}">Try again</a>' in later.text
+        with api.uow() as uow:  # refused before the code was looked at: no attempt counted
+            assert uow.session.exec(sa.select(ClaimThrottle)).first() is None
+    finally:
+        api.app.extensions["provenance"].close()
