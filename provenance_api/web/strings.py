@@ -117,6 +117,10 @@ ENGLISH: dict[str, str] = {
         " reset it: without it the wallet cannot be opened."
     ),
     "claim.confirm.label": "Passphrase again",
+    "claim.new.once": (
+        "Send the form once, and keep the next page open until you have saved your wallet"
+        " file: it is the only copy."
+    ),
     "claim.submit": "Claim this item",
     "claim.errors.heading": "There is a problem",
     "claim.error.code_missing": "Enter the claim code the seller gave you",

@@ -65,6 +65,10 @@ def tab_to(page: Page, element_id: str, limit: int = 40) -> None:
     for _ in range(limit):
         page.keyboard.press("Tab")
         if focused(page) == element_id:
+            outline = page.evaluate(
+                "(s => [s.outlineStyle, s.outlineWidth])(getComputedStyle(document.activeElement))"
+            )
+            assert outline[0] != "none" and outline[1] != "0px", (element_id, outline)
             return
     raise AssertionError(f"Tab never reached #{element_id}")
 
