@@ -12,6 +12,7 @@ from flask_openapi3 import Info, OpenAPI
 from provenance_api import config
 from provenance_api.api import (
     api_keys,
+    claim_pages,
     claims,
     devices,
     docs,
@@ -100,6 +101,7 @@ def create_app(
     app.register_blueprint(verification.resolver)
     # Claims (issue 11): a buyer, who has no key, claims an item with the seller's code.
     app.register_api(claims.public)
+    app.register_blueprint(claim_pages.bp)  # and the buyer's claim form, as web pages
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app
 

@@ -25,6 +25,8 @@ PUBLIC = (
     frozenset({"health.healthz", "docs.openapi", "docs.ui", "docs.static", "static"})
     | PUBLIC_V1
     | {"resolver.resolve"}
+    # The buyer's claim form (issue 11): the web pages of claims.claim_item.
+    | {"claim_page.show_claim_form", "claim_page.submit_claim"}
 )
 
 ACCESS: dict[str, frozenset[Role]] = {

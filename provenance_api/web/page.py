@@ -80,6 +80,7 @@ class Page:
     first_verified: str | None
     steps: list[Step]
     claimed: bool  # the product is only what the code claims to be: no record is shown
+    claimable: bool  # a buyer may claim it with the seller's code (the page links the form)
 
 
 def when(moment: datetime) -> str:
@@ -222,4 +223,18 @@ def page(found: Verification, strings: Strings, explorer: str | None, host: str)
         first_verified=first if genuine_record else None,
         steps=[_step(step, explorer, strings) for step in found.history] if genuine_record else [],
         claimed=not genuine_record,
+        claimable=_claimable(found),
     )
+
+
+def _claimable(found: Verification) -> bool:
+    """Whether the page links the claim form: a genuine item, or one with a warning.
+
+    Not a counterfeit's page, nor one we could not check. Not an item a wallet already owns
+    either: only an organization whose key the API holds can make a claim code.
+    """
+    if found.verdict not in (Verdict.AUTHENTIC, Verdict.SUSPICIOUS):
+        return False
+    if not found.gtin or not found.serial or found.owner is None:
+        return False
+    return found.owner.name != found.owner.address  # a wallet is named by its address

@@ -81,6 +81,116 @@ ENGLISH: dict[str, str] = {
     "footer.json": "This check as data (JSON)",
     # A link that is no product link at all.
     "invalid.heading": "This is not a product link",
+    # Claiming (issue 11): the link on the item's page, the claim form and its outcomes.
+    "claim.offer.heading": "Bought this item?",
+    "claim.offer.text": (
+        "Make it yours on the blockchain with the claim code the seller gave you."
+    ),
+    "claim.offer.link": "Claim it",
+    "claim.title": "Claim this {product}",
+    "claim.title_unknown": "Claim this item",
+    "claim.lead": (
+        "The seller gave you a one-time claim code when you bought it. Enter it here and the"
+        " item's record on the blockchain (its product passport) moves to you."
+    ),
+    "claim.item": "The item",
+    "claim.code.label": "Claim code",
+    "claim.code.hint": (
+        "16 letters and digits from the seller, like 7K3M-Q9XD-2F8H-VN4P. Dashes and capitals"
+        " do not matter."
+    ),
+    "claim.wallet.legend": "Where should the item go?",
+    "claim.wallet.address": "To my wallet",
+    "claim.wallet.address.hint": "You already have an Ethereum wallet: you keep its key.",
+    "claim.wallet.new": "Make a wallet for me",
+    "claim.wallet.new.hint": (
+        "We make a new key, lock it with your passphrase and give it to you once. We keep no"
+        " copy, so nobody but you can move the item on."
+    ),
+    "claim.address.label": "Your wallet address",
+    "claim.address.hint": (
+        "It starts with 0x, followed by 40 letters and digits. Paste it from your wallet."
+    ),
+    "claim.passphrase.label": "Passphrase for your new wallet",
+    "claim.passphrase.hint": (
+        "At least {count} characters; a few unrelated words are easy to remember. Nobody can"
+        " reset it: without it the wallet cannot be opened."
+    ),
+    "claim.confirm.label": "Passphrase again",
+    "claim.new.once": (
+        "Send the form once, and keep the next page open until you have saved your wallet"
+        " file: it is the only copy."
+    ),
+    "claim.submit": "Claim this item",
+    "claim.errors.heading": "There is a problem",
+    "claim.error.code_missing": "Enter the claim code the seller gave you",
+    "claim.error.code_format": (
+        "Enter the claim code as the seller gave it: 16 letters and digits, like"
+        " 7K3M-Q9XD-2F8H-VN4P"
+    ),
+    "claim.error.wallet": "Choose where the item should go: your wallet, or a new one",
+    "claim.error.address_missing": "Enter your wallet address",
+    "claim.error.address_format": (
+        "Enter a wallet address: 0x followed by 40 letters (a to f) and digits"
+    ),
+    "claim.error.address_checksum": (
+        "This address has a typing mistake: its capital letters do not match. Copy it from"
+        " your wallet again"
+    ),
+    "claim.error.address_zero": "This address belongs to nobody: enter your own wallet's address",
+    "claim.error.address_owner": (
+        "This address already owns the item: enter your own wallet's address"
+    ),
+    "claim.error.passphrase_short": "Enter a passphrase of at least {count} characters",
+    "claim.error.passphrase_long": "Enter a passphrase of at most {count} characters",
+    "claim.error.confirm": "The two passphrases are not the same: type it again",
+    # One answer for a wrong, expired, used or replaced code and an unknown item (no oracle).
+    "claim.refused": (
+        "This code does not claim this item. It may be mistyped, expired, already used or"
+        " replaced by a newer one: check it, or ask the seller for a new code"
+    ),
+    "claim.busy": "The item changed hands while we were moving it. Try again",
+    "claim.throttled.heading": "Too many attempts",
+    "claim.throttled.text": (
+        "Too many claim codes were tried for this item lately, so we are not checking codes"
+        " for it for a while. Try again after {when}."
+    ),
+    "claim.throttled.seller": "If your code keeps failing, ask the seller for a new one.",
+    "claim.wait.seconds": "That is in {count} seconds.",
+    "claim.wait.minutes": "That is in {count} minutes.",
+    "claim.unavailable.heading": "We cannot take claims right now",
+    "claim.unavailable.text": "Nothing was changed. Please try again in a few minutes.",
+    "claim.not_found.heading": "This is not an item we can claim",
+    "claim.not_found.text": "The link does not name a product and serial number.",
+    "claim.again": "Try again",
+    "claim.done.heading": "This item is now yours",
+    "claim.done.lead": "Its product passport has moved to your wallet.",
+    "claim.done.owner": "New owner",
+    "claim.done.chain": "On the blockchain",
+    "claim.chain.owed": "Being recorded; this usually takes a minute or two",
+    "claim.chain.confirmed": "Recorded",
+    "claim.chain.failed": "Recording failed; we are trying again",
+    "claim.done.next.heading": "What happens next",
+    "claim.done.next.record": (
+        "Once recorded, the item's page shows your address as its owner: scan or tap the"
+        " item's tag again to see it."
+    ),
+    "claim.done.next.consent": (
+        "From now on only your wallet can agree to move the item to someone else. The claim"
+        " code is used up."
+    ),
+    "claim.keystore.heading": "Save your new wallet now",
+    "claim.keystore.warning": (
+        "This is the only copy of your wallet's key, locked with your passphrase. We keep no"
+        " copy and cannot show it again: if you lose this file or forget the passphrase,"
+        " nobody can recover the item's ownership."
+    ),
+    "claim.keystore.download": "Download your wallet file",
+    "claim.keystore.text.label": "Your wallet file (a keystore: you can also copy it)",
+    "claim.keystore.text.hint": (
+        "Keep it somewhere safe, such as a password manager. Wallet apps that import an"
+        " Ethereum keystore (JSON) file open it with your passphrase."
+    ),
 }
 
 # CBV 2.0 business steps in plain words; a step not here is shown by its own name.
