@@ -53,6 +53,7 @@ class Step:
     when: str
     when_iso: str
     proof: Proof
+    reported: bool  # captured over EPCIS from another system: no reader signed it
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,7 @@ def _step(step: HistoryStep, explorer: str | None, strings: Strings) -> Step:
         when=when(step.event_time),
         when_iso=step.event_time.isoformat(),
         proof=_proof(step, explorer, strings),
+        reported=not step.device_signed,
     )
 
 

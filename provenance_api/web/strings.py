@@ -60,6 +60,11 @@ ENGLISH: dict[str, str] = {
     "journey.where": "Where",
     "journey.when": "When",
     "journey.proof": "Proof",
+    "journey.source": "Recorded",
+    "journey.reported": (
+        "Reported by {who} from another system: no reader of ours scanned the tag at this step,"
+        " so it rests on {who}'s word"
+    ),
     "journey.position": "{lat}, {lon}",
     "proof.confirmed": "Recorded on the blockchain in block {block}",
     "proof.confirmations": "{count} confirmations since",
@@ -237,8 +242,12 @@ class Strings:
 
         >>> catalogue("en").step("retail_selling"), catalogue("en").step("cycle_counting")
         ('Sold', 'Cycle counting')
+        >>> catalogue("en").step("http://epcis.example.org/hc/bizstep/summarising_discharge")
+        'Summarising discharge'
         """
-        return self.steps.get(biz_step) or biz_step.replace("_", " ").capitalize()
+        # Another vocabulary's step is a URI: its last segment is its name.
+        name = biz_step.rstrip("/").rsplit("/", 1)[-1]
+        return self.steps.get(biz_step) or name.replace("_", " ").capitalize()
 
 
 def catalogue(language: str = DEFAULT_LANGUAGE) -> Strings:

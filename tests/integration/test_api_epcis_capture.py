@@ -389,6 +389,9 @@ def test_pages_merge_device_events_and_captured_ones_each_once(backend):
     assert seen["bizStep"] == "inspecting" and seen["prov:anchoring"]["prov:deviceSigned"] is False
 
 
+BROWSER = {"Accept": "text/html"}
+
+
 def test_a_captured_event_shows_in_verification_but_is_no_custody_evidence(api):
     world = make_world(api, items=1)
     partner = api.key(Role.CARRIER, "Harbour Logistics")
@@ -423,6 +426,13 @@ def test_a_captured_event_shows_in_verification_but_is_no_custody_evidence(api):
     # A sale it states does not start the after-sale rules either: the owner scans freely.
     for n in range(6):
         assert verify(api, world.tap(1), f"phone-{n}")["verdict"] == "authentic"
+    # The buyer's page says who reported the step, and that no reader signed it.
+    page = api.call("GET", world.tap(1).removeprefix("https://id.example.com"), headers=BROWSER)
+    assert page.status_code == 200
+    assert (
+        "<dt>Recorded</dt><dd>Reported by Harbour Logistics from another system: no reader of"
+        " ours scanned the tag at this step, so it rests on Harbour Logistics&#39;s word</dd>"
+    ) in page.get_data(as_text=True)
 
 
 def test_captured_events_are_anchored_with_device_events_and_verify_on_chain(tmp_path):

@@ -28,9 +28,9 @@ TEXT = strings.catalogue()
 
 
 def step(anchoring: AnchorState, **fields) -> HistoryStep:
+    fields.setdefault("biz_step", "commissioning")
     return HistoryStep(
         event_id="e1",
-        biz_step="commissioning",
         disposition="active",
         read_point="geo:52.52,13.405",
         party=MAKER.address,
@@ -100,6 +100,19 @@ def test_a_step_not_yet_anchored_says_so(state: AnchorState, text: str) -> None:
     assert shown.proof.text.startswith(text) and shown.proof.link is None
 
 
+def test_a_step_reported_from_another_system_says_no_reader_signed_it() -> None:
+    captured = step(
+        AnchorState.PENDING,
+        device_signed=False,
+        biz_step="http://epcis.example.org/hc/bizstep/summarising_discharge",
+    )
+    signed, reported = page.page(
+        checked(Verdict.AUTHENTIC, step(AnchorState.PENDING), captured), TEXT, None, "h"
+    ).steps
+    assert (signed.reported, reported.reported) == (False, True)
+    assert reported.name == "Summarising discharge"
+
+
 def test_a_counterfeit_is_not_lent_the_genuine_items_record() -> None:
     found = checked(Verdict.COUNTERFEIT, step(AnchorState.PENDING))
     shown = page.page(found, TEXT, EXPLORER, "id.example.com")
@@ -150,7 +163,7 @@ def test_every_sentence_of_the_page_is_in_the_catalogue() -> None:
 
 def test_the_catalogue_fills_every_template_it_holds() -> None:
     fields = {"product": "Tea", "when": "now", "host": "h", "lat": "1", "lon": "2"}
-    fields |= {"block": "1", "count": "2", "tx": "0x", "place": "Berlin"}
+    fields |= {"block": "1", "count": "2", "tx": "0x", "place": "Berlin", "who": "Acme"}
     for key in strings.ENGLISH:
         assert TEXT(key, **fields)
     assert strings.catalogue("xx")("verdict.authentic") == "Genuine"  # English by default
