@@ -180,7 +180,7 @@ ENGLISH: dict[str, str] = {
         " code is used up."
     ),
     # "Make a wallet for me", step 1's answer: the wallet to save, and the claim to it (step 2).
-    "claim.wallet_made.heading": "Save your new wallet",
+    "claim.wallet_made.heading": "Save your wallet, then claim the item",
     "claim.wallet_made.lead": (
         "Your wallet is made, but the item has not moved yet: save the wallet file first, then"
         " claim the item to it."

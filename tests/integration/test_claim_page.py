@@ -184,7 +184,7 @@ def test_a_wallet_is_made_first_then_the_item_is_claimed_to_it(api):
     made = post(api, code=code, wallet="new", passphrase=PASSPHRASE, confirm=PASSPHRASE)
     assert made.status_code == 200, made.text
     assert_private(made)
-    assert "<h1>Save your new wallet</h1>" in made.text
+    assert "<h1>Save your wallet, then claim the item</h1>" in made.text
     keystore = keystore_of(made.text)
     (address,) = re.findall(r'<code id="new-address">(0x[0-9a-fA-F]{40})</code>', made.text)
     assert Account.from_key(Account.decrypt(keystore, PASSPHRASE)).address == address
