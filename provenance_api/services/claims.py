@@ -243,6 +243,9 @@ def _admit(
         # a wrong code from a spent or expired one either.
         code = uow.claims.live(item.id)
         owner = transfers.owner_id(uow, item)
+        # A seller that took its key back since cannot consent: its code is void (and a
+        # wallet made with it could claim nothing).
+        seller = uow.organizations.get(owner) if owner is not None else None
         stored = code.sha256 if code is not None else _NO_CODE
         matches = hmac.compare_digest(stored, claim_codes.digest(typed))
         valid = (
@@ -250,6 +253,8 @@ def _admit(
             and matches
             and as_utc(code.expires_at) > now
             and owner == code.organization_id
+            and seller is not None
+            and seller.encrypted_key is not None
         )
         uow.commit()  # the attempt stays counted, whatever the answer
     if not valid:

@@ -313,6 +313,9 @@ def test_a_seller_that_took_its_key_back_voids_its_code(api):
     assert refused.status_code == 422 and refused.get_json()["fields"] == {
         "code": "not valid for this item"
     }
+    # Nor is a wallet made for a claim that could not be made.
+    made = wallet(api, code=code)
+    assert (made.status_code, made.get_json()) == (422, refused.get_json())
 
 
 def test_an_owners_other_transfer_voids_its_code(api):
