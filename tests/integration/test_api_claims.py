@@ -7,6 +7,7 @@ the buyer's keystore is decrypted with eth-account as a wallet would.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -20,6 +21,7 @@ from contracts_abi.passport import passport_id
 from firmware_tools.formats.qr import sign_label_url
 from provenance_api.models import ClaimCode, ClaimThrottle
 from provenance_api.schemas import Role
+from provenance_api.services.claims import KEYSTORE_SCRYPT_N
 from tests.integration.api_support import GTIN, Api
 from tests.integration.test_api_transfers import org_of, passport, settle, transfer, world
 
@@ -175,6 +177,33 @@ def test_a_retailer_sells_on_and_the_buyer_makes_a_wallet_then_claims_to_it(api)
         for table in sa.inspect(connection).get_table_names():
             rows = repr(connection.execute(sa.text(f'SELECT * FROM "{table}"')).all())
             assert private.hex() not in rows and unsaved.hex() not in rows, table
+
+
+def fastest(send, times: int = 3) -> float:
+    """The shortest of a few runs of `send`, in seconds (the least disturbed by other load)."""
+    taken = []
+    for _ in range(times):
+        start = time.perf_counter()
+        send()
+        taken.append(time.perf_counter() - start)
+    return min(taken)
+
+
+def test_a_wallet_costs_its_scrypt_only_after_a_valid_code(tmp_path):
+    api = world(tmp_path, CLAIM_ATTEMPTS=20)
+    try:
+        code = new_code(api, api.supplier)
+        # What the keystore's scrypt alone costs here (eth-account calls hashlib's).
+        scrypt = fastest(
+            lambda: hashlib.scrypt(
+                b"p", salt=b"s" * 32, n=KEYSTORE_SCRYPT_N, r=8, p=1, maxmem=2**28, dklen=32
+            )
+        )
+        refused = fastest(lambda: wallet(api, code="0000-0000-0000-0000"))
+        made = fastest(lambda: wallet(api, code=code))
+        assert refused < scrypt / 3 < made, (refused, scrypt, made)
+    finally:
+        api.rt.close()
 
 
 def test_a_wallet_checks_the_code_as_a_claim_does_and_counts_the_attempt(tmp_path):
