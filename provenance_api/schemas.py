@@ -27,6 +27,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from contracts_abi.cbv import BIZ_STEPS, DISPOSITIONS
 from firmware_tools.errors import FormatError, GS1Error
@@ -985,25 +986,34 @@ class ClaimCodeList(BaseModel):
     items: list[ClaimCodePublic]
 
 
-class ClaimCreate(Strict):
-    """Claim an item's passport with the seller's code, to `address` or to a new key.
+WALLET_ROUTE = "POST /v1/claims/wallet"
 
-    Without `address` the service makes a key for the buyer and returns it once, encrypted
-    under `passphrase` as a Web3 Secret Storage (v3) keystore that wallets import.
+
+def _no_passphrase(value: object) -> None:
+    raise ValueError(
+        f"a claim goes only to an address: make a wallet first with {WALLET_ROUTE} (the same "
+        "code and a passphrase; the code is not spent), save it, then claim to its address"
+    )
+
+
+class ClaimCreate(Strict):
+    """Claim an item's passport with the seller's code, to the buyer's `address`.
+
+    Only ever to an address the buyer already holds the key of (a wallet of their own, or one
+    made with POST /v1/claims/wallet), so that a lost answer cannot leave the passport with a
+    key nobody holds.
     """
 
     gtin: Gtin
     serial: Serial
     code: ClaimCodeText
-    address: EthAddress | None = Field(
-        default=None, description="The buyer's wallet; omit it to have a key made."
-    )
-    passphrase: str | None = Field(
-        default=None,
-        min_length=PASSPHRASE_MIN,
-        max_length=PASSPHRASE_MAX,
-        description="Only without address: encrypts the new key; the service never keeps it.",
-    )
+    address: EthAddress = Field(description="The buyer's wallet: the passport's new owner.")
+    # Gone since claims go only to an address. Kept as a field (and out of the document) so
+    # that a client of the old one-step claim is told where to go rather than only that the
+    # field is unknown and `address` missing.
+    passphrase: SkipJsonSchema[Any] = Field(default=None, exclude=True, repr=False)
+
+    _passphrase = field_validator("passphrase", mode="before")(_no_passphrase)
 
 
 class ClaimPublic(BaseModel):
@@ -1011,12 +1021,41 @@ class ClaimPublic(BaseModel):
 
     owner_address: str = Field(description="The buyer's address: the passport's new owner.")
     transfer: TransferPublic
-    keystore: dict[str, Any] | None = Field(
-        default=None,
+    replayed: bool = Field(
+        default=False,
         description=(
-            "Only when the service made the key: the encrypted keystore, shown this once; the "
-            "service keeps no copy, so it cannot be recovered."
+            "True when this code had already claimed the item for this same address: the "
+            "answer (200) repeats that claim, so a client may safely retry a lost answer."
         ),
+    )
+
+
+class WalletCreate(Strict):
+    """Make a wallet for a buyer who has none, to claim with: the seller's code and a passphrase.
+
+    The code is checked as a claim checks it but not spent; the answer is the only copy.
+    """
+
+    gtin: Gtin
+    serial: Serial
+    code: ClaimCodeText
+    passphrase: str = Field(
+        min_length=PASSPHRASE_MIN,
+        max_length=PASSPHRASE_MAX,
+        description="Encrypts the new key (scrypt); the service never keeps it.",
+    )
+
+
+class WalletPublic(BaseModel):
+    """A new key for the buyer, encrypted under their passphrase; the service keeps no copy."""
+
+    address: str = Field(description="Claim to this address with POST /v1/claims.")
+    keystore: dict[str, Any] = Field(
+        description=(
+            "The new key as a Web3 Secret Storage (v3) keystore that wallets import, shown "
+            "this once: save it before claiming. Nothing was spent or moved: if it is lost, "
+            "make another."
+        )
     )
 
 

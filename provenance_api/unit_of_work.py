@@ -724,6 +724,14 @@ class SqlClaims:
         )
         return self.session.exec(query).all()
 
+    def spent(self, item_id: int) -> Sequence[ClaimCode]:
+        """One indexed query (by item: a handful of codes at most)."""
+        query = select(ClaimCode).where(
+            ClaimCode.item_id == item_id,
+            ClaimCode.used_at.is_not(None),  # type: ignore[union-attr]
+        )
+        return self.session.exec(query).all()
+
     def consume(self, code_id: int, when: datetime, transfer_id: int) -> bool:
         """`UPDATE ... WHERE used_at IS NULL AND revoked_at IS NULL`: one row, or none.
 
@@ -748,13 +756,8 @@ class SqlClaims:
         table = ClaimThrottle.__table__  # type: ignore[attr-defined]
         at = sa.bindparam("now", now, type_=table.c.window_start.type)
         make = postgresql.insert if _dialect(self.session) == "postgresql" else sqlite.insert
-        self.session.execute(
-            make(table)
-            .values(item_id=item_id, window_start=now, attempts=0)
-            .on_conflict_do_nothing(index_elements=["item_id"])
-        )
         stale = table.c.window_start <= now - timedelta(seconds=window_seconds)
-        statement = (
+        count = (
             table.update()
             .where(table.c.item_id == item_id, sa.or_(stale, table.c.attempts < limit))
             .values(
@@ -762,13 +765,23 @@ class SqlClaims:
                 window_start=sa.case((stale, at), else_=table.c.window_start),
             )
         )
-        if self.session.execute(statement).rowcount == 1:  # type: ignore[attr-defined]
-            return None
-        start = self.session.execute(
-            sa.select(table.c.window_start).where(table.c.item_id == item_id)
-        ).scalar_one()
-        start = start if start.tzinfo else start.replace(tzinfo=UTC)
-        return start + timedelta(seconds=window_seconds)
+        # A claim that succeeds concurrently deletes the row (clear_attempts) between the
+        # INSERT, which found it, and the UPDATE (PostgreSQL, read committed): insert again.
+        for _ in range(3):
+            self.session.execute(
+                make(table)
+                .values(item_id=item_id, window_start=now, attempts=0)
+                .on_conflict_do_nothing(index_elements=["item_id"])
+            )
+            if self.session.execute(count).rowcount == 1:  # type: ignore[attr-defined]
+                return None
+            start = self.session.execute(
+                sa.select(table.c.window_start).where(table.c.item_id == item_id)
+            ).scalar_one_or_none()
+            if start is not None:
+                start = start if start.tzinfo else start.replace(tzinfo=UTC)
+                return start + timedelta(seconds=window_seconds)
+        raise Conflict("the item's attempts were cleared concurrently; try again")
 
     def clear_attempts(self, item_id: int) -> None:
         """One DELETE."""

@@ -19,13 +19,23 @@ OPERATORS = frozenset({Role.OPERATOR})
 # Verification (issue 10): a buyer's phone checks an item, and reads its recall status
 # (the GS1 link type gs1:recallStatus), without a key.
 # Claims (issue 11): a buyer has no account; the seller's one-time code is the credential,
-# and attempts per item are throttled (services/claims.py).
-PUBLIC_V1 = frozenset({"verify.verify_url", "verify.get_recall_status", "claims.claim_item"})
+# and attempts per item are throttled (services/claims.py). Making a wallet to claim with is
+# public for the same reason and on the same terms: it checks the code (counting an attempt)
+# before it does any work, and spends and stores nothing.
+PUBLIC_V1 = frozenset(
+    {
+        "verify.verify_url",
+        "verify.get_recall_status",
+        "claims.claim_item",
+        "claims.make_claim_wallet",
+    }
+)
 PUBLIC = (
     frozenset({"health.healthz", "docs.openapi", "docs.ui", "docs.static", "static"})
     | PUBLIC_V1
     | {"resolver.resolve"}
-    # The buyer's claim form (issue 11): the web pages of claims.claim_item.
+    # The buyer's claim form (issue 11): the web pages of claims.make_claim_wallet and
+    # claims.claim_item.
     | {"claim_page.show_claim_form", "claim_page.submit_claim"}
 )
 

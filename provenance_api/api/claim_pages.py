@@ -1,10 +1,14 @@
 """The buyer's claim form as web pages: `/claim/01/{gtin}/21/{serial}`, no JavaScript needed.
 
 GET shows the form; POST calls services.claims.claim, the JSON route's service, in-process
-with the same `ClaimCreate`, and answers with a page for each outcome: accepted (201), a field
-to fix or the uniform refusal (422), too many attempts (429), a concurrent transfer (409), not
-deployed yet (503). Neither reads the item's tag: the form is reached from the item's page by
-a link without the tag's parameters, and nothing here checks a tag or consumes a SUN counter.
+with the same `ClaimCreate`, and answers with a page for each outcome: accepted (201, or 200
+when the same claim is sent again after it succeeded), a field to fix or the uniform refusal
+(422), too many attempts (429), a concurrent transfer (409), not deployed yet (503). "Make a
+wallet for me" posts a `WalletCreate` to services.claims.make_wallet instead (step 1): its
+page (200) shows the new wallet and a form that claims to its address (step 2, the ordinary
+claim to an address, posted to the same URL). Neither reads the item's tag: the form is
+reached from the item's page by a link without the tag's parameters, and nothing here checks
+a tag or consumes a SUN counter.
 
 The path is the item's Digital Link path behind `/claim`, rather than `.../claim` after it:
 a GS1 serial may hold a `/`, so `/01/{gtin}/21/{serial}/claim` would be the resolver's page of
@@ -26,6 +30,7 @@ from provenance_api.api.claims import claim_limits
 from provenance_api.api.deps import runtime
 from provenance_api.api.frame import unit_of_work
 from provenance_api.api.transfers import passport_domain
+from provenance_api.schemas import WalletCreate
 from provenance_api.services import claims
 from provenance_api.services.errors import Conflict, InvalidInput, TooManyAttempts, Unavailable
 from provenance_api.web import claim_form, strings
@@ -42,7 +47,7 @@ def _page(status: int, **view: Any) -> Response:
     response = current_app.response_class(body, status, mimetype="text/html")
     headers = response.headers
     headers["Content-Security-Policy"] = content_security_policy(None)
-    # The answer may hold a new wallet's keystore, and the form the buyer's code: never
+    # The answer may hold a new wallet's keystore, and a form the buyer's code: never
     # cached, never named to another site.
     headers["Cache-Control"] = "no-store"
     headers["Referrer-Policy"] = "no-referrer"
@@ -89,7 +94,7 @@ def show_claim_form(gtin: str, serial: str) -> Response:
 
 @bp.post(PATH)
 def submit_claim(gtin: str, serial: str) -> Response:
-    """Claim the item with the typed code; a page for each outcome."""
+    """Make the wallet, or claim the item, the form asks for; a page for each outcome."""
     named = claim_form.item(gtin, serial)
     if named is None:
         return _not_an_item()
@@ -99,6 +104,11 @@ def submit_claim(gtin: str, serial: str) -> Response:
     if isinstance(read, claim_form.Form):
         return _form(*named, read, 422)
     try:
+        if isinstance(read, WalletCreate):
+            made = claims.make_wallet(
+                unit_of_work(), read, claim_limits(current_app.config), datetime.now(UTC)
+            )
+            return _wallet(*named, claim_form.wallet(made, typed.get("code", "")))
         claimed = claims.claim(
             unit_of_work(),
             runtime().keybox,
@@ -129,6 +139,32 @@ def submit_claim(gtin: str, serial: str) -> Response:
             title=text("claim.unavailable.heading"),
             again=url_for("claim_page.show_claim_form", gtin=named[0], serial=named[1]),
         )
+    # 200 when the same claim was sent again after it succeeded (a double click, a reload):
+    # the buyer sees the same success, not a refusal.
     return _page(
-        201, state="done", title=text("claim.done.heading"), done=claim_form.done(claimed, text)
+        200 if claimed.replayed else 201,
+        state="done",
+        title=text("claim.done.heading"),
+        done=claim_form.done(claimed, text),
+    )
+
+
+def _wallet(gtin: str, serial: str, wallet: claim_form.Wallet) -> Response:
+    """Step 1's answer: the new wallet to save, and the button that claims to its address.
+
+    The page carries the claim code in a hidden field, for the second step. That is no worse
+    than the form the buyer typed it into: the page is never cached (no-store), names itself
+    to no other site (no-referrer), loads nothing from elsewhere (CSP), and the code is only
+    good for claiming this one item, to an address of the buyer's choosing, which is what the
+    page offers; it is spent by that claim.
+    """
+    text = strings.catalogue()
+    return _page(
+        200,
+        state="wallet",
+        title=text("claim.wallet_made.heading"),
+        gtin=gtin,
+        serial=serial,
+        action=url_for("claim_page.show_claim_form", gtin=gtin, serial=serial),
+        wallet=wallet,
     )

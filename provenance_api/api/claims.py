@@ -1,4 +1,4 @@
-"""Claims: the owner's one-time code for an item, and the buyer's claim with it (no key)."""
+"""Claims: the owner's one-time code for an item; the buyer's wallet and claim with it (no key)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from provenance_api.schemas import (
     ClaimPublic,
     ErrorBody,
     ItemPath,
+    WalletCreate,
+    WalletPublic,
 )
 from provenance_api.services import claims
 
@@ -77,17 +79,37 @@ def list_claim_codes(path: ItemPath) -> Answer:
 
 
 @public.post(
+    "/claims/wallet",
+    responses={200: WalletPublic, 429: ErrorBody},
+)
+def make_claim_wallet(body: WalletCreate) -> Answer:
+    """Make a wallet to claim an item with, for a buyer who has none; nothing moves yet.
+
+    No key needed. Send the seller's code and a `passphrase` (at least 12 characters): the code
+    is checked as a claim checks it (the same 422, the same attempts and 429) but not spent,
+    and the answer holds a new key as an encrypted keystore, and its address, once; the
+    service keeps no copy. Save it, then claim to `address` with POST /v1/claims. If this
+    answer is lost, nothing was spent or moved: make another. 200, not 201: nothing is stored.
+    """
+    result = claims.make_wallet(
+        unit_of_work(), body, claim_limits(current_app.config), datetime.now(UTC)
+    )
+    return answer(result)
+
+
+@public.post(
     "/claims",
-    responses={201: ClaimPublic, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody},
+    responses={200: ClaimPublic, 201: ClaimPublic, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody},
 )
 def claim_item(body: ClaimCreate) -> Answer:
-    """Claim an item with the seller's code: its passport moves to `address`, or to a new key.
+    """Claim an item with the seller's code: its passport moves to `address` (201).
 
-    No key needed. Without `address`, send a `passphrase` (at least 12 characters): the
-    answer holds a new key as an encrypted keystore, once; the service keeps no copy. A wrong,
-    expired or used code is a 422 that does not say which; after CLAIM_ATTEMPTS attempts on
-    an item within CLAIM_WINDOW_SECONDS, a 429 with Retry-After. The chain follows through
-    the chain writer, as for every transfer.
+    No key needed. A buyer without a wallet first makes one with POST /v1/claims/wallet. A
+    wrong, expired or used code is a 422 that does not say which; after CLAIM_ATTEMPTS
+    attempts on an item within CLAIM_WINDOW_SECONDS, a 429 with Retry-After. Sent again after
+    it succeeded (a lost answer), with the same code and address, it answers 200 with that
+    same claim (`replayed`); with another address, the 422. The chain follows through the
+    chain writer, as for every transfer.
     """
     result = claims.claim(
         unit_of_work(),
@@ -97,4 +119,4 @@ def claim_item(body: ClaimCreate) -> Answer:
         claim_limits(current_app.config),
         datetime.now(UTC),
     )
-    return answer(result, 201)
+    return answer(result, 200 if result.replayed else 201)

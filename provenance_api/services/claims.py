@@ -1,11 +1,13 @@
 """Claims: a buyer takes an item's passport from its owner with the owner's one-time code.
 
 At the sale the owner (the seller: an organization whose key the API holds) makes a code for
-the item; the buyer, who has no account, sends it back with an address, or without one to
-have a key made. The passport then moves through the ordinary consent transfer
-(services.transfers), signed with the seller's key, and the code is spent in the same
-transaction. Only the code's SHA-256 is stored; one code per item is live, and it is void
-once the item has moved by other means.
+the item; the buyer, who has no account, sends it back with an address. The passport then
+moves through the ordinary consent transfer (services.transfers), signed with the seller's
+key, and the code is spent in the same transaction. A buyer without a wallet first has one
+made with the code (`make_wallet`), which spends and moves nothing, then claims to its
+address: the passport never moves to a key that only a lost answer held. Only the code's
+SHA-256 is stored; one code per item is live, and it is void once the item has moved by other
+means.
 
 A wrong, expired, spent or replaced code, and an unknown item, get one and the same answer, so
 that a guesser learns nothing from it. Every attempt on an item is counted in SQL before its
@@ -34,6 +36,8 @@ from provenance_api.schemas import (
     ClaimCreate,
     ClaimPublic,
     TransferPublic,
+    WalletCreate,
+    WalletPublic,
     as_utc,
 )
 from provenance_api.services import transfers
@@ -146,6 +150,32 @@ def _code_public(code: ClaimCode, now: datetime) -> ClaimCodePublic:
     )
 
 
+def make_wallet(
+    uow: UnitOfWork, data: WalletCreate, limits: ClaimLimits, now: datetime
+) -> WalletPublic:
+    """A new key for the buyer to claim with, encrypted under `data.passphrase`, once.
+
+    The code is checked as `claim` checks it (an attempt counted, the same refusal, the same
+    429) but not spent, and nothing moves: the passport goes to the new address only by a
+    claim to it, once the buyer has saved the key. A lost answer so costs nothing; the buyer
+    makes another. scrypt (128 MiB, ~0.3 s) runs only after the code checked out, so that
+    guessers cannot make the service pay it, and the throttle bounds how often a holder can.
+
+    Nothing is stored: the service must not hold buyers' keys. A copy here would let anyone
+    who breaks into the service, or compels it, move every buyer's passport, and the buyer's
+    title would be only as good as our word.
+    """
+    try:
+        _admit(uow, data.gtin, data.serial, data.code, limits, now)
+    except _Refused:
+        raise _refused() from None
+    account = Account.create()
+    keystore = Account.encrypt(
+        account.key, data.passphrase, kdf="scrypt", iterations=KEYSTORE_SCRYPT_N
+    )
+    return WalletPublic(address=account.address, keystore=keystore)
+
+
 def claim(
     uow: UnitOfWork,
     keybox: KeyBox,
@@ -154,48 +184,39 @@ def claim(
     limits: ClaimLimits,
     now: datetime,
 ) -> ClaimPublic:
-    """Move the item's passport to the buyer who holds its code; the code is spent with it.
+    """Move the item's passport to `data.address`, the buyer who holds its code; the code is
+    spent with it.
 
-    Without `data.address` a key is made for the buyer and returned once, encrypted under
-    `data.passphrase` (a Web3 keystore), and never stored: the service must not hold buyers'
-    keys. A copy here would let anyone who breaks into the service, or compels it, move every
-    buyer's passport, and the buyer's title would be only as good as our word; the point of
-    claiming is that from now on only the buyer can consent to the next transfer.
+    A claim whose code was already spent by a claim to this same address is answered with
+    that claim (`replayed`): the caller holds both already, so nothing leaks, and a client
+    that lost the first answer can retry safely. Any other use of a spent code is refused.
 
     Plain values in, a typed answer out: the JSON route and a web form call it alike (a form
     builds `ClaimCreate` from its fields and shows the error's `fields`).
     """
-    if data.address is None and data.passphrase is None:
-        raise InvalidInput(
-            "send the address to move the item to, or a passphrase to have a key made for you",
-            {"passphrase": "required without address"},
-        )
-    if data.address is not None and data.passphrase is not None:
-        raise InvalidInput(
-            "a passphrase only protects a key the service makes: send address or passphrase",
-            {"passphrase": "only without address"},
-        )
-    code_id, seller_id = _admit(uow, data, limits, now)
-    account = Account.create() if data.address is None else None
-    keystore = None
-    if account is not None:
-        assert data.passphrase is not None
-        keystore = Account.encrypt(
-            account.key, data.passphrase, kdf="scrypt", iterations=KEYSTORE_SCRYPT_N
-        )
-    to_address = data.address if account is None else account.address
-    assert to_address is not None
-    del account  # the key leaves only inside the keystore
-    for _ in range(transfers.ATTEMPTS):
-        try:
-            moved = _take(uow, keybox, domain, data, code_id, seller_id, to_address, now)
-        except transfers.Clash:
-            continue
-        return ClaimPublic(owner_address=to_address, transfer=moved, keystore=keystore)
+    try:
+        code_id, seller_id = _admit(uow, data.gtin, data.serial, data.code, limits, now)
+        for _ in range(transfers.ATTEMPTS):
+            try:
+                moved = _take(uow, keybox, domain, data, code_id, seller_id, now)
+            except transfers.Clash:
+                continue
+            return ClaimPublic(owner_address=data.address, transfer=moved)
+    except _Refused:
+        # Run for every refusal, whatever its cause, so that its cost does not tell them
+        # apart; it also catches a retry that raced the first claim and lost to it.
+        replayed = _replay(uow, data)
+        if replayed is None:
+            raise _refused() from None
+        return ClaimPublic(owner_address=data.address, transfer=replayed, replayed=True)
     raise Conflict(
         f"item {data.gtin}/{data.serial} was transferred concurrently; try again",
         {"serial": "transferred concurrently"},
     )
+
+
+class _Refused(Exception):
+    """The code does not claim the item now (becomes the uniform refusal, or a replay)."""
 
 
 def _refused() -> InvalidInput:
@@ -203,13 +224,13 @@ def _refused() -> InvalidInput:
 
 
 def _admit(
-    uow: UnitOfWork, data: ClaimCreate, limits: ClaimLimits, now: datetime
+    uow: UnitOfWork, gtin: str, serial: str, typed: str, limits: ClaimLimits, now: datetime
 ) -> tuple[int, int]:
-    """Count the attempt, then check the code; (code id, seller) or the uniform refusal."""
+    """Count the attempt, then check the code: (code id, seller), or _Refused."""
     with uow:
-        item = uow.items.get(data.gtin, data.serial)
+        item = uow.items.get(gtin, serial)
         if item is None or item.id is None:
-            raise _refused()
+            raise _Refused
         retry_at = uow.claims.reserve_attempt(item.id, now, limits.attempts, limits.window_seconds)
         if retry_at is not None:
             seconds = math.ceil((retry_at - now).total_seconds())
@@ -222,19 +243,41 @@ def _admit(
         # a wrong code from a spent or expired one either.
         code = uow.claims.live(item.id)
         owner = transfers.owner_id(uow, item)
+        # A seller that took its key back since cannot consent: its code is void (and a
+        # wallet made with it could claim nothing).
+        seller = uow.organizations.get(owner) if owner is not None else None
         stored = code.sha256 if code is not None else _NO_CODE
-        matches = hmac.compare_digest(stored, claim_codes.digest(data.code))
+        matches = hmac.compare_digest(stored, claim_codes.digest(typed))
         valid = (
             code is not None
             and matches
             and as_utc(code.expires_at) > now
             and owner == code.organization_id
+            and seller is not None
+            and seller.encrypted_key is not None
         )
         uow.commit()  # the attempt stays counted, whatever the answer
     if not valid:
-        raise _refused()
+        raise _Refused
     assert code is not None and code.id is not None
     return code.id, code.organization_id
+
+
+def _replay(uow: UnitOfWork, data: ClaimCreate) -> TransferPublic | None:
+    """The transfer by which this code, already spent, moved the item to `data.address`."""
+    with uow:
+        item = uow.items.get(data.gtin, data.serial)
+        if item is None or item.id is None:
+            return None
+        typed = claim_codes.digest(data.code)
+        codes = uow.claims.spent(item.id)
+        spent = {c.transfer_id for c in codes if hmac.compare_digest(c.sha256, typed)}
+        # Without the spent code nothing matches, and the work done depends only on the
+        # item's history, not on what was typed: a guesser learns nothing from its time.
+        for row in uow.transfers.of_item(item.id):
+            if row.id in spent and row.to_address.lower() == data.address.lower():
+                return transfers.public_transfer(uow, item, row)
+        return None
 
 
 def _take(
@@ -244,7 +287,6 @@ def _take(
     data: ClaimCreate,
     code_id: int,
     seller_id: int,
-    to_address: str,
     now: datetime,
 ) -> TransferPublic:
     """The transfer and the spent code in one transaction; Clash when a concurrent one won."""
@@ -253,7 +295,7 @@ def _take(
         assert item is not None and item.id is not None
         code = uow.claims.live(item.id)
         if code is None or code.id != code_id:
-            raise _refused()  # spent or replaced since it was checked
+            raise _Refused  # spent or replaced since it was checked
         try:
             moved, row = transfers.record_claimed(
                 uow,
@@ -262,19 +304,19 @@ def _take(
                 seller_id,
                 item.gtin,
                 item.serial,
-                to_address,
+                data.address,
                 int(now.timestamp()),
             )
         except (NotFound, Conflict):
-            raise _refused() from None  # the seller no longer owns it: the code is void
+            raise _Refused from None  # the seller no longer owns it: the code is void
         except InvalidInput as exc:
             if "to_address" in exc.fields:
                 raise InvalidInput(exc.message, {"address": exc.fields["to_address"]}) from None
             # The seller has taken its key back since: the API can no longer consent for it.
-            raise _refused() from None
+            raise _Refused from None
         assert row.id is not None
         if not uow.claims.consume(code_id, now, row.id):
-            raise _refused()  # a concurrent claim spent it first
+            raise _Refused  # a concurrent claim spent it first
         uow.claims.clear_attempts(item.id)
         try:
             uow.commit()

@@ -531,6 +531,10 @@ class ClaimRepository(Protocol):
         """The codes `organization_id` made for the item, newest first."""
         ...
 
+    def spent(self, item_id: int) -> Sequence[ClaimCode]:
+        """The item's codes that a claim used (each with its `transfer_id`)."""
+        ...
+
     def consume(self, code_id: int, when: datetime, transfer_id: int) -> bool:
         """Mark the code used by `transfer_id` if it is still live (compare-and-set); whether it
         was. Of two units of work consuming one code, exactly one gets True."""

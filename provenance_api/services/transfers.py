@@ -395,6 +395,11 @@ def _consent(keybox: KeyBox, owner: Organization, move: _Move, consent: dict, mi
     return signature
 
 
+def public_transfer(uow: UnitOfWork, item: Item, row: OwnershipTransfer) -> TransferPublic:
+    """One recorded transfer of the item as its parties see it, with its chain write's state."""
+    return _public(item, row, uow.ledger.states([row.idempotency_key]))
+
+
 def _tag_commitment(item: Item) -> bytes:
     return tag_commitment(item.tag, bytes.fromhex(item.uid) if item.uid else None)
 

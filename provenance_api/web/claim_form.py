@@ -1,8 +1,14 @@
-"""The buyer's claim form: what was typed, as a claim or as errors, and each outcome's page.
+"""The buyer's claim form: what was typed, as a claim, a wallet to make or errors, and each
+outcome's page.
 
 Pure: no I/O; the typed fields, the service's answer, the clock's reading and the strings are
 arguments. The route (api/claim_pages.py) calls services.claims.claim with the `ClaimCreate`
-this builds, as the JSON route does, and templates/claim.html lays out the values here.
+this builds, or services.claims.make_wallet with the `WalletCreate`, as the JSON routes do,
+and templates/claim.html lays out the values here.
+
+"Make a wallet for me" is two steps, so that the item never moves to a key the buyer has not
+saved: the first makes the wallet and shows it, with a button that claims to its address
+(the ordinary claim to an address, the second step) once the buyer has saved it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from provenance_api.schemas import (
     ClaimPublic,
     Gtin,
     Serial,
+    WalletCreate,
+    WalletPublic,
     eth_address,
 )
 from provenance_api.web.page import when
@@ -53,13 +61,21 @@ class Form:
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """A claim that was accepted: the new owner, the chain write, and a made wallet if any."""
+    """A claim that was accepted: the new owner and the chain write."""
 
     owner: str
     chain: str
-    keystore_text: str | None = None
-    keystore_href: str | None = None
-    keystore_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    """A made wallet to save (as a file and as text), and the claim to its address to send."""
+
+    address: str
+    code: str
+    keystore_text: str
+    keystore_href: str
+    keystore_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +113,11 @@ def _address_error(typed: str) -> str | None:
     return None
 
 
-def read(typed: Mapping[str, str], gtin: str, serial: str, strings: Strings) -> ClaimCreate | Form:
-    """The claim the form asks for, or the form again with every bad field's sentence.
+def read(
+    typed: Mapping[str, str], gtin: str, serial: str, strings: Strings
+) -> ClaimCreate | WalletCreate | Form:
+    """The claim, or the wallet to make, the form asks for; or the form again with every bad
+    field's sentence.
 
     Only the fields of the chosen answer count: a passphrase typed before choosing "to my
     wallet" is neither checked nor sent. Code and address are trimmed (they are pasted);
@@ -135,13 +154,9 @@ def read(typed: Mapping[str, str], gtin: str, serial: str, strings: Strings) -> 
     kept["address"] = address
     if errors:
         return Form(kept, errors)
-    return ClaimCreate(
-        gtin=gtin,
-        serial=serial,
-        code=code,
-        address=address if wallet == TO_ADDRESS else None,
-        passphrase=passphrase if wallet == TO_NEW else None,
-    )
+    if wallet == TO_NEW:
+        return WalletCreate(gtin=gtin, serial=serial, code=code, passphrase=passphrase)
+    return ClaimCreate(gtin=gtin, serial=serial, code=code, address=address)
 
 
 def refused(typed: Mapping[str, str], name: str, sentence: str) -> Form:
@@ -169,17 +184,21 @@ def throttled(retry_after: int, now: datetime, strings: Strings) -> Throttled:
 
 
 def done(claimed: ClaimPublic, strings: Strings) -> Done:
-    """The page of an accepted claim; a made wallet's keystore both as a file and as text.
+    """The page of an accepted claim (or of one repeated after it was accepted)."""
+    state = claimed.transfer.chain if claimed.transfer.chain in CHAIN_STATES else "owed"
+    return Done(claimed.owner_address, strings(f"claim.chain.{state}"))
+
+
+def wallet(made: WalletPublic, code: str) -> Wallet:
+    """The page of a made wallet: its keystore both as a file and as text, and the claim.
 
     The keystore is offered as a `data:` URL with `download`, so that it never has to be
     kept by the service for a second request: the page itself is the only copy we hand out.
+    `code` is the code as typed (trimmed); the page sends it back, with the address, in the
+    claim's hidden fields.
     """
-    state = claimed.transfer.chain if claimed.transfer.chain in CHAIN_STATES else "owed"
-    chain = strings(f"claim.chain.{state}")
-    if claimed.keystore is None:
-        return Done(claimed.owner_address, chain)
-    text = json.dumps(claimed.keystore, indent=2)
-    compact = json.dumps(claimed.keystore, separators=(",", ":"))
+    text = json.dumps(made.keystore, indent=2)
+    compact = json.dumps(made.keystore, separators=(",", ":"))
     href = "data:application/json;charset=utf-8," + quote(compact, safe="")
-    name = f"keystore-{claimed.owner_address}.json"
-    return Done(claimed.owner_address, chain, text, href, name)
+    name = f"keystore-{made.address}.json"
+    return Wallet(made.address, code.strip(), text, href, name)

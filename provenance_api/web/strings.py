@@ -110,7 +110,7 @@ ENGLISH: dict[str, str] = {
     "claim.wallet.new": "Make a wallet for me",
     "claim.wallet.new.hint": (
         "We make a new key, lock it with your passphrase and give it to you once. We keep no"
-        " copy, so nobody but you can move the item on."
+        " copy, so nobody but you can move the item on. You save it, then claim the item to it."
     ),
     "claim.address.label": "Your wallet address",
     "claim.address.hint": (
@@ -123,8 +123,8 @@ ENGLISH: dict[str, str] = {
     ),
     "claim.confirm.label": "Passphrase again",
     "claim.new.once": (
-        "Send the form once, and keep the next page open until you have saved your wallet"
-        " file: it is the only copy."
+        "The next page gives you your wallet file. The item moves to it only when you say,"
+        " there, that you have saved it."
     ),
     "claim.submit": "Claim this item",
     "claim.errors.heading": "There is a problem",
@@ -184,11 +184,24 @@ ENGLISH: dict[str, str] = {
         "From now on only your wallet can agree to move the item to someone else. The claim"
         " code is used up."
     ),
+    # "Make a wallet for me", step 1's answer: the wallet to save, and the claim to it (step 2).
+    "claim.wallet_made.heading": "Save your wallet, then claim the item",
+    "claim.wallet_made.lead": (
+        "Your wallet is made, but the item has not moved yet: save the wallet file first, then"
+        " claim the item to it."
+    ),
+    "claim.wallet_made.claim.heading": "Then claim the item to it",
+    "claim.wallet_made.address": "Your new wallet's address",
+    "claim.wallet_made.submit": "I have saved my wallet: claim the item",
+    "claim.wallet_made.lost": (
+        "If you leave this page before claiming, nothing is lost: your claim code still"
+        " works. Come back to make a new wallet with it."
+    ),
     "claim.keystore.heading": "Save your new wallet now",
     "claim.keystore.warning": (
         "This is the only copy of your wallet's key, locked with your passphrase. We keep no"
-        " copy and cannot show it again: if you lose this file or forget the passphrase,"
-        " nobody can recover the item's ownership."
+        " copy and cannot show it again: once the item is yours, if you lose this file or"
+        " forget the passphrase, nobody can recover its ownership."
     ),
     "claim.keystore.download": "Download your wallet file",
     "claim.keystore.text.label": "Your wallet file (a keystore: you can also copy it)",

@@ -3,7 +3,8 @@
 The app runs on a real port (SQLite, the embedded chain, contracts deployed); the seller makes
 the code over HTTP with its API key, as its till would; Debian's chromium, at 360 x 800,
 is the buyer: it opens the item's page, follows "Claim it", fills the form with the keyboard
-alone, fixes the error it made, saves its new wallet and reads the success. After the chain
+alone, fixes the error it made, saves the wallet made for it (step 1; nothing has moved yet),
+claims the item to it with the page's button (step 2) and reads the success. After the chain
 writer confirms the transfer, the item's page names the buyer's address as its owner.
 Screenshots go under the Playwright output directory (`--output`), in claim-page/.
 """
@@ -188,22 +189,39 @@ def test_a_buyer_claims_an_item_with_the_keyboard_and_the_page_then_names_them(
     page.screenshot(path=str(shop.shots / "form-filled.png"), full_page=True)
     with page.expect_navigation() as navigation:
         page.keyboard.press("Enter")
-    assert navigation.value is not None and navigation.value.status == 201
+    assert navigation.value is not None and navigation.value.status == 200
 
-    # Success: the new owner, the chain write under way, and the wallet to save.
-    assert page.locator("h1").inner_text() == "This item is now yours"
-    owner = page.locator("#owner").inner_text()
-    assert page.locator("#chain-state").inner_text().startswith("Being recorded")
-    fits(page, shop.shots / "success.png")
+    # Step 1's answer: the wallet to save; the item has not moved yet.
+    assert page.locator("h1").inner_text() == "Save your wallet, then claim the item"
+    assert page.locator("#owner").count() == 0
+    address = page.locator("#new-address").inner_text()
+    fits(page, shop.shots / "wallet.png")
     readable(page)
     tab_to(page, "keystore-download")
     with page.expect_download() as download:
         page.keyboard.press("Enter")
     saved = json.loads(Path(download.value.path()).read_text())
-    assert download.value.suggested_filename == f"keystore-{owner}.json"
+    assert download.value.suggested_filename == f"keystore-{address}.json"
     assert json.loads(page.locator("#keystore-text").input_value()) == saved
-    assert Account.from_key(Account.decrypt(saved, PASSPHRASE)).address == owner
-    page.screenshot(path=str(shop.shots / "success-full.png"), full_page=True)
+    assert Account.from_key(Account.decrypt(saved, PASSPHRASE)).address == address
+    page.screenshot(path=str(shop.shots / "wallet-full.png"), full_page=True)
+    with shop.api.uow() as uow:
+        assert uow.transfers.of_item(uow.items.get(GTIN, SERIAL).id) == []
+
+    # Step 2: saved, so claim the item to it.
+    tab_to(page, "claim-submit")
+    assert page.locator("#claim-submit").inner_text() == "I have saved my wallet: claim the item"
+    with page.expect_navigation() as navigation:
+        page.keyboard.press("Enter")
+    assert navigation.value is not None and navigation.value.status == 201
+
+    # Success: the new owner and the chain write under way.
+    assert page.locator("h1").inner_text() == "This item is now yours"
+    owner = page.locator("#owner").inner_text()
+    assert owner == address
+    assert page.locator("#chain-state").inner_text().startswith("Being recorded")
+    fits(page, shop.shots / "success.png")
+    readable(page)
 
     # The chain writer confirms the transfer; the item's page now names the buyer.
     settle(shop.api)

@@ -567,6 +567,14 @@ class FakeClaims:
         ]
         return sorted(rows, key=lambda code: -(code.id or 0))
 
+    def spent(self, item_id: int) -> Sequence[ClaimCode]:
+        rows = self.state.claim_codes.values()
+        return [
+            ClaimCode(**row)
+            for row in rows
+            if row["item_id"] == item_id and row["used_at"] is not None
+        ]
+
     def consume(self, code_id: int, when: datetime, transfer_id: int) -> bool:
         row = self.state.claim_codes.get(code_id)
         if row is None or row["used_at"] is not None or row["revoked_at"] is not None:

@@ -440,6 +440,13 @@ def test_public_routes_need_no_key(api, url):
     assert api.call("GET", url).status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/v1/claims", "/v1/claims/wallet"])
+def test_the_buyers_claim_routes_need_no_key(api, path):
+    # A buyer has no account: an empty body is named field by field, never a 401.
+    answer = api.call("POST", path, json={})
+    assert answer.status_code == 422 and "code" in answer.get_json()["fields"]
+
+
 def test_the_resolver_needs_no_key(api):
     path = VERIFY_URL.removeprefix("https://id.example.com")
     assert api.call("GET", path, headers={"Accept": "application/json"}).status_code == 200

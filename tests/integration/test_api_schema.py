@@ -22,6 +22,7 @@ PUBLIC_PATHS = {
     "/v1/verify",
     "/v1/items/{gtin}/{serial}/recall-status",
     "/v1/claims",
+    "/v1/claims/wallet",
 }  # access.PUBLIC_V1
 
 

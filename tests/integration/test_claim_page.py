@@ -170,22 +170,68 @@ def test_a_claim_to_an_address_and_the_item_page_then_shows_the_new_owner(api):
     assert again.status_code == 422 and errors(again.text) == {"code": REFUSED}
 
 
-def test_a_made_wallet_comes_back_once_and_opens_with_the_passphrase(api):
+def hidden(page: str) -> dict[str, str]:
+    """The step-2 form's hidden fields, as the browser would post them."""
+    (form,) = re.findall(r'<form method="post"[^>]*id="claim-form">(.*?)</form>', page, re.S)
+    fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form)
+    return {name: html.unescape(value) for name, value in fields}
+
+
+def test_a_wallet_is_made_first_then_the_item_is_claimed_to_it(api):
     code = new_code(api, api.supplier, "S2")
-    done = post(api, code=code, wallet="new", passphrase=PASSPHRASE, confirm=PASSPHRASE)
-    assert done.status_code == 201, done.text
-    owner = owner_of(done.text)
-    keystore = keystore_of(done.text)
-    assert Account.from_key(Account.decrypt(keystore, PASSPHRASE)).address == owner
+    seller = org_of(api, api.supplier)["address"]
+    # Step 1: a wallet, shown once; nothing has moved and the code is not spent.
+    made = post(api, code=code, wallet="new", passphrase=PASSPHRASE, confirm=PASSPHRASE)
+    assert made.status_code == 200, made.text
+    assert_private(made)
+    assert "<h1>Save your wallet, then claim the item</h1>" in made.text
+    keystore = keystore_of(made.text)
+    (address,) = re.findall(r'<code id="new-address">(0x[0-9a-fA-F]{40})</code>', made.text)
+    assert Account.from_key(Account.decrypt(keystore, PASSPHRASE)).address == address
     # The download link carries the same keystore in the page itself (a data: URL).
     link = r'<a href="([^"]+)" download="([^"]+)" id="keystore-download">'
-    ((href, name),) = re.findall(link, done.text)
+    ((href, name),) = re.findall(link, made.text)
     prefix = "data:application/json;charset=utf-8,"
-    assert href.startswith(prefix) and name == f"keystore-{owner}.json"
+    assert href.startswith(prefix) and name == f"keystore-{address}.json"
     assert json.loads(unquote(html.unescape(href).removeprefix(prefix))) == keystore
-    assert PASSPHRASE not in done.text
+    assert PASSPHRASE not in made.text and "<script" not in made.text
+    # The claim to it is a form of hidden fields: the code, to this address.
+    step2 = hidden(made.text)
+    assert step2 == {"code": code, "wallet": "address", "address": address}
+    assert "I have saved my wallet: claim the item" in made.text
+    assert 'id="owner"' not in made.text
+    with api.uow() as uow:
+        item = uow.items.get(GTIN, "S2")
+        assert uow.transfers.of_item(item.id) == [] and uow.claims.live(item.id) is not None
+    # Sent twice (a double click, a reload): another wallet, and still nothing moved.
+    again = post(api, code=code, wallet="new", passphrase=PASSPHRASE, confirm=PASSPHRASE)
+    assert again.status_code == 200 and hidden(again.text)["address"] != address
+    # Step 2: the buyer saved the first one, and claims to it.
+    done = post(api, **step2)
+    assert done.status_code == 201, done.text
+    assert_private(done)
+    assert "<h1>This item is now yours</h1>" in done.text
+    assert owner_of(done.text) == address and 'id="keystore"' not in done.text
+    # Clicked twice: the same success, not a refusal.
+    twice = post(api, **step2)
+    assert twice.status_code == 200, twice.text
+    assert "<h1>This item is now yours</h1>" in twice.text and owner_of(twice.text) == address
+    # Another address with the spent code: the one refusal.
+    other = to_wallet(api, code)
+    assert other.status_code == 422 and errors(other.text) == {"code": REFUSED}
     settle(api)
-    assert passport(api).functions.ownerOf(passport_id(GTIN, "S2")).call() == owner
+    assert passport(api).functions.ownerOf(passport_id(GTIN, "S2")).call() == address
+    assert address != seller
+
+
+def test_a_lost_wallet_page_costs_nothing(api):
+    code = new_code(api, api.supplier, "S2")
+    made = post(api, code=code, wallet="new", passphrase=PASSPHRASE, confirm=PASSPHRASE)
+    assert made.status_code == 200
+    # The buyer closed the tab without saving it: they claim to a wallet of their own.
+    mine = new_address()
+    done = to_wallet(api, code, address=mine)
+    assert done.status_code == 201 and owner_of(done.text) == mine
 
 
 def test_a_wrong_code_is_the_uniform_refusal_and_keeps_what_was_typed(api):
@@ -287,9 +333,10 @@ def test_a_bad_passphrase_is_named_and_never_sent_back(api, fields, expected):
     for typed in fields.values():
         assert typed not in bad.text
     assert value_of(bad.text, "passphrase") is None and value_of(bad.text, "confirm") is None
-    # The code was not looked at: it still claims the item.
+    # The code was not looked at: it still makes a wallet, and claims the item.
     ok = post(api, code=code, wallet="new", passphrase=PASSPHRASE, confirm=PASSPHRASE)
-    assert ok.status_code == 201, ok.text
+    assert ok.status_code == 200 and 'id="keystore"' in ok.text, ok.text
+    assert post(api, **hidden(ok.text)).status_code == 201
 
 
 def test_an_empty_form_names_the_code_and_the_choice(api):

@@ -823,6 +823,9 @@ def test_claim_codes_one_live_per_item_revoked_and_consumed_once(uow):
     with uow:
         # Used and revoked codes stay, and a new live code of the item may follow them.
         assert uow.claims.live(one) is None
+        (spent,) = uow.claims.spent(one)  # only the used one, with its transfer (a replay's)
+        assert (spent.sha256, spent.transfer_id) == ("c" * 64, transfer.id)
+        assert list(uow.claims.spent(two)) == []
         uow.claims.add(_claim_code(one, org, "d"))
         uow.rollback()
         assert uow.claims.live(one) is None

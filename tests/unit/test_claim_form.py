@@ -11,7 +11,15 @@ from urllib.parse import unquote
 
 import pytest
 
-from provenance_api.schemas import ClaimCreate, ClaimPublic, PartyPublic, TransferPublic, Verdict
+from provenance_api.schemas import (
+    ClaimCreate,
+    ClaimPublic,
+    PartyPublic,
+    TransferPublic,
+    Verdict,
+    WalletCreate,
+    WalletPublic,
+)
 from provenance_api.web import claim_form, page, strings
 from tests.unit.test_buyer_page import checked
 
@@ -23,27 +31,29 @@ ADDRESS = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # EIP-55's own example
 PASSPHRASE = "correct horse battery staple"
 
 
-def read(**typed: str) -> ClaimCreate | claim_form.Form:
+def read(**typed: str) -> ClaimCreate | WalletCreate | claim_form.Form:
     return claim_form.read(typed, GTIN, SERIAL, TEXT)
 
 
 def test_to_a_wallet_only_the_address_counts() -> None:
     claim = read(code=" 7k3m q9xd 2f8h vn4p ", wallet="address", address=f" {ADDRESS.lower()} ")
     assert isinstance(claim, ClaimCreate)
-    assert (claim.code, claim.address, claim.passphrase) == ("7K3MQ9XD2F8HVN4P", ADDRESS, None)
+    assert (claim.code, claim.address) == ("7K3MQ9XD2F8HVN4P", ADDRESS)
     # A passphrase typed before the choice changed is neither checked nor sent.
-    claim = read(code=CODE, wallet="address", address=ADDRESS, passphrase="x", confirm="y")
-    assert isinstance(claim, ClaimCreate) and claim.passphrase is None
+    typed = "typed before the choice"
+    claim = read(code=CODE, wallet="address", address=ADDRESS, passphrase=typed, confirm="y")
+    assert isinstance(claim, ClaimCreate) and typed not in repr(claim.model_dump())
 
 
-def test_to_a_new_wallet_only_the_passphrase_counts() -> None:
-    claim = read(code=CODE, wallet="new", address="0xnonsense", passphrase=" " + "p" * 11)
-    assert isinstance(claim, claim_form.Form)  # no confirmation
-    claim = read(
+def test_a_new_wallet_is_made_first_and_only_the_passphrase_counts() -> None:
+    made = read(code=CODE, wallet="new", address="0xnonsense", passphrase=" " + "p" * 11)
+    assert isinstance(made, claim_form.Form)  # no confirmation
+    made = read(
         code=CODE, wallet="new", address="0xnonsense", passphrase=PASSPHRASE, confirm=PASSPHRASE
     )
-    assert isinstance(claim, ClaimCreate)
-    assert (claim.address, claim.passphrase) == (None, PASSPHRASE)
+    # Step 1 makes a wallet and claims nothing; the claim to it is step 2's, to an address.
+    assert isinstance(made, WalletCreate)
+    assert (made.code, made.passphrase) == ("7K3MQ9XD2F8HVN4P", PASSPHRASE)
 
 
 def test_every_bad_field_is_named_in_the_forms_order_and_a_passphrase_is_never_kept() -> None:
@@ -94,20 +104,20 @@ def transfer(chain: str) -> TransferPublic:
     )
 
 
-def test_an_accepted_claim_shows_the_chain_state_and_a_made_wallets_file() -> None:
+def test_an_accepted_claim_shows_the_new_owner_and_the_chain_state() -> None:
     plain = claim_form.done(ClaimPublic(owner_address=ADDRESS, transfer=transfer("owed")), TEXT)
-    assert (plain.owner, plain.chain, plain.keystore_href) == (
-        ADDRESS,
-        TEXT("claim.chain.owed"),
-        None,
-    )
+    assert (plain.owner, plain.chain) == (ADDRESS, TEXT("claim.chain.owed"))
+    again = ClaimPublic(owner_address=ADDRESS, transfer=transfer("confirmed"), replayed=True)
+    assert claim_form.done(again, TEXT).chain == TEXT("claim.chain.confirmed")
+
+
+def test_a_made_wallet_is_a_file_its_text_and_a_claim_to_its_address() -> None:
     keystore = {"address": ADDRESS[2:].lower(), "version": 3, "crypto": {"kdf": "scrypt"}}
-    made = ClaimPublic(owner_address=ADDRESS, transfer=transfer("confirmed"), keystore=keystore)
-    shown = claim_form.done(made, TEXT)
-    assert shown.chain == TEXT("claim.chain.confirmed")
-    assert json.loads(shown.keystore_text or "") == keystore
+    shown = claim_form.wallet(WalletPublic(address=ADDRESS, keystore=keystore), f" {CODE} ")
+    assert (shown.address, shown.code) == (ADDRESS, CODE)
+    assert json.loads(shown.keystore_text) == keystore
     prefix = "data:application/json;charset=utf-8,"
-    assert shown.keystore_href is not None and shown.keystore_href.startswith(prefix)
+    assert shown.keystore_href.startswith(prefix)
     assert json.loads(unquote(shown.keystore_href.removeprefix(prefix))) == keystore
     assert not set(shown.keystore_href.removeprefix(prefix)) & set("\"'<> ")
     assert shown.keystore_name == f"keystore-{ADDRESS}.json"
