@@ -30,6 +30,7 @@ from tests.integration.escrow_support import (
     PASSPORT,
     PRICE,
     WINDOWS,
+    adversary_artifact,
     anchor_event,
     deploy_escrow,
     deposit,
@@ -43,7 +44,6 @@ from tests.integration.escrow_support import (
     prove_call,
     relay_transfer,
     status,
-    adversary_artifact,
     travel_past,
 )
 
