@@ -35,7 +35,9 @@ interface ICustodyLedger {
  * as the first owner, so it is minted straight into escrow. In (2) and (3) the passport arrives
  * through `onERC721Received`, which accepts it only for the trade open on it, and only from its
  * seller or from a mint. A passport minted into escrow counts as the seller's: if the trade
- * does not complete it goes to the seller. ProductPassport needs no change for this.
+ * does not complete it goes to the seller. The escrow refuses a passport that no open trade
+ * waits for, so a consent relayed too early or too late fails instead of parking the
+ * passport here. ProductPassport needs no change for any of this.
  *
  * States and the timeout of each waiting state (`timeout`, callable by anyone once the
  * state's window has passed since the state began, so no deposit is ever stuck). Each step of
@@ -69,7 +71,8 @@ interface ICustodyLedger {
  * of the dispute, wrapping around, skipping arbiters that are not eligible or were declined in
  * this trade, at most 32 entries per proposal. Eligible: registered, not withdrawn from the
  * registry, neither party, not flagged by the service as tied to either party. Either party may
- * `declineArbiter` (the next is proposed) or `acceptArbiter` any eligible arbiter, the proposed
+ * `declineArbiter` (the next is proposed; a declined arbiter cannot be accepted in this trade,
+ * and an acceptance of it is withdrawn) or `acceptArbiter` any eligible arbiter, the proposed
  * one or its own choice; once both accepted the same arbiter, only that arbiter can `rule`.
  * Eligibility is checked when an arbiter is accepted: a tie flagged later does not undo what
  * both parties accepted.

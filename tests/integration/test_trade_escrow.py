@@ -906,8 +906,8 @@ settings.register_profile(
 )
 settings.register_profile(
     "escrow-thorough",
-    max_examples=300,
-    stateful_step_count=60,
+    max_examples=200,
+    stateful_step_count=80,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
