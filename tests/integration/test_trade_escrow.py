@@ -595,6 +595,14 @@ def test_parties_may_agree_on_an_arbiter_of_their_own(chain: SimpleNamespace) ->
     call(chain, "dispute", trade_id, sender=chain.buyer)
     proposed = status(chain, trade_id).arbiter
     own = next(a for a in chain.arbiters if a != proposed)
+    # Only the parties choose: not the service, not an arbiter, not a stranger.
+    for outsider in (chain.operator, own, chain.stranger):
+        for function in (
+            chain.escrow.functions.acceptArbiter(trade_id, own),
+            chain.escrow.functions.declineArbiter(trade_id),
+        ):
+            sent = partial(function.transact, {"from": outsider})
+            assert_reverts(sent, "EscrowUnauthorized", trade_id, outsider)
     call(chain, "acceptArbiter", trade_id, own, sender=chain.seller)
     call(chain, "acceptArbiter", trade_id, proposed, sender=chain.buyer)
     assert status(chain, trade_id).state == State.DISPUTED  # not the same one yet
