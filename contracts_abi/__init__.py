@@ -13,7 +13,11 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 
+# The contracts the service deploys with constructor(admin, operator).
 CONTRACT_NAMES = ("ProductPassport", "CustodyLedger")
+# Every artifact in the package. TradeEscrow's constructor also takes the addresses of the
+# passport and the ledger, so it is deployed after them, not with them.
+ARTIFACT_NAMES = (*CONTRACT_NAMES, "TradeEscrow")
 
 
 class UnknownContract(LookupError):
@@ -74,10 +78,15 @@ def _error_table(
 
 @functools.cache
 def load_artifact(name: str) -> Artifact:
-    """The committed artifact of contract `name` (one of CONTRACT_NAMES), read once."""
-    if name not in CONTRACT_NAMES:
-        raise UnknownContract(f"unknown contract {name!r}; expected one of {CONTRACT_NAMES}")
+    """The committed artifact of contract `name` (one of ARTIFACT_NAMES), read once."""
+    if name not in ARTIFACT_NAMES:
+        raise UnknownContract(f"unknown contract {name!r}; expected one of {ARTIFACT_NAMES}")
     text = resources.files(__name__).joinpath("artifacts", f"{name}.json").read_text("utf-8")
+    return parse_artifact(text)
+
+
+def parse_artifact(text: str) -> Artifact:
+    """The artifact in `text`, the JSON that build.mjs writes."""
     data = json.loads(text)
     return Artifact(
         name=data["contractName"],

@@ -1,16 +1,19 @@
 // Compile every src/*.sol with the pinned solc (npm) and write artifacts/<Name>.json.
 //
-// Usage: node build.mjs [--out DIR]   (npm run build)
+// Usage: node build.mjs [--out DIR] [--test-out DIR]   (npm run build)
+// Test-only contracts (../tests/contracts/*.sol, when that directory exists) are compiled in
+// the same run into ../tests/contracts/artifacts (or --test-out), never into the package.
 // The output is deterministic (fixed settings, stable key order, trailing newline), so that a
 // rebuild is byte-identical and a test can compare it with the committed artifacts.
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import solc from "solc";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SRC = join(HERE, "src");
+const TEST_SRC = join(HERE, "..", "tests", "contracts");
 const NODE_MODULES = join(HERE, "node_modules");
 
 // prague: the default VM of eth-tester 0.14 (py-evm PragueVM) and supported by anvil 1.7;
@@ -22,15 +25,18 @@ const SETTINGS = {
 
 function parseArgs(argv) {
   let out = join(HERE, "artifacts");
+  let testOut = join(TEST_SRC, "artifacts");
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--out" && i + 1 < argv.length) {
       out = resolve(argv[++i]);
+    } else if (argv[i] === "--test-out" && i + 1 < argv.length) {
+      testOut = resolve(argv[++i]);
     } else {
-      console.error(`usage: node build.mjs [--out DIR]; unexpected argument: ${argv[i]}`);
+      console.error(`usage: node build.mjs [--out DIR] [--test-out DIR]; unexpected argument: ${argv[i]}`);
       process.exit(2);
     }
   }
-  return { out };
+  return { out, testOut };
 }
 
 function findImport(path) {
@@ -57,7 +63,7 @@ function sourcesHash(names, texts) {
 }
 
 function main() {
-  const { out } = parseArgs(process.argv.slice(2));
+  const { out, testOut } = parseArgs(process.argv.slice(2));
   const files = readdirSync(SRC).filter((f) => f.endsWith(".sol")).sort();
   if (files.length === 0) {
     console.error(`no .sol files in ${SRC}`);
@@ -65,6 +71,8 @@ function main() {
   }
   const sources = {};
   for (const f of files) sources[`src/${f}`] = { content: readFileSync(join(SRC, f), "utf8") };
+  const testFiles = existsSync(TEST_SRC) ? readdirSync(TEST_SRC).filter((f) => f.endsWith(".sol")).sort() : [];
+  for (const f of testFiles) sources[`test/${f}`] = { content: readFileSync(join(TEST_SRC, f), "utf8") };
   const input = {
     language: "Solidity",
     sources,
@@ -79,8 +87,9 @@ function main() {
   if (errors.length > 0) process.exit(1);
 
   const version = solc.version();
-  mkdirSync(out, { recursive: true });
   for (const file of Object.keys(sources)) {
+    const dir = file.startsWith("test/") ? testOut : out;
+    mkdirSync(dir, { recursive: true });
     for (const [name, contract] of Object.entries(output.contracts[file] || {})) {
       if (!contract.evm.bytecode.object) continue; // interfaces and abstract contracts
       const metadata = JSON.parse(contract.metadata);
@@ -95,8 +104,8 @@ function main() {
         compiler: { name: "solc", version, settings: SETTINGS },
         sourcesHash: sourcesHash(used, texts),
       };
-      writeFileSync(join(out, `${name}.json`), `${JSON.stringify(artifact, null, 2)}\n`);
-      console.log(`${name}: ${join(out, `${name}.json`)}`);
+      writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(artifact, null, 2)}\n`);
+      console.log(`${name}: ${join(dir, `${name}.json`)}`);
     }
   }
 }

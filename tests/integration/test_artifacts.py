@@ -10,21 +10,23 @@ from pathlib import Path
 import pytest
 from web3 import EthereumTesterProvider, Web3
 
-from contracts_abi import CONTRACT_NAMES, UnknownContract, load_artifact
+from contracts_abi import ARTIFACT_NAMES, CONTRACT_NAMES, UnknownContract, load_artifact
 from tests.conftest import unavailable
 
 CONTRACTS_ABI = Path(__file__).resolve().parents[2] / "contracts_abi"
 ARTIFACTS = CONTRACTS_ABI / "artifacts"
+# Test-only contracts (hostile escrow parties), built by the same run, never packaged.
+TEST_ARTIFACTS = CONTRACTS_ABI.parent / "tests" / "contracts" / "artifacts"
 
 
-def build(out: Path) -> None:
+def build(out: Path, test_out: Path) -> None:
     node = shutil.which("node")
     if node is None:
         unavailable("node is not installed")
     if not (CONTRACTS_ABI / "node_modules" / "solc").exists():
         unavailable("contracts_abi/node_modules is missing (run npm ci in contracts_abi)")
     result = subprocess.run(
-        [node, "build.mjs", "--out", str(out)],
+        [node, "build.mjs", "--out", str(out), "--test-out", str(test_out)],
         cwd=CONTRACTS_ABI,
         capture_output=True,
         text=True,
@@ -35,16 +37,19 @@ def build(out: Path) -> None:
 
 @pytest.mark.slow
 def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
-    build(tmp_path)
-    built = sorted(p.name for p in tmp_path.iterdir())
-    assert built == sorted(p.name for p in ARTIFACTS.glob("*.json"))
-    assert built == sorted(f"{name}.json" for name in CONTRACT_NAMES)
-    for name in built:
-        assert (tmp_path / name).read_bytes() == (ARTIFACTS / name).read_bytes(), name
+    build(tmp_path / "package", tmp_path / "test")
+    for out, committed in ((tmp_path / "package", ARTIFACTS), (tmp_path / "test", TEST_ARTIFACTS)):
+        built = sorted(p.name for p in out.iterdir())
+        assert built == sorted(p.name for p in committed.glob("*.json"))
+        for name in built:
+            assert (out / name).read_bytes() == (committed / name).read_bytes(), name
+    assert sorted(p.name for p in ARTIFACTS.glob("*.json")) == sorted(
+        f"{name}.json" for name in ARTIFACT_NAMES
+    )
 
 
 def test_artifact_files_are_canonical() -> None:
-    for path in ARTIFACTS.glob("*.json"):
+    for path in [*ARTIFACTS.glob("*.json"), *TEST_ARTIFACTS.glob("*.json")]:
         text = path.read_text("utf-8")
         data = json.loads(text)
         assert list(data) == [
@@ -60,7 +65,7 @@ def test_artifact_files_are_canonical() -> None:
         assert data["compiler"]["settings"]["optimizer"] == {"enabled": True, "runs": 200}
 
 
-@pytest.mark.parametrize("name", CONTRACT_NAMES)
+@pytest.mark.parametrize("name", ARTIFACT_NAMES)
 def test_load_artifact(name: str) -> None:
     artifact = load_artifact(name)
     assert artifact.name == name
@@ -104,12 +109,16 @@ def test_deployed_code_matches_artifact() -> None:
 def test_artifacts_deploy_on_anvil(anvil_url: str) -> None:
     w3 = Web3(Web3.HTTPProvider(anvil_url))
     admin, operator = w3.eth.accounts[:2]
-    for name in CONTRACT_NAMES:
+    addresses: dict[str, str] = {}
+    for name in ARTIFACT_NAMES:
         artifact = load_artifact(name)
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        tx = factory.constructor(admin, operator).transact({"from": operator})
+        # TradeEscrow comes after the two it uses: constructor(admin, operator, passport, ledger).
+        extra = [addresses[used] for used in CONTRACT_NAMES] if name == "TradeEscrow" else []
+        tx = factory.constructor(admin, operator, *extra).transact({"from": operator})
         receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=10)
         assert receipt.status == 1, name
+        addresses[name] = receipt.contractAddress
         contract = w3.eth.contract(address=receipt.contractAddress, abi=artifact.abi)
         role = contract.functions.OPERATOR_ROLE().call()
         assert contract.functions.hasRole(role, operator).call(), name
