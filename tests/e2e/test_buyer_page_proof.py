@@ -261,6 +261,10 @@ def test_a_forged_label_still_reads_correctly(page: Page, shop: Shop) -> None:
     # The verdict is ours and signed; the genuine item's journey is not lent to the copy.
     assert seen["overall"] == "pass", seen
     assert said(seen, "attestation")[0].startswith("✓ Passed: Our verdict “Not genuine”")
+    assert "(“Not genuine”) is ours and unaltered, so heed it." in seen["summary"]
+    # No green for checks that passed under a "Not genuine": the page's plain text colour.
+    colour = page.locator("[data-proof-overall]").evaluate("e => getComputedStyle(e).color")
+    assert colour == "rgb(26, 26, 26)", colour
     assert said(seen, "operator")[0].startswith("✓ Passed: Key 0x")
     assert seen["events"] == [] and not said(seen, "proof")
     assert "Each step of its journey" not in seen["text"]

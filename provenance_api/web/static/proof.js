@@ -347,7 +347,7 @@
     output.replaceChildren(
       element(
         "p",
-        { "data-proof-overall": "", "data-result": overall },
+        { "data-proof-overall": "", "data-result": overall, "data-verdict": shown.verdict || "" },
         say(summary, { verdict: verdictName }),
       ),
       element("h3", {}, say("verdictTitle", {})),
