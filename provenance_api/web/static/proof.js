@@ -192,6 +192,18 @@
     };
   }
 
+  // A moment as the page's timeline shows it: in UTC (the page's own times are), in its language.
+  const moment = (date) =>
+    date.toLocaleString(document.documentElement.lang || undefined, {
+      year: "numeric",
+      month: "long",
+      day: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+      timeZone: "UTC",
+    }) + " UTC";
+
   // --- the checks -----------------------------------------------------------------------------
 
   // A check: {key, result: "pass" | "fail" | "service", text}. "service" rests on our word.
@@ -236,7 +248,7 @@
     const leads = hex(root) === lower(step.root);
     checks.push(check("proof", leads, say(leads ? "proofOk" : "proofBad", { root: short(step.root) })));
     const at = await node.anchoredAt(root);
-    const date = new Date(Number(at) * 1000).toLocaleString();
+    const date = moment(new Date(Number(at) * 1000));
     checks.push(check("anchor", at !== 0n, say(at ? "anchored" : "notAnchored", { ...rootNames, date })));
     return checks;
   }
@@ -363,7 +375,7 @@
             [
               (text.steps || {})[step.biz_step] || step.biz_step,
               step.party_name || step.party,
-              new Date(step.event_time).toLocaleString(),
+              moment(new Date(step.event_time)),
             ].join(" · "),
             checkList(events[i], say),
           ),
