@@ -14,8 +14,9 @@
   "use strict";
 
   // Every word shown comes from the page: the section's data-strings attribute holds a JSON
-  // object of templates ({name} is filled in) and `steps`, the business steps in words. They
-  // are provenance_api/web/strings.py's "verify_yourself." sentences, the one place to translate.
+  // object of templates ({name} is filled in), `steps` and `verdicts` (business steps and
+  // verdicts in words): provenance_api/web/strings.py's "verify_yourself." sentences and its
+  // steps, the one place to translate. Without them the script leaves the page as it is.
 
   const OPERATOR_ROLE_NAME = "OPERATOR_ROLE";
   const CUSTODY_EVENT_TYPE =
