@@ -1,10 +1,10 @@
 """The buyer's page in a real browser: what a phone shows after a tap or a scan.
 
 The app runs on a real port (SQLite, the embedded chain, contracts deployed, events anchored:
-tests/e2e/proof_support.py's shop);
-Debian's chromium opens the resolver URL at 360 x 800 as a phone would. Each case asserts
-what the buyer reads, that the page fits the screen (no horizontal scroll), and saves a
-screenshot under the Playwright output directory (`--output`, default test-results/).
+proof_support's shop); Debian's chromium opens the resolver URL at 360 x 800 as a phone would.
+Each case asserts what the buyer reads, that the page fits the screen (no horizontal scroll),
+and saves a screenshot under the Playwright output directory (`--output`, default
+test-results/).
 """
 
 from __future__ import annotations
