@@ -14,6 +14,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,9 +73,9 @@ def _rpc(url: str, method: str, params: list | None = None) -> object:
         return json.load(response)["result"]
 
 
-@pytest.fixture
-def anvil_url() -> Iterator[str]:
-    """A fresh anvil node on a free loopback port for one test."""
+@contextmanager
+def anvil_node() -> Iterator[str]:
+    """A fresh anvil node on a free loopback port until the block ends: its URL."""
     if not ANVIL.exists():
         unavailable(f"anvil not installed (run npm ci in contracts_abi): {ANVIL}")
     port = free_port()
@@ -101,3 +102,10 @@ def anvil_url() -> Iterator[str]:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def anvil_url() -> Iterator[str]:
+    """A fresh anvil node on a free loopback port for one test."""
+    with anvil_node() as url:
+        yield url

@@ -209,6 +209,84 @@ ENGLISH: dict[str, str] = {
         "Keep it somewhere safe, such as a password manager. Wallet apps that import an"
         " Ethereum keystore (JSON) file open it with your passphrase."
     ),
+    # Verify it yourself, as static/proof.js says it: the page hands it every key below with
+    # "verify_yourself." taken off (its data-strings attribute); {name} is filled in there.
+    "verify_yourself.intro": (
+        "Your browser can check this item's proofs itself, reading the blockchain directly"
+        " instead of taking our word for it."
+    ),
+    "verify_yourself.button": "Check the proofs in this browser",
+    "verify_yourself.running": "Checking…",
+    "verify_yourself.nothing": "There are no proofs to check on this page.",
+    "verify_yourself.noNode": (
+        "No public blockchain node is configured, so your browser cannot read the chain."
+    ),
+    "verify_yourself.wrongChain": (
+        "The blockchain node is on chain {got}, not chain {want}: nothing could be checked."
+    ),
+    "verify_yourself.nodeDown": (
+        "The blockchain node could not be read ({error}): nothing could be checked."
+    ),
+    "verify_yourself.pass": "Every check your browser made passed.",
+    "verify_yourself.partial": (
+        "Every check your browser made passed, but some could not be made yet (see below)."
+    ),
+    "verify_yourself.passOther": (
+        "Every check your browser made passed: the verdict above (“{verdict}”) is ours and"
+        " unaltered, so heed it."
+    ),
+    "verify_yourself.fail": "A check failed: do not rely on this page's proofs.",
+    "verify_yourself.result.pass": "Passed:",
+    "verify_yourself.result.fail": "Failed:",
+    "verify_yourself.result.service": "Our word:",
+    "verify_yourself.result.pending": "Not checked yet:",
+    "verify_yourself.byBrowser": "checked by your browser",
+    "verify_yourself.byService": "rests on our word",
+    "verify_yourself.notChecked": "not checked",
+    "verify_yourself.eventOk": "The step's details match what was signed",
+    "verify_yourself.eventBad": "The step's details do not match its fingerprint",
+    "verify_yourself.signedBy": "Signed by reader {device}",
+    "verify_yourself.signedBad": "The signature is not reader {device}'s",
+    "verify_yourself.readerOk": "Reader {device} is registered on the blockchain to {party}",
+    "verify_yourself.readerBad": "Reader {device} is not registered on the blockchain to {party}",
+    "verify_yourself.readerRevoked": (
+        "Reader {device} is registered to {party}, and has been revoked since"
+    ),
+    "verify_yourself.supplierSigned": "Signed by the supplier's key {device}",
+    "verify_yourself.supplierKey": "That {device} is the supplier's key",
+    "verify_yourself.proofOk": "Its proof leads to root {root}",
+    "verify_yourself.proofBad": "Its proof does not lead to the root shown ({root})",
+    "verify_yourself.anchored": "Root {root} is on the blockchain since {date}",
+    "verify_yourself.notAnchored": "Root {root} is not on the blockchain",
+    "verify_yourself.pending": "Not on the blockchain yet: only its signature could be checked",
+    "verify_yourself.captured": (
+        "No reader signed this step: {party} sent it to us from another system, so what it"
+        " says rests on {party}'s word"
+    ),
+    "verify_yourself.tagRead": (
+        "That the tag read at this step was genuine (we checked it when the step arrived)"
+    ),
+    "verify_yourself.verdictTitle": "Our verdict",
+    "verify_yourself.stepsTitle": "Each step of its journey",
+    "verify_yourself.attested": (
+        "Our verdict “{verdict}” and its reasons are signed by key {signer}"
+    ),
+    "verify_yourself.attestBad": "Our signature does not match the verdict and reasons shown",
+    "verify_yourself.unsigned": (
+        "This verdict is not signed, so your browser cannot check that it is ours"
+    ),
+    "verify_yourself.operator": "Key {signer} is the service's key on the blockchain",
+    "verify_yourself.notOperator": "Key {signer} is not the service's key on the blockchain",
+    "verify_yourself.tagCheck": (
+        "The tag check itself: we checked the tag's code against its maker's keys"
+    ),
+    "verify_yourself.tagCheck424": (
+        "The tag check itself: an NTAG 424 DNA chip proves each tap with a secret key that only"
+        " the maker and we hold, so only we can check it; our signature above is what your"
+        " browser can check"
+    ),
+    "verify_yourself.ledger": "Ledger contract {ledger} on chain {chain}, as this page names it",
+    "verify_yourself.error": "Could not check: {error}",
 }
 
 # CBV 2.0 business steps in plain words; a step not here is shown by its own name.
@@ -249,6 +327,26 @@ class Strings:
     def __call__(self, key: str, **values: object) -> str:
         """The sentence `key` with `values` filled in (KeyError for a key not in the catalogue)."""
         return self.messages[key].format(**values)
+
+    def proof_script(self) -> dict[str, object]:
+        """The words static/proof.js shows: the "verify_yourself." keys without it, the business
+        steps (`steps`) and the verdicts (`verdicts`) in words.
+
+        >>> catalogue("en").proof_script()["steps"]["shipping"]
+        'Shipped'
+        """
+        prefix = "verify_yourself."
+        words: dict[str, object] = {
+            key.removeprefix(prefix): text
+            for key, text in self.messages.items()
+            if key.startswith(prefix)
+        }
+        words["steps"] = dict(self.steps)
+        words["verdicts"] = {
+            verdict: self.messages[f"verdict.{verdict}"]
+            for verdict in ("authentic", "suspicious", "counterfeit", "unverifiable")
+        }
+        return words
 
     def step(self, biz_step: str) -> str:
         """A business step in plain words.

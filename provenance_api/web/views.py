@@ -68,6 +68,7 @@ def verification_page(found: Verification, status: int = 200) -> Response:
         p=shown,
         t=text,
         proof_data={"verification": found.model_dump(mode="json"), "chain": chain},
+        proof_strings=text.proof_script(),
     )
     response = current_app.response_class(body, status, mimetype="text/html")
     headers = response.headers

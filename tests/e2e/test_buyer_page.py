@@ -1,9 +1,10 @@
 """The buyer's page in a real browser: what a phone shows after a tap or a scan.
 
-The app runs on a real port (SQLite, the embedded chain, contracts deployed, events anchored);
-Debian's chromium opens the resolver URL at 360 x 800 as a phone would. Each case asserts
-what the buyer reads, that the page fits the screen (no horizontal scroll), and saves a
-screenshot under the Playwright output directory (`--output`, default test-results/).
+The app runs on a real port (SQLite, the embedded chain, contracts deployed, events anchored:
+proof_support's shop); Debian's chromium opens the resolver URL at 360 x 800 as a phone would.
+Each case asserts what the buyer reads, that the page fits the screen (no horizontal scroll),
+and saves a screenshot under the Playwright output directory (`--output`, default
+test-results/).
 """
 
 from __future__ import annotations
@@ -11,126 +12,31 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from eth_account import Account
 from playwright.sync_api import Browser, Page
 
-from firmware_tools.formats.qr import sign_label_url
-from provenance_api.schemas import Role
-from provenance_api.unit_of_work import SqlUnitOfWork
 from tests.e2e.conftest import PHONE
-from tests.e2e.served import served
+from tests.e2e.proof_support import BERLIN, HOST, PRODUCT, Shop, open_shop
 from tests.fakes.sun_tags import sun_tag, tap
-from tests.integration.api_support import GTIN, Api
-from tests.integration.events_support import MASTER, Reader, World, serial_of, uid_of
-from tests.integration.test_chain_writer import make_app
-from tests.integration.test_full_flow import settle
+from tests.integration.api_support import GTIN
+from tests.integration.events_support import MASTER, uid_of
 
-HOST = "id.example.com"
-EXPLORER = "https://explorer.example/tx/{tx}"
-BERLIN = {"geo": "geo:52.52,13.405", "place": "Berlin"}
 MADRID = {"geo": "geo:40.4168,-3.7038", "place": "Madrid"}
-HAMBURG = "geo:53.5511,9.9937"
-PRODUCT = "Darjeeling Tea"
 MIN_CONTRAST = 4.5
 
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Shop:
-    """The served app and its cast: a tea maker with labelled and chipped items, a shop."""
-
-    base: str
-    api: Api
-    world: World
-    label_key: bytes  # the maker's key, as the API holds it: it signs QR labels
-    maker: str
-    retailer: str
-    shots: Path
-
-    def label(self, serial: str, key: bytes | None = None) -> str:
-        """A QR label of item `serial` signed with the maker's key (or `key`)."""
-        return sign_label_url(key or self.label_key, HOST, GTIN, serial)
-
-    def url(self, tag_url: str, **where: str) -> str:
-        """The tag's URL on this server, with the phone's position when given."""
-        path = tag_url.removeprefix(f"https://{HOST}")
-        if where:
-            path += ("&" if "?" in path else "?") + urlencode(where)
-        return self.base + path
-
-
-def _name(api: Api, key: str) -> tuple[str, str]:
-    me = api.call("GET", "/v1/me", key).get_json()["organization"]
-    return me["name"], me["address"]
-
-
-def _world(api: Api, items: int) -> World:
-    """As events_support.make_world, with names a buyer would read on the page."""
-    supplier = api.key(Role.SUPPLIER, "Acme Tea Gardens")
-    product = {"gtin": GTIN, "name": PRODUCT}
-    assert api.call("POST", "/v1/products", supplier, json=product).status_code == 201
-    sun = api.call("POST", "/v1/sun-keys", supplier, json={"master_key": MASTER.hex()})
-    assert sun.status_code == 201, sun.get_json()
-    rows = [
-        {"gtin": GTIN, "serial": serial_of(n), "tag": "ntag424", "uid": uid_of(n).hex()}
-        for n in range(1, items + 1)
-    ]
-    registered = api.call("POST", "/v1/items", supplier, json={"items": rows})
-    assert registered.get_json()["created"] == items, registered.get_json()
-    world = World(api, supplier, api.key(Role.CARRIER, "Swift Freight"), Reader(b"", ""), items)
-    world.reader = world.reader_for(world.carrier)
-    return world
-
-
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory, pytestconfig) -> Iterator[Shop]:
-    """Items S1-S3 (NTAG 424 DNA) and Q1-Q6 (QR); S1 shipped to a shop; everything anchored."""
-    app, rt = make_app(
-        tmp_path_factory.mktemp("shop"), ANCHOR_MAX_AGE_SECONDS=0, EXPLORER_TX_URL=EXPLORER
-    )
-    try:
-        api = Api(app, lambda: SqlUnitOfWork(rt.engine))
-        world = _world(api, items=3)
-        rows = [{"gtin": GTIN, "serial": f"Q{n}", "tag": "qr"} for n in range(1, 7)]
-        assert api.call("POST", "/v1/items", world.supplier, json={"items": rows}).status_code
-        maker, maker_address = _name(api, world.supplier)
-        with api.uow() as uow:
-            sealed = uow.organizations.by_address(maker_address).encrypted_key
-        label_key = rt.keybox.open(sealed, maker_address)
-        # S1's journey: the maker ships it from Hamburg, a shop receives it in Berlin.
-        retailer = api.key(Role.RETAILER, "Corner Tea Shop")
-        shop_name, shop_address = _name(api, retailer)
-        dock, counter = world.reader_for(world.supplier), world.reader_for(retailer)
-        ship = world.event(
-            1,
-            dock,
-            biz_step="shipping",
-            disposition="in_transit",
-            read_point=HAMBURG,
-            to_party=shop_address,
-        )
-        assert world.post([ship], world.supplier).get_json()["accepted"] == 1
-        receive = world.event(
-            1, counter, biz_step="receiving", read_point=BERLIN["geo"], from_party=maker_address
-        )
-        assert world.post([receive], retailer).get_json()["accepted"] == 1
-        settle(rt)
-        recall = {"status": "recalled", "reason": "a faulty seal may let moisture in"}
-        path = f"/v1/items/{GTIN}/Q4/status"
-        assert api.call("POST", path, world.supplier, json=recall).status_code == 200
-        shots = Path(str(pytestconfig.getoption("--output"))) / "buyer-page"
-        shots.mkdir(parents=True, exist_ok=True)
-        with served(app) as base:
-            yield Shop(base, api, world, label_key, maker, shop_name, shots)
-    finally:
-        rt.close()
+    """The shop of proof_support on the embedded chain, served on a real port."""
+    shots = Path(str(pytestconfig.getoption("--output"))) / "buyer-page"
+    with open_shop(tmp_path_factory.mktemp("shop"), shots) as made:
+        yield made
 
 
 @pytest.fixture

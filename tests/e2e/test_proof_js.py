@@ -1,7 +1,8 @@
 """proof.js in headless Chromium: a real item's proofs check out, and every forgery fails.
 
-The item is registered, handed over and anchored on anvil through the API; the browser gets
-only what the buyer page embeds and reads the chain itself over JSON-RPC.
+The item is registered, handed over and anchored on anvil through the API (proof_support's
+shop); the browser gets only what the buyer page embeds and reads the chain itself over
+JSON-RPC. tests/e2e/test_buyer_page_proof.py runs the same checks on the real page.
 """
 
 from __future__ import annotations
@@ -16,20 +17,15 @@ import pytest
 from eth_account import Account
 
 from contracts_abi import eip712
-from tests.conftest import unavailable
-from tests.e2e.proof_support import Proven, harness_html, harness_server, proven_item
-
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's: nothing is downloaded at test time
+from tests.e2e.proof_support import (
+    Proven,
+    harness_html,
+    harness_server,
+    proof_strings,
+    proven_item,
+)
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    """Debian's Chromium instead of a browser build of Playwright's own."""
-    if not CHROMIUM.exists():
-        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
 
 
 @pytest.fixture
@@ -43,7 +39,7 @@ def check_in_browser(
     base: str,
     served: dict[str, bytes],
     data: dict[str, Any],
-    strings: dict[str, str] | None = None,
+    strings: dict[str, Any] | None = None,
 ) -> dict:
     """Load the harness with `data`, press the button; the overall result and each check's."""
     served["html"] = harness_html(data, strings)
@@ -261,7 +257,7 @@ def test_a_real_items_proofs_pass_and_each_forgery_fails(proven, page, subtests)
             assert seen["events"] == ["pass"] * 3
 
         with subtests.test(case="the page's own words"):
-            strings = {"button": "Prüfen", "pass": "Alle Prüfungen bestanden."}
+            strings = proof_strings(button="Prüfen", **{"pass": "Alle Prüfungen bestanden."})
             seen = check_in_browser(page, base, served, proven.data(), strings)
             assert (seen["overall"], seen["text"]) == ("pass", "Alle Prüfungen bestanden.")
 

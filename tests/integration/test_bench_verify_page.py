@@ -33,6 +33,7 @@ def test_the_page_benchmark_prints_every_figure(postgres_url) -> None:
         "json_p99_ms",
         "page_html_bytes",
         "page_asset_bytes",
+        "page_bytes_initial",
         "page_bytes",
         "page_bytes_target",
     }
@@ -41,3 +42,6 @@ def test_the_page_benchmark_prints_every_figure(postgres_url) -> None:
     html, assets = int(figures["page_html_bytes"]), int(figures["page_asset_bytes"])
     assert html > 1000 and assets > 1000  # the page and its stylesheet at least
     assert int(figures["page_bytes"]) == html + assets
+    # proof.js loads the vendored crypto (about 46 kB) only when the buyer asks: counted too.
+    initial = int(figures["page_bytes_initial"])
+    assert html < initial < int(figures["page_bytes"]) - 40_000

@@ -20,7 +20,8 @@ from provenance_api.schemas import (
 )
 from provenance_api.web import page, strings
 
-TEMPLATE = Path(page.__file__).parent / "templates" / "verification.html"
+WEB = Path(page.__file__).parent
+TEMPLATE = WEB / "templates" / "verification.html"
 NOW = datetime(2026, 12, 1, 16, 5, tzinfo=UTC)
 MAKER = PartyPublic(name="Acme Tea", address="0x" + "aa" * 20)
 EXPLORER = "https://explorer.example/tx/{tx}"
@@ -164,6 +165,28 @@ def test_every_sentence_of_the_page_is_in_the_catalogue() -> None:
 def test_the_catalogue_fills_every_template_it_holds() -> None:
     fields = {"product": "Tea", "when": "now", "host": "h", "lat": "1", "lon": "2"}
     fields |= {"block": "1", "count": "2", "tx": "0x", "place": "Berlin", "who": "Acme"}
+    # proof.js fills these in itself, from what it checked.
+    fields |= dict.fromkeys(("got", "want", "error", "device", "party", "root", "date"), "x")
+    fields |= dict.fromkeys(("verdict", "signer", "ledger", "chain"), "x")
     for key in strings.ENGLISH:
         assert TEXT(key, **fields)
     assert strings.catalogue("xx")("verdict.authentic") == "Genuine"  # English by default
+
+
+def test_every_word_proof_js_says_is_in_the_catalogue() -> None:
+    script = (WEB / "static" / "proof.js").read_text()
+    # The keys it passes to say(...), directly or through the variables it picks them with.
+    keys = {
+        key
+        for words in re.findall(r"say\(([^,)]*)", script)
+        for key in re.findall(r'"(\w+)"', words)
+    }
+    for chosen in re.findall(r"(?:const (?:text|tag|WHO)|summary) (=[^;]*);", script):
+        keys |= set(re.findall(r'(?:[?:]|(?<![!=])=)\s*"(\w+)"', chosen))
+    keys |= {f"result.{result}" for result in ("pass", "fail", "service", "pending")}
+    words = TEXT.proof_script()
+    assert len(keys) > 40 and keys <= set(words), sorted(keys - set(words))
+    assert not re.search(r"\bTEXT\b", script)  # no second catalogue in the script
+    assert (
+        words["steps"]["receiving"] == "Received" and words["verdicts"]["suspicious"] == "Warning"
+    )

@@ -13,58 +13,10 @@
 (() => {
   "use strict";
 
-  // Every string shown, in one place; the page may replace any of them with a JSON object in
-  // the section's data-strings attribute (translation). {name} is filled in.
-  const TEXT = {
-    title: "Verify it yourself",
-    intro:
-      "Your browser can check this item's proofs itself, reading the blockchain directly" +
-      " instead of taking our word for it.",
-    button: "Check the proofs in this browser",
-    running: "Checking…",
-    nothing: "There are no proofs to check on this page.",
-    noNode: "No public blockchain node is configured, so your browser cannot read the chain.",
-    wrongChain: "The blockchain node is on chain {got}, not chain {want}: nothing could be checked.",
-    nodeDown: "The blockchain node could not be read ({error}): nothing could be checked.",
-    pass: "Every check your browser made passed.",
-    partial: "Every check your browser made passed, but some could not be made yet (see below).",
-    fail: "A check failed: do not rely on this page's proofs.",
-    byBrowser: "checked by your browser",
-    byService: "rests on our word",
-    notChecked: "not checked",
-    eventOk: "The step's details match what was signed",
-    eventBad: "The step's details do not match its fingerprint",
-    signedBy: "Signed by reader {device}",
-    signedBad: "The signature is not reader {device}'s",
-    readerOk: "Reader {device} is registered on the blockchain to {party}",
-    readerBad: "Reader {device} is not registered on the blockchain to {party}",
-    readerRevoked: "Reader {device} is registered to {party}, and has been revoked since",
-    supplierSigned: "Signed by the supplier's key {device}",
-    supplierKey: "That {device} is the supplier's key",
-    proofOk: "Its proof leads to root {root}",
-    proofBad: "Its proof does not lead to the root shown ({root})",
-    anchored: "Root {root} is on the blockchain since {date}",
-    notAnchored: "Root {root} is not on the blockchain",
-    pending: "Not on the blockchain yet: only its signature could be checked",
-    tagRead: "That the tag read at this step was genuine (we checked it when the step arrived)",
-    captured:
-      "No reader signed this step: {party} sent it to us from another system, so what it says" +
-      " rests on {party}'s word",
-    verdictTitle: "Our verdict",
-    attested: "Our verdict “{verdict}” and its reasons are signed by key {signer}",
-    attestBad: "Our signature does not match the verdict and reasons shown",
-    unsigned: "This verdict is not signed, so your browser cannot check that it is ours",
-    operator: "Key {signer} is the service's key on the blockchain",
-    notOperator: "Key {signer} is not the service's key on the blockchain",
-    tagCheck: "The tag check itself: we checked the tag's code against its maker's keys",
-    tagCheck424:
-      "The tag check itself: an NTAG 424 DNA chip proves each tap with a secret key that only" +
-      " the maker and we hold, so only we can check it; our signature above is what your" +
-      " browser can check",
-    ledger: "Ledger contract {ledger} on chain {chain}, as this page names it",
-    error: "Could not check: {error}",
-    steps: { commissioning: "Registered", shipping: "Shipped", receiving: "Received" },
-  };
+  // Every word shown comes from the page: the section's data-strings attribute holds a JSON
+  // object of templates ({name} is filled in), `steps` and `verdicts` (business steps and
+  // verdicts in words): provenance_api/web/strings.py's "verify_yourself." sentences and its
+  // steps, the one place to translate. Without them the script leaves the page as it is.
 
   const OPERATOR_ROLE_NAME = "OPERATOR_ROLE";
   const CUSTODY_EVENT_TYPE =
@@ -241,6 +193,18 @@
     };
   }
 
+  // A moment as the page's timeline shows it: in UTC (the page's own times are), in its language.
+  const moment = (date) =>
+    date.toLocaleString(document.documentElement.lang || undefined, {
+      year: "numeric",
+      month: "long",
+      day: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+      timeZone: "UTC",
+    }) + " UTC";
+
   // --- the checks -----------------------------------------------------------------------------
 
   // A check: {key, result: "pass" | "fail" | "service", text}. "service" rests on our word.
@@ -299,16 +263,16 @@
     const leads = hex(root) === lower(step.root);
     checks.push(check("proof", leads, say(leads ? "proofOk" : "proofBad", { root: short(step.root) })));
     const at = await node.anchoredAt(root);
-    const date = new Date(Number(at) * 1000).toLocaleString();
+    const date = moment(new Date(Number(at) * 1000));
     checks.push(check("anchor", at !== 0n, say(at ? "anchored" : "notAnchored", { ...rootNames, date })));
     return checks;
   }
 
-  async function checkVerdict(shown, chain, node, say) {
+  async function checkVerdict(shown, chain, node, say, verdictName) {
     const att = shown.attestation;
     // Unsigned (no ledger deployed yet) is no forgery, but nothing a browser can check either.
     if (!att) return [{ key: "attestation", result: "pending", text: say("unsigned", {}) }];
-    const names = { verdict: shown.verdict, signer: short(att.signer) };
+    const names = { verdict: verdictName, signer: short(att.signer) };
     let signer = null;
     try {
       signer = recover(verdictDigest(shown, chain.chain_id, chain.ledger), att.signature);
@@ -344,6 +308,7 @@
     return made;
   }
 
+  // A result is shown in words (and a mark), never by its colour alone.
   const MARKS = { pass: "✓", fail: "✗", service: "•", pending: "…" };
   const WHO = { pass: "byBrowser", fail: "byBrowser", service: "byService", pending: "notChecked" };
 
@@ -355,10 +320,16 @@
         element(
           "li",
           { "data-check": c.key, "data-result": c.result },
-          element("span", { "aria-hidden": "true" }, MARKS[c.result] + " "),
+          element(
+            "strong",
+            { class: "proof-result-word" },
+            element("span", { "aria-hidden": "true" }, MARKS[c.result] + " "),
+            say(`result.${c.result}`, {}),
+          ),
+          " ",
           c.text,
           " ",
-          element("small", {}, `(${say(WHO[c.result])})`),
+          element("small", {}, `(${say(WHO[c.result], {})})`),
         ),
       ),
     );
@@ -374,7 +345,9 @@
   async function run(data, text, say, output) {
     const shown = data.verification || {};
     const chain = data.chain || {};
-    const steps = shown.history || [];
+    // A code that is not genuine is not the item whose record this is (as the page itself
+    // shows no journey for it): its proofs would only lend the copy credibility.
+    const steps = shown.verdict === "counterfeit" ? [] : shown.history || [];
     output.replaceChildren(element("p", {}, say("running", {})));
     if (!chain.rpc_url || !chain.ledger) return say("noNode", {});
     if (!steps.length && !shown.attestation) return say("nothing", {});
@@ -387,18 +360,26 @@
       return say("nodeDown", { error: error.message });
     }
     if (got !== Number(chain.chain_id)) return say("wrongChain", { got, want: chain.chain_id });
+    const verdictName = (text.verdicts || {})[shown.verdict] || shown.verdict;
     const guard = (work) => work.catch((error) => [check("error", false, say("error", { error: error.message }))]);
     const [verdict, ...events] = await Promise.all([
-      guard(checkVerdict(shown, chain, node, say)),
+      guard(checkVerdict(shown, chain, node, say, verdictName)),
       ...steps.map((step) => guard(checkStep(step, shown, node, say))),
     ]);
     const all = [...verdict, ...events.flat()];
     const overall = worst(all);
-    const summary = { pass: "pass", pending: "partial", fail: "fail" }[overall];
+    let summary = { pass: "pass", pending: "partial", fail: "fail" }[overall];
+    // "Passed" under a warning must not read as "genuine": say what passing means there.
+    if (summary === "pass" && shown.verdict !== "authentic") summary = "passOther";
     output.replaceChildren(
-      element("p", { "data-proof-overall": "", "data-result": overall }, say(summary, {})),
+      element(
+        "p",
+        { "data-proof-overall": "", "data-result": overall, "data-verdict": shown.verdict || "" },
+        say(summary, { verdict: verdictName }),
+      ),
       element("h3", {}, say("verdictTitle", {})),
       checkList(verdict, say),
+      ...(steps.length ? [element("h3", {}, say("stepsTitle", {}))] : []),
       element(
         "ol",
         { class: "proof-steps" },
@@ -407,9 +388,9 @@
             "li",
             { "data-event": step.event_id, "data-result": worst(events[i]) },
             [
-              text.steps[step.biz_step] || step.biz_step,
+              (text.steps || {})[step.biz_step] || step.biz_step,
               step.party_name || step.party,
-              new Date(step.event_time).toLocaleString(),
+              moment(new Date(step.event_time)),
             ].join(" · "),
             checkList(events[i], say),
           ),
@@ -417,7 +398,6 @@
       ),
       element("p", {}, say("ledger", { ledger: chain.ledger, chain: chain.chain_id })),
     );
-    output.style.overflowWrap = "anywhere"; // 42-character addresses on a 360 px screen
     return null;
   }
 
@@ -425,18 +405,20 @@
     const section = document.getElementById("verify-yourself");
     const source = document.getElementById("proof-data");
     if (!section || !source) return;
-    let strings = {};
+    let text;
     try {
-      strings = JSON.parse(section.dataset.strings || "{}");
+      text = JSON.parse(section.dataset.strings || "null");
     } catch (_) {
-      /* the English defaults stand */
+      text = null;
     }
-    const text = { ...TEXT, ...strings };
+    if (!text || !text.button) return; // no words to say it with: the page's text stands
     const say = (key, names) =>
-      (text[key] || key).replace(/\{(\w+)\}/g, (_, name) => String(names[name] ?? ""));
+      (text[key] || key).replace(/\{(\w+)\}/g, (_, name) => String((names || {})[name] ?? ""));
     const output = element("div", { class: "proof-result", "aria-live": "polite" });
-    const button = element("button", { type: "button" }, say("button", {}));
-    section.append(element("h2", {}, say("title", {})), element("p", {}, say("intro", {})), button, output);
+    const button = element("button", { type: "button", class: "proof-button" }, say("button", {}));
+    // The page's template names the section; a page without a heading gets one.
+    if (!section.querySelector("h2")) section.append(element("h2", {}, say("heading", {})));
+    section.append(element("p", {}, say("intro", {})), button, output);
     button.addEventListener("click", async () => {
       button.disabled = true;
       let problem;
