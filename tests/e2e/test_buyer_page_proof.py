@@ -24,7 +24,7 @@ from playwright.sync_api import Page
 from tests.conftest import anvil_node
 from tests.e2e.conftest import PHONE
 from tests.e2e.proof_support import Shop, open_shop
-from tests.e2e.test_buyer_page import MIN_CONTRAST, contrast
+from tests.e2e.test_buyer_page import BERLIN, MADRID, MIN_CONTRAST, contrast
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -268,3 +268,32 @@ def test_a_forged_label_still_reads_correctly(page: Page, shop: Shop) -> None:
     assert said(seen, "operator")[0].startswith("✓ Passed: Key 0x")
     assert seen["events"] == [] and not said(seen, "proof")
     assert "Each step of its journey" not in seen["text"]
+
+
+def test_a_copied_qr_label_seen_in_two_cities_keeps_its_proofs(page: Page, shop: Shop) -> None:
+    label = shop.label("Q6")
+    assert page.goto(shop.url(label, **BERLIN)).status == 200
+    seen = check_page(page, shop, shop.url(label, **MADRID), "verified-copied-qr")
+    assert seen["verdict"] == "Warning"
+    # The label's records are genuine: the browser checks them, and that the warning is ours.
+    assert seen["overall"] == "pass", seen
+    assert said(seen, "attestation")[0].startswith("✓ Passed: Our verdict “Warning”")
+    proofs = said(seen, "proof")
+    assert proofs and all(text.startswith("✓ Passed:") for text in proofs)
+
+
+def test_a_recalled_items_proofs_still_check_out(page: Page, shop: Shop) -> None:
+    seen = check_page(page, shop, shop.url(shop.label("Q4")), "verified-recalled")
+    assert seen["verdict"] == "Warning"
+    assert seen["overall"] == "pass", seen
+    assert said(seen, "attestation")[0].startswith("✓ Passed: Our verdict “Warning”")
+    assert said(seen, "anchor") and all(
+        text.startswith("✓ Passed:") for text in said(seen, "anchor")
+    )
+
+
+def test_an_unknown_serial_has_only_our_signed_verdict_to_check(page: Page, shop: Shop) -> None:
+    seen = check_page(page, shop, shop.url(shop.label("NEVER-ISSUED")), "verified-unknown")
+    assert seen["verdict"] == "Not genuine"
+    assert said(seen, "attestation")[0].startswith("✓ Passed: Our verdict “Not genuine”")
+    assert seen["events"] == [] and not said(seen, "proof")
