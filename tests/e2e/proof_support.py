@@ -1,6 +1,7 @@
 """One way to serve the buyer's page with anchored items, for every browser test.
 
-`open_shop` registers a tea maker's items (NTAG 424 DNA S1-S3, QR labels Q1-Q6), hands S1 to
+`open_shop` registers a tea maker's items (NTAG 424 DNA S1-S3, QR labels Q1-Q6; a carrier's
+system reports a step of Q6 over EPCIS), hands S1 to
 a shop, anchors everything, and serves the app on a real loopback port: on the embedded chain,
 or on an anvil node that the page also names as its public JSON-RPC endpoint, so that the
 browser's proof.js reads the chain itself as a phone would read a public node.
@@ -36,6 +37,7 @@ HOST = "id.example.com"
 EXPLORER = "https://explorer.example/tx/{tx}"
 HAMBURG = "geo:53.5511,9.9937"
 BERLIN = {"geo": "geo:52.52,13.405", "place": "Berlin"}
+PARTNER = "Harbour Logistics"
 PRODUCT = "Darjeeling Tea"
 HARNESS = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>proof.js harness</title></head>
@@ -100,6 +102,27 @@ def _at(moment: datetime, hours: int) -> str:
     return moment.astimezone(timezone(timedelta(hours=hours))).replace(microsecond=0).isoformat()
 
 
+def _epcis_document(serial: str, moment: datetime) -> dict[str, Any]:
+    """An EPCISDocument from another system: one ObjectEvent, a carrier's, about `serial`."""
+    event = {
+        "type": "ObjectEvent",
+        "eventTime": _at(moment + timedelta(seconds=2), 1),
+        "eventTimeZoneOffset": "+01:00",
+        "epcList": [f"https://id.gs1.org/01/{GTIN}/21/{serial}"],
+        "action": "OBSERVE",
+        "bizStep": "https://ref.gs1.org/cbv/BizStep-shipping",
+        "disposition": "https://ref.gs1.org/cbv/Disp-in_transit",
+        "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
+    }
+    return {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": _at(moment, 0),
+        "epcisBody": {"eventList": [event]},
+    }
+
+
 @contextmanager
 def open_shop(tmp_path: Path, shots: Path, chain_url: str = "", **config: Any) -> Iterator[Shop]:
     """Items S1-S3 (NTAG 424 DNA) and Q1-Q6 (QR); S1 shipped to a shop; everything anchored.
@@ -146,6 +169,10 @@ def open_shop(tmp_path: Path, shots: Path, chain_url: str = "", **config: Any) -
             event_time=_at(start + timedelta(seconds=1), -5),
         )
         assert world.post([receive], retailer).get_json()["accepted"] == 1
+        # Q6's last step comes from a partner's system over EPCIS: anchored, signed by no reader.
+        partner = api.key(Role.CARRIER, PARTNER)
+        captured = api.call("POST", "/v1/epcis/capture", partner, json=_epcis_document("Q6", start))
+        assert captured.status_code == 202 and captured.get_json()["status"] == "succeeded"
         settle(rt)
         recall = {"status": "recalled", "reason": "a faulty seal may let moisture in"}
         path = f"/v1/items/{GTIN}/Q4/status"

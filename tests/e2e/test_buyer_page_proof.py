@@ -23,7 +23,7 @@ from playwright.sync_api import Page
 
 from tests.conftest import anvil_node
 from tests.e2e.conftest import PHONE
-from tests.e2e.proof_support import Shop, open_shop
+from tests.e2e.proof_support import PARTNER, Shop, open_shop
 from tests.e2e.test_buyer_page import BERLIN, MADRID, MIN_CONTRAST, contrast
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
@@ -280,6 +280,10 @@ def test_a_copied_qr_label_seen_in_two_cities_keeps_its_proofs(page: Page, shop:
     assert said(seen, "attestation")[0].startswith("✓ Passed: Our verdict “Warning”")
     proofs = said(seen, "proof")
     assert proofs and all(text.startswith("✓ Passed:") for text in proofs)
+    # Its last step came from a carrier's system over EPCIS: anchored, but no reader signed it.
+    (reported,) = [text for text in said(seen, "signature") if "No reader signed" in text]
+    assert reported.startswith(f"• Our word: No reader signed this step: {PARTNER} sent it")
+    assert len(said(seen, "anchor")) == len(proofs) == 2  # commissioning and the captured step
 
 
 def test_a_recalled_items_proofs_still_check_out(page: Page, shop: Shop) -> None:
