@@ -34,7 +34,7 @@ from provenance_api.schemas import WalletCreate
 from provenance_api.services import claims
 from provenance_api.services.errors import Conflict, InvalidInput, TooManyAttempts, Unavailable
 from provenance_api.web import claim_form, strings
-from provenance_api.web.views import content_security_policy
+from provenance_api.web.views import private
 
 bp = Blueprint("claim_page", __name__)
 TEMPLATE = "claim.html"
@@ -44,15 +44,7 @@ PATH = "/claim/01/<gtin>/21/<path:serial>"
 def _page(status: int, **view: Any) -> Response:
     """claim.html as an answer, with the buyer's page's headers (views.verification_page)."""
     body = render_template(TEMPLATE, t=strings.catalogue(), **view)
-    response = current_app.response_class(body, status, mimetype="text/html")
-    headers = response.headers
-    headers["Content-Security-Policy"] = content_security_policy(None)
-    # The answer may hold a new wallet's keystore, and a form the buyer's code: never
-    # cached, never named to another site.
-    headers["Cache-Control"] = "no-store"
-    headers["Referrer-Policy"] = "no-referrer"
-    headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return private(current_app.response_class(body, status, mimetype="text/html"))
 
 
 def _product(gtin: str) -> str | None:

@@ -41,7 +41,7 @@ from provenance_api.schemas import (
 from provenance_api.services import verification
 from provenance_api.services.anomalies import Thresholds
 from provenance_api.services.errors import InvalidInput
-from provenance_api.web.views import verification_page
+from provenance_api.web.views import is_link_preview, preview_page, verification_page
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,8 @@ def resolve(gtin: str, serial: str) -> ResponseReturnValue:
     if wanted is None:
         body = error_body("not_acceptable", f"ask for {HTML} (the buyer's page) or {JSON}")
         return jsonify(body), 406
+    if request.method == "HEAD" or (wanted == HTML and is_link_preview(request.user_agent.string)):
+        return preview_page()  # a prefetch or a chat app's preview must not spend a tap
     try:
         found, status = _verification(_scanned_url(), _resolver_scanner())
     except InvalidInput as exc:

@@ -82,6 +82,11 @@ ENGLISH: dict[str, str] = {
         " us: turn on JavaScript to let this page recompute each step's record and compare"
         " it with the blockchain."
     ),
+    "preview.title": "Is this item genuine?",
+    "preview.text": (
+        "Open this link on your phone, or tap the item's tag, to check whether it is genuine and"
+        " where it has been."
+    ),
     "footer.privacy": "This page loads nothing from other sites and does not track you.",
     "footer.json": "This check as data (JSON)",
     # A link that is no product link at all.

@@ -18,6 +18,7 @@ from provenance_api.schemas import Verification
 from provenance_api.web import page, strings
 
 TEMPLATE = "verification.html"
+PREVIEW_TEMPLATE = "preview.html"
 
 
 def content_security_policy(rpc_url: str | None) -> str:
@@ -57,6 +58,49 @@ def _chain() -> dict[str, Any]:
     }
 
 
+# Link-preview fetchers of chat apps and social sites (their User-Agent tokens). They fetch a
+# shared link before the person it was sent to opens it; checking there would spend an NTAG 424
+# DNA tap's counter, and the buyer's own tap would then read as a replay.
+LINK_PREVIEWERS = (
+    "facebookexternalhit",
+    "facebot",
+    "twitterbot",
+    "slackbot",
+    "whatsapp",
+    "telegrambot",
+    "discordbot",
+    "linkedinbot",
+    "skypeuripreview",
+    "viber",
+    "redditbot",
+    "pinterest",
+    "vkshare",
+    "iframely",
+    "embedly",
+    "mastodon",
+    "snapchat",
+    "google-pagerenderer",
+)
+
+
+def is_link_preview(user_agent: str) -> bool:
+    """Whether the request comes from a chat app's or a site's link-preview fetcher.
+
+    >>> is_link_preview("WhatsApp/2.23.20.0 A"), is_link_preview("Slackbot-LinkExpanding 1.0")
+    (True, True)
+    >>> is_link_preview("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/131.0")
+    False
+    """
+    agent = user_agent.lower()
+    return any(token in agent for token in LINK_PREVIEWERS)
+
+
+def preview_page() -> Response:
+    """A page that checks nothing: for HEAD requests and link previews, so no tap is spent."""
+    body = render_template(PREVIEW_TEMPLATE, t=strings.catalogue())
+    return private(current_app.response_class(body, 200, mimetype="text/html"))
+
+
 def verification_page(found: Verification, status: int = 200) -> Response:
     """The page for `found`, with the data proof.js needs and headers that keep it private."""
     config = current_app.config
@@ -71,11 +115,19 @@ def verification_page(found: Verification, status: int = 200) -> Response:
         proof_strings=text.proof_script(),
     )
     response = current_app.response_class(body, status, mimetype="text/html")
+    response.headers["Vary"] = "Accept, User-Agent"
+    return private(response, config.get("PUBLIC_RPC_URL") or None)
+
+
+def private(response: Response, rpc_url: str | None = None) -> Response:
+    """The headers every buyer's page carries: its own site only (and `rpc_url` to connect
+    to), never cached, never named to another site.
+
+    A SUN URL is single-use evidence, and a claim page may hold a code or a new keystore.
+    """
     headers = response.headers
-    headers["Content-Security-Policy"] = content_security_policy(config.get("PUBLIC_RPC_URL"))
-    # A SUN URL is single-use evidence: never cached, never sent on to another site.
+    headers["Content-Security-Policy"] = content_security_policy(rpc_url)
     headers["Cache-Control"] = "no-store"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Vary"] = "Accept"
     return response

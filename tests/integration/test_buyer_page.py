@@ -104,6 +104,30 @@ def test_the_headers_keep_the_page_to_itself(tmp_path):
         app.extensions["provenance"].close()
 
 
+@pytest.mark.parametrize(
+    ("method", "agent"),
+    [
+        ("HEAD", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) Safari/604.1"),
+        ("GET", "WhatsApp/2.24.1.6 A"),
+        ("GET", "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)"),
+        ("GET", "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"),
+    ],
+)
+def test_a_link_preview_or_a_head_request_checks_nothing_and_spends_no_tap(api, method, agent):
+    world = make_world(api, items=1)
+    path = path_of(world.tap(1))
+    preview = api.call(method, path, headers={**BROWSER, "User-Agent": agent})
+    assert preview.status_code == 200 and preview.headers["Cache-Control"] == "no-store"
+    if method == "GET":
+        assert "<h1>Is this item genuine?</h1>" in preview.text
+        assert "verdict-" not in preview.text and "proof-data" not in preview.text
+    # The buyer who then opens the link has the tap: genuine, not a replay.
+    opened = api.call("GET", path, headers=BROWSER)
+    assert 'class="verdict verdict-authentic"' in opened.text
+    scans = api.call("GET", f"/v1/items/{GTIN}/{serial_of(1)}/verifications", world.supplier)
+    assert [s["verdict"] for s in scans.get_json()["scans"]] == ["authentic"]
+
+
 def test_the_page_loads_proof_js_from_this_site(api):
     world = make_world(api, items=1)
     page = api.call("GET", path_of(world.tap(1)), headers=BROWSER).text

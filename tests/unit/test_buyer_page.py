@@ -149,8 +149,9 @@ def test_only_our_own_sites_images_load() -> None:
     assert (shown.image, shown.image_elsewhere) == (None, (own.product.image_url, "id.example.com"))
 
 
-def test_every_sentence_of_the_page_is_in_the_catalogue() -> None:
-    template = TEMPLATE.read_text()
+@pytest.mark.parametrize("name", ["verification.html", "preview.html"])
+def test_every_sentence_of_the_page_is_in_the_catalogue(name: str) -> None:
+    template = (TEMPLATE.parent / name).read_text()
     keys = set(re.findall(r"t\('([a-z_.]+)'", template))
     keys |= set(re.findall(r"'([a-z_]+\.[a-z_.]+)'", template))
     keys -= {"page.css", "icon.svg", "proof.js"}  # file names, not sentences
