@@ -895,7 +895,7 @@ def test_writes_list_and_retry_through_the_cli(monkeypatch, tmp_path):
     result = runner.invoke(cli, ["writes", "list"], env=env)
     assert result.exit_code == 0, result.output
     assert "failed" in result.output and "LedgerInvalidBatch" in result.output
-    assert result.output.count("confirmed") == 3  # two deployments and the good anchor
+    assert result.output.count("confirmed") == 4  # three deployments and the good anchor
 
     result = runner.invoke(cli, ["writes", "retry", str(failed["id"]), "--json"], env=env)
     assert result.exit_code == 0, result.output
