@@ -13,11 +13,15 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 
-# The contracts the service deploys with constructor(admin, operator).
+# The contracts the service deploys first, with constructor(admin, operator).
 CONTRACT_NAMES = ("ProductPassport", "CustodyLedger")
-# Every artifact in the package. TradeEscrow's constructor also takes the addresses of the
-# passport and the ledger, so it is deployed after them, not with them.
-ARTIFACT_NAMES = (*CONTRACT_NAMES, "TradeEscrow")
+# TradeEscrow's constructor also takes the addresses of the passport and the ledger, so the
+# service deploys it after them, not with them.
+ESCROW_NAME = "TradeEscrow"
+# Every contract the service deploys, in deployment order.
+DEPLOYED_NAMES = (*CONTRACT_NAMES, ESCROW_NAME)
+# Every artifact in the package.
+ARTIFACT_NAMES = DEPLOYED_NAMES
 
 
 class UnknownContract(LookupError):

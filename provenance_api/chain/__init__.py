@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import atexit
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,7 +24,7 @@ from web3.contract import Contract
 from web3.exceptions import TimeExhausted
 from web3.middleware import ExtraDataToPOAMiddleware
 
-from contracts_abi import CONTRACT_NAMES, load_artifact
+from contracts_abi import CONTRACT_NAMES, DEPLOYED_NAMES, ESCROW_NAME, load_artifact
 from provenance_api.chain.bytecode import is_same_contract
 from provenance_api.chain.embedded import CHAIN_ID as EMBEDDED_CHAIN_ID
 from provenance_api.chain.embedded import EmbeddedProvider, dev_accounts
@@ -53,6 +53,7 @@ __all__ = [
     "contract",
     "deploy_contracts",
     "dev_accounts",
+    "escrow_bound_to",
     "fee_fields",
     "fund_for_development",
     "is_embedded",
@@ -185,7 +186,7 @@ def fund_for_development(w3: Web3, address: str, wei: int) -> None:
 
 
 def contract(w3: Web3, name: str, address: str) -> Contract:
-    """The contract `name` (one of contracts_abi.CONTRACT_NAMES) at `address`."""
+    """The contract `name` (one of contracts_abi.DEPLOYED_NAMES) at `address`."""
     if not is_address(address):
         raise ValueError(f"address of {name} is not an Ethereum address: {address!r}")
     return w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name).abi)
@@ -194,19 +195,20 @@ def contract(w3: Web3, name: str, address: str) -> Contract:
 def deploy_contracts(
     w3: Web3, deployer: LocalAccount, known: Mapping[str, str], *, admin: str
 ) -> dict[str, str]:
-    """Deploy each contract in CONTRACT_NAMES not in `known` (or whose code at the known address
+    """Deploy each contract in DEPLOYED_NAMES not in `known` (or whose code at the known address
     is missing / differs from the artifact's deployedBytecode, e.g. a fresh anvil); return
     name->address for all of them. Signs locally with `deployer`, waits for receipts.
 
     Each constructor gets (`admin`, `deployer.address`): the admin grants and revokes the
-    operator role, the deployer is the operator.
+    operator role, the deployer is the operator. TradeEscrow also gets the passport's and the
+    ledger's addresses, so it follows them, and is redeployed when either one is.
     """
     if not is_address(admin):
         raise ValueError(f"admin is not an Ethereum address: {admin!r}")
     addresses: dict[str, str] = {}
     for name, address in known.items():
-        if name not in CONTRACT_NAMES:
-            raise ValueError(f"unknown contract {name!r}; expected one of {CONTRACT_NAMES}")
+        if name not in DEPLOYED_NAMES:
+            raise ValueError(f"unknown contract {name!r}; expected one of {DEPLOYED_NAMES}")
         if not is_address(address):
             raise ValueError(f"known address of {name} is not an Ethereum address: {address!r}")
         artifact = load_artifact(name)
@@ -215,23 +217,43 @@ def deploy_contracts(
         ):
             addresses[name] = to_checksum_address(address)
 
+    base = [to_checksum_address(admin), deployer.address]
     missing = [name for name in CONTRACT_NAMES if name not in addresses]
-    if not missing:
-        return addresses
+    # Send all, then wait: on a chain with slow blocks both land in the same block.
+    addresses.update(_deploy_all(w3, deployer, {name: base for name in missing}))
+    used = [addresses[name] for name in CONTRACT_NAMES]
+    escrow = addresses.get(ESCROW_NAME)
+    if escrow is None or not escrow_bound_to(w3, escrow, *used):
+        addresses.update(_deploy_all(w3, deployer, {ESCROW_NAME: [*base, *used]}))
+    return {name: addresses[name] for name in DEPLOYED_NAMES}
+
+
+def escrow_bound_to(w3: Web3, address: str, passport: str, ledger: str) -> bool:
+    """Whether the TradeEscrow at `address` was built for `passport` and `ledger`."""
+    escrow = contract(w3, ESCROW_NAME, address)
+    bound = (escrow.functions.passport().call(), escrow.functions.ledger().call())
+    return bound == (to_checksum_address(passport), to_checksum_address(ledger))
+
+
+def _deploy_all(
+    w3: Web3, deployer: LocalAccount, args: Mapping[str, Sequence[Any]]
+) -> dict[str, str]:
+    """Send one deployment per name in `args` with consecutive nonces, then wait for each."""
+    if not args:
+        return {}
     nonce = w3.eth.get_transaction_count(deployer.address, "pending")
     fees = fee_fields(w3)
     chain_id = w3.eth.chain_id
     sent = {}
-    # Send all, then wait: on a chain with slow blocks both land in the same block.
-    for offset, name in enumerate(missing):
+    for offset, (name, values) in enumerate(args.items()):
         artifact = load_artifact(name)
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        constructor = factory.constructor(to_checksum_address(admin), deployer.address)
-        transaction = constructor.build_transaction(
+        transaction = factory.constructor(*values).build_transaction(
             {"from": deployer.address, "nonce": nonce + offset, "chainId": chain_id, **fees}
         )
         signed = deployer.sign_transaction(transaction)
         sent[name] = w3.eth.send_raw_transaction(signed.raw_transaction)
+    addresses = {}
     for name, tx_hash in sent.items():
         receipt = _wait(w3, tx_hash)
         created = receipt.get("contractAddress")
@@ -241,7 +263,7 @@ def deploy_contracts(
                 f"(status {receipt['status']})"
             )
         addresses[name] = to_checksum_address(created)
-    return {name: addresses[name] for name in CONTRACT_NAMES}
+    return addresses
 
 
 def _wait(w3: Web3, tx_hash: HexBytes) -> Any:

@@ -12,12 +12,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from web3 import Web3
 
-from contracts_abi import CONTRACT_NAMES, load_artifact
+from contracts_abi import CONTRACT_NAMES, DEPLOYED_NAMES, ESCROW_NAME, load_artifact
 from provenance_api import chain
 from provenance_api.chain.bytecode import is_same_contract
 from provenance_api.db import session_scope
 from provenance_api.models import ChainWrite, ContractDeployment, WriteStatus
-from provenance_api.outbox import CONSTRUCTOR, FINAL
+from provenance_api.outbox import CONSTRUCTOR, FINAL, jsonable
 from provenance_api.services.chain_writes import owe_write
 
 
@@ -67,7 +67,9 @@ def ensure_deployed(
     chain writer): `drive` is called until they settle, e.g. one tick of a writer for
     `deployer`; if another writer holds the key, it does the work and this waits.
     `deployer` becomes the operator of new contracts, `admin` their admin (unless `args`
-    gives each contract's constructor arguments).
+    gives each contract's constructor arguments). TradeEscrow comes after the passport and
+    the ledger, whose addresses it takes: an installation that has only those two gets it on
+    its next start, and it is redeployed when either of them is.
     """
     chain_id = w3.eth.chain_id
     with Session(engine) as session:
@@ -75,18 +77,57 @@ def ensure_deployed(
     addresses = {
         name: to_checksum_address(address)
         for name, address in known.items()
-        if name in CONTRACT_NAMES and _has_code(w3, name, address)
+        if name in DEPLOYED_NAMES and _has_code(w3, name, address)
     }
-    missing = [name for name in CONTRACT_NAMES if name not in addresses]
-    if not missing:
-        return addresses
     wanted = dict(args) if args is not None else constructor_args(admin, deployer.address)
+    deadline = time.monotonic() + timeout
+    missing = [name for name in CONTRACT_NAMES if name not in addresses]
+    if missing:
+        addresses.update(
+            _settle(
+                engine,
+                w3,
+                deployer.address,
+                {n: wanted[n] for n in missing},
+                drive,
+                deadline,
+                timeout,
+            )
+        )
+        with session_scope(engine) as session:
+            store_addresses(session, chain_id, {n: addresses[n] for n in CONTRACT_NAMES})
+    used = [addresses[name] for name in CONTRACT_NAMES]
+    escrow = addresses.get(ESCROW_NAME)
+    if escrow is None or not chain.escrow_bound_to(w3, escrow, *used):
+        # The same admin and operator as the others'; the addresses are always the deployed ones.
+        roles = wanted.get(ESCROW_NAME, wanted[CONTRACT_NAMES[0]])[:2]
+        escrow_args = [*roles, *used]
+        addresses.update(
+            _settle(
+                engine, w3, deployer.address, {ESCROW_NAME: escrow_args}, drive, deadline, timeout
+            )
+        )
+        with session_scope(engine) as session:
+            store_addresses(session, chain_id, {ESCROW_NAME: addresses[ESCROW_NAME]})
+    return {name: addresses[name] for name in DEPLOYED_NAMES}
+
+
+def _settle(
+    engine: Engine,
+    w3: Web3,
+    sender: str,
+    wanted: Mapping[str, Sequence[Any]],
+    drive: Callable[[], object],
+    deadline: float,
+    timeout: float,
+) -> dict[str, str]:
+    """Owe each deployment in `wanted` (name -> arguments), drive until settled; name -> address."""
+    chain_id = w3.eth.chain_id
     with session_scope(engine) as session:
         owed = {
-            name: _deploy_write(session, w3, chain_id, deployer.address, name, wanted[name])
-            for name in missing
+            name: _deploy_write(session, w3, chain_id, sender, name, values)
+            for name, values in wanted.items()
         }
-    deadline = time.monotonic() + timeout
     while True:
         drive()
         with Session(engine) as session:
@@ -96,19 +137,18 @@ def ensure_deployed(
             break
         if time.monotonic() > deadline:
             raise chain.ChainUnavailable(
-                f"deployments still unsettled after {timeout:.0f} s (chain writes "
+                f"deployments still unsettled after the {timeout:.0f} s timeout (chain writes "
                 f"{sorted(owed.values())}); they stay owed: run the command again"
             )
         time.sleep(0.05)
+    addresses = {}
     for name, row in settled.items():
         if row.status != WriteStatus.CONFIRMED.value or not row.contract_address:
             raise chain.DeploymentFailed(
                 f"deploying {name} failed in chain write {row.id}: {row.error or row.status}"
             )
         addresses[name] = to_checksum_address(row.contract_address)
-    with session_scope(engine) as session:
-        store_addresses(session, chain_id, addresses)
-    return {name: addresses[name] for name in CONTRACT_NAMES}
+    return addresses
 
 
 def _has_code(w3: Web3, name: str, address: str) -> bool:
@@ -121,7 +161,10 @@ def _has_code(w3: Web3, name: str, address: str) -> bool:
 def _deploy_write(
     session: Session, w3: Web3, chain_id: int, sender: str, name: str, args: Sequence[Any]
 ) -> int:
-    """The write deploying `name`: one still under way, or a new one (numbered per chain)."""
+    """The write deploying `name`: one still under way, or a new one (numbered per chain).
+
+    An earlier escrow write for another passport or ledger (since replaced) does not count.
+    """
     earlier = list(
         session.exec(
             select(ChainWrite)
@@ -132,7 +175,10 @@ def _deploy_write(
             .order_by(ChainWrite.id)
         )
     )
+    values = _lower(jsonable(list(args)))
     for row in reversed(earlier):
+        if name == ESCROW_NAME and _lower(row.args) != values:
+            continue
         if row.status not in FINAL:
             assert row.id is not None
             return row.id
@@ -149,6 +195,11 @@ def _deploy_write(
     )
     assert row.id is not None
     return row.id
+
+
+def _lower(values: Sequence[Any]) -> list[Any]:
+    # Addresses compare case-insensitively: a checksummed and a lower-case one are the same.
+    return [value.lower() if isinstance(value, str) else value for value in values]
 
 
 def fund_if_low(w3: Web3, address: str, wei: int) -> str | None:

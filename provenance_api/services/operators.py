@@ -7,7 +7,7 @@ from eth_utils import is_address
 from sqlalchemy.engine import Engine
 from web3 import Web3
 
-from contracts_abi import CONTRACT_NAMES
+from contracts_abi import DEPLOYED_NAMES
 from provenance_api import chain
 from provenance_api.chain import roles
 from provenance_api.db import session_scope
@@ -29,15 +29,15 @@ def set_operator(
     chain_id = w3.eth.chain_id
     with session_scope(engine) as session:
         known = known_addresses(session, chain_id)
-    missing = [name for name in CONTRACT_NAMES if name not in known]
+    missing = [name for name in DEPLOYED_NAMES if name not in known]
     if missing:
         raise NotFound(
             f"{', '.join(missing)} not deployed on chain {chain_id}: "
             "run `provenance-api chain deploy` first"
         )
-    contracts = {name: chain.contract(w3, name, known[name]) for name in CONTRACT_NAMES}
+    contracts = {name: chain.contract(w3, name, known[name]) for name in DEPLOYED_NAMES}
     sent = roles.set_operator(w3, admin, contracts, account, grant=grant)
     return {
         name: {"address": contracts[name].address, "transaction": sent[name]}
-        for name in CONTRACT_NAMES
+        for name in DEPLOYED_NAMES
     }

@@ -78,7 +78,7 @@ def test_run_is_healthy_and_keeps_its_contracts_across_restarts(tmp_path):
     assert isinstance(chain["block"], int)
     assert chain["embedded"] is True
     contracts = chain["contracts"]
-    assert set(contracts) == {"ProductPassport", "CustodyLedger"}
+    assert set(contracts) == {"ProductPassport", "CustodyLedger", "TradeEscrow"}
     assert all(address.startswith("0x") and len(address) == 42 for address in contracts.values())
     assert body["writer"]["running"] is True
 

@@ -211,7 +211,7 @@ def test_cli_commands_on_a_fresh_data_dir(monkeypatch, tmp_path):
     assert "CustodyLedger: 0x" in result.output
     result = runner.invoke(cli, ["chain", "status", "--json"], env=env)
     status = json.loads(result.output)
-    assert set(status["contracts"]) == {"CustodyLedger", "ProductPassport"}
+    assert set(status["contracts"]) == {"CustodyLedger", "ProductPassport", "TradeEscrow"}
     assert status["embedded"] is True
 
     result = runner.invoke(

@@ -14,7 +14,7 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.exceptions import ContractCustomError, TransactionNotFound, Web3RPCError
 
-from contracts_abi import CONTRACT_NAMES, eip712, load_artifact
+from contracts_abi import DEPLOYED_NAMES, eip712, load_artifact
 from contracts_abi.merkle import StandardMerkleTree, custody_tree
 from contracts_abi.passport import passport_id
 from provenance_api import chain
@@ -87,8 +87,8 @@ def test_chain_id_and_block_number(node: Node) -> None:
 
 def test_deploy_contracts_puts_the_artifacts_code_on_chain(node: Node) -> None:
     addresses = chain.deploy_contracts(node.w3, node.account, {}, admin=ADMIN)
-    assert list(addresses) == list(CONTRACT_NAMES)
-    assert len(set(addresses.values())) == len(CONTRACT_NAMES)
+    assert list(addresses) == list(DEPLOYED_NAMES)
+    assert len(set(addresses.values())) == len(DEPLOYED_NAMES)
     for name, address in addresses.items():
         code = node.w3.eth.get_code(address)
         assert is_same_contract(code, load_artifact(name).deployed_bytecode), name
@@ -222,13 +222,29 @@ def test_deploy_contracts_redeploys_where_the_code_is_missing_or_wrong(node: Nod
 
     second = chain.deploy_contracts(node.w3, node.account, known, admin=ADMIN)
 
-    assert set(second) == set(CONTRACT_NAMES)
+    assert set(second) == set(DEPLOYED_NAMES)
     assert second["ProductPassport"] not in (first["ProductPassport"], first["CustodyLedger"])
     assert second["CustodyLedger"] not in (first["CustodyLedger"], empty)
     for name, address in second.items():
         assert is_same_contract(
             node.w3.eth.get_code(address), load_artifact(name).deployed_bytecode
         )
+    # The escrow takes the passport's and the ledger's addresses: new ones, a new escrow.
+    assert second["TradeEscrow"] != first["TradeEscrow"]
+    assert chain.escrow_bound_to(
+        node.w3, second["TradeEscrow"], second["ProductPassport"], second["CustodyLedger"]
+    )
+
+
+def test_deploy_contracts_adds_the_escrow_to_the_two_it_uses(node: Node) -> None:
+    first = chain.deploy_contracts(node.w3, node.account, {}, admin=ADMIN)
+    known = {name: first[name] for name in ("ProductPassport", "CustodyLedger")}
+
+    second = chain.deploy_contracts(node.w3, node.account, known, admin=ADMIN)
+
+    assert {name: second[name] for name in known} == known  # not redeployed
+    assert second["TradeEscrow"] != first["TradeEscrow"]
+    assert chain.escrow_bound_to(node.w3, second["TradeEscrow"], *known.values())
 
 
 def test_deploy_contracts_names_bad_input(node: Node) -> None:

@@ -166,7 +166,7 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
 
     assert read["status"] == written["status"]
     assert read["status"]["chain_id"] == chain.EMBEDDED_CHAIN_ID
-    assert read["status"]["block"] == 4  # fund, two deployments, anchor
+    assert read["status"]["block"] == 5  # fund, three deployments (escrow after), anchor
     assert read["verified"] is True
     assert read["receipt_status"] == 1
     for name, code in read["code"].items():

@@ -793,7 +793,7 @@ def test_deploys_go_through_the_outbox(tmp_path):
         assert row.status == "confirmed"
         assert row.contract_address == addresses[row.contract]
         assert row.to_address is None
-    assert sorted(r.nonce for r in deploys) == [0, 1]  # the operator's first nonces
+    assert sorted(r.nonce for r in deploys) == [0, 1, 2]  # the operator's first nonces
     assert ensure_deployed(rt) == addresses  # nothing owed twice
     with Session(rt.engine) as session:
         count = session.exec(select(sa.func.count()).select_from(ChainWrite)).one()
@@ -895,7 +895,7 @@ def test_writes_list_and_retry_through_the_cli(monkeypatch, tmp_path):
     result = runner.invoke(cli, ["writes", "list"], env=env)
     assert result.exit_code == 0, result.output
     assert "failed" in result.output and "LedgerInvalidBatch" in result.output
-    assert result.output.count("confirmed") == 3  # two deployments and the good anchor
+    assert result.output.count("confirmed") == 4  # three deployments and the good anchor
 
     result = runner.invoke(cli, ["writes", "retry", str(failed["id"]), "--json"], env=env)
     assert result.exit_code == 0, result.output
