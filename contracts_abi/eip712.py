@@ -324,18 +324,23 @@ def transfer_consent_digest(
     return typed_digest(passport_domain_separator(chain_id, passport), keccak(struct))
 
 
+def _contract_domain_fields() -> list[dict[str, str]]:
+    """The EIP712Domain fields of a domain bound to a chain and a contract (a fresh list)."""
+    return [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ]
+
+
 def transfer_consent_typed_data(
     *, chain_id: int, passport: str, to: str, token_id: int, nonce: int, deadline: int
 ) -> dict:
     """The same consent as a full EIP-712 message, for wallets (eth_signTypedData_v4)."""
     return {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": _contract_domain_fields(),
             "TransferConsent": [
                 {"name": "to", "type": "address"},
                 {"name": "tokenId", "type": "uint256"},
@@ -695,12 +700,7 @@ def tag_verdict_typed_data(verdict: TagVerdict, *, chain_id: int, ledger: str) -
     """The same verdict as a full EIP-712 message, for wallets and eth-account."""
     return {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": _contract_domain_fields(),
             "TagVerdict": [
                 {"name": "gtin", "type": "string"},
                 {"name": "serial", "type": "string"},
