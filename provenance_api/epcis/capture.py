@@ -119,6 +119,18 @@ def digest_of(hash_id: str) -> bytes:
     return bytes.fromhex(hexdigest)
 
 
+def is_hash_id_of(event_id: str, digest: bytes) -> bool:
+    """Whether `event_id` is a hash ID (`ni:///sha-256;`) of `digest`, in any letter case.
+
+    >>> is_hash_id_of("ni:///sha-256;" + "AB" * 32 + "?ver=CBV2.0", bytes([0xAB] * 32))
+    True
+    >>> is_hash_id_of("ni:///sha-256;not-hex", bytes(32)), is_hash_id_of("urn:uuid:x", bytes(32))
+    (False, False)
+    """
+    stated = event_id.removeprefix(HASH_PREFIX).partition("?")[0]
+    return event_id.startswith(HASH_PREFIX) and stated.lower() == digest.hex()
+
+
 def biz_step_name(value: Any, context: Any) -> str | None:
     """A CBV business step as its short name; another vocabulary's as its full URI.
 
@@ -205,9 +217,9 @@ def read_event(index: int, event: Any, context: Any) -> CapturedEvent | CaptureE
         hash_id = event_hash_id(kept, context, HASH_IGNORE)
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         return CaptureError(index, given, f"the event hash ID cannot be computed: {exc}")
-    stated = given.removeprefix(HASH_PREFIX).partition("?")[0].lower() if given else None
+    digest = digest_of(hash_id)
     warning = None
-    if given is not None and given.startswith(HASH_PREFIX) and stated != digest_of(hash_id).hex():
+    if given is not None and given.startswith(HASH_PREFIX) and not is_hash_id_of(given, digest):
         warning = (
             f"eventID {given} is not this event's hash ID: GS1's event hash algorithm gives"
             f" {hash_id}, under which it is stored and exported (yours is kept as"
@@ -225,7 +237,7 @@ def read_event(index: int, event: Any, context: Any) -> CapturedEvent | CaptureE
     return CapturedEvent(
         index=index,
         hash_id=hash_id,
-        digest=digest_of(hash_id),
+        digest=digest,
         received_event_id=given,
         event_type=event["type"][:200],
         event_time_ms=event_time_ms,

@@ -156,7 +156,10 @@ def captured_anchoring(
             # The eventID its sender gave, when it was not this hash ID (a urn:uuid, a hash ID
             # its event does not hash to, ...).
             "prov:receivedEventID": (
-                None if _names_itself(row.received_event_id, row.digest) else row.received_event_id
+                None
+                if row.received_event_id is None
+                or capture_rules.is_hash_id_of(row.received_event_id, bytes(row.digest))
+                else row.received_event_id
             ),
             "prov:salt": _hex(row.salt),
             "prov:leaf": _hex(custody_leaf(bytes(row.digest), bytes(row.salt))),
@@ -173,21 +176,3 @@ def captured_anchoring(
 
 def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
-
-
-def _names_itself(received: str | None, digest: bytes) -> bool:
-    """Whether a received eventID is absent or is the event's own hash ID (in any letter case).
-
-    >>> _names_itself("ni:///sha-256;" + "AB" * 32 + "?ver=CBV2.0", bytes([0xAB] * 32))
-    True
-    >>> _names_itself("urn:uuid:0f8fad5b-d9cb-469f-a165-70867728950e", bytes(32))
-    False
-    """
-    if received is None:
-        return True
-    if not received.startswith(capture_rules.HASH_PREFIX):
-        return False
-    try:
-        return capture_rules.digest_of(received) == bytes(digest)
-    except ValueError:
-        return False
