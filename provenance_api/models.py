@@ -65,6 +65,8 @@ class OrgKind(enum.StrEnum):
     CARRIER = "carrier"
     WAREHOUSE = "warehouse"
     RETAILER = "retailer"
+    # Decides trade disputes (TradeEscrow); holds no goods.
+    ARBITER = "arbiter"
 
 
 # Statuses and kinds are stored as short strings with a CHECK rather than native enums, so that
@@ -693,3 +695,116 @@ class CapturedEventEpc(SQLModel, table=True):
     epc: str = Field(sa_type=sa.Text)
     gtin: str = Field(max_length=14)
     serial: str = Field(max_length=20)
+
+
+class TradeState(enum.StrEnum):
+    """A trade's state as last read from TradeEscrow, plus the two the chain cannot know."""
+
+    OPENING = "opening"  # the operator's `open` is owed, not yet mined
+    OPEN = "open"
+    FUNDED = "funded"
+    SHIPPED = "shipped"
+    DISPUTED = "disputed"
+    ARBITRATION = "arbitration"
+    SETTLED = "settled"
+    FAILED = "failed"  # the `open` write failed: the trade never existed on-chain
+
+
+class TradeOutcome(enum.StrEnum):
+    """How a settled trade ended (TradeEscrow.Outcome)."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NOT_SHIPPED = "not_shipped"
+    NO_ARBITER = "no_arbiter"
+    NO_RULING = "no_ruling"
+    FOR_BUYER = "for_buyer"
+    FOR_SELLER = "for_seller"
+
+
+_TRADE_STATES = ", ".join(f"'{k.value}'" for k in TradeState)
+_TRADE_OUTCOMES = ", ".join(f"'{k.value}'" for k in TradeOutcome)
+
+
+class Trade(SQLModel, table=True):
+    """A trade of one item between two organizations, secured in TradeEscrow.
+
+    The chain decides its state; `state`, `outcome`, `arbiter_*` and `settled_at` cache the
+    last reading, refreshed whenever the trade is read or acted on. `chain_trade_id` is
+    TradeEscrow's id, known once the operator's `open` (write `open_write_key`) is mined.
+    """
+
+    __tablename__ = "trade"
+    __table_args__ = (
+        sa.CheckConstraint(f"state IN ({_TRADE_STATES})", name="ck_trade_state"),
+        sa.CheckConstraint(
+            f"outcome IS NULL OR outcome IN ({_TRADE_OUTCOMES})", name="ck_trade_outcome"
+        ),
+        sa.UniqueConstraint("escrow_address", "chain_trade_id", name="uq_trade_escrow_chain_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    seller_organization_id: int = Field(foreign_key="organization.id", index=True)
+    buyer_organization_id: int = Field(foreign_key="organization.id", index=True)
+    seller_address: str = Field(max_length=42)
+    buyer_address: str = Field(max_length=42)
+    deposit: int = Field(sa_type=WeiAmount)
+    price: int = Field(sa_type=WeiAmount)
+    deposit_window: int  # seconds each waiting state may last (TradeEscrow.Terms)
+    ship_window: int
+    confirm_window: int
+    agree_window: int
+    rule_window: int
+    opened_by_organization_id: int = Field(foreign_key="organization.id")
+    open_write_key: str = Field(max_length=200, unique=True)
+    escrow_address: str = Field(max_length=42)
+    chain_trade_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    state: str = Field(default=TradeState.OPENING.value, max_length=16)
+    outcome: str | None = Field(default=None, max_length=16)
+    arbiter_address: str | None = Field(default=None, max_length=42)  # the accepted arbiter
+    arbiter_organization_id: int | None = Field(default=None, foreign_key="organization.id")
+    settled_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    details_hash: str | None = Field(default=None, max_length=66)
+    legal_hold_until: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+
+
+class Arbiter(SQLModel, table=True):
+    """An arbiter organization in TradeEscrow's registry, with the profile parties choose by."""
+
+    __tablename__ = "arbiter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", unique=True)
+    address: str = Field(max_length=42, unique=True)
+    display_name: str = Field(max_length=200)
+    # {"summary", "languages", "jurisdictions", "fee_note", "contact"}
+    profile: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    register_write_key: str = Field(max_length=200, unique=True)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    retired_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class ArbiterTie(SQLModel, table=True):
+    """An arbiter flagged as tied to an organization, so it is not eligible in its trades."""
+
+    __tablename__ = "arbiter_tie"
+    __table_args__ = (
+        sa.UniqueConstraint("arbiter_id", "organization_id", name="uq_arbiter_tie_pair"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    arbiter_id: int = Field(foreign_key="arbiter.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    reason: str = Field(max_length=500)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )

@@ -61,6 +61,7 @@ class Role(enum.StrEnum):
     CARRIER = OrgKind.CARRIER.value
     WAREHOUSE = OrgKind.WAREHOUSE.value
     RETAILER = OrgKind.RETAILER.value
+    ARBITER = OrgKind.ARBITER.value
     OPERATOR = "operator"
 
 

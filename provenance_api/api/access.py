@@ -11,7 +11,7 @@ from __future__ import annotations
 from provenance_api.schemas import Role
 
 PARTIES = frozenset({Role.SUPPLIER, Role.CARRIER, Role.WAREHOUSE, Role.RETAILER})
-EVERYONE = PARTIES | {Role.OPERATOR}
+EVERYONE = PARTIES | {Role.ARBITER, Role.OPERATOR}
 SUPPLIERS = frozenset({Role.SUPPLIER})
 OPERATORS = frozenset({Role.OPERATOR})
 
