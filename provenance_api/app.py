@@ -26,6 +26,7 @@ from provenance_api.api import (
     organizations,
     products,
     sun_keys,
+    trade_details,
     transfers,
     trust,
     verification,
@@ -93,6 +94,7 @@ def create_app(
         trust,
         epcis,
         claims,
+        trade_details,
     ):
         app.register_api(module.bp)
     # Verification (issue 10): public /v1/verify, the GS1 resolver, the supplier's item status.
