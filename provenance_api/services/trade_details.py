@@ -299,7 +299,8 @@ def erase_details(
 ) -> TradeErasure:
     """Destroy the trade's key and ciphertexts (a party; settled; no legal hold). Idempotent."""
     with uow:
-        trade, role = _reader(uow, chain, organization_id, trade_id, now)
+        # Locked as a writer locks it: a record being added finishes first, then is erased too.
+        trade, role = _reader(uow, chain, organization_id, trade_id, now, lock=True)
         assert organization_id is not None
         if role is TradeRole.ARBITER:
             raise Forbidden(
