@@ -491,6 +491,8 @@ class ChainWriter:
         return outbox.already_done(row.contract, row.function, row.args, bytes(batch_root))
 
     def _revert_reason(self, row: ChainWrite, receipt: outbox.Receipt) -> str | None:
+        if row.contract == outbox.COIN:
+            return "the payment reverted (the payee is a contract that refuses coin)"
         artifact = load_artifact(row.contract)  # known: the write was encoded from it
         try:
             tx = self.w3.eth.get_transaction(receipt.tx_hash)
@@ -542,7 +544,9 @@ class ChainWriter:
             ) from None
 
     def _transaction(self, row: ChainWrite) -> tuple[str | None, bytes]:
-        """(to, data) of a write: a call of a deployed contract, or a contract creation."""
+        """(to, data) of a write: a call, a contract creation, or a plain coin payment."""
+        if row.contract == outbox.COIN:
+            return outbox.payment_recipient(row.function, row.args), b""
         try:
             artifact = load_artifact(row.contract)
         except LookupError as exc:
@@ -552,12 +556,14 @@ class ChainWriter:
             return None, outbox.encode_creation(artifact.bytecode, entry, row.args)
         return self._address(row.contract), outbox.encode_call(entry, row.args)
 
-    def _sign(self, to: str | None, data: bytes, nonce: int, fees: outbox.Fees, gas: int) -> Any:
+    def _sign(
+        self, to: str | None, data: bytes, nonce: int, fees: outbox.Fees, gas: int, value: int = 0
+    ) -> Any:
         tx: dict[str, Any] = {
             "type": 2,
             "chainId": self.chain_id,
             "nonce": nonce,
-            "value": 0,
+            "value": value,
             "data": data,
             "gas": gas,
             "maxFeePerGas": fees.max_fee_per_gas,
@@ -567,12 +573,13 @@ class ChainWriter:
             tx["to"] = to
         return Account.sign_transaction(tx, self.account.key)
 
-    def _estimate(self, to: str | None, data: bytes) -> int:
+    def _estimate(self, to: str | None, data: bytes, value: int = 0) -> int:
         limit = self._block_gas_limit()
-        # Creation code needs far more than the fallback: always ask the node.
-        if not self.settings.estimate_gas and to is not None:
+        # Creation code needs far more than the fallback, and a payment far less (its fallback
+        # gas could cost more than the payer holds): always ask the node for those.
+        if not self.settings.estimate_gas and to is not None and data:
             return outbox.gas_limit(self.settings.fallback_gas, 0, limit)
-        call: dict[str, Any] = {"from": self.sender, "data": data}
+        call: dict[str, Any] = {"from": self.sender, "data": data, "value": value}
         if to is not None:
             call["to"] = to
         try:
@@ -607,6 +614,23 @@ class ChainWriter:
             fees = self._suggested_fees()
             signed = []
             for row in rows:
+                assert row.id is not None
+                verdict = outbox.gate(row.id, self._prerequisites(session, row.after_write_id))
+                if isinstance(verdict, outbox.Hold):
+                    # Nonces follow write order: the sender's later writes wait behind it.
+                    if row.error != verdict.reason:
+                        row.error = verdict.reason
+                        session.add(row)
+                    break
+                if isinstance(verdict, outbox.Doom):
+                    row.status, row.error, row.updated_at = (
+                        WriteStatus.FAILED.value,
+                        verdict.reason,
+                        now,
+                    )
+                    session.add(row)
+                    continue
+                row.error = None  # what it waited for, if anything, is over
                 try:
                     to, data = self._transaction(row)
                 except outbox.OutboxError as exc:
@@ -614,9 +638,10 @@ class ChainWriter:
                     row.status, row.error, row.updated_at = WriteStatus.FAILED.value, str(exc), now
                     session.add(row)
                     continue
-                gas = self._estimate(to, data)
+                value = int(row.value)
+                gas = self._estimate(to, data, value)
                 capped = outbox.cap_fees(fees, gas, self.policy)
-                tx = self._sign(to, data, nonce, capped, gas)
+                tx = self._sign(to, data, nonce, capped, gas, value)
                 tx_hash = "0x" + bytes(tx.hash).hex()
                 row.nonce, row.to_address, row.status = nonce, to, WriteStatus.SIGNED.value
                 row.updated_at = now
@@ -634,6 +659,19 @@ class ChainWriter:
                 nonce += 1
         return signed
 
+    def _prerequisites(self, session: Session, write_id: int | None) -> list[tuple[int, str]]:
+        """(id, status) of the write `write_id`, then of each retry of it in turn."""
+        found: list[tuple[int, str]] = []
+        while write_id is not None and len(found) < 100:
+            row = session.get(ChainWrite, write_id)
+            if row is None:
+                break
+            found.append((write_id, row.status))
+            write_id = session.exec(
+                select(ChainWrite.id).where(ChainWrite.retry_of == write_id)
+            ).first()
+        return found
+
     def _replace(self, row: ChainWrite, attempts: list[ChainTxAttempt], fees: outbox.Fees) -> None:
         assert row.nonce is not None
         if attempts and attempts[-1].filler:
@@ -641,8 +679,9 @@ class ChainWriter:
             return
         self._load_addresses()
         to, data = self._transaction(row)
-        gas = max([self._estimate(to, data)] + [int(a.gas) for a in attempts])
-        self._record_and_send(row, to, data, gas, fees, filler=False)
+        value = int(row.value)
+        gas = max([self._estimate(to, data, value)] + [int(a.gas) for a in attempts])
+        self._record_and_send(row, to, data, gas, fees, filler=False, value=value)
 
     def _fill(self, row: ChainWrite, fees: outbox.Fees, reason: str) -> None:
         log.warning("write %s: filling nonce %s after refusals: %s", row.id, row.nonce, reason)
@@ -657,8 +696,9 @@ class ChainWriter:
         fees: outbox.Fees,
         *,
         filler: bool,
+        value: int = 0,
     ) -> None:
-        """Sign a new attempt for the row's nonce, RECORD it, then send it."""
+        """Sign a new attempt for the row's nonce, RECORD it, then send it (a filler pays 0)."""
         now = self.clock()
         assert row.nonce is not None and row.id is not None
         with session_scope(self.engine) as session:
@@ -666,7 +706,7 @@ class ChainWriter:
             stored = session.get(ChainWrite, row.id, with_for_update=True)
             if stored is None or stored.status not in outbox.IN_FLIGHT:
                 return
-            tx = self._sign(to, data, row.nonce, fees, gas)
+            tx = self._sign(to, data, row.nonce, fees, gas, value)
             tx_hash = "0x" + bytes(tx.hash).hex()
             attempt = _attempt_row(stored, tx_hash, row.nonce, gas, fees, tx, now)
             attempt.filler = filler
