@@ -36,9 +36,11 @@ from web3.exceptions import TransactionNotFound
 from contracts_abi import load_artifact
 from provenance_api import outbox
 from provenance_api.db import session_scope
+from provenance_api.keys import KeyBox, KeyBoxError
 from provenance_api.models import (
     ChainTxAttempt,
     ChainWrite,
+    Organization,
     WriterLease,
     WriteStatus,
     utcnow,
@@ -166,18 +168,22 @@ class ChainWriter:
         self.running = True
         try:
             while not stop.is_set():
-                try:
-                    more = self.tick()
-                    self._record_error(self.tick_errors[-1] if self.tick_errors else None)
-                except Exception as exc:  # the loop must survive node and database outages
-                    log.exception("chain writer tick failed")
-                    self._record_error(f"{type(exc).__name__}: {exc}")
-                    more = False
-                if not more:
+                if not self.step():
                     stop.wait(self.settings.poll_seconds)
         finally:
             self.running = False
             self.release()
+
+    def step(self) -> bool:
+        """One tick whose errors are logged and recorded for /healthz, never raised."""
+        try:
+            more = self.tick()
+            self._record_error(self.tick_errors[-1] if self.tick_errors else None)
+            return more
+        except Exception as exc:  # the loop must survive node and database outages
+            log.exception("chain writer tick failed for %s", self.sender)
+            self._record_error(f"{type(exc).__name__}: {exc}")
+            return False
 
     def tick(self) -> bool:
         """One pass: settle or re-send live writes, then sign new ones. True if more is queued."""
@@ -761,6 +767,129 @@ class ChainWriter:
             if outbox.refusal_is_permanent(message):
                 row.refusals += 1
             session.add(row)
+
+
+class CustodialWriters:
+    """Signs the writes owed by organizations whose keys the service holds: one ChainWriter
+    (and so one lease) per such sender, made when it first has writes owed, then kept.
+
+    Each tick looks at the senders of pending and live writes other than the operator. A
+    custodial organization's key is opened with the KeyBox; the pending writes of any other
+    sender fail at once, with the reason: nobody here can sign them.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        w3: Web3,
+        keybox: Callable[[], KeyBox],
+        operator: str,
+        settings: WriterSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.w3 = w3
+        self.keybox = keybox  # called when a key is first needed: config errors show then
+        self.operator = operator
+        self.settings = settings or WriterSettings()
+        self.clock = clock
+        self.writers: dict[str, ChainWriter] = {}
+        self.running = False
+        self.last_error: str | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick until `stop` is set; errors are logged and recorded, never fatal."""
+        self.running = True
+        try:
+            while not stop.is_set():
+                try:
+                    more = self.tick()
+                except Exception as exc:  # the loop must survive node and database outages
+                    log.exception("custodial writers' tick failed")
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    more = False
+                if not more:
+                    stop.wait(self.settings.poll_seconds)
+        finally:
+            self.running = False
+            self.release()
+
+    def tick(self) -> bool:
+        """One pass of each custodial sender's writer. True if more is queued."""
+        more = False
+        for sender in self.senders():
+            writer = self.writers.get(sender) or self._writer_for(sender)
+            if writer is not None:
+                more = writer.step() or more
+        return more
+
+    def release(self) -> None:
+        """Give up every lease held, so that another process can take over at once."""
+        for writer in self.writers.values():
+            writer.release()
+
+    def senders(self) -> list[str]:
+        """Senders other than the operator with writes pending or live, in address order."""
+        owed = (WriteStatus.PENDING.value, *outbox.LIVE)
+        with Session(self.engine) as session:
+            found = session.exec(
+                select(ChainWrite.sender)
+                .where(sa.column("status").in_(owed))
+                .where(ChainWrite.sender != self.operator)
+                .distinct()
+            ).all()
+        return sorted(found)
+
+    def _writer_for(self, sender: str) -> ChainWriter | None:
+        with Session(self.engine) as session:
+            org = session.exec(select(Organization).where(Organization.address == sender)).first()
+        if org is None or org.encrypted_key is None:
+            who = "a self-custody organization" if org is not None else "unknown"
+            self._fail_pending(
+                sender,
+                f"sender {sender} is neither the operator nor an organization whose key this "
+                f"service holds ({who}): nobody here can sign its writes",
+            )
+            return None
+        try:
+            keybox = self.keybox()
+        except Exception as exc:  # KEY_ENCRYPTION_KEY unset: the writes wait for the fix
+            self.last_error = f"cannot open organization keys: {exc}"
+            log.warning("custodial writer for %s: %s", sender, self.last_error)
+            return None
+        try:
+            account = Account.from_key(keybox.open(org.encrypted_key, org.address))
+        except (KeyBoxError, ValueError) as exc:
+            self._fail_pending(
+                sender, f"the key of organization {org.id} ({sender}) cannot be opened: {exc}"
+            )
+            return None
+        if account.address != sender:
+            self._fail_pending(
+                sender, f"the stored key of organization {org.id} is not the key of {sender}"
+            )
+            return None
+        writer = ChainWriter(self.engine, self.w3, account, self.settings, clock=self.clock)
+        self.writers[sender] = writer
+        log.info("custodial chain writer for organization %s (%s)", org.id, sender)
+        return writer
+
+    def _fail_pending(self, sender: str, reason: str) -> None:
+        # Pending rows were never signed: failing them consumes no nonce.
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            rows = session.exec(
+                select(ChainWrite)
+                .where(ChainWrite.sender == sender)
+                .where(ChainWrite.status == WriteStatus.PENDING.value)
+                .with_for_update()
+            ).all()
+            for row in rows:
+                row.status, row.error, row.updated_at = WriteStatus.FAILED.value, reason, now
+                session.add(row)
+        if rows:
+            log.warning("failed %d writes of %s: %s", len(rows), sender, reason)
 
 
 def _lean(w3: Web3) -> Web3:

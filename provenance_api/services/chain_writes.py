@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from eth_utils import to_checksum_address
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, func, select
 
@@ -35,6 +36,8 @@ def owe_write(
     confirmed before this one is signed; if it fails, this one fails too.
     """
     values = jsonable(list(args))
+    # The writer of a key picks its rows by the checksummed address.
+    sender = to_checksum_address(sender)
     amount = int(value)
     if not 0 <= amount < 2**256:
         raise ValueError(f"value must be a uint256 amount of wei, not {value}")

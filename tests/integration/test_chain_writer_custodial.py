@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from eth_account import Account
 from sqlmodel import Session
 
-from provenance_api import db, outbox
-from provenance_api.models import ChainWrite
-from provenance_api.services.chain_writes import owe_write, retry_write
+from contracts_abi import ESCROW_NAME
+from contracts_abi.escrow import Status, Terms
+from provenance_api import chain, db, outbox
+from provenance_api.chain_writer import lease_status
+from provenance_api.models import ChainWrite, Organization, OrganizationCreate, OrgKind
+from provenance_api.services import organizations, wallets
+from provenance_api.services.chain_writes import owe_write, retry_write, unsettled_count
+from provenance_api.services.deployments import known_addresses
 from provenance_api.services.errors import Conflict
+from provenance_api.unit_of_work import SqlUnitOfWork
+from tests.integration.escrow_support import DEPOSIT, PRICE, WINDOWS
 from tests.integration.test_chain_writer import drain, make_app
 
 
@@ -113,3 +121,207 @@ def test_the_same_key_with_another_value_is_a_conflict(tmp_path):
         with pytest.raises(ValueError):
             owe_write(session, **{**kwargs, "idempotency_key": "neg"}, value=-1)
     engine.dispose()
+
+
+# -- custodial senders ---------------------------------------------------------------------
+
+
+def custodial_org(rt, name: str, kind: OrgKind = OrgKind.RETAILER) -> Organization:
+    created = organizations.create_organization(
+        SqlUnitOfWork(rt.engine), rt.keybox, OrganizationCreate(name=name, kind=kind)
+    )
+    with Session(rt.engine) as session:
+        org = session.get(Organization, created.organization.id)
+        assert org is not None and org.encrypted_key is not None
+        return org
+
+
+def escrow_address(rt) -> str:
+    with Session(rt.engine) as session:
+        return known_addresses(session, rt.w3.eth.chain_id)[ESCROW_NAME]
+
+
+def terms(seller: str, buyer: str, *, deposit: int = DEPOSIT, token_id: int = 1) -> list:
+    return list(Terms(token_id, seller, buyer, deposit, PRICE, *WINDOWS.values()).as_tuple())
+
+
+def drain_all(rt, writers: list, timeout: float = 60.0) -> None:
+    """Tick every writer until no write of theirs is owed any more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for writer in writers:
+            writer.tick()
+        with Session(rt.engine) as session:
+            if unsettled_count(session) == 0:
+                return
+        assert time.monotonic() < deadline, "writes still unsettled"
+        time.sleep(0.05)
+
+
+def test_a_custodial_buyer_deposits_coin_after_the_operators_open(tmp_path):
+    _app, rt = make_app(tmp_path)
+    seller, buyer = custodial_org(rt, "Seller"), custodial_org(rt, "Buyer")
+    paid = DEPOSIT + PRICE
+    with db.session_scope(rt.engine) as session:
+        fund = wallets.fund_organization(
+            session, buyer.id, paid + 10**18, operator=rt.operator.address
+        )
+        opened = owe_write(
+            session,
+            sender=rt.operator.address,
+            contract=ESCROW_NAME,
+            function="open",
+            args=[terms(seller.address, buyer.address)],
+            idempotency_key="open-1",
+        )
+        deposit = owe_write(
+            session,
+            sender=buyer.address,
+            contract=ESCROW_NAME,
+            function="deposit",
+            args=[1],
+            value=paid,
+            after=opened,
+            idempotency_key="deposit-1",
+        )
+        # Owed later by the same sender, waiting for nothing: still behind the deposit.
+        later = owe_write(
+            session,
+            sender=buyer.address,
+            contract=outbox.COIN,
+            function=outbox.PAY,
+            args=[rt.operator.address],
+            value=1,
+            idempotency_key="later-1",
+        )
+        ids = fund.id, opened.id, deposit.id, later.id
+    custodial = rt.new_custodial_writers()
+    custodial.tick()  # the operator has not opened the trade yet: the deposit waits
+    waiting, behind = get(rt, ids[2]), get(rt, ids[3])
+    assert (waiting.status, behind.status) == ("pending", "pending")
+    assert f"waits for write {ids[1]}" in waiting.error
+    assert list(custodial.writers) == [buyer.address]
+
+    drain_all(rt, [rt.new_writer(), custodial])
+    fund_row, open_row, deposit_row, later_row = (get(rt, i) for i in ids)
+    assert [r.status for r in (fund_row, open_row, deposit_row, later_row)] == ["confirmed"] * 4
+    assert deposit_row.error is None
+    assert deposit_row.block_number > open_row.block_number
+    assert later_row.nonce == deposit_row.nonce + 1 == 1  # the buyer's own nonces, in order
+    tx = rt.w3.eth.get_transaction(deposit_row.mined_tx_hash)
+    assert tx["from"] == buyer.address and tx["value"] == paid
+    escrow = chain.contract(rt.w3, ESCROW_NAME, escrow_address(rt))
+    status = Status.from_tuple(escrow.functions.statusOf(1).call())
+    assert status.buyer_deposited and status.held == paid
+    custodial.release()
+    rt.close()
+
+
+def test_a_failed_operator_write_fails_the_custodial_write_waiting_for_it(tmp_path):
+    _app, rt = make_app(tmp_path)
+    seller, buyer = custodial_org(rt, "Seller"), custodial_org(rt, "Buyer")
+    with db.session_scope(rt.engine) as session:
+        wallets.fund_organization(session, seller.id, 10**18, operator=rt.operator.address)
+        bad_open = owe_write(
+            session,
+            sender=rt.operator.address,
+            contract=ESCROW_NAME,
+            function="open",
+            args=[terms(seller.address, buyer.address, deposit=0)],  # EscrowInvalidTerms
+            idempotency_key="open-bad",
+        )
+        deposit = owe_write(
+            session,
+            sender=seller.address,
+            contract=ESCROW_NAME,
+            function="deposit",
+            args=[1],
+            value=DEPOSIT,
+            after=bad_open,
+            idempotency_key="deposit-bad",
+        )
+        later = owe_write(
+            session,
+            sender=seller.address,
+            contract=outbox.COIN,
+            function=outbox.PAY,
+            args=[rt.operator.address],
+            value=5,
+            idempotency_key="later",
+        )
+        ids = bad_open.id, deposit.id, later.id
+    custodial = rt.new_custodial_writers()
+    drain_all(rt, [rt.new_writer(), custodial])
+    open_row, deposit_row, later_row = (get(rt, i) for i in ids)
+    assert open_row.status == "failed" and "EscrowInvalidTerms" in open_row.error
+    assert deposit_row.status == "failed" and deposit_row.nonce is None
+    assert f"prerequisite write {open_row.id} failed" in deposit_row.error
+    assert later_row.status == "confirmed" and later_row.nonce == 0
+    custodial.release()
+    rt.close()
+
+
+def test_writes_of_a_sender_nobody_here_can_sign_for_fail_with_the_reason(tmp_path):
+    _app, rt = make_app(tmp_path)
+    stranger = Account.create().address
+    with db.session_scope(rt.engine) as session:
+        self_custody = Organization(
+            name="Own keys", kind=OrgKind.CARRIER, address=Account.create().address
+        )
+        session.add(self_custody)
+        session.flush()
+        ids = [
+            owe_write(
+                session,
+                sender=sender,
+                contract=outbox.COIN,
+                function=outbox.PAY,
+                args=[rt.operator.address],
+                value=1,
+                idempotency_key=f"from-{sender}",
+            ).id
+            for sender in (stranger, self_custody.address)
+        ]
+    custodial = rt.new_custodial_writers()
+    assert custodial.tick() is False
+    unknown, own = (get(rt, i) for i in ids)
+    assert unknown.status == "failed" and unknown.nonce is None
+    assert "neither the operator nor an organization whose key" in unknown.error
+    assert "unknown" in unknown.error
+    assert own.status == "failed" and "self-custody" in own.error
+    assert custodial.writers == {}
+    rt.close()
+
+
+def test_run_signs_custodial_writes_in_its_own_threads(tmp_path):
+    _app, rt = make_app(tmp_path)
+    org = custodial_org(rt, "Threaded")
+    with db.session_scope(rt.engine) as session:
+        fund = wallets.fund_organization(session, org.id, 10**17, operator=rt.operator.address)
+        back = owe_write(
+            session,
+            sender=org.address,
+            contract=outbox.COIN,
+            function=outbox.PAY,
+            args=[rt.operator.address],
+            value=10**16,
+            after=fund,
+            idempotency_key="back",
+        )
+        ids = fund.id, back.id
+    rt.start_writer()
+    try:
+        deadline = time.monotonic() + 60
+        while get(rt, ids[1]).status not in outbox.FINAL:
+            assert time.monotonic() < deadline, "custodial write still unsettled"
+            time.sleep(0.05)
+        assert rt.custodial is not None and org.address in rt.custodial.writers
+        assert lease_status(rt.engine, org.address)["running"]
+    finally:
+        rt.stop_writer()
+    back_row = get(rt, ids[1])
+    assert back_row.status == "confirmed", back_row.error
+    receipt = rt.w3.eth.get_transaction_receipt(back_row.mined_tx_hash)
+    gas_paid = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert rt.w3.eth.get_balance(org.address) == 10**17 - 10**16 - gas_paid
+    rt.close()
