@@ -93,12 +93,16 @@ def _by_key(session: Session, idempotency_key: str) -> ChainWrite | None:
     ).first()
 
 
-def unsettled_count(session: Session, sender: str | None = None) -> int:
-    """How many writes are not yet confirmed or failed."""
+def unsettled_count(
+    session: Session, sender: str | None = None, *, other_than: str | None = None
+) -> int:
+    """How many writes are not yet confirmed or failed (of `sender`, or of all but one)."""
     live = (WriteStatus.PENDING.value, *LIVE)
     query = select(func.count()).select_from(ChainWrite).where(sa.column("status").in_(live))
     if sender is not None:
         query = query.where(ChainWrite.sender == sender)
+    if other_than is not None:
+        query = query.where(ChainWrite.sender != other_than)
     return int(session.exec(query).one())
 
 
@@ -108,11 +112,15 @@ def _unretried_failures() -> Any:
     return select(ChainWrite).where(ChainWrite.status == WriteStatus.FAILED.value).where(~retried)
 
 
-def failed_count(session: Session, sender: str | None = None) -> int:
+def failed_count(
+    session: Session, sender: str | None = None, *, other_than: str | None = None
+) -> int:
     """How many writes failed and were not retried yet (what an operator has to look at)."""
     query = _unretried_failures()
     if sender is not None:
         query = query.where(ChainWrite.sender == sender)
+    if other_than is not None:
+        query = query.where(ChainWrite.sender != other_than)
     return int(session.exec(select(func.count()).select_from(query.subquery())).one())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -294,7 +295,7 @@ def test_writes_of_a_sender_nobody_here_can_sign_for_fail_with_the_reason(tmp_pa
 
 
 def test_run_signs_custodial_writes_in_its_own_threads(tmp_path):
-    _app, rt = make_app(tmp_path)
+    app, rt = make_app(tmp_path)
     org = custodial_org(rt, "Threaded")
     with db.session_scope(rt.engine) as session:
         fund = wallets.fund_organization(session, org.id, 10**17, operator=rt.operator.address)
@@ -317,6 +318,14 @@ def test_run_signs_custodial_writes_in_its_own_threads(tmp_path):
             time.sleep(0.05)
         assert rt.custodial is not None and org.address in rt.custodial.writers
         assert lease_status(rt.engine, org.address)["running"]
+        shown = app.test_client().get("/healthz").get_json()["custodial_writers"]
+        assert shown == {
+            "running": True,
+            "writers": 1,
+            "pending": 0,
+            "failed": 0,
+            "last_error": None,
+        }
     finally:
         rt.stop_writer()
     back_row = get(rt, ids[1])
@@ -325,3 +334,64 @@ def test_run_signs_custodial_writes_in_its_own_threads(tmp_path):
     gas_paid = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     assert rt.w3.eth.get_balance(org.address) == 10**17 - 10**16 - gas_paid
     rt.close()
+
+
+def test_wallets_fund_and_balance_through_the_cli(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from provenance_api import config
+    from provenance_api.cli import cli
+
+    for name in config.SECRET_SETTINGS:
+        monkeypatch.delenv(f"PROVENANCE_{name}", raising=False)
+    env = {"PROVENANCE_DATA_DIR": str(tmp_path)}
+    config.ensure_secrets(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["chain", "deploy"], env=env)
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["org", "create", "Payee", "--kind", "retailer", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    org = json.loads(result.stdout)
+
+    result = runner.invoke(cli, ["wallets", "balance", str(org["id"]), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    before = json.loads(result.stdout)
+    assert before == {
+        "organization_id": org["id"],
+        "address": org["address"],
+        "custodial": True,
+        "wei": "0",
+        "ether": "0",
+    }
+    result = runner.invoke(
+        cli, ["wallets", "fund", str(org["id"]), "--ether", "0.25", "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    owed = json.loads(result.stdout)
+    assert (owed["wei"], owed["to"]) == (str(25 * 10**16), org["address"])
+    assert owed["write"]["status"] == "pending" and owed["write"]["value"] == 25 * 10**16
+    result = runner.invoke(cli, ["wallets", "fund", str(org["id"]), "--wei", "7"], env=env)
+    assert result.exit_code == 0 and "owed write" in result.output
+    for _ in range(2):  # sign and send, then settle
+        result = runner.invoke(cli, ["worker", "--once"], env=env)
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["wallets", "balance", str(org["id"])], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"wei: {25 * 10**16 + 7}" in result.output
+    assert "ether: 0.250000000000000007" in result.output
+
+    for args, code, words in [
+        (["wallets", "fund", "999999", "--ether", "1"], 1, "no organization 999999"),
+        (["wallets", "balance", "999999"], 1, "no organization 999999"),
+        (["wallets", "fund", str(org["id"]), "--ether", "abc"], 1, "not a number"),
+        (["wallets", "fund", str(org["id"]), "--ether", "-1"], 1, "not a positive"),
+        (["wallets", "fund", str(org["id"]), "--wei", "0.5"], 1, "not a whole number"),
+        (["wallets", "fund", str(org["id"])], 1, "ether or in wei"),
+        (["wallets", "fund", str(org["id"]), "--ether", "1", "--wei", "1"], 1, "ether or in wei"),
+        (["wallets", "fund", "abc", "--ether", "1"], 2, "not a valid integer"),
+    ]:
+        result = runner.invoke(cli, args, env=env)
+        assert result.exit_code == code, (args, result.output)
+        assert words in result.output
+        assert "Traceback" not in result.output
