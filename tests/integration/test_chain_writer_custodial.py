@@ -8,7 +8,7 @@ import time
 
 import pytest
 from eth_account import Account
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from contracts_abi import ESCROW_NAME
 from contracts_abi.escrow import Status, Terms
@@ -159,8 +159,12 @@ def drain_all(rt, writers: list, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_a_custodial_buyer_deposits_coin_after_the_operators_open(tmp_path):
-    _app, rt = make_app(tmp_path)
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_custodial_buyer_deposits_coin_after_the_operators_open(tmp_path, request, backend):
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+    _app, rt = make_app(tmp_path, database_url=url)
     seller, buyer = custodial_org(rt, "Seller"), custodial_org(rt, "Buyer")
     paid = DEPOSIT + PRICE
     with db.session_scope(rt.engine) as session:
@@ -395,3 +399,38 @@ def test_wallets_fund_and_balance_through_the_cli(monkeypatch, tmp_path):
         assert result.exit_code == code, (args, result.output)
         assert words in result.output
         assert "Traceback" not in result.output
+
+
+def test_one_writer_per_custodial_key_across_supervisors(tmp_path):
+    _app, rt = make_app(tmp_path)
+    org = custodial_org(rt, "Leased")
+    with db.session_scope(rt.engine) as session:
+        fund = wallets.fund_organization(session, org.id, 10**18, operator=rt.operator.address)
+        for index in range(3):
+            owe_write(
+                session,
+                sender=org.address,
+                contract=outbox.COIN,
+                function=outbox.PAY,
+                args=[rt.operator.address],
+                value=index + 1,
+                after=fund,
+                idempotency_key=f"pay-{index}",
+            )
+    drain(rt.new_writer(), rt)
+    first, second = rt.new_custodial_writers(), rt.new_custodial_writers()
+    first.tick()
+    second.tick()  # the first holds the organization's lease: this one signs nothing
+    holder = lease_status(rt.engine, org.address)["holder"]
+    assert holder == first.writers[org.address].holder != second.writers[org.address].holder
+    drain_all(rt, [first, second])
+    with Session(rt.engine) as session:
+        nonces = [
+            r.nonce
+            for r in session.exec(select(ChainWrite).where(ChainWrite.sender == org.address))
+        ]
+    assert sorted(nonces) == [0, 1, 2]
+    assert rt.w3.eth.get_transaction_count(org.address) == 3
+    first.release()
+    second.release()
+    rt.close()
