@@ -285,11 +285,12 @@ def test_writes_of_a_sender_nobody_here_can_sign_for_fail_with_the_reason(tmp_pa
                 value=1,
                 idempotency_key=f"from-{sender}",
             ).id
-            for sender in (stranger, self_custody.address)
+            for sender in (stranger, self_custody.address, stranger.lower())
         ]
     custodial = rt.new_custodial_writers()
     assert custodial.tick() is False
-    unknown, own = (get(rt, i) for i in ids)
+    unknown, own, lowercase = (get(rt, i) for i in ids)
+    assert lowercase.status == "failed" and "not an EIP-55 checksummed" in lowercase.error
     assert unknown.status == "failed" and unknown.nonce is None
     assert "neither the operator nor an organization whose key" in unknown.error
     assert "unknown" in unknown.error
