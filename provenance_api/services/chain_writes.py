@@ -85,10 +85,14 @@ def _write_id(session: Session, after: ChainWrite | int | None) -> int | None:
     return int(after)
 
 
-def _by_key(session: Session, idempotency_key: str) -> ChainWrite | None:
+def write_by_key(session: Session, idempotency_key: str) -> ChainWrite | None:
+    """The write owed under `idempotency_key`, if any."""
     return session.exec(
         select(ChainWrite).where(ChainWrite.idempotency_key == idempotency_key)
     ).first()
+
+
+_by_key = write_by_key
 
 
 def unsettled_count(
