@@ -381,6 +381,8 @@ def test_wallets_fund_and_balance_through_the_cli(monkeypatch, tmp_path):
     for _ in range(2):  # sign and send, then settle
         result = runner.invoke(cli, ["worker", "--once"], env=env)
         assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["writes", "list"], env=env)
+    assert f"pay 7 wei to {org['address']}" in result.output
     result = runner.invoke(cli, ["wallets", "balance", str(org["id"])], env=env)
     assert result.exit_code == 0, result.output
     assert f"wei: {25 * 10**16 + 7}" in result.output
