@@ -39,8 +39,8 @@ from provenance_api.models import (
     WriteStatus,
 )
 from provenance_api.services.anchoring import arrival
-from provenance_api.services.chain_writes import owe_write
-from provenance_api.services.errors import Conflict
+from provenance_api.services.chain_writes import owe_write, write_by_key
+from provenance_api.services.errors import Conflict, NotFound
 from provenance_api.services.ports import (
     CAPTURED,
     CUSTODY,
@@ -860,18 +860,36 @@ class SqlLedger:
         self.sender = sender
 
     def owe(
-        self, *, contract: str, function: str, args: Sequence[Any], idempotency_key: str
+        self,
+        *,
+        contract: str,
+        function: str,
+        args: Sequence[Any],
+        idempotency_key: str,
+        sender: str | None = None,
+        value: int = 0,
+        after: str | None = None,
     ) -> None:
-        """An outbox row signed by the operator key, committed with the unit of work."""
-        if self.sender is None:
-            raise RuntimeError("this unit of work was made without a chain sender")
+        """An outbox row (signed by the operator key unless `sender` says whose), committed
+        with the unit of work."""
+        if sender is None:
+            if self.sender is None:
+                raise RuntimeError("this unit of work was made without a chain sender")
+            sender = self.sender()
+        prerequisite = None
+        if after is not None:
+            prerequisite = write_by_key(self.session, after)
+            if prerequisite is None:
+                raise NotFound(f"no write owed under {after!r} to wait for", {"after": "unknown"})
         owe_write(
             self.session,
-            sender=self.sender(),
+            sender=sender,
             contract=contract,
             function=function,
             args=args,
             idempotency_key=idempotency_key,
+            value=value,
+            after=prerequisite,
         )
 
     def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:

@@ -22,14 +22,24 @@ def owe_write(
     function: str,
     args: Sequence[Any],
     idempotency_key: str,
+    value: int = 0,
+    after: ChainWrite | int | None = None,
 ) -> ChainWrite:
     """Record that `contract.function(*args)` must be mined once; same key, same row.
 
     Call it inside the transaction of the business change that owes the write, so that both
-    commit or neither does. Bytes in `args` are stored as 0x-hex. `function` "constructor"
-    owes the creation of `contract` with `args` as the constructor's arguments.
+    commit or neither does. `sender` is EIP-55 checksummed, as the writer of its key knows it.
+    Bytes in `args` are stored as 0x-hex. `function` "constructor" owes the creation of
+    `contract` with `args` as the constructor's arguments; contract `outbox.COIN` with function
+    `outbox.PAY` and args [to] owes a plain transfer of `value`. `value` is the wei the
+    transaction carries. `after` is a write (or its id) that must be confirmed before this one
+    is signed; if it fails for good, this one fails unsigned.
     """
     values = jsonable(list(args))
+    amount = int(value)
+    if not 0 <= amount < 2**256:
+        raise ValueError(f"value must be a uint256 amount of wei, not {value}")
+    after_id = _write_id(session, after)
     existing = _by_key(session, idempotency_key)
     if existing is None:
         row = ChainWrite(
@@ -38,6 +48,8 @@ def owe_write(
             contract=contract,
             function=function,
             args=values,
+            value=amount,
+            after_write_id=after_id,
         )
         try:
             # A savepoint: a concurrent enqueue of the same key that commits first makes this
@@ -50,7 +62,9 @@ def owe_write(
             existing = _by_key(session, idempotency_key)
             if existing is None:
                 raise
-    if (existing.contract, existing.function, existing.args) != (contract, function, values):
+    # `after` is not compared: a caller may name its prerequisite's retry the second time.
+    same = (existing.contract, existing.function, existing.args, int(existing.value))
+    if same != (contract, function, values, amount):
         raise Conflict(
             f"idempotency key {idempotency_key!r} already names a different write",
             {"idempotency_key": "reused for a different write"},
@@ -58,18 +72,39 @@ def owe_write(
     return existing
 
 
-def _by_key(session: Session, idempotency_key: str) -> ChainWrite | None:
+def _write_id(session: Session, after: ChainWrite | int | None) -> int | None:
+    if after is None:
+        return None
+    if isinstance(after, ChainWrite):
+        if after.id is None:
+            session.flush()
+        assert after.id is not None
+        return after.id
+    if session.get(ChainWrite, int(after)) is None:
+        raise NotFound(f"no chain write {after} to wait for", {"after": "no such write"})
+    return int(after)
+
+
+def write_by_key(session: Session, idempotency_key: str) -> ChainWrite | None:
+    """The write owed under `idempotency_key`, if any."""
     return session.exec(
         select(ChainWrite).where(ChainWrite.idempotency_key == idempotency_key)
     ).first()
 
 
-def unsettled_count(session: Session, sender: str | None = None) -> int:
-    """How many writes are not yet confirmed or failed."""
+_by_key = write_by_key
+
+
+def unsettled_count(
+    session: Session, sender: str | None = None, *, other_than: str | None = None
+) -> int:
+    """How many writes are not yet confirmed or failed (of `sender`, or of all but one)."""
     live = (WriteStatus.PENDING.value, *LIVE)
     query = select(func.count()).select_from(ChainWrite).where(sa.column("status").in_(live))
     if sender is not None:
         query = query.where(ChainWrite.sender == sender)
+    if other_than is not None:
+        query = query.where(ChainWrite.sender != other_than)
     return int(session.exec(query).one())
 
 
@@ -79,11 +114,15 @@ def _unretried_failures() -> Any:
     return select(ChainWrite).where(ChainWrite.status == WriteStatus.FAILED.value).where(~retried)
 
 
-def failed_count(session: Session, sender: str | None = None) -> int:
+def failed_count(
+    session: Session, sender: str | None = None, *, other_than: str | None = None
+) -> int:
     """How many writes failed and were not retried yet (what an operator has to look at)."""
     query = _unretried_failures()
     if sender is not None:
         query = query.where(ChainWrite.sender == sender)
+    if other_than is not None:
+        query = query.where(ChainWrite.sender != other_than)
     return int(session.exec(select(func.count()).select_from(query.subquery())).one())
 
 
@@ -110,6 +149,8 @@ def retry_write(session: Session, write_id: int) -> ChainWrite:
         function=failed.function,
         args=failed.args,
         idempotency_key=f"retry-of-{failed.id}",
+        value=int(failed.value),
+        after=failed.after_write_id,
     )
     if row.retry_of is None:
         row.retry_of = failed.id

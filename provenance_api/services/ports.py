@@ -666,9 +666,22 @@ class Ledger(Protocol):
     """
 
     def owe(
-        self, *, contract: str, function: str, args: Sequence[Any], idempotency_key: str
+        self,
+        *,
+        contract: str,
+        function: str,
+        args: Sequence[Any],
+        idempotency_key: str,
+        sender: str | None = None,
+        value: int = 0,
+        after: str | None = None,
     ) -> None:
-        """Record that `contract.function(*args)` must be mined exactly once."""
+        """Record that `contract.function(*args)` must be mined exactly once.
+
+        Signed by `sender` (None: the operator key; else a custodial organization's address),
+        carrying `value` wei, and not before the write owed under idempotency key `after` is
+        confirmed (if that one fails, this one fails too).
+        """
         ...
 
     def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:
