@@ -189,11 +189,14 @@ def _add_once(
         trade.details_hash = "0x" + details_hash.hex()
         trade.updated_at = now
         uow.trade_details.save_trade(trade)
+        # Each hash replaces the one before on-chain: the writes go in order, so that a retried
+        # earlier one never lands after a later one.
         uow.ledger.owe(
             contract=ESCROW_NAME,
             function="recordDetails",
             args=[trade.chain_trade_id, details_hash],
             idempotency_key=details_write_key(trade_id, sequence),
+            after=details_write_key(trade_id, sequence - 1) if sequence > 1 else None,
         )
         _log(uow, trade_id, organization_id, role, TradeAccessAction.WRITE, now, sequence)
         try:

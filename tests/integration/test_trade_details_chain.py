@@ -224,6 +224,8 @@ def test_a_disputed_trade_s_details_from_first_record_to_erasure(w: SimpleNamesp
         assert [(x.function, x.status) for x in writes] == [
             ("recordDetails", WriteStatus.CONFIRMED.value)
         ] * 3
+        # Each waits for the one before: a later hash never lands before an earlier one.
+        assert [x.after_write_id for x in writes] == [None, writes[0].id, writes[1].id]
 
     # The arbiter rules; the trade settles. No more records; the parties may erase.
     send(w.w3, w.accounts[judge], w.escrow.functions.rule(chain_id, True))
