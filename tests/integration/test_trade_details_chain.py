@@ -219,7 +219,9 @@ def test_a_disputed_trade_s_details_from_first_record_to_erasure(w: SimpleNamesp
     assert on_chain(w, chain_id) == details_hash(w, trade_id)
     with Session(w.rt.engine) as session:
         writes = session.exec(
-            select(ChainWrite).where(ChainWrite.idempotency_key.startswith("trade-details:"))
+            select(ChainWrite)
+            .where(ChainWrite.idempotency_key.startswith("trade-details:"))
+            .order_by(ChainWrite.id)
         ).all()
         assert [(x.function, x.status) for x in writes] == [
             ("recordDetails", WriteStatus.CONFIRMED.value)
