@@ -80,14 +80,6 @@ class TradeChain(Protocol):
         ...
 
 
-class NoChain:
-    """A TradeChain that knows nothing: every non-party is a stranger (404)."""
-
-    def arbiter_candidates(self, trade: Trade) -> frozenset[str]:
-        """Nobody."""
-        return frozenset()
-
-
 class _Clash(Exception):
     """A concurrent record took the same sequence, or the trade's first key, first."""
 
@@ -155,7 +147,7 @@ def _add_once(
         data_key = _data_key_for_writing(uow, wrapper, trade_id, now)
         last = uow.trade_details.last_record(trade_id)
         sequence = last.sequence + 1 if last is not None else 1
-        previous = last.details_hash if last is not None else trade_vault.ZERO_HASH
+        previous = bytes(last.details_hash) if last is not None else trade_vault.ZERO_HASH
         nonce = secrets.token_bytes(trade_vault.NONCE_BYTES)
         ciphertext = trade_vault.seal_record(
             data_key,
@@ -278,7 +270,10 @@ def export_details(
         if erased_at is None:
             records = _open_all(uow, wrapper, trade_id, files_inline=True)
         else:
-            records = [_public(trade_id, r, None) for r in uow.trade_details.records(trade_id)]
+            records = [
+                _public(trade_id, r, None).model_copy(update={"intact": False})
+                for r in uow.trade_details.records(trade_id)
+            ]
         _log(uow, trade_id, organization_id, role, TradeAccessAction.EXPORT, now)
         log = [_access(entry) for entry in uow.trade_details.access_log(trade_id)]
         uow.commit()
