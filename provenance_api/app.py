@@ -96,7 +96,6 @@ def create_app(
         epcis,
         claims,
         trades,
-        arbiters,
     ):
         app.register_api(module.bp)
     # Verification (issue 10): public /v1/verify, the GS1 resolver, the supplier's item status.
@@ -107,7 +106,7 @@ def create_app(
     app.register_api(claims.public)
     app.register_blueprint(claim_pages.bp)  # and the buyer's claim form, as web pages
     # Trades (issue 12): arbiters' profiles are public, so parties can choose before paying.
-    app.register_api(arbiters.public)
+    frame.register_sharing_paths(app, arbiters.bp, arbiters.public)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app
 

@@ -265,8 +265,8 @@ def list_trades(uow: UnitOfWork, escrow: EscrowReader, organization_id: int, now
 def credit_of(escrow: EscrowReader, uow: UnitOfWork, organization_id: int) -> CreditPublic:
     """What the caller can withdraw from TradeEscrow."""
     with uow:
-        caller = _organization(uow, organization_id)
-    return CreditPublic(address=caller.address, credit=str(escrow.credit(caller.address)))
+        address = _organization(uow, organization_id).address
+    return CreditPublic(address=address, credit=str(escrow.credit(address)))
 
 
 def refresh(uow: UnitOfWork, escrow: EscrowReader, trade: Trade) -> Status | None:
