@@ -16,6 +16,7 @@ from provenance_api.models import ChainWrite, Organization
 from provenance_api.schemas import Role
 from provenance_api.services.chain_writes import unsettled_count
 from tests.integration.api_support import GTIN
+from tests.integration.events_support import MASTER, World, serial_of, uid_of
 from tests.integration.test_api_transfers import org_of, passport, transfer, world
 
 ETHER = 10**18
@@ -25,7 +26,8 @@ PRICE = 5 * 10**15
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    made = world(tmp_path_factory.mktemp("trades"))
+    # A batch per event: a shipment proof's event is anchored at the anchorer's next tick.
+    made = world(tmp_path_factory.mktemp("trades"), ANCHOR_BATCH_MAX=1)
     made.custodial = made.rt.new_custodial_writers()
     made.operator_writer = made.rt.new_writer()
     made.maker, made.shop = org_of(made, made.supplier), org_of(made, made.retailer)
@@ -370,3 +372,43 @@ def test_parties_strangers_and_wrong_parties(api):
     assert api.call("POST", path, operator, json=tie).status_code == 409
     assert api.call("POST", path, api.supplier, json=tie).status_code == 403
     settle(api)
+
+
+def test_the_anchored_handoff_to_the_buyer_proves_the_shipment(api):
+    sun = api.call("POST", "/v1/sun-keys", api.supplier, json={"master_key": MASTER.hex()})
+    assert sun.status_code == 201, sun.get_json()
+    n = 100
+    rows = [{"gtin": GTIN, "serial": serial_of(n), "tag": "ntag424", "uid": uid_of(n).hex()}]
+    created = api.call("POST", "/v1/items", api.supplier, json={"items": rows}).get_json()
+    assert created["created"] == 1, created
+    tid = open_trade(api, serial_of(n), api.shop["id"]).get_json()["id"]
+    settle(api)
+    for key in (api.supplier, api.retailer):
+        assert act(api, key, tid, "deposit").status_code == 202
+    settle(api)
+
+    events = World(api, api.supplier, api.carrier, None, 0)  # type: ignore[arg-type]
+    events.reader = events.reader_for(api.carrier)
+    elsewhere = events.event(n, to_party=org_of(api, api.carrier)["address"])
+    handoff = events.event(n, from_party=api.maker["address"], to_party=api.shop["address"])
+    for event in (elsewhere, handoff):
+        posted = events.post([event])
+        assert posted.status_code == 200, posted.get_json()
+    proof = {"proof": "custody_event", "event_id": handoff["event_id"]}
+    waiting = act(api, api.retailer, tid, "ship", **proof)
+    assert waiting.status_code == 409 and "anchored" in waiting.get_json()["message"]
+    while api.rt.new_anchorer().tick():
+        pass
+    settle(api)
+    wrong = act(
+        api, api.retailer, tid, "ship", proof="custody_event", event_id=elsewhere["event_id"]
+    )
+    assert wrong.status_code == 409 and wrong.get_json()["fields"] == {
+        "event_id": "not to the buyer"
+    }
+    assert act(api, api.retailer, tid, "ship", proof="custody_event").status_code == 422
+    proved = act(api, api.retailer, tid, "ship", **proof)  # anyone: here the buyer
+    assert proved.status_code == 202, proved.get_json()
+    settle(api)
+    shipped = get(api, api.supplier, tid)
+    assert shipped["state"] == "shipped", shipped["writes"]
