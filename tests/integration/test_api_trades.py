@@ -15,6 +15,7 @@ from provenance_api import chain
 from provenance_api.models import ChainWrite, Organization
 from provenance_api.schemas import Role
 from provenance_api.services.chain_writes import unsettled_count
+from provenance_api.services.deployments import known_addresses
 from tests.integration.api_support import GTIN
 from tests.integration.events_support import MASTER, World, serial_of, uid_of
 from tests.integration.test_api_transfers import org_of, passport, transfer, world
@@ -412,3 +413,44 @@ def test_the_anchored_handoff_to_the_buyer_proves_the_shipment(api):
     settle(api)
     shipped = get(api, api.supplier, tid)
     assert shipped["state"] == "shipped", shipped["writes"]
+
+
+def test_a_self_custody_arbiter_registers_and_retires_with_its_own_transactions(api):
+    key = api.key(Role.ARBITER, "Own Key Arbiter")
+    account = Account.create()
+    with Session(api.rt.engine) as session:
+        org = session.get(Organization, org_of(api, key)["id"])
+        org.address, org.encrypted_key = account.address, None
+        session.add(org)
+        session.commit()
+    chain.fund_for_development(api.rt.w3, account.address, ETHER)
+    body = {"display_name": "Own Key", "profile": {"summary": "Signs itself."}, "ties": [99_999]}
+    assert api.call("POST", "/v1/arbiters", key, json=body).status_code == 404
+    body["ties"] = [api.shop["id"], api.shop["id"]]
+    registered = api.call("POST", "/v1/arbiters", key, json=body)
+    assert registered.status_code == 200, registered.get_json()
+    answer = registered.get_json()
+    assert answer["arbiter"]["ties"][0]["organization_id"] == api.shop["id"]
+    assert len(answer["arbiter"]["ties"]) == 1
+    send(api, account, answer["transactions"][0])
+    settle(api)  # the operator's setTie
+    escrow = chain.contract(api.rt.w3, "TradeEscrow", get_escrow(api))
+    assert escrow.functions.isTied(account.address, api.shop["address"]).call()
+    count = escrow.functions.arbiterCount().call()
+    assert escrow.functions.arbiterAt(count - 1).call() == [
+        account.address,
+        answer["arbiter"]["profile_uri"],
+        True,
+    ]
+    assert api.call("POST", "/v1/arbiters", key, json=body).status_code == 409
+    retired = api.call("DELETE", "/v1/arbiters/me", key)
+    assert retired.status_code == 200, retired.get_json()
+    send(api, account, retired.get_json()["transactions"][0])
+    assert not escrow.functions.arbiterAt(count - 1).call()[2]
+    listed = api.call("GET", "/v1/arbiters").get_json()["items"]
+    assert answer["arbiter"]["id"] not in [row["id"] for row in listed]
+
+
+def get_escrow(api) -> str:
+    with Session(api.rt.engine) as session:
+        return known_addresses(session, api.rt.w3.eth.chain_id)["TradeEscrow"]
