@@ -12,6 +12,7 @@ from flask_openapi3 import Info, OpenAPI
 from provenance_api import config
 from provenance_api.api import (
     api_keys,
+    arbiters,
     claim_pages,
     claims,
     devices,
@@ -26,6 +27,7 @@ from provenance_api.api import (
     organizations,
     products,
     sun_keys,
+    trades,
     transfers,
     trust,
     verification,
@@ -93,6 +95,7 @@ def create_app(
         trust,
         epcis,
         claims,
+        trades,
     ):
         app.register_api(module.bp)
     # Verification (issue 10): public /v1/verify, the GS1 resolver, the supplier's item status.
@@ -102,6 +105,8 @@ def create_app(
     # Claims (issue 11): a buyer, who has no key, claims an item with the seller's code.
     app.register_api(claims.public)
     app.register_blueprint(claim_pages.bp)  # and the buyer's claim form, as web pages
+    # Trades (issue 12): arbiters' profiles are public, so parties can choose before paying.
+    frame.register_sharing_paths(app, arbiters.bp, arbiters.public)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app
 

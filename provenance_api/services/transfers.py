@@ -326,6 +326,16 @@ def _item(
 def _current_owner(
     uow: UnitOfWork, item: Item, history: list[OwnershipTransfer], organization_id: int
 ) -> Organization:
+    assert item.id is not None
+    # While a trade holds it (services.trades), the item changes hands only through it.
+    live = uow.trades.live_of_item(item.id)
+    if live is not None:
+        raise Conflict(
+            f"item {item.gtin}/{item.serial} is in trade {live.id} ({live.state}): it cannot "
+            f"change hands outside it until the trade settles (GET /v1/trades/{live.id} "
+            "reads its state from the chain)",
+            {"serial": f"in trade {live.id}"},
+        )
     owner_id = history[-1].to_organization_id if history else item.organization_id
     if owner_id != organization_id:
         raise Conflict(
