@@ -171,6 +171,14 @@ def test_a_trade_completes_and_the_buyer_owns_the_passport(api):
     again = api.call("POST", "/v1/withdrawals", api.supplier)
     assert again.status_code == 409, again.get_json()
 
+    # The escrow's move to the buyer is on record as done on-chain, not as a write still owed.
+    query = f"/v1/transfers?gtin={GTIN}&serial={serial}"
+    moves = api.call("GET", query, api.retailer).get_json()
+    assert [(m["from_address"], m["chain"]) for m in moves["items"]][-1] == (
+        get_escrow(api),
+        "confirmed",
+    )
+
     # The buyer owns it now: it can pass it on, with its own consent.
     onward = transfer(api, api.retailer, serial, to_organization_id=org_of(api, api.carrier)["id"])
     assert onward.status_code == 201, onward.get_json()
