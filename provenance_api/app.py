@@ -12,6 +12,7 @@ from flask_openapi3 import Info, OpenAPI
 from provenance_api import config
 from provenance_api.api import (
     api_keys,
+    arbiters,
     claim_pages,
     claims,
     devices,
@@ -27,6 +28,7 @@ from provenance_api.api import (
     products,
     sun_keys,
     trade_details,
+    trades,
     transfers,
     trust,
     verification,
@@ -94,6 +96,7 @@ def create_app(
         trust,
         epcis,
         claims,
+        trades,
         trade_details,
     ):
         app.register_api(module.bp)
@@ -104,6 +107,8 @@ def create_app(
     # Claims (issue 11): a buyer, who has no key, claims an item with the seller's code.
     app.register_api(claims.public)
     app.register_blueprint(claim_pages.bp)  # and the buyer's claim form, as web pages
+    # Trades (issue 12): arbiters' profiles are public, so parties can choose before paying.
+    frame.register_sharing_paths(app, arbiters.bp, arbiters.public)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app
 

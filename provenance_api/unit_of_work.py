@@ -15,6 +15,8 @@ from provenance_api import db
 from provenance_api.models import (
     AnchorBatch,
     ApiKey,
+    Arbiter,
+    ArbiterTie,
     CapturedEvent,
     CapturedEventEpc,
     CaptureJob,
@@ -36,6 +38,7 @@ from provenance_api.models import (
     TradeKey,
     TradeLegalHold,
     TradeRecord,
+    TradeState,
     WriteStatus,
 )
 from provenance_api.services.anchoring import arrival
@@ -307,6 +310,10 @@ class SqlItems:
         """By (GTIN, serial)."""
         query = select(Item).where(Item.gtin == gtin, Item.serial == serial)
         return self.session.exec(query).first()
+
+    def by_id(self, item_id: int) -> Item | None:
+        """By row id."""
+        return self.session.get(Item, item_id)
 
     def page(self, gtin: str, after: str | None, limit: int) -> Sequence[Item]:
         """Serials above `after`, ascending (in the database's collation)."""
@@ -926,8 +933,106 @@ class SqlLedger:
                     break
                 row = retry
             state = _STATES.get(row.status, ChainState.OWED)
-            found[key] = WriteReceipt(state, row.mined_tx_hash, row.block_number)
+            found[key] = WriteReceipt(state, row.mined_tx_hash, row.block_number, row.error)
         return found
+
+    def keyed(self, prefix: str) -> dict[str, WriteReceipt]:
+        """The receipts of the writes whose keys start with `prefix`, oldest first."""
+        column = ChainWrite.idempotency_key
+        query = select(column).where(column.like(_like_prefix(prefix), escape="\\"))  # type: ignore[attr-defined]
+        keys = list(self.session.exec(query.order_by(ChainWrite.id)).all())  # type: ignore[arg-type]
+        found = self.receipts(keys)
+        return {key: found[key] for key in keys if key in found}
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class SqlTrades:
+    """Trades in the `trade` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, trade: Trade) -> Trade:
+        """Insert or update, and flush, so that the id is known."""
+        self.session.add(trade)
+        _flush(self.session)
+        return trade
+
+    def get(self, trade_id: int) -> Trade | None:
+        """By id."""
+        return self.session.get(Trade, trade_id)
+
+    def live_of_item(self, item_id: int) -> Trade | None:
+        """The newest trade of the item not settled or failed."""
+        done = (TradeState.SETTLED.value, TradeState.FAILED.value)
+        query = (
+            select(Trade)
+            .where(Trade.item_id == item_id)
+            .where(Trade.state.not_in(done))  # type: ignore[attr-defined]
+            .order_by(Trade.id.desc())  # type: ignore[union-attr]
+        )
+        return self.session.exec(query).first()
+
+    def of_organization(self, organization_id: int, limit: int) -> Sequence[Trade]:
+        """As a party or the accepted arbiter, newest first."""
+        query = (
+            select(Trade)
+            .where(
+                sa.or_(
+                    Trade.seller_organization_id == organization_id,
+                    Trade.buyer_organization_id == organization_id,
+                    Trade.arbiter_organization_id == organization_id,
+                )
+            )
+            .order_by(Trade.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        )
+        return self.session.exec(query).all()
+
+
+class SqlArbiters:
+    """Arbiters in the `arbiter` table, their ties in `arbiter_tie`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, arbiter: Arbiter) -> Arbiter:
+        """Insert or update, and flush."""
+        self.session.add(arbiter)
+        _flush(self.session)
+        return arbiter
+
+    def get(self, arbiter_id: int) -> Arbiter | None:
+        """By id."""
+        return self.session.get(Arbiter, arbiter_id)
+
+    def by_organization(self, organization_id: int) -> Arbiter | None:
+        """By its organization (unique)."""
+        query = select(Arbiter).where(Arbiter.organization_id == organization_id)
+        return self.session.exec(query).first()
+
+    def by_address(self, address: str) -> Arbiter | None:
+        """By address (unique)."""
+        return self.session.exec(select(Arbiter).where(Arbiter.address == address)).first()
+
+    def listed(self, limit: int) -> Sequence[Arbiter]:
+        """Not retired, by id."""
+        query = select(Arbiter).where(Arbiter.retired_at.is_(None))  # type: ignore[union-attr]
+        return self.session.exec(query.order_by(Arbiter.id).limit(limit)).all()  # type: ignore[arg-type]
+
+    def add_tie(self, tie: ArbiterTie) -> ArbiterTie:
+        """Insert and flush; a pair stored twice is a Conflict."""
+        self.session.add(tie)
+        _flush(self.session)
+        return tie
+
+    def ties(self, arbiter_id: int) -> Sequence[ArbiterTie]:
+        """Oldest first."""
+        query = select(ArbiterTie).where(ArbiterTie.arbiter_id == arbiter_id)
+        return self.session.exec(query.order_by(ArbiterTie.id)).all()  # type: ignore[arg-type]
 
 
 class SqlTradeDetails:
@@ -936,19 +1041,10 @@ class SqlTradeDetails:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def trade(self, trade_id: int) -> Trade | None:
-        """By id."""
-        return self.session.get(Trade, trade_id)
-
     def lock_trade(self, trade_id: int) -> Trade | None:
         """SELECT ... FOR UPDATE (PostgreSQL; a writing SQLite unit holds the lock already)."""
         query = select(Trade).where(Trade.id == trade_id).with_for_update()
         return self.session.exec(query).first()
-
-    def save_trade(self, trade: Trade) -> None:
-        """Add and flush."""
-        self.session.add(trade)
-        _flush(self.session)
 
     def key(self, trade_id: int) -> TradeKey | None:
         """By trade id."""
@@ -1029,6 +1125,8 @@ class SqlUnitOfWork:
     ledger: SqlLedger
     scans: SqlScans
     claims: SqlClaims
+    trades: SqlTrades
+    arbiters: SqlArbiters
     trade_details: SqlTradeDetails
 
     def __init__(
@@ -1058,6 +1156,8 @@ class SqlUnitOfWork:
         self.ledger = SqlLedger(self.session, self.sender)
         self.scans = SqlScans(self.session)
         self.claims = SqlClaims(self.session)
+        self.trades = SqlTrades(self.session)
+        self.arbiters = SqlArbiters(self.session)
         self.trade_details = SqlTradeDetails(self.session)
         return self
 

@@ -326,6 +326,16 @@ def _item(
 def _current_owner(
     uow: UnitOfWork, item: Item, history: list[OwnershipTransfer], organization_id: int
 ) -> Organization:
+    assert item.id is not None
+    # While a trade holds it (services.trades), the item changes hands only through it.
+    live = uow.trades.live_of_item(item.id)
+    if live is not None:
+        raise Conflict(
+            f"item {item.gtin}/{item.serial} is in trade {live.id} ({live.state}): it cannot "
+            f"change hands outside it until the trade settles (GET /v1/trades/{live.id} "
+            "reads its state from the chain)",
+            {"serial": f"in trade {live.id}"},
+        )
     owner_id = history[-1].to_organization_id if history else item.organization_id
     if owner_id != organization_id:
         raise Conflict(
@@ -420,5 +430,11 @@ def _public(item: Item, row: OwnershipTransfer, states: dict[str, ChainState]) -
         signature="0x" + bytes(row.signature).hex(),
         tag_commitment="0x" + _tag_commitment(item).hex(),
         created_at=row.created_at,
-        chain=states.get(row.idempotency_key, ChainState.OWED),
+        chain=states.get(row.idempotency_key, _unowed_state(row)),
     )
+
+
+def _unowed_state(row: OwnershipTransfer) -> ChainState:
+    # A transfer without a consent is the escrow's move at a trade's settlement: the chain made
+    # it before it was recorded (services.trades), so no write is owed for it.
+    return ChainState.CONFIRMED if not row.signature else ChainState.OWED
