@@ -124,4 +124,6 @@ def _writes() -> bool:
         return True  # a check records its scan and advances a SUN counter
     if request.endpoint in trade_details.WRITING_READS:
         return True  # a read of a trade's details is logged
+    if request.endpoint in trades.WRITING_READS:
+        return True  # a read of a trade refreshes its cached chain state
     return request.method not in ("GET", "HEAD", "OPTIONS")

@@ -38,6 +38,10 @@ bp = blueprint(
 
 ACTED = {200: TradeActionResult, 202: TradeActionResult, 404: ErrorBody, 409: ErrorBody}
 
+# GET routes that write: each refreshes the trades' cached chain state (and may record the
+# settlement's transfer), so it takes SQLite's write lock from BEGIN (app._writes).
+WRITING_READS = frozenset({"trades.list_trades", "trades.get_trade"})
+
 
 def escrow_reader() -> EscrowChain:
     """TradeEscrow and ProductPassport on this chain (503 before they are deployed)."""
