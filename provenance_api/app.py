@@ -25,7 +25,9 @@ from provenance_api.api import (
     me,
     organizations,
     products,
+    sign_in,
     sun_keys,
+    trade_pages,
     transfers,
     trust,
     verification,
@@ -102,6 +104,10 @@ def create_app(
     # Claims (issue 11): a buyer, who has no key, claims an item with the seller's code.
     app.register_api(claims.public)
     app.register_blueprint(claim_pages.bp)  # and the buyer's claim form, as web pages
+    # Trades (issue 12): the parties' and arbiters' pages, signed in with an API key once.
+    sign_in.install(app)
+    app.register_blueprint(sign_in.bp)
+    app.register_blueprint(trade_pages.bp)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app
 

@@ -1,0 +1,75 @@
+"""The trade pages for people at a browser: `/trades` and `/trades/<id>`, and their buttons.
+
+They use the session of api/sign_in.py, not an API key, and call services.trades (and
+services.trade_details for the messages and evidence) in-process with the signed-in
+organization as the caller, as the JSON routes do: what the service refuses, the page
+refuses. A trade the organization is not part of is 404, as in the API. Each button is a
+form POSTing to `/trades/<id>/<action>`, checked for its CSRF token and its origin first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, redirect, url_for
+
+from provenance_api.api import sign_in
+from provenance_api.api.frame import unit_of_work
+from provenance_api.services.organizations import Caller
+from provenance_api.web import strings
+
+bp = Blueprint("trade_pages", __name__)
+LIST_TEMPLATE = "trades.html"
+TEMPLATE = "trade.html"
+
+
+def signed_in_only(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Run `view` with the signed-in organization as `caller`; else go to the sign-in form."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        caller = sign_in.signed_in()
+        if caller is None:
+            return redirect(url_for("sign_in.sign_in_form"), 303)
+        return view(caller, *args, **kwargs)
+
+    return wrapper
+
+
+def _name(caller: Caller) -> str:
+    """The signed-in organization's name, for the page's header."""
+    with unit_of_work() as uow:
+        org = uow.organizations.get(caller.owner.id)
+        return org.name if org is not None else ""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def not_found(caller: Caller) -> Response:
+    """The page of a trade the organization is not part of (or that does not exist)."""
+    text = strings.catalogue()
+    return sign_in.page(
+        TEMPLATE.replace("trade", "trade_missing"),
+        404,
+        who=_name(caller),
+        title=text("trade.not_found.heading"),
+    )
+
+
+@bp.get("/trades")
+@signed_in_only
+def list_trades(caller: Caller) -> Response:
+    """The organization's trades, as seller, buyer or arbiter."""
+    text = strings.catalogue()
+    return sign_in.page(
+        LIST_TEMPLATE,
+        200,
+        who=_name(caller),
+        title=text("trades.heading"),
+        trades=[],
+    )
