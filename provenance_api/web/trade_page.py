@@ -1,0 +1,457 @@
+"""What a trade's page shows to one viewer (the seller, the buyer or the arbiter), in words.
+
+Pure: no I/O; the trade's facts, the viewer, the clock's reading and the strings are
+arguments. The route (api/trade_pages.py) gathers the facts from services.trades, and
+templates/trade.html only lays these values out. What the viewer may do next comes from the
+trades service (`actions`); this module only says each action in words, and what it leads to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from provenance_api.web.page import when
+from provenance_api.web.strings import Strings
+
+SELLER, BUYER, ARBITER = "seller", "buyer", "arbiter"
+ROLES = (SELLER, BUYER, ARBITER)
+WEI_PER_COIN = 10**18
+# The waiting states, the window each may last (a Terms field) and the outcome of its timeout.
+WINDOWS = {
+    "open": ("deposit_window", "cancelled"),
+    "funded": ("ship_window", "not_shipped"),
+    "shipped": ("confirm_window", "completed"),
+    "disputed": ("agree_window", "no_arbiter"),
+    "arbitration": ("rule_window", "no_ruling"),
+}
+# Outcomes that give everything back to whoever paid it in (TradeEscrow `_unwind`).
+UNWOUND = ("cancelled", "not_shipped", "no_arbiter", "no_ruling")
+PROFILE_FIELDS = ("summary", "languages", "jurisdictions", "fee_note", "contact")
+# Actions whose button warns (red): they settle the trade or give something up for good.
+FINAL = frozenset({"confirm", "rule_for_buyer", "rule_for_seller", "dispute", "cancel"})
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """A party or an arbiter: its name and its address on the chain."""
+
+    name: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Arbiter:
+    """An arbiter as the parties choose it: who, and what its public profile says."""
+
+    who: Who
+    profile: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """Seconds each waiting state may last (TradeEscrow.Terms)."""
+
+    deposit_window: int
+    ship_window: int
+    confirm_window: int
+    agree_window: int
+    rule_window: int
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """A trade as last read from the chain and the index: everything the page is made of.
+
+    `since` is when the current state began (None until the trade is on the chain);
+    `arbiter` is the proposed arbiter while disputed, the accepted one after; `pending` the
+    viewer's and the service's chain writes for this trade not yet mined, by function name;
+    `credit` what the viewer may withdraw from the escrow (wei); `actions` what the viewer
+    may do now, from the trades service.
+    """
+
+    trade_id: int
+    state: str
+    outcome: str | None
+    since: datetime | None
+    windows: Windows
+    deposit: int
+    price: int
+    seller: Who
+    buyer: Who
+    item_name: str | None
+    gtin: str
+    serial: str
+    buyer_deposited: bool = False
+    seller_deposited: bool = False
+    passport_held: bool = False
+    arbiter: Arbiter | None = None
+    buyer_choice: str | None = None
+    seller_choice: str | None = None
+    credit: int | None = None
+    pending: Sequence[str] = ()
+    actions: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """The current state's deadline: a date, how far off, and what happens when it passes."""
+
+    when: str
+    when_iso: str
+    relative: str
+    passed: bool
+    then: str
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """One thing the viewer can do: the action posted, its label, and what it leads to."""
+
+    action: str
+    label: str
+    explain: str
+    final: bool
+    arbiter: str | None = None  # the arbiter an accept names
+
+
+@dataclass(frozen=True, slots=True)
+class ArbiterView:
+    """The arbiter section: who, its profile, and each party's choice in words."""
+
+    heading: str
+    name: str
+    address: str
+    profile: list[tuple[str, str]]
+    choices: list[str]
+    accepted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TradePage:
+    """Everything the trade page shows, in the order it shows it."""
+
+    title: str
+    role: str
+    you_are: str
+    tone: str
+    headline: str
+    lead: str
+    deadline: Deadline | None
+    item: list[tuple[str, str]]
+    parties: list[tuple[str, str, str]]  # (label, name, address)
+    money: list[tuple[str, str]]
+    outcomes: list[tuple[str, str]]
+    terms: list[tuple[str, str]]
+    passport: str
+    arbiter: ArbiterView | None
+    pending: list[str]
+    buttons: list[Button]
+    deposit_terms: bool  # a deposit button is shown: the terms sit next to it
+    credit: str | None
+    details_open: bool  # whether the viewer may read the trade's details (messages, evidence)
+    self_custody: bool
+
+
+def coin(wei: int, strings: Strings) -> str:
+    """An amount of the chain's coin, from wei, without trailing zeros.
+
+    >>> from provenance_api.web.strings import catalogue
+    >>> coin(50_000_000_000_000_000, catalogue()), coin(2 * WEI_PER_COIN, catalogue())
+    ('0.05 ETH', '2 ETH')
+    >>> coin(0, catalogue()), coin(1, catalogue())
+    ('0 ETH', '0.000000000000000001 ETH')
+    """
+    amount = Decimal(wei) / WEI_PER_COIN
+    text = f"{amount:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return strings("trade.coin", amount=text)
+
+
+def duration(seconds: int, strings: Strings) -> str:
+    """A time span in the largest whole unit that fits it, rounded down.
+
+    >>> from provenance_api.web.strings import catalogue
+    >>> [duration(s, catalogue()) for s in (86400 * 3, 86400, 7200, 90, 1)]
+    ['3 days', '1 day', '2 hours', '1 minute', '1 second']
+    """
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return strings(f"trade.{unit}{'' if count == 1 else 's'}", count=count)
+    return strings(f"trade.second{'' if seconds == 1 else 's'}", count=max(0, seconds))
+
+
+def relative(moment: datetime, now: datetime, strings: Strings) -> str:
+    """How far `moment` is from `now`: "in 2 days", "3 hours ago".
+
+    >>> from datetime import UTC
+    >>> from provenance_api.web.strings import catalogue
+    >>> now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    >>> relative(now + timedelta(days=2, hours=3), now, catalogue())
+    'in 2 days'
+    >>> relative(now - timedelta(minutes=5), now, catalogue())
+    '5 minutes ago'
+    """
+    seconds = int((moment - now).total_seconds())
+    if seconds >= 0:
+        return strings("trade.in", span=duration(seconds, strings))
+    return strings("trade.ago", span=duration(-seconds, strings))
+
+
+def _headline(facts: Facts, role: str, strings: Strings) -> tuple[str, str, str]:
+    """(tone, headline, lead) of the trade's state, as the viewer reads it."""
+    state = facts.state
+    if state == "open":
+        if not facts.buyer_deposited and not facts.seller_deposited:
+            key = "trade.state.open.none"
+        elif not facts.buyer_deposited:
+            key = "trade.state.open.buyer"
+        else:
+            key = "trade.state.open.seller"
+        return "suspicious", strings(key), strings("trade.state.open.lead")
+    if state == "arbitration" and facts.arbiter is not None:
+        name = facts.arbiter.who.name
+        return (
+            "suspicious",
+            strings("trade.state.arbitration", arbiter=name),
+            strings("trade.state.arbitration.lead"),
+        )
+    if state == "settled":
+        outcome = facts.outcome or "completed"
+        tone = "authentic" if outcome in ("completed", f"for_{role}") else "unverifiable"
+        if role == ARBITER and outcome in ("for_buyer", "for_seller"):
+            tone = "authentic"
+        return (
+            tone,
+            strings(f"trade.outcome.{outcome}"),
+            strings(f"trade.outcome.{outcome}.lead"),
+        )
+    tone = {"disputed": "counterfeit", "failed": "counterfeit"}.get(state, "suspicious")
+    return tone, strings(f"trade.state.{state}"), strings(f"trade.state.{state}.lead")
+
+
+def deadline(facts: Facts, now: datetime, strings: Strings) -> Deadline | None:
+    """The current waiting state's deadline, or None when nothing waits on a clock."""
+    if facts.state not in WINDOWS or facts.since is None:
+        return None
+    window, then = WINDOWS[facts.state]
+    end = facts.since + timedelta(seconds=getattr(facts.windows, window))
+    passed = end < now
+    return Deadline(
+        when=when(end),
+        when_iso=end.isoformat(),
+        relative=relative(end, now, strings),
+        passed=passed,
+        then=strings(f"trade.timeout.{then}"),
+    )
+
+
+def _money(facts: Facts, strings: Strings) -> list[tuple[str, str]]:
+    rows = [
+        (strings("trade.money.deposit"), coin(facts.deposit, strings)),
+        (strings("trade.money.price"), coin(facts.price, strings)),
+        (strings("trade.money.buyer_pays"), coin(facts.deposit + facts.price, strings)),
+        (strings("trade.money.seller_pays"), coin(facts.deposit, strings)),
+    ]
+    if facts.state not in ("opening", "failed", "settled"):
+        held = (facts.deposit + facts.price) * facts.buyer_deposited + (
+            facts.deposit * facts.seller_deposited
+        )
+        rows.append((strings("trade.money.held"), coin(held, strings)))
+        rows.append(
+            (
+                strings("trade.money.buyer_deposit"),
+                strings("trade.paid" if facts.buyer_deposited else "trade.not_paid"),
+            )
+        )
+        rows.append(
+            (
+                strings("trade.money.seller_deposit"),
+                strings("trade.paid" if facts.seller_deposited else "trade.not_paid"),
+            )
+        )
+    return rows
+
+
+def _outcomes(facts: Facts, strings: Strings) -> list[tuple[str, str]]:
+    """Who gets what on each way the trade can end (as TradeEscrow settles it)."""
+    values = {
+        "deposit": coin(facts.deposit, strings),
+        "price": coin(facts.price, strings),
+        "back": coin(facts.deposit + facts.price, strings),
+    }
+    return [
+        (strings(f"trade.ends.{name}"), strings(f"trade.ends.{name}.text", **values))
+        for name in ("completed", "for_buyer", "for_seller", "unwound")
+    ]
+
+
+def _terms(facts: Facts, strings: Strings) -> list[tuple[str, str]]:
+    """Each waiting state's window and what its timeout does: what a deposit agrees to."""
+    rows = []
+    for state, (window, then) in WINDOWS.items():
+        span = duration(getattr(facts.windows, window), strings)
+        rows.append(
+            (
+                strings(f"trade.window.{state}", span=span),
+                strings(f"trade.timeout.{then}"),
+            )
+        )
+    return rows
+
+
+def _passport(facts: Facts, strings: Strings) -> str:
+    if facts.state == "settled":
+        to_buyer = facts.outcome in ("completed", "for_seller")
+        return strings("trade.passport.buyer" if to_buyer else "trade.passport.seller")
+    if facts.passport_held:
+        return strings("trade.passport.escrow")
+    return strings("trade.passport.with_seller")
+
+
+def _choice(choice: str | None, arbiter: Arbiter | None, party: str, strings: Strings) -> str:
+    if not choice:
+        return strings("trade.arbiter.choice.none", party=strings(f"trade.role.{party}"))
+    if arbiter is not None and choice.lower() == arbiter.who.address.lower():
+        return strings(
+            "trade.arbiter.choice.this", party=strings(f"trade.role.{party}").capitalize()
+        )
+    return strings(
+        "trade.arbiter.choice.other",
+        party=strings(f"trade.role.{party}").capitalize(),
+        address=choice,
+    )
+
+
+def _arbiter(facts: Facts, strings: Strings) -> ArbiterView | None:
+    if facts.state not in ("disputed", "arbitration", "settled") or facts.arbiter is None:
+        if facts.state == "disputed":
+            return ArbiterView(strings("trade.arbiter.none"), "", "", [], [], False)
+        return None
+    accepted = facts.state != "disputed"
+    shown = facts.arbiter
+    profile = [
+        (strings(f"trade.arbiter.profile.{name}"), _profile_text(shown.profile.get(name)))
+        for name in PROFILE_FIELDS
+        if shown.profile.get(name)
+    ]
+    choices = []
+    if not accepted:
+        choices = [
+            _choice(facts.buyer_choice, shown, BUYER, strings),
+            _choice(facts.seller_choice, shown, SELLER, strings),
+        ]
+    heading = strings("trade.arbiter.accepted" if accepted else "trade.arbiter.proposed")
+    return ArbiterView(heading, shown.who.name, shown.who.address, profile, choices, accepted)
+
+
+def _profile_text(value: Any) -> str:
+    """A profile field as text: lists joined by commas."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(part) for part in value)
+    return str(value)
+
+
+def buttons(facts: Facts, role: str, strings: Strings) -> list[Button]:
+    """The viewer's next actions as buttons, each with what pressing it leads to."""
+    values = {
+        "deposit": coin(facts.deposit, strings),
+        "price": coin(facts.price, strings),
+        "pays": coin(facts.deposit + facts.price if role == BUYER else facts.deposit, strings),
+        "arbiter": facts.arbiter.who.name if facts.arbiter else "",
+    }
+    shown = []
+    for action in facts.actions:
+        if action in facts.pending:
+            continue  # sent already: the page says it waits for the chain
+        arbiter = None
+        if action in ("accept", "decline"):
+            if facts.arbiter is None:
+                continue
+            arbiter = facts.arbiter.who.address
+        label_key = f"trade.action.{action}"
+        if label_key not in strings.messages:
+            continue  # an action this page does not know how to offer yet
+        shown.append(
+            Button(
+                action=action,
+                label=strings(label_key, **values),
+                explain=strings(f"{label_key}.explain.{role}", **values)
+                if f"{label_key}.explain.{role}" in strings.messages
+                else strings(f"{label_key}.explain", **values),
+                final=action in FINAL,
+                arbiter=arbiter,
+            )
+        )
+    return shown
+
+
+def details_open(facts: Facts, role: str) -> bool:
+    """Whether the viewer may read the details: a party always, the arbiter once accepted.
+
+    >>> w = Windows(1, 1, 1, 1, 1)
+    >>> f = Facts(1, "disputed", None, None, w, 0, 0, Who("S", "0x1"), Who("B", "0x2"),
+    ...           None, "0", "S1")
+    >>> details_open(f, "buyer"), details_open(f, "arbiter")
+    (True, False)
+    """
+    if role in (SELLER, BUYER):
+        return True
+    return facts.state in ("arbitration", "settled") and facts.arbiter is not None
+
+
+def trade_page(
+    facts: Facts, role: str, self_custody: bool, now: datetime, strings: Strings
+) -> TradePage:
+    """The page of trade `facts` as `role` sees it at `now`."""
+    if role not in ROLES:
+        raise ValueError(f"no such role: {role!r}")
+    tone, headline, lead = _headline(facts, role, strings)
+    item_name = facts.item_name or strings("trade.item.unnamed")
+    shown = buttons(facts, role, strings)
+    credit = None
+    if facts.credit:
+        credit = strings("trade.credit", amount=coin(facts.credit, strings))
+    elif facts.credit == 0 and facts.state == "settled":
+        credit = strings("trade.credit.none")
+    return TradePage(
+        title=strings("trade.title", id=facts.trade_id, item=item_name),
+        role=role,
+        you_are=strings(f"trade.you_are.{role}"),
+        tone=tone,
+        headline=headline,
+        lead=lead,
+        deadline=deadline(facts, now, strings),
+        item=[
+            (strings("product.name"), item_name),
+            (strings("product.gtin"), facts.gtin),
+            (strings("product.serial"), facts.serial),
+        ],
+        parties=[
+            (strings("trade.role.seller").capitalize(), facts.seller.name, facts.seller.address),
+            (strings("trade.role.buyer").capitalize(), facts.buyer.name, facts.buyer.address),
+        ],
+        money=_money(facts, strings),
+        outcomes=_outcomes(facts, strings),
+        terms=_terms(facts, strings),
+        passport=_passport(facts, strings),
+        arbiter=_arbiter(facts, strings),
+        pending=[
+            strings(
+                f"trade.pending.{name}"
+                if f"trade.pending.{name}" in strings.messages
+                else "trade.pending.other"
+            )
+            for name in facts.pending
+        ],
+        buttons=shown,
+        deposit_terms=any(button.action == "deposit" for button in shown),
+        credit=credit,
+        details_open=details_open(facts, role),
+        self_custody=self_custody,
+    )
