@@ -36,6 +36,11 @@ TRADE_PAGES = frozenset(
         "sign_in.sign_in",
         "sign_in.sign_out",
         "trade_pages.list_trades",
+        "trade_pages.show_trade",
+        "trade_pages.act",
+        "trade_pages.add_detail",
+        "trade_pages.export_details",
+        "trade_pages.erase_details",
     }
 )
 PUBLIC = (

@@ -61,6 +61,24 @@ def not_found(caller: Caller) -> Response:
     )
 
 
+# The actions a button may post; the trades service decides whether this viewer may, now.
+ACTIONS = frozenset(
+    {
+        "deposit",
+        "cancel",
+        "ship",
+        "confirm",
+        "dispute",
+        "accept",
+        "decline",
+        "rule_for_buyer",
+        "rule_for_seller",
+        "timeout",
+        "withdraw",
+    }
+)
+
+
 @bp.get("/trades")
 @signed_in_only
 def list_trades(caller: Caller) -> Response:
@@ -73,3 +91,46 @@ def list_trades(caller: Caller) -> Response:
         title=text("trades.heading"),
         trades=[],
     )
+
+
+@bp.get("/trades/<int:trade_id>")
+@signed_in_only
+def show_trade(caller: Caller, trade_id: int) -> Response:
+    """The trade as this organization (seller, buyer or arbiter) sees it."""
+    return not_found(caller)
+
+
+@bp.post("/trades/<int:trade_id>/<action>")
+@signed_in_only
+def act(caller: Caller, trade_id: int, action: str) -> Response:
+    """Do `action` on the trade as this organization, then show the trade again."""
+    if not sign_in.form_is_ours():
+        return sign_in.refused()
+    if action not in ACTIONS:
+        return not_found(caller)
+    return not_found(caller)
+
+
+@bp.post("/trades/<int:trade_id>/messages")
+@signed_in_only
+def add_detail(caller: Caller, trade_id: int) -> Response:
+    """Add a message to the trade's details (a party only), then show the trade again."""
+    if not sign_in.form_is_ours():
+        return sign_in.refused()
+    return not_found(caller)
+
+
+@bp.get("/trades/<int:trade_id>/export")
+@signed_in_only
+def export_details(caller: Caller, trade_id: int) -> Response:
+    """The organization's data of this trade, as a JSON file to keep."""
+    return not_found(caller)
+
+
+@bp.post("/trades/<int:trade_id>/erase")
+@signed_in_only
+def erase_details(caller: Caller, trade_id: int) -> Response:
+    """Erase the trade's data (its key is destroyed), when the vault allows it."""
+    if not sign_in.form_is_ours():
+        return sign_in.refused()
+    return not_found(caller)
