@@ -259,14 +259,17 @@ ENGLISH: dict[str, str] = {
     "trade.state.open.none": "Waiting for both deposits",
     "trade.state.open.buyer": "Waiting for the buyer's deposit",
     "trade.state.open.seller": "Waiting for the seller's deposit",
+    "trade.state.open.you": "Waiting for your deposit",
     "trade.state.open.lead": (
         "Nothing moves until both have paid in. Either may still cancel and get back what it paid."
     ),
     "trade.state.funded": "Paid in: waiting for the seller to ship",
+    "trade.state.funded.you": "Paid in: waiting for you to ship",
     "trade.state.funded.lead": (
         "Both deposits, the price and the item's passport are held until the trade ends."
     ),
     "trade.state.shipped": "Shipped: waiting for the buyer to confirm receipt",
+    "trade.state.shipped.you": "Shipped: waiting for you to confirm receipt",
     "trade.state.shipped.lead": (
         "The buyer confirms receipt, or disputes the trade if something is wrong."
     ),
@@ -276,6 +279,7 @@ ENGLISH: dict[str, str] = {
         " proposed) or accept it."
     ),
     "trade.state.arbitration": "In arbitration: waiting for {arbiter}'s ruling",
+    "trade.state.arbitration.you": "In arbitration: waiting for your ruling",
     "trade.state.arbitration.lead": (
         "Both accepted this arbiter. It reads the trade's details and rules for one side;"
         " the ruling is final."

@@ -210,16 +210,19 @@ def _headline(facts: Facts, role: str, strings: Strings) -> tuple[str, str, str]
         if not facts.buyer_deposited and not facts.seller_deposited:
             key = "trade.state.open.none"
         elif not facts.buyer_deposited:
-            key = "trade.state.open.buyer"
+            key = "trade.state.open.you" if role == BUYER else "trade.state.open.buyer"
         else:
-            key = "trade.state.open.seller"
+            key = "trade.state.open.you" if role == SELLER else "trade.state.open.seller"
         return "suspicious", strings(key), strings("trade.state.open.lead")
     if state == "arbitration" and facts.arbiter is not None:
         name = facts.arbiter.who.name
+        key = "trade.state.arbitration.you" if role == ARBITER else "trade.state.arbitration"
+        return "suspicious", strings(key, arbiter=name), strings("trade.state.arbitration.lead")
+    if (state, role) in (("funded", SELLER), ("shipped", BUYER)):  # it waits on the viewer
         return (
             "suspicious",
-            strings("trade.state.arbitration", arbiter=name),
-            strings("trade.state.arbitration.lead"),
+            strings(f"trade.state.{state}.you"),
+            strings(f"trade.state.{state}.lead"),
         )
     if state == "settled":
         outcome = facts.outcome or "completed"

@@ -57,7 +57,9 @@ def shown(role: str = BUYER, **changes):
 def test_the_open_trade_says_whose_deposit_it_waits_for():
     assert shown().headline == TEXT("trade.state.open.none")
     assert shown(buyer_deposited=True).headline == TEXT("trade.state.open.seller")
-    assert shown(seller_deposited=True).headline == TEXT("trade.state.open.buyer")
+    assert shown(seller_deposited=True).headline == "Waiting for your deposit"
+    assert shown(ARBITER, seller_deposited=True).headline == TEXT("trade.state.open.buyer")
+    assert shown(SELLER, buyer_deposited=True).headline == "Waiting for your deposit"
 
 
 @pytest.mark.parametrize("state", list(WINDOWS))
@@ -88,6 +90,8 @@ def test_no_deadline_before_the_chain_has_the_trade_or_after_it_ends():
 def test_the_funded_state_in_plain_words():
     page = shown(state="funded", buyer_deposited=True, seller_deposited=True)
     assert page.headline == "Paid in: waiting for the seller to ship"
+    assert shown(SELLER, state="funded").headline == "Paid in: waiting for you to ship"
+    assert shown(BUYER, state="shipped").headline == "Shipped: waiting for you to confirm receipt"
     assert page.passport == TEXT("trade.passport.with_seller")
     held = dict(page.money)[TEXT("trade.money.held")]
     assert held == coin(COIN // 10 * 2 + COIN, TEXT) == "1.2 ETH"
@@ -167,7 +171,10 @@ def test_the_arbiter_reads_the_details_only_once_accepted():
         ARBITER, state="arbitration", arbiter=REFEREE, actions=["rule_for_buyer", "rule_for_seller"]
     )
     assert ruling.details_open
-    assert ruling.headline == "In arbitration: waiting for Fair Referee's ruling"
+    assert ruling.headline == "In arbitration: waiting for your ruling"
+    assert shown(BUYER, state="arbitration", arbiter=REFEREE).headline == (
+        "In arbitration: waiting for Fair Referee's ruling"
+    )
     assert "seller's 0.1 ETH deposit is paid to you" in ruling.buttons[0].explain
     assert shown(SELLER, state="disputed").details_open
     assert shown(BUYER, state="open").details_open
