@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,35 @@ UNWOUND = ("cancelled", "not_shipped", "no_arbiter", "no_ruling")
 PROFILE_FIELDS = ("summary", "languages", "jurisdictions", "fee_note", "contact")
 # Actions whose button warns (red): they settle the trade or give something up for good.
 FINAL = frozenset({"confirm", "rule_for_buyer", "rule_for_seller", "dispute", "cancel"})
+# The trades service's actions (services.trade_rules.Action) as buttons: (wording, the fields
+# the form posts). `rule` is two buttons, one for each side.
+BUTTONS: dict[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]] = {
+    "deposit": (("deposit", ()),),
+    "cancel": (("cancel", ()),),
+    "ship": (("ship", ()),),
+    "confirm": (("confirm", ()),),
+    "dispute": (("dispute", ()),),
+    "accept_arbiter": (("accept", ()),),
+    "decline_arbiter": (("decline", ()),),
+    "rule": (
+        ("rule_for_buyer", (("for_buyer", "true"),)),
+        ("rule_for_seller", (("for_buyer", "false"),)),
+    ),
+    "timeout": (("timeout", ()),),
+    "withdraw": (("withdraw", ()),),
+}
+# The name each action's chain writes go by (services.trades.action_key's second part).
+WRITE_NAMES = {
+    "deposit": "deposit",
+    "cancel": "cancel",
+    "ship": "ship",
+    "confirm": "confirm",
+    "dispute": "dispute",
+    "accept_arbiter": "accept",
+    "decline_arbiter": "decline",
+    "rule": "rule",
+    "timeout": "timeout",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +92,18 @@ class Windows:
 
 
 @dataclass(frozen=True, slots=True)
+class Pending:
+    """A chain write of the trade's, sent and not yet mined: what it does, and for whom."""
+
+    name: str  # deposit, ship, accept, ... (services.trades.action_key)
+    party: str | None = None  # seller or buyer when the write is one party's
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """A trade as last read from the chain and the index: everything the page is made of.
 
-    `since` is when the current state began (None until the trade is on the chain);
+    `deadline` is the end of the current state's window (None when nothing waits on it);
     `arbiter` is the proposed arbiter while disputed, the accepted one after; `pending` the
     viewer's and the service's chain writes for this trade not yet mined, by function name;
     `credit` what the viewer may withdraw from the escrow (wei); `actions` what the viewer
@@ -76,7 +113,7 @@ class Facts:
     trade_id: int
     state: str
     outcome: str | None
-    since: datetime | None
+    deadline: datetime | None
     windows: Windows
     deposit: int
     price: int
@@ -92,7 +129,7 @@ class Facts:
     buyer_choice: str | None = None
     seller_choice: str | None = None
     credit: int | None = None
-    pending: Sequence[str] = ()
+    pending: Sequence[Pending] = ()
     actions: Sequence[str] = ()
 
 
@@ -112,10 +149,11 @@ class Button:
     """One thing the viewer can do: the action posted, its label, and what it leads to."""
 
     action: str
+    key: str  # its wording (and its form's id): `rule` is rule_for_buyer or rule_for_seller
     label: str
     explain: str
     final: bool
-    arbiter: str | None = None  # the arbiter an accept names
+    fields: tuple[tuple[str, str], ...] = ()  # hidden fields the form posts
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +227,7 @@ def duration(seconds: int, strings: Strings) -> str:
 def relative(moment: datetime, now: datetime, strings: Strings) -> str:
     """How far `moment` is from `now`: "in 2 days", "3 hours ago".
 
-    >>> from datetime import UTC
+    >>> from datetime import UTC, timedelta
     >>> from provenance_api.web.strings import catalogue
     >>> now = datetime(2026, 12, 1, 12, tzinfo=UTC)
     >>> relative(now + timedelta(days=2, hours=3), now, catalogue())
@@ -214,8 +252,8 @@ def _headline(facts: Facts, role: str, strings: Strings) -> tuple[str, str, str]
         else:
             key = "trade.state.open.you" if role == SELLER else "trade.state.open.seller"
         return "suspicious", strings(key), strings("trade.state.open.lead")
-    if state == "arbitration" and facts.arbiter is not None:
-        name = facts.arbiter.who.name
+    if state == "arbitration":
+        name = facts.arbiter.who.name if facts.arbiter else strings("trade.role.arbiter")
         key = "trade.state.arbitration.you" if role == ARBITER else "trade.state.arbitration"
         return "suspicious", strings(key, arbiter=name), strings("trade.state.arbitration.lead")
     if (state, role) in (("funded", SELLER), ("shipped", BUYER)):  # it waits on the viewer
@@ -240,10 +278,10 @@ def _headline(facts: Facts, role: str, strings: Strings) -> tuple[str, str, str]
 
 def deadline(facts: Facts, now: datetime, strings: Strings) -> Deadline | None:
     """The current waiting state's deadline, or None when nothing waits on a clock."""
-    if facts.state not in WINDOWS or facts.since is None:
+    if facts.state not in WINDOWS or facts.deadline is None:
         return None
-    window, then = WINDOWS[facts.state]
-    end = facts.since + timedelta(seconds=getattr(facts.windows, window))
+    then = WINDOWS[facts.state][1]
+    end = facts.deadline
     passed = end < now
     return Deadline(
         when=when(end),
@@ -360,6 +398,11 @@ def _profile_text(value: Any) -> str:
     return str(value)
 
 
+def _pending_mine(facts: Facts, role: str) -> set[str]:
+    """The write names already sent for this viewer (or for nobody in particular)."""
+    return {p.name for p in facts.pending if p.party in (None, role)}
+
+
 def buttons(facts: Facts, role: str, strings: Strings) -> list[Button]:
     """The viewer's next actions as buttons, each with what pressing it leads to."""
     values = {
@@ -368,30 +411,51 @@ def buttons(facts: Facts, role: str, strings: Strings) -> list[Button]:
         "pays": coin(facts.deposit + facts.price if role == BUYER else facts.deposit, strings),
         "arbiter": facts.arbiter.who.name if facts.arbiter else "",
     }
+    sent = _pending_mine(facts, role)
     shown = []
     for action in facts.actions:
-        if action in facts.pending:
+        if WRITE_NAMES.get(action) in sent:
             continue  # sent already: the page says it waits for the chain
-        arbiter = None
-        if action in ("accept", "decline"):
+        extra: tuple[tuple[str, str], ...] = ()
+        if action in ("accept_arbiter", "decline_arbiter"):
             if facts.arbiter is None:
-                continue
-            arbiter = facts.arbiter.who.address
-        label_key = f"trade.action.{action}"
-        if label_key not in strings.messages:
-            continue  # an action this page does not know how to offer yet
-        shown.append(
-            Button(
-                action=action,
-                label=strings(label_key, **values),
-                explain=strings(f"{label_key}.explain.{role}", **values)
-                if f"{label_key}.explain.{role}" in strings.messages
-                else strings(f"{label_key}.explain", **values),
-                final=action in FINAL,
-                arbiter=arbiter,
+                continue  # nobody proposed: nothing to accept or decline by a button
+            extra = (("arbiter_address", facts.arbiter.who.address),)
+        for key, fields in BUTTONS.get(action, ()):
+            wording = f"trade.action.{key}"
+            explain = f"{wording}.explain.{role}"
+            if explain not in strings.messages:
+                explain = f"{wording}.explain"
+            shown.append(
+                Button(
+                    action=action,
+                    key=key,
+                    label=strings(wording, **values),
+                    explain=strings(explain, **values),
+                    final=key in FINAL,
+                    fields=fields + extra,
+                )
             )
-        )
     return shown
+
+
+def pending(facts: Facts, role: str, strings: Strings) -> list[str]:
+    """Each write sent and not yet mined, in words: whose, and that it waits for the chain."""
+    lines = []
+    for write in facts.pending:
+        key = f"trade.pending.{write.name}"
+        if key not in strings.messages:
+            key = "trade.pending.other"
+        if write.party == role or (
+            write.party is None and write.name == "rule" and role == ARBITER
+        ):
+            whose = strings("trade.whose.you")
+        elif write.party in (SELLER, BUYER):
+            whose = strings(f"trade.whose.{write.party}")
+        else:
+            whose = strings("trade.whose.nobody")
+        lines.append(strings(key, whose=whose))
+    return lines
 
 
 def details_open(facts: Facts, role: str) -> bool:
@@ -444,14 +508,7 @@ def trade_page(
         terms=_terms(facts, strings),
         passport=_passport(facts, strings),
         arbiter=_arbiter(facts, strings),
-        pending=[
-            strings(
-                f"trade.pending.{name}"
-                if f"trade.pending.{name}" in strings.messages
-                else "trade.pending.other"
-            )
-            for name in facts.pending
-        ],
+        pending=pending(facts, role, strings),
         buttons=shown,
         deposit_terms=any(button.action == "deposit" for button in shown),
         credit=credit,

@@ -16,6 +16,7 @@ from provenance_api.web.trade_page import (
     WINDOWS,
     Arbiter,
     Facts,
+    Pending,
     Who,
     Windows,
     coin,
@@ -37,7 +38,7 @@ def facts(**changes) -> Facts:
         trade_id=7,
         state="open",
         outcome=None,
-        since=NOW - timedelta(hours=1),
+        deadline=NOW + timedelta(days=3, hours=-1),
         windows=Windows(3 * DAY, 5 * DAY, 7 * DAY, 4 * DAY, 10 * DAY),
         deposit=COIN // 10,
         price=COIN,
@@ -64,9 +65,9 @@ def test_the_open_trade_says_whose_deposit_it_waits_for():
 
 @pytest.mark.parametrize("state", list(WINDOWS))
 def test_each_waiting_state_has_a_deadline_as_a_date_relative_and_its_timeout(state):
-    page = shown(state=state, arbiter=REFEREE if state == "arbitration" else None)
     window, outcome = WINDOWS[state]
     end = NOW - timedelta(hours=1) + timedelta(seconds=getattr(facts().windows, window))
+    page = shown(state=state, arbiter=REFEREE if state == "arbitration" else None, deadline=end)
     assert page.deadline is not None
     assert page.deadline.when_iso == end.isoformat()
     assert page.deadline.when == f"{end.day} {end:%B %Y, %H:%M} UTC"
@@ -77,13 +78,13 @@ def test_each_waiting_state_has_a_deadline_as_a_date_relative_and_its_timeout(st
 
 
 def test_a_passed_deadline_says_so():
-    page = shown(since=NOW - timedelta(days=4))
+    page = shown(deadline=NOW - timedelta(days=1, minutes=5))
     assert page.deadline.passed
     assert page.deadline.relative == "1 day ago"
 
 
 def test_no_deadline_before_the_chain_has_the_trade_or_after_it_ends():
-    assert shown(state="opening", since=None).deadline is None
+    assert shown(state="opening", deadline=None).deadline is None
     assert shown(state="settled", outcome="completed").deadline is None
 
 
@@ -131,10 +132,16 @@ def test_final_buttons_are_marked_and_unknown_actions_are_not_offered():
 
 
 def test_a_sent_action_is_pending_not_a_button_again():
-    page = shown(actions=["deposit", "cancel"], pending=["deposit"])
+    page = shown(actions=["deposit", "cancel"], pending=[Pending("deposit", BUYER)])
     assert [b.action for b in page.buttons] == ["cancel"]
     assert page.pending == ["Your deposit: sent, waiting for the chain."]
-    assert shown(pending=["something_new"]).pending == [TEXT("trade.pending.other")]
+    seller = shown(SELLER, actions=["deposit"], pending=[Pending("deposit", BUYER)])
+    assert [b.action for b in seller.buttons] == ["deposit"]  # the buyer's is not the seller's
+    assert seller.pending == ["The buyer's deposit: sent, waiting for the chain."]
+    arbiter = shown(ARBITER, state="arbitration", actions=["rule"], pending=[Pending("rule")])
+    assert arbiter.buttons == []
+    assert arbiter.pending == ["Your ruling: sent, waiting for the chain."]
+    assert shown(pending=[Pending("something_new")]).pending == [TEXT("trade.pending.other")]
 
 
 def test_the_disputed_trade_shows_the_proposed_arbiter_and_each_choice():
@@ -143,7 +150,7 @@ def test_the_disputed_trade_shows_the_proposed_arbiter_and_each_choice():
         arbiter=REFEREE,
         buyer_choice=REFEREE.who.address,
         seller_choice=None,
-        actions=["accept", "decline"],
+        actions=["accept_arbiter", "decline_arbiter"],
     )
     assert page.arbiter.heading == TEXT("trade.arbiter.proposed")
     assert page.arbiter.name == "Fair Referee"
@@ -154,12 +161,13 @@ def test_the_disputed_trade_shows_the_proposed_arbiter_and_each_choice():
     ]
     accept = page.buttons[0]
     assert accept.label == "Accept Fair Referee as arbiter"
-    assert accept.arbiter == REFEREE.who.address
+    assert accept.fields == (("arbiter_address", REFEREE.who.address),)
+    assert page.buttons[1].label == "Decline Fair Referee"
     assert not page.arbiter.accepted
 
 
 def test_a_dispute_with_no_arbiter_to_propose_says_so_and_offers_no_accept():
-    page = shown(state="disputed", arbiter=None, actions=["accept", "decline"])
+    page = shown(state="disputed", arbiter=None, actions=["accept_arbiter", "decline_arbiter"])
     assert page.arbiter.heading == TEXT("trade.arbiter.none")
     assert page.buttons == []
 
@@ -167,9 +175,11 @@ def test_a_dispute_with_no_arbiter_to_propose_says_so_and_offers_no_accept():
 def test_the_arbiter_reads_the_details_only_once_accepted():
     disputed = shown(ARBITER, state="disputed", arbiter=REFEREE)
     assert not disputed.details_open
-    ruling = shown(
-        ARBITER, state="arbitration", arbiter=REFEREE, actions=["rule_for_buyer", "rule_for_seller"]
-    )
+    ruling = shown(ARBITER, state="arbitration", arbiter=REFEREE, actions=["rule"])
+    assert [(b.action, b.key, b.fields) for b in ruling.buttons] == [
+        ("rule", "rule_for_buyer", (("for_buyer", "true"),)),
+        ("rule", "rule_for_seller", (("for_buyer", "false"),)),
+    ]
     assert ruling.details_open
     assert ruling.headline == "In arbitration: waiting for your ruling"
     assert shown(BUYER, state="arbitration", arbiter=REFEREE).headline == (
