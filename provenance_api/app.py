@@ -12,6 +12,7 @@ from flask_openapi3 import Info, OpenAPI
 from provenance_api import config
 from provenance_api.api import (
     api_keys,
+    arbiters,
     claim_pages,
     claims,
     devices,
@@ -28,6 +29,7 @@ from provenance_api.api import (
     sign_in,
     sun_keys,
     trade_pages,
+    trades,
     transfers,
     trust,
     verification,
@@ -95,6 +97,8 @@ def create_app(
         trust,
         epcis,
         claims,
+        trades,
+        arbiters,
     ):
         app.register_api(module.bp)
     # Verification (issue 10): public /v1/verify, the GS1 resolver, the supplier's item status.
@@ -104,7 +108,9 @@ def create_app(
     # Claims (issue 11): a buyer, who has no key, claims an item with the seller's code.
     app.register_api(claims.public)
     app.register_blueprint(claim_pages.bp)  # and the buyer's claim form, as web pages
-    # Trades (issue 12): the parties' and arbiters' pages, signed in with an API key once.
+    # Trades (issue 12): arbiters' profiles are public, so parties can choose before paying.
+    app.register_api(arbiters.public)
+    # The parties' and arbiters' pages, signed in with an API key once.
     sign_in.install(app)
     app.register_blueprint(sign_in.bp)
     app.register_blueprint(trade_pages.bp)

@@ -36,9 +36,11 @@ from web3.exceptions import TransactionNotFound
 from contracts_abi import load_artifact
 from provenance_api import outbox
 from provenance_api.db import session_scope
+from provenance_api.keys import KeyBox, KeyBoxError
 from provenance_api.models import (
     ChainTxAttempt,
     ChainWrite,
+    Organization,
     WriterLease,
     WriteStatus,
     utcnow,
@@ -166,18 +168,22 @@ class ChainWriter:
         self.running = True
         try:
             while not stop.is_set():
-                try:
-                    more = self.tick()
-                    self._record_error(self.tick_errors[-1] if self.tick_errors else None)
-                except Exception as exc:  # the loop must survive node and database outages
-                    log.exception("chain writer tick failed")
-                    self._record_error(f"{type(exc).__name__}: {exc}")
-                    more = False
-                if not more:
+                if not self.step():
                     stop.wait(self.settings.poll_seconds)
         finally:
             self.running = False
             self.release()
+
+    def step(self) -> bool:
+        """One tick whose errors are logged and recorded for /healthz, never raised."""
+        try:
+            more = self.tick()
+            self._record_error(self.tick_errors[-1] if self.tick_errors else None)
+            return more
+        except Exception as exc:  # the loop must survive node and database outages
+            log.exception("chain writer tick failed for %s", self.sender)
+            self._record_error(f"{type(exc).__name__}: {exc}")
+            return False
 
     def tick(self) -> bool:
         """One pass: settle or re-send live writes, then sign new ones. True if more is queued."""
@@ -491,6 +497,8 @@ class ChainWriter:
         return outbox.already_done(row.contract, row.function, row.args, bytes(batch_root))
 
     def _revert_reason(self, row: ChainWrite, receipt: outbox.Receipt) -> str | None:
+        if row.contract == outbox.COIN:
+            return "the payment reverted (the payee is a contract that refuses coin)"
         artifact = load_artifact(row.contract)  # known: the write was encoded from it
         try:
             tx = self.w3.eth.get_transaction(receipt.tx_hash)
@@ -542,7 +550,9 @@ class ChainWriter:
             ) from None
 
     def _transaction(self, row: ChainWrite) -> tuple[str | None, bytes]:
-        """(to, data) of a write: a call of a deployed contract, or a contract creation."""
+        """(to, data) of a write: a call, a contract creation, or a plain coin payment."""
+        if row.contract == outbox.COIN:
+            return outbox.payment_recipient(row.function, row.args), b""
         try:
             artifact = load_artifact(row.contract)
         except LookupError as exc:
@@ -552,12 +562,14 @@ class ChainWriter:
             return None, outbox.encode_creation(artifact.bytecode, entry, row.args)
         return self._address(row.contract), outbox.encode_call(entry, row.args)
 
-    def _sign(self, to: str | None, data: bytes, nonce: int, fees: outbox.Fees, gas: int) -> Any:
+    def _sign(
+        self, to: str | None, data: bytes, nonce: int, fees: outbox.Fees, gas: int, value: int = 0
+    ) -> Any:
         tx: dict[str, Any] = {
             "type": 2,
             "chainId": self.chain_id,
             "nonce": nonce,
-            "value": 0,
+            "value": value,
             "data": data,
             "gas": gas,
             "maxFeePerGas": fees.max_fee_per_gas,
@@ -567,12 +579,13 @@ class ChainWriter:
             tx["to"] = to
         return Account.sign_transaction(tx, self.account.key)
 
-    def _estimate(self, to: str | None, data: bytes) -> int:
+    def _estimate(self, to: str | None, data: bytes, value: int = 0) -> int:
         limit = self._block_gas_limit()
-        # Creation code needs far more than the fallback: always ask the node.
-        if not self.settings.estimate_gas and to is not None:
+        # Creation code needs far more than the fallback, and a payment far less (its fallback
+        # gas could cost more than the payer holds): always ask the node for those.
+        if not self.settings.estimate_gas and to is not None and data:
             return outbox.gas_limit(self.settings.fallback_gas, 0, limit)
-        call: dict[str, Any] = {"from": self.sender, "data": data}
+        call: dict[str, Any] = {"from": self.sender, "data": data, "value": value}
         if to is not None:
             call["to"] = to
         try:
@@ -607,6 +620,23 @@ class ChainWriter:
             fees = self._suggested_fees()
             signed = []
             for row in rows:
+                assert row.id is not None
+                verdict = outbox.gate(row.id, self._prerequisites(session, row.after_write_id))
+                if isinstance(verdict, outbox.Hold):
+                    # Nonces follow write order: the sender's later writes wait behind it.
+                    if row.error != verdict.reason:
+                        row.error = verdict.reason
+                        session.add(row)
+                    break
+                if isinstance(verdict, outbox.Doom):
+                    row.status, row.error, row.updated_at = (
+                        WriteStatus.FAILED.value,
+                        verdict.reason,
+                        now,
+                    )
+                    session.add(row)
+                    continue
+                row.error = None  # what it waited for, if anything, is over
                 try:
                     to, data = self._transaction(row)
                 except outbox.OutboxError as exc:
@@ -614,9 +644,10 @@ class ChainWriter:
                     row.status, row.error, row.updated_at = WriteStatus.FAILED.value, str(exc), now
                     session.add(row)
                     continue
-                gas = self._estimate(to, data)
+                value = int(row.value)
+                gas = self._estimate(to, data, value)
                 capped = outbox.cap_fees(fees, gas, self.policy)
-                tx = self._sign(to, data, nonce, capped, gas)
+                tx = self._sign(to, data, nonce, capped, gas, value)
                 tx_hash = "0x" + bytes(tx.hash).hex()
                 row.nonce, row.to_address, row.status = nonce, to, WriteStatus.SIGNED.value
                 row.updated_at = now
@@ -634,6 +665,19 @@ class ChainWriter:
                 nonce += 1
         return signed
 
+    def _prerequisites(self, session: Session, write_id: int | None) -> list[tuple[int, str]]:
+        """(id, status) of the write `write_id`, then of each retry of it in turn."""
+        found: list[tuple[int, str]] = []
+        while write_id is not None and len(found) < 100:
+            row = session.get(ChainWrite, write_id)
+            if row is None:
+                break
+            found.append((write_id, row.status))
+            write_id = session.exec(
+                select(ChainWrite.id).where(ChainWrite.retry_of == write_id)
+            ).first()
+        return found
+
     def _replace(self, row: ChainWrite, attempts: list[ChainTxAttempt], fees: outbox.Fees) -> None:
         assert row.nonce is not None
         if attempts and attempts[-1].filler:
@@ -641,8 +685,9 @@ class ChainWriter:
             return
         self._load_addresses()
         to, data = self._transaction(row)
-        gas = max([self._estimate(to, data)] + [int(a.gas) for a in attempts])
-        self._record_and_send(row, to, data, gas, fees, filler=False)
+        value = int(row.value)
+        gas = max([self._estimate(to, data, value)] + [int(a.gas) for a in attempts])
+        self._record_and_send(row, to, data, gas, fees, filler=False, value=value)
 
     def _fill(self, row: ChainWrite, fees: outbox.Fees, reason: str) -> None:
         log.warning("write %s: filling nonce %s after refusals: %s", row.id, row.nonce, reason)
@@ -657,8 +702,9 @@ class ChainWriter:
         fees: outbox.Fees,
         *,
         filler: bool,
+        value: int = 0,
     ) -> None:
-        """Sign a new attempt for the row's nonce, RECORD it, then send it."""
+        """Sign a new attempt for the row's nonce, RECORD it, then send it (a filler pays 0)."""
         now = self.clock()
         assert row.nonce is not None and row.id is not None
         with session_scope(self.engine) as session:
@@ -666,7 +712,7 @@ class ChainWriter:
             stored = session.get(ChainWrite, row.id, with_for_update=True)
             if stored is None or stored.status not in outbox.IN_FLIGHT:
                 return
-            tx = self._sign(to, data, row.nonce, fees, gas)
+            tx = self._sign(to, data, row.nonce, fees, gas, value)
             tx_hash = "0x" + bytes(tx.hash).hex()
             attempt = _attempt_row(stored, tx_hash, row.nonce, gas, fees, tx, now)
             attempt.filler = filler
@@ -721,6 +767,129 @@ class ChainWriter:
             if outbox.refusal_is_permanent(message):
                 row.refusals += 1
             session.add(row)
+
+
+class CustodialWriters:
+    """Signs the writes owed by organizations whose keys the service holds: one ChainWriter
+    (and so one lease) per such sender, made when it first has writes owed, then kept.
+
+    Each tick looks at the senders of pending and live writes other than the operator. A
+    custodial organization's key is opened with the KeyBox; the pending writes of any other
+    sender fail at once, with the reason: nobody here can sign them.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        w3: Web3,
+        keybox: Callable[[], KeyBox],
+        operator: str,
+        settings: WriterSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.w3 = w3
+        self.keybox = keybox  # called when a key is first needed: config errors show then
+        self.operator = operator
+        self.settings = settings or WriterSettings()
+        self.clock = clock
+        self.writers: dict[str, ChainWriter] = {}
+        self.running = False
+        self.last_error: str | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick until `stop` is set; errors are logged and recorded, never fatal."""
+        self.running = True
+        try:
+            while not stop.is_set():
+                try:
+                    more = self.tick()
+                except Exception as exc:  # the loop must survive node and database outages
+                    log.exception("custodial writers' tick failed")
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    more = False
+                if not more:
+                    stop.wait(self.settings.poll_seconds)
+        finally:
+            self.running = False
+            self.release()
+
+    def tick(self) -> bool:
+        """One pass of each custodial sender's writer. True if more is queued."""
+        more = False
+        for sender in self.senders():
+            writer = self.writers.get(sender) or self._writer_for(sender)
+            if writer is not None:
+                more = writer.step() or more
+        return more
+
+    def release(self) -> None:
+        """Give up every lease held, so that another process can take over at once."""
+        for writer in self.writers.values():
+            writer.release()
+
+    def senders(self) -> list[str]:
+        """Senders other than the operator with writes pending or live, in address order."""
+        owed = (WriteStatus.PENDING.value, *outbox.LIVE)
+        with Session(self.engine) as session:
+            found = session.exec(
+                select(ChainWrite.sender)
+                .where(sa.column("status").in_(owed))
+                .where(ChainWrite.sender != self.operator)
+                .distinct()
+            ).all()
+        return sorted(found)
+
+    def _writer_for(self, sender: str) -> ChainWriter | None:
+        with Session(self.engine) as session:
+            org = session.exec(select(Organization).where(Organization.address == sender)).first()
+        if org is None or org.encrypted_key is None:
+            who = "a self-custody organization" if org is not None else "unknown"
+            self._fail_pending(
+                sender,
+                f"sender {sender} is neither the operator nor an organization whose key this "
+                f"service holds ({who}): nobody here can sign its writes",
+            )
+            return None
+        try:
+            keybox = self.keybox()
+        except Exception as exc:  # KEY_ENCRYPTION_KEY unset: the writes wait for the fix
+            self.last_error = f"cannot open organization keys: {exc}"
+            log.warning("custodial writer for %s: %s", sender, self.last_error)
+            return None
+        try:
+            account = Account.from_key(keybox.open(org.encrypted_key, org.address))
+        except (KeyBoxError, ValueError) as exc:
+            self._fail_pending(
+                sender, f"the key of organization {org.id} ({sender}) cannot be opened: {exc}"
+            )
+            return None
+        if account.address != sender:
+            self._fail_pending(
+                sender, f"the stored key of organization {org.id} is not the key of {sender}"
+            )
+            return None
+        writer = ChainWriter(self.engine, self.w3, account, self.settings, clock=self.clock)
+        self.writers[sender] = writer
+        log.info("custodial chain writer for organization %s (%s)", org.id, sender)
+        return writer
+
+    def _fail_pending(self, sender: str, reason: str) -> None:
+        # Pending rows were never signed: failing them consumes no nonce.
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            rows = session.exec(
+                select(ChainWrite)
+                .where(ChainWrite.sender == sender)
+                .where(ChainWrite.status == WriteStatus.PENDING.value)
+                .with_for_update()
+            ).all()
+            for row in rows:
+                row.status, row.error, row.updated_at = WriteStatus.FAILED.value, reason, now
+                session.add(row)
+        if rows:
+            log.warning("failed %d writes of %s: %s", len(rows), sender, reason)
 
 
 def _lean(w3: Web3) -> Web3:

@@ -13,6 +13,7 @@ Examples:
   provenance-api org create "Acme Farms" --kind supplier --json
   provenance-api operator create "Ops team"   # staff: may create organizations via the API
   provenance-api writes list --failed && provenance-api writes retry 42
+  provenance-api wallets fund 7 --ether 0.5 && provenance-api wallets balance 7
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from provenance_api.api.deps import Runtime, runtime
 from provenance_api.app import create_app
 from provenance_api.keys import KeyBoxError
 from provenance_api.models import ChainWritePublic, OrganizationCreate, OrgKind
-from provenance_api.services import chain_writes, deployments, operators, organizations
+from provenance_api.services import chain_writes, deployments, operators, organizations, wallets
 from provenance_api.services.errors import DomainError
 from provenance_api.unit_of_work import SqlUnitOfWork
 
@@ -224,7 +225,8 @@ def serve_command(bind: str, workers: int) -> None:
 @cli.command("worker")
 @click.option("--once", is_flag=True, help="Do one pass and exit (for cron or tests).")
 def worker_command(once: bool) -> None:
-    """Run the chain writer for OPERATOR_KEY and the anchoring service until interrupted.
+    """Run the chain writers (OPERATOR_KEY's and custodial organizations') and the anchoring
+    service until interrupted.
 
     \b
     Example:
@@ -241,10 +243,14 @@ def worker_command(once: bool) -> None:
         rt.new_anchorer().tick()
         writer.tick()
         writer.release()
+        custodial = rt.new_custodial_writers()
+        custodial.tick()
+        custodial.release()
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     rt.start_anchorer()
+    rt.start_custodial_writers()
     try:
         writer.run(stop)
     except KeyboardInterrupt:
@@ -537,6 +543,67 @@ def writes_retry(write_id: int, as_json: bool) -> None:
         click.echo(json.dumps(shown, indent=2))
     else:
         click.echo(f"write {write_id} owed again as write {shown['id']} ({shown['status']})")
+
+
+@cli.group("wallets")
+def wallets_group() -> None:
+    """Organizations' wallets: the coin a custodial organization pays gas and deposits with."""
+
+
+@wallets_group.command("fund")
+@click.argument("organization_id", metavar="ORG_ID", type=int)
+@click.option("--ether", help="Amount in ether (decimal, e.g. 0.25).")
+@click.option("--wei", help="Amount in wei (a whole number).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def wallets_fund(organization_id: int, ether: str | None, wei: str | None, as_json: bool) -> None:
+    """Owe a payment from the operator to an organization; the chain writer sends it.
+
+    Each call is a new payment. The running `provenance-api run` (or `worker`) mines it.
+
+    \b
+    Example:
+      provenance-api wallets fund 7 --ether 0.5 --json
+    """
+    amount = wallets.parse_amount(ether=ether, wei=wei)
+    rt = runtime()
+    db.check_schema(rt.engine)
+    with db.session_scope(rt.engine) as session:
+        row = wallets.fund_organization(
+            session, organization_id, amount, operator=rt.operator.address
+        )
+        shown = {
+            "organization_id": organization_id,
+            "to": row.args[0],
+            "wei": str(amount),
+            "ether": wallets.ether_text(amount),
+            "write": _write_view(row),
+        }
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+    else:
+        click.echo(
+            f"owed write {shown['write']['id']}: {shown['ether']} ether from the operator to "
+            f"organization {organization_id} ({shown['to']})"
+        )
+
+
+@wallets_group.command("balance")
+@click.argument("organization_id", metavar="ORG_ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def wallets_balance(organization_id: int, as_json: bool) -> None:
+    """Show an organization's address and the coin it holds on the chain.
+
+    \b
+    Example:
+      provenance-api wallets balance 7 --json
+    """
+    rt = runtime()
+    db.check_schema(rt.engine)
+    with Session(rt.engine) as session:
+        found = wallets.wallet(session, organization_id, rt.w3.eth.get_balance)
+    _emit(found.as_json(), as_json)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -131,6 +131,12 @@ class ChainWrite(SQLModel, table=True):
     refused_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     contract_address: str | None = Field(default=None, max_length=42)
     retry_of: int | None = Field(default=None, foreign_key="chain_write.id")
+    # Wei the transaction carries (a deposit, a payment); gas is paid on top.
+    value: int = Field(
+        default=0, sa_type=WeiAmount, nullable=False, sa_column_kwargs={"server_default": "0"}
+    )
+    # Not signed before this write is confirmed; meanwhile the sender's later writes wait too.
+    after_write_id: int | None = Field(default=None, foreign_key="chain_write.id")
     created_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )
@@ -267,6 +273,8 @@ class ChainWritePublic(SQLModel):
     error: str | None
     contract_address: str | None
     retry_of: int | None
+    value: int = 0
+    after_write_id: int | None = None
     created_at: datetime
 
 

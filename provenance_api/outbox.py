@@ -15,6 +15,10 @@ is replaced with fees raised by at least 10%, never above the caps. A tx the nod
 re-sent as it is (no bump: nothing was accepted); after `max_refusals` refusals for a cause
 that will not change, the nonce is filled with a 0-value transfer to self and the write fails.
 Nothing is judged failed on one look: only at the confirmation depth.
+
+A pending write that names a prerequisite (`after_write_id`) is signed only once that write
+is confirmed (`gate`); until then it holds back its sender's later writes, since nonces are
+assigned in write order. If the prerequisite failed, the write fails unsigned.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ IN_FLIGHT = ("signed", "sent")  # these hold a slot of the writer's window
 LIVE = (*IN_FLIGHT, "mined")
 FINAL = ("confirmed", "failed")
 CONSTRUCTOR = "constructor"  # the `function` of a write that creates a contract
+COIN = ""  # the `contract` of a plain coin payment: no contract is called
+PAY = "pay"  # its `function`; args [to], and the write's value is what is paid
 FILLER_GAS = 21_000
 
 # Node refusals that sending the same transaction again cannot cure (geth, anvil, Besu
@@ -279,6 +285,81 @@ def _filler_fees(attempts: Sequence[Attempt], base: Fees, policy: Policy) -> Fee
     accepted = [a.fees for a in attempts if a.broadcast_at is not None]
     fees = bump_fees(accepted[-1], policy.bump_percent, base) if accepted else base
     return cap_fees(fees, FILLER_GAS, policy)
+
+
+# Gates: may a pending write be signed now, given the write it waits for?
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Sign it: no prerequisite, or the prerequisite (or a retry of it) is confirmed."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Not yet: the prerequisite is still owed or in flight. The sender's later writes wait."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Doom:
+    """Fail it unsigned (no nonce is consumed): its prerequisite failed for good."""
+
+    reason: str
+
+
+Gate = Ready | Hold | Doom
+
+
+def gate(write_id: int, prerequisites: Sequence[tuple[int, str]]) -> Gate:
+    """Whether write `write_id` may be signed now.
+
+    `prerequisites` is (id, status) of the write it waits for, then of each retry of it in
+    turn (a retry of a retry, ...); empty when it waits for nothing. A live retry is waited
+    for only if it came before this write: one that came after would sit behind it in its
+    sender's queue, for ever.
+
+    >>> gate(9, []), gate(9, [(4, "failed"), (7, "confirmed")])
+    (Ready(), Ready())
+    >>> gate(9, [(4, "sent")])
+    Hold(reason='waits for write 4 (sent)')
+    >>> gate(9, [(4, "failed")])
+    Doom(reason='prerequisite write 4 failed')
+    """
+    if not prerequisites or any(status == "confirmed" for _, status in prerequisites):
+        return Ready()
+    first_id, first_status = prerequisites[0]
+    if first_status != "failed":
+        return Hold(f"waits for write {first_id} ({first_status})")
+    latest_id, latest_status = prerequisites[-1]
+    if latest_status == "failed":
+        if latest_id == first_id:
+            return Doom(f"prerequisite write {first_id} failed")
+        return Doom(f"prerequisite write {first_id} failed, and so did its retry {latest_id}")
+    if latest_id < write_id:
+        return Hold(
+            f"waits for write {latest_id} ({latest_status}), "
+            f"the retry of failed prerequisite write {first_id}"
+        )
+    return Doom(
+        f"prerequisite write {first_id} failed; its retry {latest_id} came after this write, "
+        "so retry this write as well"
+    )
+
+
+def payment_recipient(function: str, args: Sequence[Any]) -> str:
+    """The checksummed payee of a plain coin payment (contract COIN, function PAY, args [to]).
+
+    >>> payment_recipient("pay", ["0x" + "ab" * 20])
+    '0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB'
+    """
+    if function != PAY or len(args) != 1:
+        raise OutboxError(f"a coin payment is function {PAY!r} with args [to], not {function!r}")
+    try:
+        return to_checksum_address(args[0])
+    except (ValueError, TypeError) as exc:
+        raise OutboxError(f"the payee of a coin payment is not an address: {args[0]!r}") from exc
 
 
 def refusal_is_permanent(message: str) -> bool:

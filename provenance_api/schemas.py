@@ -1373,3 +1373,255 @@ class ScanList(BaseModel):
     gtin: str
     serial: str
     scans: list[ScanPublic]
+
+
+# --- Trades (issue 12) -----------------------------------------------------------------------
+
+WINDOW_MAX = 365 * 86400
+Wei = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=78,
+        pattern=r"^[0-9]+$",
+        description="An amount of wei as a decimal string (JSON numbers lose precision).",
+    ),
+]
+Window = Annotated[
+    int, Field(ge=1, le=WINDOW_MAX, description="Seconds a waiting state may last (1 s..365 d).")
+]
+
+
+class TradeCreate(Strict):
+    """Open a trade of an item the caller owns with a buyer organization.
+
+    Amounts are wei as decimal strings: `deposit` (each party's, 1..2**96-1) and `price`
+    (0..2**96-1, paid by the buyer, held until completion). Windows default to 3 days to
+    deposit, 7 to ship, 7 to confirm, 5 to agree on an arbiter and 14 to rule.
+    """
+
+    gtin: Gtin
+    serial: Serial
+    buyer_organization_id: int = Field(ge=1, le=UINT64_MAX)
+    deposit: Wei
+    price: Wei = "0"
+    deposit_window: Window | None = None
+    ship_window: Window | None = None
+    confirm_window: Window | None = None
+    agree_window: Window | None = None
+    rule_window: Window | None = None
+
+
+class TradePath(BaseModel):
+    """A trade named by its id."""
+
+    trade_id: int = Field(ge=1, le=UINT64_MAX)
+
+
+class TradeShip(Strict):
+    """The seller says it shipped (empty body), or anyone presents the anchored custody event
+    of the handoff to the buyer: `{"proof": "custody_event", "event_id": ...}`."""
+
+    proof: Literal["custody_event"] | None = None
+    event_id: uuid.UUID | None = None
+
+
+class ArbiterChoice(Strict):
+    """The arbiter a party accepts: by its id in /v1/arbiters or by its address."""
+
+    arbiter_id: int | None = Field(default=None, ge=1, le=UINT64_MAX)
+    arbiter_address: EthAddress | None = None
+
+
+class TradeRuling(Strict):
+    """The appointed arbiter's final decision."""
+
+    for_buyer: bool = Field(strict=True, description="true: the buyer wins; false: the seller.")
+
+
+class TradeWindows(BaseModel):
+    """Seconds each waiting state may last."""
+
+    deposit_window: int
+    ship_window: int
+    confirm_window: int
+    agree_window: int
+    rule_window: int
+
+
+class TradeParty(BaseModel):
+    """A party as the trade shows it."""
+
+    organization_id: int
+    name: str
+    address: str
+    self_custody: bool = Field(description="Signs its own transactions (the API builds them).")
+    deposited: bool
+    arbiter_choice: str | None = Field(default=None, description="The arbiter it accepted.")
+
+
+class ArbiterBrief(BaseModel):
+    """An arbiter as a trade names it; unknown to the API when only `address` is set."""
+
+    address: str
+    id: int | None = None
+    organization_id: int | None = None
+    display_name: str | None = None
+    profile: dict[str, Any] | None = None
+
+
+class TradeWrite(BaseModel):
+    """A chain write owed for this trade, and where it stands."""
+
+    key: str
+    state: str = Field(description="owed, confirmed or failed.")
+    tx_hash: str | None = None
+    error: str | None = None
+
+
+class TransactionToSign(BaseModel):
+    """A transaction a self-custody organization signs and sends itself."""
+
+    to: str
+    data: str
+    value: str = Field(description="Wei as a decimal string.")
+    chain_id: int
+    description: str
+
+
+class TradePublic(BaseModel):
+    """A trade as a party or its accepted arbiter sees it; `next_actions` are the caller's."""
+
+    id: int
+    chain_trade_id: int | None
+    escrow_address: str
+    gtin: str
+    serial: str
+    token_id: str = Field(description="The passport's ERC-721 token id, as 0x-hex.")
+    seller: TradeParty
+    buyer: TradeParty
+    deposit: str
+    price: str
+    windows: TradeWindows
+    state: str
+    outcome: str | None
+    deadline: UtcDatetime | None = Field(description="End of the current state's window.")
+    held: str = Field(description="Wei the escrow holds for this trade.")
+    passport_held: bool
+    proposed_arbiter: ArbiterBrief | None
+    accepted_arbiter: ArbiterBrief | None
+    writes: list[TradeWrite]
+    viewer: str = Field(description="The caller's part: seller, buyer or arbiter.")
+    next_actions: list[str]
+    created_at: UtcDatetime
+    settled_at: UtcDatetime | None
+
+
+class TradeList(BaseModel):
+    """The caller's trades, newest first."""
+
+    items: list[TradePublic]
+
+
+class TradeActionResult(BaseModel):
+    """What an action did: writes owed (custodial, 202) or transactions to sign (200)."""
+
+    trade: TradePublic
+    writes: list[TradeWrite]
+    transactions: list[TransactionToSign]
+
+
+class CreditPublic(BaseModel):
+    """What the caller can withdraw from TradeEscrow."""
+
+    address: str
+    credit: str = Field(description="Wei as a decimal string.")
+
+
+class WithdrawalResult(BaseModel):
+    """A withdrawal: the write owed (custodial, 202) or the transaction to sign (200)."""
+
+    credit: str
+    writes: list[TradeWrite]
+    transactions: list[TransactionToSign]
+
+
+# --- Arbiters ------------------------------------------------------------------------------
+
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(text_block)]
+
+
+class ArbiterProfile(Strict):
+    """What parties choose an arbiter by (public)."""
+
+    summary: Annotated[str, Field(min_length=1, max_length=DESCRIPTION_MAX)] = Field()
+    languages: list[ShortText] = Field(default_factory=list, max_length=20)
+    jurisdictions: list[ShortText] = Field(default_factory=list, max_length=20)
+    fee_note: Annotated[str, Field(max_length=500)] = ""
+    contact: Annotated[str, Field(max_length=500)] = ""
+
+    @field_validator("summary", "fee_note", "contact")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return text_block(value)
+
+
+class ArbiterCreate(Strict):
+    """Register the calling arbiter organization, with its profile and declared ties."""
+
+    display_name: ShortText
+    profile: ArbiterProfile
+    ties: list[int] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Organizations (ids) it is tied to: never proposed in their trades.",
+    )
+
+
+class ArbiterTieCreate(Strict):
+    """The operator flags an arbiter as tied to an organization."""
+
+    organization_id: int = Field(ge=1, le=UINT64_MAX)
+    reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(text_block)]
+
+
+class ArbiterPath(BaseModel):
+    """An arbiter named by its id."""
+
+    arbiter_id: int = Field(ge=1, le=UINT64_MAX)
+
+
+class ArbiterTiePublic(BaseModel):
+    """One tie of an arbiter."""
+
+    organization_id: int
+    reason: str
+    created_at: UtcDatetime
+
+
+class ArbiterPublic(BaseModel):
+    """An arbiter's public profile."""
+
+    id: int
+    organization_id: int
+    address: str
+    display_name: str
+    profile: dict[str, Any]
+    profile_uri: str
+    registered: str = Field(description="Its on-chain registration: owed, confirmed or failed.")
+    created_at: UtcDatetime
+    retired_at: UtcDatetime | None
+    ties: list[ArbiterTiePublic]
+
+
+class ArbiterList(BaseModel):
+    """Arbiters not retired, by id."""
+
+    items: list[ArbiterPublic]
+
+
+class ArbiterRegistered(BaseModel):
+    """A registration: the profile, and the transaction a self-custody arbiter signs."""
+
+    arbiter: ArbiterPublic
+    transactions: list[TransactionToSign]

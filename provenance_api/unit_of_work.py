@@ -15,6 +15,8 @@ from provenance_api import db
 from provenance_api.models import (
     AnchorBatch,
     ApiKey,
+    Arbiter,
+    ArbiterTie,
     CapturedEvent,
     CapturedEventEpc,
     CaptureJob,
@@ -31,6 +33,8 @@ from provenance_api.models import (
     OwnershipTransfer,
     Product,
     SunKey,
+    Trade,
+    TradeState,
     WriteStatus,
 )
 from provenance_api.services.anchoring import arrival
@@ -302,6 +306,10 @@ class SqlItems:
         """By (GTIN, serial)."""
         query = select(Item).where(Item.gtin == gtin, Item.serial == serial)
         return self.session.exec(query).first()
+
+    def by_id(self, item_id: int) -> Item | None:
+        """By row id."""
+        return self.session.get(Item, item_id)
 
     def page(self, gtin: str, after: str | None, limit: int) -> Sequence[Item]:
         """Serials above `after`, ascending (in the database's collation)."""
@@ -855,18 +863,42 @@ class SqlLedger:
         self.sender = sender
 
     def owe(
-        self, *, contract: str, function: str, args: Sequence[Any], idempotency_key: str
+        self,
+        *,
+        contract: str,
+        function: str,
+        args: Sequence[Any],
+        idempotency_key: str,
+        sender: str | None = None,
+        value: int = 0,
+        after: str | None = None,
     ) -> None:
-        """An outbox row signed by the operator key, committed with the unit of work."""
-        if self.sender is None:
-            raise RuntimeError("this unit of work was made without a chain sender")
+        """An outbox row signed by `sender` (default: the operator key), committed with the
+        unit of work."""
+        if sender is None:
+            if self.sender is None:
+                raise RuntimeError("this unit of work was made without a chain sender")
+            sender = self.sender()
+        # Passed only when used, so that plain writes need nothing of the outbox's value and
+        # ordering columns.
+        extra: dict[str, Any] = {}
+        if value:
+            extra["value"] = value
+        if after is not None:
+            prerequisite = self.session.exec(
+                select(ChainWrite).where(ChainWrite.idempotency_key == after)
+            ).first()
+            if prerequisite is None:
+                raise RuntimeError(f"no owed write {after!r} to wait for")
+            extra["after"] = prerequisite
         owe_write(
             self.session,
-            sender=self.sender(),
+            sender=sender,
             contract=contract,
             function=function,
             args=args,
             idempotency_key=idempotency_key,
+            **extra,
         )
 
     def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:
@@ -903,8 +935,106 @@ class SqlLedger:
                     break
                 row = retry
             state = _STATES.get(row.status, ChainState.OWED)
-            found[key] = WriteReceipt(state, row.mined_tx_hash, row.block_number)
+            found[key] = WriteReceipt(state, row.mined_tx_hash, row.block_number, row.error)
         return found
+
+    def keyed(self, prefix: str) -> dict[str, WriteReceipt]:
+        """The receipts of the writes whose keys start with `prefix`, oldest first."""
+        column = ChainWrite.idempotency_key
+        query = select(column).where(column.like(_like_prefix(prefix), escape="\\"))  # type: ignore[attr-defined]
+        keys = list(self.session.exec(query.order_by(ChainWrite.id)).all())  # type: ignore[arg-type]
+        found = self.receipts(keys)
+        return {key: found[key] for key in keys if key in found}
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class SqlTrades:
+    """Trades in the `trade` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, trade: Trade) -> Trade:
+        """Insert or update, and flush, so that the id is known."""
+        self.session.add(trade)
+        _flush(self.session)
+        return trade
+
+    def get(self, trade_id: int) -> Trade | None:
+        """By id."""
+        return self.session.get(Trade, trade_id)
+
+    def live_of_item(self, item_id: int) -> Trade | None:
+        """The newest trade of the item not settled or failed."""
+        done = (TradeState.SETTLED.value, TradeState.FAILED.value)
+        query = (
+            select(Trade)
+            .where(Trade.item_id == item_id)
+            .where(Trade.state.not_in(done))  # type: ignore[attr-defined]
+            .order_by(Trade.id.desc())  # type: ignore[union-attr]
+        )
+        return self.session.exec(query).first()
+
+    def of_organization(self, organization_id: int, limit: int) -> Sequence[Trade]:
+        """As a party or the accepted arbiter, newest first."""
+        query = (
+            select(Trade)
+            .where(
+                sa.or_(
+                    Trade.seller_organization_id == organization_id,
+                    Trade.buyer_organization_id == organization_id,
+                    Trade.arbiter_organization_id == organization_id,
+                )
+            )
+            .order_by(Trade.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        )
+        return self.session.exec(query).all()
+
+
+class SqlArbiters:
+    """Arbiters in the `arbiter` table, their ties in `arbiter_tie`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, arbiter: Arbiter) -> Arbiter:
+        """Insert or update, and flush."""
+        self.session.add(arbiter)
+        _flush(self.session)
+        return arbiter
+
+    def get(self, arbiter_id: int) -> Arbiter | None:
+        """By id."""
+        return self.session.get(Arbiter, arbiter_id)
+
+    def by_organization(self, organization_id: int) -> Arbiter | None:
+        """By its organization (unique)."""
+        query = select(Arbiter).where(Arbiter.organization_id == organization_id)
+        return self.session.exec(query).first()
+
+    def by_address(self, address: str) -> Arbiter | None:
+        """By address (unique)."""
+        return self.session.exec(select(Arbiter).where(Arbiter.address == address)).first()
+
+    def listed(self, limit: int) -> Sequence[Arbiter]:
+        """Not retired, by id."""
+        query = select(Arbiter).where(Arbiter.retired_at.is_(None))  # type: ignore[union-attr]
+        return self.session.exec(query.order_by(Arbiter.id).limit(limit)).all()  # type: ignore[arg-type]
+
+    def add_tie(self, tie: ArbiterTie) -> ArbiterTie:
+        """Insert and flush; a pair stored twice is a Conflict."""
+        self.session.add(tie)
+        _flush(self.session)
+        return tie
+
+    def ties(self, arbiter_id: int) -> Sequence[ArbiterTie]:
+        """Oldest first."""
+        query = select(ArbiterTie).where(ArbiterTie.arbiter_id == arbiter_id)
+        return self.session.exec(query.order_by(ArbiterTie.id)).all()  # type: ignore[arg-type]
 
 
 class SqlUnitOfWork:
@@ -926,6 +1056,8 @@ class SqlUnitOfWork:
     ledger: SqlLedger
     scans: SqlScans
     claims: SqlClaims
+    trades: SqlTrades
+    arbiters: SqlArbiters
 
     def __init__(
         self, engine: Engine, *, writes: bool = True, sender: Callable[[], str] | None = None
@@ -954,6 +1086,8 @@ class SqlUnitOfWork:
         self.ledger = SqlLedger(self.session, self.sender)
         self.scans = SqlScans(self.session)
         self.claims = SqlClaims(self.session)
+        self.trades = SqlTrades(self.session)
+        self.arbiters = SqlArbiters(self.session)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

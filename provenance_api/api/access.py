@@ -14,6 +14,10 @@ PARTIES = frozenset({Role.SUPPLIER, Role.CARRIER, Role.WAREHOUSE, Role.RETAILER}
 EVERYONE = PARTIES | {Role.ARBITER, Role.OPERATOR}
 SUPPLIERS = frozenset({Role.SUPPLIER})
 OPERATORS = frozenset({Role.OPERATOR})
+ARBITERS = frozenset({Role.ARBITER})
+# A trade's parties hold goods; its arbiter acts on trades it was appointed to (the service
+# checks which). Withdrawing is for both.
+TRADERS = PARTIES | ARBITERS
 
 # Routes anyone may call without a key.
 # Verification (issue 10): a buyer's phone checks an item, and reads its recall status
@@ -28,6 +32,9 @@ PUBLIC_V1 = frozenset(
         "verify.get_recall_status",
         "claims.claim_item",
         "claims.make_claim_wallet",
+        # Trades (issue 12): arbiters' profiles, which the registry's profileURI points to.
+        "arbiter_profiles.list_arbiters",
+        "arbiter_profiles.get_arbiter",
     }
 )
 TRADE_PAGES = frozenset(
@@ -92,6 +99,24 @@ ACCESS: dict[str, frozenset[Role]] = {
     "epcis.query_epcis_events": PARTIES,
     "epcis.capture_epcis_document": PARTIES,
     "epcis.get_capture_job": PARTIES,
+    # Trades (issue 12): the service checks who is a party or the appointed arbiter (404 else).
+    "trades.create_trade": PARTIES,
+    "trades.list_trades": TRADERS,
+    "trades.get_trade": TRADERS,
+    "trades.deposit": PARTIES,
+    "trades.cancel": PARTIES,
+    "trades.ship": PARTIES,
+    "trades.confirm": PARTIES,
+    "trades.dispute": PARTIES,
+    "trades.decline_arbiter": PARTIES,
+    "trades.accept_arbiter": PARTIES,
+    "trades.rule": ARBITERS,
+    "trades.timeout": TRADERS,
+    "trades.get_credit": TRADERS,
+    "trades.withdraw": TRADERS,
+    "arbiters.register_arbiter": ARBITERS,
+    "arbiters.retire_arbiter": ARBITERS,
+    "arbiters.flag_arbiter_tie": OPERATORS,
     # Verification (issue 10).
     "verifications.set_item_status": SUPPLIERS,
     "verifications.get_item_status": SUPPLIERS,

@@ -24,7 +24,12 @@ from web3 import Web3
 
 from provenance_api import chain, db
 from provenance_api.anchorer import Anchorer
-from provenance_api.chain_writer import ChainWriter, settings_from_config
+from provenance_api.chain_writer import (
+    ChainWriter,
+    CustodialWriters,
+    WriterSettings,
+    settings_from_config,
+)
 from provenance_api.config import ConfigError
 from provenance_api.keys import KeyBox
 from provenance_api.services.anchoring import LEDGER
@@ -51,6 +56,8 @@ class Runtime:
         self.writer: ChainWriter | None = None
         self._writer_thread: threading.Thread | None = None
         self._writer_stop = threading.Event()
+        self.custodial: CustodialWriters | None = None
+        self._custodial_thread: threading.Thread | None = None
         self._anchorer_thread: threading.Thread | None = None
         self._anchorer_stop = threading.Event()
 
@@ -113,15 +120,31 @@ class Runtime:
         except (ValueError, TypeError) as exc:
             raise ConfigError("PROVENANCE_OPERATOR_KEY is not a hex secp256k1 key") from exc
 
-    def new_writer(self) -> ChainWriter:
-        """A chain writer for the operator key over this runtime's engine and chain."""
+    def writer_settings(self) -> WriterSettings:
+        """How this runtime's chain writers behave (the configuration, tuned for its chain)."""
         settings = settings_from_config(self.config)
         if chain.is_embedded(self.w3):
             settings = dataclasses.replace(settings, estimate_gas=False)
-        return ChainWriter(self.engine, self.w3, self.operator, settings)
+        return settings
+
+    def new_writer(self) -> ChainWriter:
+        """A chain writer for the operator key over this runtime's engine and chain."""
+        return ChainWriter(self.engine, self.w3, self.operator, self.writer_settings())
+
+    def new_custodial_writers(self) -> CustodialWriters:
+        """The writers of custodial organizations' writes (keys opened with the key box)."""
+        return CustodialWriters(
+            self.engine,
+            self.w3,
+            lambda: self.keybox,
+            self.operator.address,
+            self.writer_settings(),
+        )
 
     def start_writer(self) -> ChainWriter:
-        """Run the chain writer in a daemon thread of this process (embedded `run`)."""
+        """Run the chain writers in daemon threads of this process: the operator's, and the
+        custodial organizations' (`run`)."""
+        self.start_custodial_writers()
         if self._writer_thread is not None and self._writer_thread.is_alive():
             assert self.writer is not None
             return self.writer
@@ -133,12 +156,29 @@ class Runtime:
         self._writer_thread.start()
         return self.writer
 
+    def start_custodial_writers(self) -> CustodialWriters:
+        """Run the custodial organizations' writers in a daemon thread (`run`, `worker`)."""
+        if self._custodial_thread is not None and self._custodial_thread.is_alive():
+            assert self.custodial is not None
+            return self.custodial
+        self.custodial = self.new_custodial_writers()
+        self._writer_stop.clear()
+        self._custodial_thread = threading.Thread(
+            target=self.custodial.run,
+            args=(self._writer_stop,),
+            name="custodial-writers",
+            daemon=True,
+        )
+        self._custodial_thread.start()
+        return self.custodial
+
     def stop_writer(self, timeout: float = 10.0) -> None:
-        """Ask the writer thread to finish its tick and wait for it."""
+        """Ask the writer threads to finish their ticks and wait for them."""
         self._writer_stop.set()
-        if self._writer_thread is not None:
-            self._writer_thread.join(timeout)
-            self._writer_thread = None
+        for thread in (self._writer_thread, self._custodial_thread):
+            if thread is not None:
+                thread.join(timeout)
+        self._writer_thread = self._custodial_thread = None
 
     def new_anchorer(self) -> Anchorer:
         """The anchoring service over this runtime's engine; the operator key signs anchors."""

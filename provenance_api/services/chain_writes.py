@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from eth_utils import to_checksum_address
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, func, select
 
@@ -22,14 +23,25 @@ def owe_write(
     function: str,
     args: Sequence[Any],
     idempotency_key: str,
+    value: int = 0,
+    after: ChainWrite | int | None = None,
 ) -> ChainWrite:
     """Record that `contract.function(*args)` must be mined once; same key, same row.
 
     Call it inside the transaction of the business change that owes the write, so that both
     commit or neither does. Bytes in `args` are stored as 0x-hex. `function` "constructor"
-    owes the creation of `contract` with `args` as the constructor's arguments.
+    owes the creation of `contract` with `args` as the constructor's arguments; contract
+    `outbox.COIN` with function `outbox.PAY` and args [to] owes a plain transfer of `value`.
+    `value` is the wei the transaction carries. `after` is a write (or its id) that must be
+    confirmed before this one is signed; if it fails, this one fails too.
     """
     values = jsonable(list(args))
+    # The writer of a key picks its rows by the checksummed address.
+    sender = to_checksum_address(sender)
+    amount = int(value)
+    if not 0 <= amount < 2**256:
+        raise ValueError(f"value must be a uint256 amount of wei, not {value}")
+    after_id = _write_id(session, after)
     existing = _by_key(session, idempotency_key)
     if existing is None:
         row = ChainWrite(
@@ -38,6 +50,8 @@ def owe_write(
             contract=contract,
             function=function,
             args=values,
+            value=amount,
+            after_write_id=after_id,
         )
         try:
             # A savepoint: a concurrent enqueue of the same key that commits first makes this
@@ -50,12 +64,27 @@ def owe_write(
             existing = _by_key(session, idempotency_key)
             if existing is None:
                 raise
-    if (existing.contract, existing.function, existing.args) != (contract, function, values):
+    # `after` is not compared: a caller may name its prerequisite's retry the second time.
+    same = (existing.contract, existing.function, existing.args, int(existing.value))
+    if same != (contract, function, values, amount):
         raise Conflict(
             f"idempotency key {idempotency_key!r} already names a different write",
             {"idempotency_key": "reused for a different write"},
         )
     return existing
+
+
+def _write_id(session: Session, after: ChainWrite | int | None) -> int | None:
+    if after is None:
+        return None
+    if isinstance(after, ChainWrite):
+        if after.id is None:
+            session.flush()
+        assert after.id is not None
+        return after.id
+    if session.get(ChainWrite, int(after)) is None:
+        raise NotFound(f"no chain write {after} to wait for", {"after": "no such write"})
+    return int(after)
 
 
 def _by_key(session: Session, idempotency_key: str) -> ChainWrite | None:
@@ -110,6 +139,8 @@ def retry_write(session: Session, write_id: int) -> ChainWrite:
         function=failed.function,
         args=failed.args,
         idempotency_key=f"retry-of-{failed.id}",
+        value=int(failed.value),
+        after=failed.after_write_id,
     )
     if row.retry_of is None:
         row.retry_of = failed.id

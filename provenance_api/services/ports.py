@@ -17,6 +17,8 @@ from typing import Any, Protocol, Self
 from firmware_tools.verify import CounterStore
 from provenance_api.models import (
     AnchorBatch,
+    Arbiter,
+    ArbiterTie,
     CapturedEvent,
     CaptureJob,
     ClaimCode,
@@ -29,6 +31,7 @@ from provenance_api.models import (
     OwnershipTransfer,
     Product,
     SunKey,
+    Trade,
 )
 
 
@@ -262,6 +265,10 @@ class ItemRepository(Protocol):
         """The item (GTIN, serial), whoever owns it."""
         ...
 
+    def by_id(self, item_id: int) -> Item | None:
+        """The item with this row id, whoever owns it."""
+        ...
+
     def page(self, gtin: str, after: str | None, limit: int) -> Sequence[Item]:
         """Up to `limit` items of `gtin` with serials above `after`, by serial."""
         ...
@@ -467,6 +474,7 @@ class WriteReceipt:
     state: ChainState
     tx_hash: str | None
     block_number: int | None
+    error: str | None = None
 
 
 class Counters(CounterStore, Protocol):
@@ -552,6 +560,60 @@ class ClaimRepository(Protocol):
         ...
 
 
+class TradeRepository(Protocol):
+    """Trades (the index of TradeEscrow's trades, with their cached state)."""
+
+    def add(self, trade: Trade) -> Trade:
+        """Store a new trade, or the changes to one read from here; its `id` set on return."""
+        ...
+
+    def get(self, trade_id: int) -> Trade | None:
+        """The trade with this id, whoever its parties are."""
+        ...
+
+    def live_of_item(self, item_id: int) -> Trade | None:
+        """The item's trade that is neither settled nor failed, if any."""
+        ...
+
+    def of_organization(self, organization_id: int, limit: int) -> Sequence[Trade]:
+        """Up to `limit` trades the organization is a party to or the accepted arbiter of,
+        newest first."""
+        ...
+
+
+class ArbiterRepository(Protocol):
+    """Registered arbiters and their declared or flagged ties."""
+
+    def add(self, arbiter: Arbiter) -> Arbiter:
+        """Store a new arbiter, or the changes to one read from here; a second one of an
+        organization is a Conflict."""
+        ...
+
+    def get(self, arbiter_id: int) -> Arbiter | None:
+        """The arbiter with this id."""
+        ...
+
+    def by_organization(self, organization_id: int) -> Arbiter | None:
+        """The organization's arbiter entry, if it registered."""
+        ...
+
+    def by_address(self, address: str) -> Arbiter | None:
+        """The arbiter whose address this is (checksummed), if any."""
+        ...
+
+    def listed(self, limit: int) -> Sequence[Arbiter]:
+        """Up to `limit` arbiters not retired, by id."""
+        ...
+
+    def add_tie(self, tie: ArbiterTie) -> ArbiterTie:
+        """Store a tie; the same (arbiter, organization) twice is a Conflict."""
+        ...
+
+    def ties(self, arbiter_id: int) -> Sequence[ArbiterTie]:
+        """The arbiter's ties, oldest first."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
 
@@ -577,6 +639,8 @@ class UnitOfWork(Protocol):
     ledger: Ledger
     scans: ScanRepository
     claims: ClaimRepository
+    trades: TradeRepository
+    arbiters: ArbiterRepository
 
     def __enter__(self) -> Self: ...
 
@@ -608,9 +672,21 @@ class Ledger(Protocol):
     """
 
     def owe(
-        self, *, contract: str, function: str, args: Sequence[Any], idempotency_key: str
+        self,
+        *,
+        contract: str,
+        function: str,
+        args: Sequence[Any],
+        idempotency_key: str,
+        sender: str | None = None,
+        value: int = 0,
+        after: str | None = None,
     ) -> None:
-        """Record that `contract.function(*args)` must be mined exactly once."""
+        """Record that `contract.function(*args)` must be mined exactly once.
+
+        Signed by the operator unless `sender` names a custodial organization's address;
+        carrying `value` wei; signed only once the write keyed `after` is confirmed.
+        """
         ...
 
     def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:
@@ -619,4 +695,52 @@ class Ledger(Protocol):
 
     def receipts(self, idempotency_keys: Sequence[str]) -> dict[str, WriteReceipt]:
         """Like `states`, with the transaction hash and block of each mined write."""
+        ...
+
+    def keyed(self, prefix: str) -> dict[str, WriteReceipt]:
+        """`receipts` of every owed write whose idempotency key starts with `prefix`."""
+        ...
+
+
+class EscrowReader(Protocol):
+    """What the services read from TradeEscrow (and ProductPassport) on the chain.
+
+    The real adapter is provenance_api.escrow_chain.EscrowChain (web3); reads are views.
+    """
+
+    address: str  # TradeEscrow's address
+    passport: str  # ProductPassport's address
+    chain_id: int
+
+    def now(self) -> int:
+        """The latest block's timestamp: the clock the contract's windows run on."""
+        ...
+
+    def status(self, trade_id: int) -> Any:
+        """statusOf(trade_id) as contracts_abi.escrow.Status."""
+        ...
+
+    def deadline(self, trade_id: int) -> int:
+        """deadlineOf(trade_id): the end (inclusive) of the current state's window; 0 settled."""
+        ...
+
+    def credit(self, address: str) -> int:
+        """creditOf(address): wei it can withdraw."""
+        ...
+
+    def opened_trade_id(self, tx_hash: str) -> int | None:
+        """The trade id in the TradeOpened log of the mined `open` transaction, if any."""
+        ...
+
+    def is_eligible(self, trade_id: int, arbiter: str) -> bool:
+        """isEligible(trade_id, arbiter)."""
+        ...
+
+    def passport_owner(self, token_id: int) -> str | None:
+        """ProductPassport.ownerOf(token_id); None before it is minted."""
+        ...
+
+    def calldata(self, contract: str, function: str, args: Sequence[Any]) -> str:
+        """The 0x-hex call data of `contract.function(*args)` ("TradeEscrow" or
+        "ProductPassport")."""
         ...

@@ -332,6 +332,15 @@ def _current_owner(
             f"item {item.gtin}/{item.serial} is no longer yours: it was transferred",
             {"serial": "not the current owner"},
         )
+    assert item.id is not None
+    # While a trade holds it (services.trades), the item changes hands only through it.
+    live = uow.trades.live_of_item(item.id)
+    if live is not None:
+        raise Conflict(
+            f"item {item.gtin}/{item.serial} is in trade {live.id} ({live.state}): it cannot "
+            "change hands outside it until the trade settles",
+            {"serial": f"in trade {live.id}"},
+        )
     owner = uow.organizations.get(organization_id)
     if owner is None:
         raise NotFound(f"no organization {organization_id}")

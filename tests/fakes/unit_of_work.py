@@ -15,6 +15,8 @@ from typing import Any, Self
 
 from provenance_api.models import (
     AnchorBatch,
+    Arbiter,
+    ArbiterTie,
     CapturedEvent,
     CaptureJob,
     ClaimCode,
@@ -27,6 +29,8 @@ from provenance_api.models import (
     OwnershipTransfer,
     Product,
     SunKey,
+    Trade,
+    TradeState,
 )
 from provenance_api.services.anchoring import arrival
 from provenance_api.services.errors import Conflict
@@ -77,6 +81,9 @@ class _State:
         self.mined: dict[str, tuple[str, int]] = {}  # by key: (tx hash, block number)
         self.claim_codes: dict[int, dict[str, Any]] = {}
         self.claim_attempts: dict[int, tuple[datetime, int]] = {}  # item: (window start, count)
+        self.trades: dict[int, dict[str, Any]] = {}
+        self.arbiters: dict[int, dict[str, Any]] = {}
+        self.ties: dict[int, dict[str, Any]] = {}
 
 
 class FakeOrganizations:
@@ -241,6 +248,10 @@ class FakeItems:
     def get(self, gtin: str, serial: str) -> Item | None:
         row = self.state.items.get((gtin, serial))
         return Item(**row) if row is not None else None
+
+    def by_id(self, item_id: int) -> Item | None:
+        rows = self.state.items.values()
+        return next((Item(**row) for row in rows if row["id"] == item_id), None)
 
     def page(self, gtin: str, after: str | None, limit: int) -> Sequence[Item]:
         serials = sorted(
@@ -599,6 +610,87 @@ class FakeClaims:
         self.state.claim_attempts.pop(item_id, None)
 
 
+class FakeTrades:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, trade: Trade) -> Trade:
+        for row in self.state.trades.values():
+            if row["id"] != trade.id and row["open_write_key"] == trade.open_write_key:
+                raise Conflict(_CLASH)
+        if trade.id is None:
+            trade.id = next(self.ids)
+        self.state.trades[trade.id] = trade.model_dump()
+        return trade
+
+    def get(self, trade_id: int) -> Trade | None:
+        row = self.state.trades.get(trade_id)
+        return Trade(**row) if row else None
+
+    def live_of_item(self, item_id: int) -> Trade | None:
+        done = (TradeState.SETTLED.value, TradeState.FAILED.value)
+        rows = [
+            row
+            for row in self.state.trades.values()
+            if row["item_id"] == item_id and row["state"] not in done
+        ]
+        return Trade(**max(rows, key=lambda row: row["id"])) if rows else None
+
+    def of_organization(self, organization_id: int, limit: int) -> Sequence[Trade]:
+        columns = ("seller_organization_id", "buyer_organization_id", "arbiter_organization_id")
+        rows = [
+            Trade(**row)
+            for row in self.state.trades.values()
+            if organization_id in (row[column] for column in columns)
+        ]
+        return sorted(rows, key=lambda trade: -(trade.id or 0))[:limit]
+
+
+class FakeArbiters:
+    def __init__(self, state: _State, ids: itertools.count) -> None:
+        self.state, self.ids = state, ids
+
+    def add(self, arbiter: Arbiter) -> Arbiter:
+        for row in self.state.arbiters.values():
+            if row["id"] != arbiter.id and (
+                row["organization_id"] == arbiter.organization_id
+                or row["address"] == arbiter.address
+            ):
+                raise Conflict(_CLASH)
+        if arbiter.id is None:
+            arbiter.id = next(self.ids)
+        self.state.arbiters[arbiter.id] = arbiter.model_dump()
+        return arbiter
+
+    def get(self, arbiter_id: int) -> Arbiter | None:
+        row = self.state.arbiters.get(arbiter_id)
+        return Arbiter(**row) if row else None
+
+    def by_organization(self, organization_id: int) -> Arbiter | None:
+        rows = self.state.arbiters.values()
+        return next((Arbiter(**r) for r in rows if r["organization_id"] == organization_id), None)
+
+    def by_address(self, address: str) -> Arbiter | None:
+        rows = self.state.arbiters.values()
+        return next((Arbiter(**r) for r in rows if r["address"] == address), None)
+
+    def listed(self, limit: int) -> Sequence[Arbiter]:
+        rows = sorted(self.state.arbiters.values(), key=lambda row: row["id"])
+        return [Arbiter(**row) for row in rows if row["retired_at"] is None][:limit]
+
+    def add_tie(self, tie: ArbiterTie) -> ArbiterTie:
+        for row in self.state.ties.values():
+            if (row["arbiter_id"], row["organization_id"]) == (tie.arbiter_id, tie.organization_id):
+                raise Conflict(_CLASH)
+        tie.id = next(self.ids)
+        self.state.ties[tie.id] = tie.model_dump()
+        return tie
+
+    def ties(self, arbiter_id: int) -> Sequence[ArbiterTie]:
+        rows = sorted(self.state.ties.values(), key=lambda row: row["id"])
+        return [ArbiterTie(**row) for row in rows if row["arbiter_id"] == arbiter_id]
+
+
 class FakeAnchorBatches:
     def __init__(self, state: _State, ids: itertools.count) -> None:
         self.state, self.ids = state, ids
@@ -645,8 +737,18 @@ class FakeLedger:
         self.state = state
 
     def owe(
-        self, *, contract: str, function: str, args: Sequence[Any], idempotency_key: str
+        self,
+        *,
+        contract: str,
+        function: str,
+        args: Sequence[Any],
+        idempotency_key: str,
+        sender: str | None = None,
+        value: int = 0,
+        after: str | None = None,
     ) -> None:
+        if after is not None and after not in self.state.writes:
+            raise RuntimeError(f"no owed write {after!r} to wait for")
         write = (contract, function, list(args))
         stored = self.state.writes.get(idempotency_key)
         if stored is not None and stored != write:
@@ -665,6 +767,9 @@ class FakeLedger:
             key: WriteReceipt(state, *self.state.mined.get(key, (None, None)))
             for key, state in self.states(idempotency_keys).items()
         }
+
+    def keyed(self, prefix: str) -> dict[str, WriteReceipt]:
+        return self.receipts([key for key in self.state.writes if key.startswith(prefix)])
 
 
 class FakeUnitOfWork:
@@ -686,6 +791,8 @@ class FakeUnitOfWork:
     ledger: FakeLedger
     scans: FakeScans
     claims: FakeClaims
+    trades: FakeTrades
+    arbiters: FakeArbiters
 
     def __init__(self) -> None:
         self.committed = _State()
@@ -703,6 +810,8 @@ class FakeUnitOfWork:
             "claim_code",
             "capture_job",
             "captured",
+            "trade",
+            "arbiter",
         )
         self._ids = {name: itertools.count(1) for name in names}
         self._work: _State | None = None
@@ -733,6 +842,8 @@ class FakeUnitOfWork:
         self.ledger = FakeLedger(self._work)
         self.scans = FakeScans(self._work, self._ids["scan"])
         self.claims = FakeClaims(self._work, self._ids["claim_code"])
+        self.trades = FakeTrades(self._work, self._ids["trade"])
+        self.arbiters = FakeArbiters(self._work, self._ids["arbiter"])
 
     def commit(self) -> None:
         assert self._work is not None, "commit outside `with`"
