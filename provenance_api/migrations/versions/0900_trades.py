@@ -1,7 +1,7 @@
 """Trades in TradeEscrow, the arbiter registry and arbiters' ties; the organization kind arbiter.
 
 Revision ID: 0900_trades
-Revises: 0810_epcis_capture
+Revises: 0820_chain_write_value
 Create Date: 2026-12-01 20:10:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from provenance_api.models import WeiAmount
 
 revision: str = "0900_trades"
-down_revision: str | Sequence[str] | None = "0810_epcis_capture"
+down_revision: str | Sequence[str] | None = "0820_chain_write_value"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
