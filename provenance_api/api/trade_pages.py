@@ -3,27 +3,48 @@
 They use the session of api/sign_in.py, not an API key, and call services.trades (and
 services.trade_details for the messages and evidence) in-process with the signed-in
 organization as the caller, as the JSON routes do: what the service refuses, the page
-refuses. A trade the organization is not part of is 404, as in the API. Each button is a
-form POSTing to `/trades/<id>/<action>`, checked for its CSRF token and its origin first.
+refuses, with its reason. A trade the organization is not part of is 404, as in the API.
+Each button is a form POSTing to `/trades/<id>/<action>`, checked for its origin and CSRF
+token first; a custodial organization's action owes its chain write and the page shows it as
+sent (303 back to the trade), a self-custody organization gets the transactions to sign.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
+from urllib.parse import quote
 
-from flask import Blueprint, Response, redirect, url_for
+from flask import Blueprint, Response, redirect, request, url_for
+from pydantic import ValidationError
 
 from provenance_api.api import sign_in
+from provenance_api.api.deps import runtime
 from provenance_api.api.frame import unit_of_work
+from provenance_api.api.trades import escrow_reader
+from provenance_api.schemas import (
+    ArbiterBrief,
+    ArbiterChoice,
+    TradePublic,
+    TradeShip,
+    TransactionToSign,
+)
+from provenance_api.services import trades
+from provenance_api.services.errors import DomainError, InvalidInput, NotFound, Unavailable
 from provenance_api.services.organizations import Caller
-from provenance_api.web import strings
+from provenance_api.services.ports import ChainState
+from provenance_api.services.trade_rules import Action
+from provenance_api.web import strings, trade_page
 
 bp = Blueprint("trade_pages", __name__)
 LIST_TEMPLATE = "trades.html"
 TEMPLATE = "trade.html"
+MISSING_TEMPLATE = "trade_missing.html"
+ACTIONS = frozenset(action.value for action in Action)
 
 
 def signed_in_only(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -39,65 +60,229 @@ def signed_in_only(view: Callable[..., Response]) -> Callable[..., Response]:
     return wrapper
 
 
-def _name(caller: Caller) -> str:
-    """The signed-in organization's name, for the page's header."""
+@dataclass(frozen=True)
+class Signed:
+    """The signed-in organization: its name for the header, whether it keeps its own key."""
+
+    name: str
+    address: str
+    self_custody: bool
+
+
+def _organization(caller: Caller) -> Signed:
+    """The signed-in organization, as the page names it."""
     with unit_of_work() as uow:
         org = uow.organizations.get(caller.owner.id)
-        return org.name if org is not None else ""
+        assert org is not None  # sign_in.signed_in found it a moment ago
+        return Signed(org.name, org.address, org.encrypted_key is None)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now() -> int:
+    return int(time.time())
+
+
+def _org_id(caller: Caller) -> int:
+    assert caller.organization_id is not None  # operators cannot sign in (sign_in.sign_in)
+    return caller.organization_id
 
 
 def not_found(caller: Caller) -> Response:
     """The page of a trade the organization is not part of (or that does not exist)."""
     text = strings.catalogue()
     return sign_in.page(
-        TEMPLATE.replace("trade", "trade_missing"),
+        MISSING_TEMPLATE,
         404,
-        who=_name(caller),
+        who=_organization(caller).name,
         title=text("trade.not_found.heading"),
+        message=text("trade.not_found.text"),
     )
 
 
-# The actions a button may post; the trades service decides whether this viewer may, now.
-ACTIONS = frozenset(
-    {
-        "deposit",
-        "cancel",
-        "ship",
-        "confirm",
-        "dispute",
-        "accept",
-        "decline",
-        "rule_for_buyer",
-        "rule_for_seller",
-        "timeout",
-        "withdraw",
-    }
-)
+def unavailable(caller: Caller) -> Response:
+    """The page shown while the contracts are not deployed yet (503)."""
+    text = strings.catalogue()
+    return sign_in.page(
+        MISSING_TEMPLATE,
+        503,
+        who=_organization(caller).name,
+        title=text("claim.unavailable.heading"),
+        message=text("claim.unavailable.text"),
+    )
+
+
+def _arbiter(brief: ArbiterBrief | None) -> trade_page.Arbiter | None:
+    if brief is None:
+        return None
+    name = brief.display_name or brief.address
+    return trade_page.Arbiter(trade_page.Who(name, brief.address), dict(brief.profile or {}))
+
+
+def _pending(public: TradePublic) -> list[trade_page.Pending]:
+    """The trade's writes not yet confirmed, by name and party (services.trades.action_key)."""
+    found = []
+    for write in public.writes:
+        if write.state != ChainState.OWED.value:
+            continue
+        parts = write.key.split(":")  # trade:<id>:<name>[:<party>[:...]]
+        if len(parts) < 3:
+            continue
+        party = parts[3] if len(parts) > 3 and parts[3] in ("seller", "buyer") else None
+        found.append(trade_page.Pending(parts[2], party))
+    return found
+
+
+def facts(public: TradePublic, item_name: str | None, credit: int | None) -> trade_page.Facts:
+    """The view-model's facts from the trades service's answer."""
+    arbiter = public.accepted_arbiter or public.proposed_arbiter
+    return trade_page.Facts(
+        trade_id=public.id,
+        state=public.state,
+        outcome=public.outcome,
+        deadline=public.deadline,
+        windows=trade_page.Windows(**public.windows.model_dump()),
+        deposit=int(public.deposit),
+        price=int(public.price),
+        seller=trade_page.Who(public.seller.name, public.seller.address),
+        buyer=trade_page.Who(public.buyer.name, public.buyer.address),
+        item_name=item_name,
+        gtin=public.gtin,
+        serial=public.serial,
+        buyer_deposited=public.buyer.deposited,
+        seller_deposited=public.seller.deposited,
+        passport_held=public.passport_held,
+        arbiter=_arbiter(arbiter),
+        buyer_choice=public.buyer.arbiter_choice,
+        seller_choice=public.seller.arbiter_choice,
+        credit=credit,
+        pending=_pending(public),
+        actions=public.next_actions,
+    )
+
+
+def _item_name(gtin: str) -> str | None:
+    with unit_of_work() as uow:
+        product = uow.products.get(gtin)
+        return product.name if product is not None else None
+
+
+def _credit(signed: Signed, public: TradePublic) -> int | None:
+    """What the organization may withdraw, once the trade is settled (None before)."""
+    if public.state != "settled":
+        return None
+    # The escrow's own reading (services.trades.credit_of reads the organization's address
+    # after its unit of work has closed, which SQLAlchemy refuses).
+    return escrow_reader().credit(signed.address)
+
+
+def _show(
+    caller: Caller,
+    public: TradePublic,
+    status: int = 200,
+    problem: str | None = None,
+    transactions: list[TransactionToSign] | None = None,
+) -> Response:
+    """The trade page of `public` for the signed-in organization."""
+    text = strings.catalogue()
+    org = _organization(caller)
+    shown = trade_page.trade_page(
+        facts(public, _item_name(public.gtin), _credit(org, public)),
+        public.viewer,
+        org.self_custody,
+        datetime.now(UTC),
+        text,
+    )
+    return sign_in.page(
+        TEMPLATE,
+        status,
+        who=org.name,
+        title=shown.title,
+        headline=shown.headline,
+        lead=shown.lead,
+        tone=shown.tone,
+        p=shown,
+        trade_id=public.id,
+        item_url=f"/01/{public.gtin}/21/{quote(public.serial, safe='')}",
+        details=None,  # the vault's messages and evidence: wired once services.trade_details is
+        transactions=transactions,
+        problem=problem,
+    )
 
 
 @bp.get("/trades")
 @signed_in_only
 def list_trades(caller: Caller) -> Response:
-    """The organization's trades, as seller, buyer or arbiter."""
+    """The organization's trades, as seller, buyer or arbiter, newest first."""
     text = strings.catalogue()
-    return sign_in.page(
-        LIST_TEMPLATE,
-        200,
-        who=_name(caller),
-        title=text("trades.heading"),
-        trades=[],
-    )
+    org = _organization(caller)
+    try:
+        found = trades.list_trades(unit_of_work(), escrow_reader(), _org_id(caller), _now())
+    except Unavailable:
+        return unavailable(caller)
+    now = datetime.now(UTC)
+    rows = []
+    for public in found.items:
+        shown = trade_page.trade_page(
+            facts(public, _item_name(public.gtin), None), public.viewer, False, now, text
+        )
+        rows.append(
+            {
+                "id": public.id,
+                "title": shown.title,
+                "as_role": text("trades.as", role=text(f"trade.role.{public.viewer}")),
+                "state": shown.headline,
+            }
+        )
+    return sign_in.page(LIST_TEMPLATE, 200, who=org.name, title=text("trades.heading"), trades=rows)
 
 
 @bp.get("/trades/<int:trade_id>")
 @signed_in_only
 def show_trade(caller: Caller, trade_id: int) -> Response:
     """The trade as this organization (seller, buyer or arbiter) sees it."""
-    return not_found(caller)
+    try:
+        public = trades.get_trade(
+            unit_of_work(), escrow_reader(), _org_id(caller), trade_id, _now()
+        )
+    except NotFound:
+        return not_found(caller)
+    except Unavailable:
+        return unavailable(caller)
+    return _show(caller, public)
+
+
+def _refused(caller: Caller, trade_id: int, error: DomainError) -> Response:
+    """The trade page again, with the service's reason for refusing (its status)."""
+    text = strings.catalogue()
+    try:
+        public = trades.get_trade(
+            unit_of_work(), escrow_reader(), _org_id(caller), trade_id, _now()
+        )
+    except NotFound:
+        return not_found(caller)
+    return _show(caller, public, error.status, problem=text("trade.refused", reason=error.message))
+
+
+def _extra(action: str) -> dict[str, Any]:
+    """The service's arguments an action's form carries; InvalidInput names a bad field."""
+    form = request.form
+    if action == Action.ACCEPT_ARBITER.value:
+        try:
+            return {"choice": ArbiterChoice(arbiter_address=form.get("arbiter_address", ""))}
+        except ValidationError:
+            raise _invalid("arbiter_address", "not an arbiter's address") from None
+    if action == Action.RULE.value:
+        side = form.get("for_buyer", "")
+        if side not in ("true", "false"):
+            raise _invalid("for_buyer", "say which side wins: true or false")
+        return {"for_buyer": side == "true"}
+    if action == Action.SHIP.value:
+        return {"ship": TradeShip()}
+    return {}
+
+
+def _invalid(field: str, reason: str) -> InvalidInput:
+    """A form field the page cannot send on, named as the JSON routes would name it."""
+    return InvalidInput(f"{field}: {reason}", {field: reason})
 
 
 @bp.post("/trades/<int:trade_id>/<action>")
@@ -108,7 +293,36 @@ def act(caller: Caller, trade_id: int, action: str) -> Response:
         return sign_in.refused()
     if action not in ACTIONS:
         return not_found(caller)
-    return not_found(caller)
+    try:
+        escrow = escrow_reader()
+        if action == Action.WITHDRAW.value:
+            # A withdrawal is of the organization's credit, not of one trade; check the trade
+            # is the caller's first, so that a stranger's id is 404 here as everywhere.
+            trades.get_trade(unit_of_work(), escrow, _org_id(caller), trade_id, _now())
+            result, _ = trades.withdraw(unit_of_work(), escrow, _org_id(caller))
+            transactions = result.transactions
+        else:
+            done = trades.act(
+                unit_of_work(),
+                escrow,
+                runtime().keybox,
+                _org_id(caller),
+                trade_id,
+                Action(action),
+                _now(),
+                **_extra(action),
+            )
+            transactions = done.result.transactions
+    except NotFound:
+        return not_found(caller)
+    except Unavailable:
+        return unavailable(caller)
+    except DomainError as exc:
+        return _refused(caller, trade_id, exc)
+    if transactions:  # a self-custody organization signs these itself
+        public = trades.get_trade(unit_of_work(), escrow, _org_id(caller), trade_id, _now())
+        return _show(caller, public, 200, transactions=transactions)
+    return redirect(url_for("trade_pages.show_trade", trade_id=trade_id), 303)
 
 
 @bp.post("/trades/<int:trade_id>/messages")

@@ -1,0 +1,178 @@
+"""The trade pages through the app (Flask's clients, one per organization, keeping cookies).
+
+A real trade on the embedded chain, walked by pressing the pages' buttons as each party and
+the arbiter; the browser's view of the same walk is tests/e2e/test_trade_pages.py.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from provenance_api.web.strings import catalogue
+from tests.integration.trade_pages_support import SERIAL, Trading, trading
+
+TEXT = catalogue()
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
+
+
+class Visitor:
+    """One organization at a browser: its own cookies, signed in with its API key."""
+
+    def __init__(self, world: Trading, key: str) -> None:
+        self.client = world.api.app.test_client()
+        page = self.client.get("/trades/sign-in").get_data(as_text=True)
+        answer = self.client.post(
+            "/trades/sign-in",
+            data={"csrf_token": TOKEN.search(page).group(1), "api_key": key},
+            headers=SAME_SITE,
+        )
+        assert answer.status_code == 303
+
+    def page(self, trade_id: int):
+        return self.client.get(f"/trades/{trade_id}")
+
+    def text(self, trade_id: int) -> str:
+        answer = self.page(trade_id)
+        assert answer.status_code == 200, answer.status_code
+        return html.unescape(answer.get_data(as_text=True))
+
+    def press(self, trade_id: int, key: str, **headers: str):
+        """Submit the form of button `key` as the page has it (its hidden fields included)."""
+        body = self.page(trade_id).get_data(as_text=True)
+        form = re.search(rf'<form[^>]*id="action-{key}"[^>]*>(.*?)</form>', body, re.S)
+        assert form, f"no button {key} on the page"
+        action = re.search(r'action="([^"]+)"', form.group(0)).group(1)
+        fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(1)))
+        return self.client.post(action, data=fields, headers={**SAME_SITE, **headers})
+
+
+@pytest.fixture
+def world(tmp_path):
+    made = trading(tmp_path)
+    yield made
+    made.close()
+
+
+def buttons(visitor: Visitor, trade_id: int) -> list[str]:
+    body = visitor.page(trade_id).get_data(as_text=True)
+    return re.findall(r'id="action-([a-z_]+)"', body)
+
+
+def test_a_trade_walked_through_a_dispute_to_a_ruling_by_its_pages(world):
+    trade_id = world.open_trade()
+    seller, buyer = Visitor(world, world.keys["seller"]), Visitor(world, world.keys["buyer"])
+    arbiter = Visitor(world, world.keys["arbiter"])
+    stranger = Visitor(world, world.keys["stranger"])
+
+    listed = html.unescape(seller.client.get("/trades").get_data(as_text=True))
+    assert f"Trade {trade_id}: Tea" in listed and "as the seller" in listed
+    first = buyer.text(trade_id)
+    assert TEXT("trade.state.open.none") in first
+    assert "Deposit 1.1 ETH and agree to the terms" in first
+    assert TEXT("trade.terms.heading") in first  # the terms sit next to the deposit button
+    assert SERIAL in first and "Tea" in first
+    assert buttons(buyer, trade_id) == ["deposit", "cancel"]
+    assert stranger.page(trade_id).status_code == 404
+    assert arbiter.page(trade_id).status_code == 404  # an arbiter learns of it once accepted
+
+    assert buyer.press(trade_id, "deposit").status_code == 303
+    sent = buyer.text(trade_id)
+    assert "Your deposit: sent, waiting for the chain." in sent
+    assert "deposit" not in buttons(buyer, trade_id)
+    assert "The buyer's deposit: sent, waiting for the chain." in seller.text(trade_id)
+    assert seller.press(trade_id, "deposit").status_code == 303
+    world.settle()
+    assert "Paid in: waiting for you to ship" in seller.text(trade_id)
+    assert TEXT("trade.passport.escrow") in seller.text(trade_id)
+
+    assert seller.press(trade_id, "ship").status_code == 303
+    world.settle()
+    assert "Shipped: waiting for you to confirm receipt" in buyer.text(trade_id)
+    assert buyer.press(trade_id, "dispute").status_code == 303
+    world.settle()
+    disputed = buyer.text(trade_id)
+    assert TEXT("trade.state.disputed") in disputed
+    assert "Fair Referee" in disputed and "English, French" in disputed
+    assert "Accept Fair Referee as arbiter" in disputed
+
+    assert buyer.press(trade_id, "accept").status_code == 303
+    world.settle()
+    assert "The buyer accepted this arbiter." in seller.text(trade_id)
+    assert seller.press(trade_id, "accept").status_code == 303
+    world.settle()
+    assert "In arbitration: waiting for Fair Referee's ruling" in buyer.text(trade_id)
+
+    ruling = arbiter.text(trade_id)
+    assert "In arbitration: waiting for your ruling" in ruling
+    assert buttons(arbiter, trade_id) == ["rule_for_buyer", "rule_for_seller"]
+    assert arbiter.press(trade_id, "rule_for_buyer").status_code == 303
+    world.settle()
+
+    for visitor, credit in ((buyer, "1.1 ETH"), (seller, None), (arbiter, "0.1 ETH")):
+        ended = visitor.text(trade_id)
+        assert TEXT("trade.outcome.for_buyer") in ended
+        if credit:
+            assert f"{credit} is yours to withdraw from the escrow." in ended
+        else:
+            assert TEXT("trade.credit.none") in ended
+    assert TEXT("trade.passport.seller") in buyer.text(trade_id)
+    assert stranger.page(trade_id).status_code == 404
+
+
+def test_a_button_the_service_refuses_shows_its_reason(world):
+    trade_id = world.open_trade()
+    buyer = Visitor(world, world.keys["buyer"])
+    assert buyer.press(trade_id, "deposit").status_code == 303
+    world.settle()
+    # Pressing a deposit button kept from before (a second tab): the service says why not.
+    page = buyer.client.get(f"/trades/{trade_id}").get_data(as_text=True)
+    token = TOKEN.search(page).group(1)
+    again = buyer.client.post(
+        f"/trades/{trade_id}/deposit", data={"csrf_token": token}, headers=SAME_SITE
+    )
+    assert again.status_code == 409
+    assert "you already deposited" in html.unescape(again.get_data(as_text=True))
+
+
+def test_buttons_refuse_a_cross_site_post_and_a_missing_token(world):
+    trade_id = world.open_trade()
+    buyer = Visitor(world, world.keys["buyer"])
+    assert buyer.press(trade_id, "deposit", **{"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    no_token = buyer.client.post(f"/trades/{trade_id}/deposit", headers=SAME_SITE)
+    assert no_token.status_code == 403
+    assert "deposit" in buttons(buyer, trade_id)  # nothing was sent
+
+
+@pytest.mark.parametrize(
+    ("url", "fields"),
+    [
+        ("/trades/{id}/frobnicate", {}),
+        ("/trades/999999/deposit", {}),
+    ],
+)
+def test_unknown_actions_and_trades_are_404(world, url, fields):
+    trade_id = world.open_trade()
+    buyer = Visitor(world, world.keys["buyer"])
+    token = TOKEN.search(buyer.page(trade_id).get_data(as_text=True)).group(1)
+    answer = buyer.client.post(
+        url.format(id=trade_id), data={"csrf_token": token, **fields}, headers=SAME_SITE
+    )
+    assert answer.status_code == 404
+    assert buyer.client.get("/trades/999999").status_code == 404
+
+
+def test_a_ruling_form_with_a_bad_side_is_refused_by_name(world):
+    trade_id = world.open_trade()
+    buyer = Visitor(world, world.keys["buyer"])
+    token = TOKEN.search(buyer.page(trade_id).get_data(as_text=True)).group(1)
+    answer = buyer.client.post(
+        f"/trades/{trade_id}/rule",
+        data={"csrf_token": token, "for_buyer": "maybe"},
+        headers=SAME_SITE,
+    )
+    assert answer.status_code == 422
+    assert "for_buyer" in html.unescape(answer.get_data(as_text=True))
