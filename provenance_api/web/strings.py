@@ -347,6 +347,7 @@ ENGLISH: dict[str, str] = {
         " the trade ends as stated, so no deposit is ever stuck."
     ),
     "trade.in": "in {span}",
+    "trade.and": "{first} and {second}",
     "trade.ago": "{span} ago",
     "trade.day": "{count} day",
     "trade.days": "{count} days",

@@ -210,18 +210,32 @@ def coin(wei: int, strings: Strings) -> str:
     return strings("trade.coin", amount=text)
 
 
+UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def _unit(count: int, unit: str, strings: Strings) -> str:
+    return strings(f"trade.{unit}{'' if count == 1 else 's'}", count=count)
+
+
 def duration(seconds: int, strings: Strings) -> str:
-    """A time span in the largest whole unit that fits it, rounded down.
+    """A time span in its two largest units, rounded down ("2 days and 23 hours").
 
     >>> from provenance_api.web.strings import catalogue
-    >>> [duration(s, catalogue()) for s in (86400 * 3, 86400, 7200, 90, 1)]
-    ['3 days', '1 day', '2 hours', '1 minute', '1 second']
+    >>> [duration(s, catalogue()) for s in (86400 * 3, 86400 + 7200, 7200, 90, 1, 0)]
+    ['3 days', '1 day and 2 hours', '2 hours', '1 minute and 30 seconds', '1 second', '0 seconds']
     """
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return strings(f"trade.{unit}{'' if count == 1 else 's'}", count=count)
-    return strings(f"trade.second{'' if seconds == 1 else 's'}", count=max(0, seconds))
+    seconds = max(0, seconds)
+    for index, (unit, size) in enumerate(UNITS):
+        if seconds >= size or unit == "second":
+            first = _unit(seconds // size, unit, strings)
+            if index + 1 == len(UNITS):
+                return first
+            smaller, smaller_size = UNITS[index + 1]
+            rest = seconds % size // smaller_size
+            if rest == 0:
+                return first
+            return strings("trade.and", first=first, second=_unit(rest, smaller, strings))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def relative(moment: datetime, now: datetime, strings: Strings) -> str:
@@ -231,7 +245,7 @@ def relative(moment: datetime, now: datetime, strings: Strings) -> str:
     >>> from provenance_api.web.strings import catalogue
     >>> now = datetime(2026, 12, 1, 12, tzinfo=UTC)
     >>> relative(now + timedelta(days=2, hours=3), now, catalogue())
-    'in 2 days'
+    'in 2 days and 3 hours'
     >>> relative(now - timedelta(minutes=5), now, catalogue())
     '5 minutes ago'
     """
