@@ -78,6 +78,12 @@ def visit(page: Page, market: Market, trade_id: int) -> str:
     return page.locator("#headline").inner_text()
 
 
+def top(page: Page, shot: Path, height: int = 1400) -> None:
+    """A screenshot of the page's first `height` pixels at phone width (the docs' copies)."""
+    clip = {"x": 0, "y": 0, "width": PHONE["width"], "height": height}
+    page.screenshot(path=str(shot), full_page=True, clip=clip)
+
+
 def press(page: Page, key: str) -> None:
     """Press button `key`, after reading what it does, and land back on the trade (303)."""
     assert page.locator(f"#explain-{key}").inner_text()
@@ -153,6 +159,7 @@ def test_a_trade_through_a_dispute_to_a_ruling_as_buyer_seller_and_arbiter_see_i
     assert "(in 13 days and 23 hours)" in arbiter.locator("#deadline").inner_text()
     assert "deposit is paid to you" in arbiter.locator("#explain-rule_for_buyer").inner_text()
     fits(arbiter, market.shots / "arbiter-ruling.png")
+    top(arbiter, market.shots / "trade-arbiter.png", 1250)
     readable(arbiter)
     press(arbiter, "rule_for_buyer")
     world.settle()
@@ -169,10 +176,12 @@ def test_a_trade_through_a_dispute_to_a_ruling_as_buyer_seller_and_arbiter_see_i
     assert buyer.locator("#button-withdraw").is_visible()
     readable(buyer)
     buyer.screenshot(path=str(market.shots / "buyer.png"), full_page=True)
+    top(buyer, market.shots / "trade-buyer.png", 1000)
     assert visit(seller, market, trade_id) == "Ruled for the buyer"
     assert seller.locator("#credit").inner_text() == "Nothing is left for you to withdraw."
     readable(seller)
     seller.screenshot(path=str(market.shots / "seller.png"), full_page=True)
+    top(seller, market.shots / "trade-seller.png", 1000)
 
     # A stranger, signed in, does not learn the trade exists.
     response = stranger.goto(f"{market.base}/trades/{trade_id}")
