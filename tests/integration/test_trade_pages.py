@@ -10,9 +10,12 @@ import html
 import re
 
 import pytest
+from eth_account import Account
+from sqlmodel import Session
 
+from provenance_api.models import Organization
 from provenance_api.web.strings import catalogue
-from tests.integration.trade_pages_support import SERIAL, Trading, trading
+from tests.integration.trade_pages_support import DEPOSIT, PRICE, SERIAL, Trading, trading
 
 TEXT = catalogue()
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -122,6 +125,12 @@ def test_a_trade_walked_through_a_dispute_to_a_ruling_by_its_pages(world):
     assert TEXT("trade.passport.seller") in buyer.text(trade_id)
     assert stranger.page(trade_id).status_code == 404
 
+    # The buyer takes its credit out; the page then says nothing is left.
+    assert buyer.press(trade_id, "withdraw").status_code == 303
+    world.settle()
+    assert TEXT("trade.credit.none") in buyer.text(trade_id)
+    assert "withdraw" not in buttons(buyer, trade_id)
+
 
 def test_a_button_the_service_refuses_shows_its_reason(world):
     trade_id = world.open_trade()
@@ -176,3 +185,22 @@ def test_a_ruling_form_with_a_bad_side_is_refused_by_name(world):
     )
     assert answer.status_code == 422
     assert "for_buyer" in html.unescape(answer.get_data(as_text=True))
+
+
+def test_a_self_custody_buyer_is_shown_the_transaction_to_sign(world):
+    with Session(world.api.rt.engine) as session:
+        org = session.get(Organization, world.ids["buyer"])
+        org.encrypted_key = None  # the buyer keeps its own key from now on
+        org.address = Account.create().address
+        session.add(org)
+        session.commit()
+    trade_id = world.open_trade()
+    buyer = Visitor(world, world.keys["buyer"])
+    answer = buyer.press(trade_id, "deposit")
+    assert answer.status_code == 200
+    shown = html.unescape(answer.get_data(as_text=True))
+    assert TEXT("trade.next.sign") in shown
+    escrow = world.api.call("GET", f"/v1/trades/{trade_id}", world.keys["buyer"]).get_json()
+    assert escrow["escrow_address"] in shown
+    assert f"<code>{DEPOSIT + PRICE}</code>" in shown  # the value to send, in wei
+    assert "Your deposit: sent" not in shown  # nothing was sent for it
