@@ -529,3 +529,98 @@ def trade_page(
         details_open=details_open(facts, role),
         self_custody=self_custody,
     )
+
+
+# ---- The trade's details (messages, evidence) and their access log (services.trade_details).
+
+MESSAGE_MAX = 20_000  # characters a message form takes (the vault's limit is bytes of UTF-8)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record of the trade's details as the page shows it: who wrote it, when, what."""
+
+    author: str
+    author_role: str
+    at: datetime
+    kind: str  # details, message, photo, evidence
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One access to the trade's details: who, in which role, did what, when."""
+
+    who: str
+    role: str
+    action: str  # read, export, write, erase, refused
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A record as a line of the page."""
+
+    text: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    """The details section: the records, the log, and what the viewer may do with them."""
+
+    messages: list[Shown]
+    log: list[str] | None
+    can_add: bool
+    can_export: bool
+    can_erase: bool
+    erased: bool
+    max_length: int = MESSAGE_MAX
+
+
+def details(
+    records: Sequence[Record],
+    log: Sequence[Access] | None,
+    role: str,
+    state: str,
+    erased: bool,
+    strings: Strings,
+) -> Details:
+    """The details section for `role`: a party adds, exports and (once settled) erases.
+
+    The vault decides who reads and whether erasure is allowed now (a legal hold); the page
+    offers erasure once the trade is settled, and shows the vault's reason if it refuses.
+    """
+    shown = []
+    for record in records:
+        if record.kind == "message" and record.text is not None:
+            text = record.text
+        else:
+            text = strings(f"trade.details.kind.{record.kind}")
+        who = strings(
+            "trade.details.who",
+            name=record.author,
+            role=strings(f"trade.role.{record.author_role}"),
+        )
+        shown.append(Shown(text, strings("trade.details.by", who=who, when=when(record.at))))
+    lines = None
+    if log is not None:
+        lines = [
+            strings(
+                f"trade.access.{entry.action}",
+                who=strings(
+                    "trade.details.who", name=entry.who, role=strings(f"trade.role.{entry.role}")
+                ),
+                when=when(entry.at),
+            )
+            for entry in log
+        ]
+    party = role in (SELLER, BUYER)
+    return Details(
+        messages=shown,
+        log=lines,
+        can_add=party and not erased and state != "settled",
+        can_export=True,
+        can_erase=party and not erased and state == "settled",
+        erased=erased,
+    )

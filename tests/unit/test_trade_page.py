@@ -230,3 +230,26 @@ def test_every_state_and_outcome_has_words_for_every_role(role):
 def test_a_role_not_in_the_trade_is_an_error():
     with pytest.raises(ValueError):
         trade_page(facts(), "stranger", False, NOW, TEXT)
+
+
+def test_the_details_section_shows_messages_the_log_and_what_each_may_do():
+    from provenance_api.web.trade_page import Access, Record, details
+
+    records = [
+        Record("Client", BUYER, NOW, "message", "It arrived broken."),
+        Record("Shop", SELLER, NOW, "photo"),
+    ]
+    log = [Access("Fair Referee", ARBITER, "read", NOW), Access("Nosy", ARBITER, "refused", NOW)]
+    shown = details(records, log, BUYER, "arbitration", False, TEXT)
+    assert [m.text for m in shown.messages] == ["It arrived broken.", "A photo"]
+    assert shown.messages[0].by == "Client (the buyer), 1 December 2026, 12:00 UTC"
+    assert shown.log == [
+        "Fair Referee (the arbiter) read the messages and evidence, 1 December 2026, 12:00 UTC",
+        "Nosy (the arbiter) asked to read them and was refused, 1 December 2026, 12:00 UTC",
+    ]
+    assert shown.can_add and shown.can_export and not shown.can_erase
+    settled = details(records, log, SELLER, "settled", False, TEXT)
+    assert settled.can_erase and not settled.can_add
+    assert not details(records, None, ARBITER, "settled", False, TEXT).can_erase
+    erased = details([], log, BUYER, "settled", True, TEXT)
+    assert erased.erased and not erased.can_erase and not erased.can_add
