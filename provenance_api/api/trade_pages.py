@@ -118,16 +118,18 @@ def _arbiter(brief: ArbiterBrief | None) -> trade_page.Arbiter | None:
 
 
 def _pending(public: TradePublic) -> list[trade_page.Pending]:
-    """The trade's writes not yet confirmed, by name and party (services.trades.action_key)."""
+    """The trade's writes not confirmed (owed, or failed), by name and party
+    (services.trades.action_key)."""
     found = []
     for write in public.writes:
-        if write.state != ChainState.OWED.value:
+        if write.state == ChainState.CONFIRMED.value:
             continue
         parts = write.key.split(":")  # trade:<id>:<name>[:<party>[:...]]
         if len(parts) < 3:
             continue
         party = parts[3] if len(parts) > 3 and parts[3] in ("seller", "buyer") else None
-        found.append(trade_page.Pending(parts[2], party))
+        error = (write.error or "failed") if write.state == ChainState.FAILED.value else None
+        found.append(trade_page.Pending(parts[2], party, error))
     return found
 
 

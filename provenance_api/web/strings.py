@@ -493,6 +493,10 @@ ENGLISH: dict[str, str] = {
     "trade.pending.rule": "{whose} ruling: sent, waiting for the chain.",
     "trade.pending.timeout": "Ending the trade by its time limit: sent, waiting for the chain.",
     "trade.pending.other": "A change: sent, waiting for the chain.",
+    "trade.failed": (
+        "Something you sent did not go through on the chain, so nothing changed. The button"
+        " below sends it again."
+    ),
     "trade.refused": "This could not be done: {reason}",
     # The trade's details (messages, evidence), its access log, export and erasure.
     "trade.details.heading": "Messages and evidence",

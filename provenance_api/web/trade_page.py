@@ -97,6 +97,7 @@ class Pending:
 
     name: str  # deposit, ship, accept, ... (services.trades.action_key)
     party: str | None = None  # seller or buyer when the write is one party's
+    error: str | None = None  # set when the write failed instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +415,17 @@ def _profile_text(value: Any) -> str:
 
 def _pending_mine(facts: Facts, role: str) -> set[str]:
     """The write names already sent for this viewer (or for nobody in particular)."""
-    return {p.name for p in facts.pending if p.party in (None, role)}
+    return {p.name for p in facts.pending if p.party in (None, role) and p.error is None}
+
+
+def _failed_mine(facts: Facts, role: str) -> set[str]:
+    """The write names of this viewer's that failed, and that it may still try again."""
+    again = {WRITE_NAMES.get(action) for action in facts.actions}
+    return {
+        p.name
+        for p in facts.pending
+        if p.error is not None and p.party in (None, role) and p.name in again
+    }
 
 
 def buttons(facts: Facts, role: str, strings: Strings) -> list[Button]:
@@ -425,7 +436,7 @@ def buttons(facts: Facts, role: str, strings: Strings) -> list[Button]:
         "pays": coin(facts.deposit + facts.price if role == BUYER else facts.deposit, strings),
         "arbiter": facts.arbiter.who.name if facts.arbiter else "",
     }
-    sent = _pending_mine(facts, role)
+    sent = _pending_mine(facts, role) - _failed_mine(facts, role)
     shown = []
     for action in facts.actions:
         if WRITE_NAMES.get(action) in sent:
@@ -456,7 +467,11 @@ def buttons(facts: Facts, role: str, strings: Strings) -> list[Button]:
 def pending(facts: Facts, role: str, strings: Strings) -> list[str]:
     """Each write sent and not yet mined, in words: whose, and that it waits for the chain."""
     lines = []
+    if _failed_mine(facts, role):
+        lines.append(strings("trade.failed"))
     for write in facts.pending:
+        if write.error is not None:
+            continue
         key = f"trade.pending.{write.name}"
         if key not in strings.messages:
             key = "trade.pending.other"

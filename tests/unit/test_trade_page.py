@@ -253,3 +253,13 @@ def test_the_details_section_shows_messages_the_log_and_what_each_may_do():
     assert not details(records, None, ARBITER, "settled", False, TEXT).can_erase
     erased = details([], log, BUYER, "settled", True, TEXT)
     assert erased.erased and not erased.can_erase and not erased.can_add
+
+
+def test_a_failed_write_of_the_viewers_offers_its_button_again():
+    failed = [Pending("deposit", BUYER, "insufficient funds")]
+    page = shown(actions=["deposit", "cancel"], pending=failed)
+    assert [b.action for b in page.buttons] == ["deposit", "cancel"]
+    assert page.pending == [TEXT("trade.failed")]
+    # Someone else's failure, or one the viewer can no longer retry, says nothing.
+    assert shown(SELLER, actions=["deposit"], pending=failed).pending == []
+    assert shown(state="funded", actions=["dispute"], pending=failed).pending == []
