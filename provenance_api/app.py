@@ -28,6 +28,7 @@ from provenance_api.api import (
     products,
     sign_in,
     sun_keys,
+    trade_details,
     trade_pages,
     trades,
     transfers,
@@ -99,6 +100,7 @@ def create_app(
         claims,
         trades,
         arbiters,
+        trade_details,
     ):
         app.register_api(module.bp)
     # Verification (issue 10): public /v1/verify, the GS1 resolver, the supplier's item status.

@@ -18,7 +18,8 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
 - ADMIN_ADDRESS, empty: the admin's address when ADMIN_KEY is kept offline; it wins over
   ADMIN_KEY when both are set.
 - SECRET_KEY, from the secrets file: Flask's session secret.
-- KEY_ENCRYPTION_KEY, from the secrets file: base64 AES-256 key for organization keys.
+- KEY_ENCRYPTION_KEY, from the secrets file: base64 AES-256 key for organization keys (and,
+  through a key derived from it, for trades' data keys).
 - WRITER_POLL_SECONDS, 0.5: how often the chain writer looks for work.
 - WRITER_BATCH, 64: most writes signed per tick.
 - WRITER_FEE_BUMP_PERCENT, 12.5: fee increase of a replacement transaction (at least 10).

@@ -816,3 +816,117 @@ class ArbiterTie(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
     )
+
+
+class TradeRole(enum.StrEnum):
+    """Who an organization is in a trade, for its details."""
+
+    SELLER = "seller"
+    BUYER = "buyer"
+    ARBITER = "arbiter"  # the arbiter both parties accepted
+
+
+class TradeRecordKind(enum.StrEnum):
+    """What a trade record holds (trade_vault.Kind, as stored)."""
+
+    DETAILS = "details"  # a party's own contact and delivery details (JSON)
+    MESSAGE = "message"
+    PHOTO = "photo"
+    EVIDENCE = "evidence"
+
+
+class TradeAccessAction(enum.StrEnum):
+    """What an organization did with a trade's details (or was refused)."""
+
+    READ = "read"
+    EXPORT = "export"
+    WRITE = "write"
+    ERASE = "erase"
+    REFUSED = "refused"
+
+
+_TRADE_ROLES = ", ".join(f"'{k.value}'" for k in TradeRole)
+_TRADE_RECORD_KINDS = ", ".join(f"'{k.value}'" for k in TradeRecordKind)
+_TRADE_ACCESS_ACTIONS = ", ".join(f"'{k.value}'" for k in TradeAccessAction)
+
+
+class TradeKey(SQLModel, table=True):
+    """A trade's own data key, wrapped under a key derived from KEY_ENCRYPTION_KEY (trade_vault).
+
+    Erasure sets `wrapped_key` to NULL: every record of the trade is then unreadable, in this
+    database and in its backups.
+    """
+
+    __tablename__ = "trade_key"
+
+    trade_id: int = Field(foreign_key="trade.id", primary_key=True)
+    wrapped_key: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+    erased_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    erased_by_organization_id: int | None = Field(default=None, foreign_key="organization.id")
+
+
+class TradeRecord(SQLModel, table=True):
+    """One sealed record of a trade's details: its ciphertext and its link in the hash chain.
+
+    `digest` is sha256(nonce || ciphertext) and `details_hash` the chain's hash after this record
+    (trade_vault), kept after erasure so that the chain recorded on-chain stays checkable.
+    """
+
+    __tablename__ = "trade_record"
+    __table_args__ = (
+        sa.UniqueConstraint("trade_id", "sequence", name="uq_trade_record_sequence"),
+        sa.CheckConstraint(f"author_role IN ({_TRADE_ROLES})", name="ck_trade_record_role"),
+        sa.CheckConstraint(f"kind IN ({_TRADE_RECORD_KINDS})", name="ck_trade_record_kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    trade_id: int = Field(foreign_key="trade.id", index=True)
+    sequence: int
+    author_organization_id: int = Field(foreign_key="organization.id")
+    author_role: str = Field(max_length=8)
+    kind: str = Field(max_length=10)
+    content_type: str = Field(max_length=40)
+    nonce: bytes = Field(sa_type=sa.LargeBinary(12))
+    ciphertext: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # NULL once erased
+    size: int  # of the plaintext, in bytes
+    digest: bytes = Field(sa_type=sa.LargeBinary(32))
+    details_hash: bytes = Field(sa_type=sa.LargeBinary(32))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )
+
+
+class TradeAccess(SQLModel, table=True):
+    """One access to a trade's details, or one refusal; holds no content, survives erasure."""
+
+    __tablename__ = "trade_access"
+    __table_args__ = (
+        sa.CheckConstraint(f"role IN ({_TRADE_ROLES})", name="ck_trade_access_role"),
+        sa.CheckConstraint(f"action IN ({_TRADE_ACCESS_ACTIONS})", name="ck_trade_access_action"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    trade_id: int = Field(foreign_key="trade.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id")
+    role: str = Field(max_length=8)
+    action: str = Field(max_length=8)
+    record_sequence: int | None = None
+    at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class TradeLegalHold(SQLModel, table=True):
+    """A legal hold an operator set on a trade: erasure waits until `until` has passed."""
+
+    __tablename__ = "trade_legal_hold"
+
+    id: int | None = Field(default=None, primary_key=True)
+    trade_id: int = Field(foreign_key="trade.id", index=True)
+    until: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    reason: str = Field(max_length=500)
+    operator_id: int = Field(foreign_key="operator_account.id")
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False
+    )

@@ -40,6 +40,7 @@ from provenance_api.models import (
     OrganizationPublic,
     OrgKind,
     TagKind,
+    TradeRecordKind,
     organization_name,
 )
 
@@ -1412,6 +1413,15 @@ class TradeCreate(Strict):
     rule_window: Window | None = None
 
 
+# --- Trades: personal data (issue 12) --------------------------------------------------------
+
+TRADE_TEXT_MAX_BYTES = 20_000  # a message, or a party's details as compact JSON (UTF-8)
+TRADE_FILE_MAX_BYTES = 2 * 1024 * 1024  # a photo or a piece of evidence, decoded
+TRADE_CONTENT_TYPES = ("image/jpeg", "image/png", "application/pdf", "text/plain")
+TradeContentType = Literal["image/jpeg", "image/png", "application/pdf", "text/plain"]
+_TRADE_FILE_MAX_BASE64 = 4 * ((TRADE_FILE_MAX_BYTES + 2) // 3)
+
+
 class TradePath(BaseModel):
     """A trade named by its id."""
 
@@ -1625,3 +1635,124 @@ class ArbiterRegistered(BaseModel):
 
     arbiter: ArbiterPublic
     transactions: list[TransactionToSign]
+
+
+class TradeRecordPath(BaseModel):
+    """One record of a trade's details, by its sequence (1, 2, ...)."""
+
+    trade_id: int = Field(ge=1, le=UINT64_MAX)
+    sequence: int = Field(ge=1, le=UINT64_MAX)
+
+
+class TradeContactDetails(Strict):
+    """A party's own contact and delivery details for one trade; at least one field."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    address: str | None = Field(default=None, min_length=1, max_length=2000)
+    phone: str | None = Field(default=None, min_length=1, max_length=50)
+    email: str | None = Field(
+        default=None, min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$"
+    )
+    note: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
+class TradeRecordCreate(Strict):
+    """Add one record to a trade's details, sealed under the trade's own key.
+
+    `details`: the caller's own contact and delivery details (parties only). `message`: `text`.
+    `photo` (image/jpeg or image/png) and `evidence` (any of image/jpeg, image/png,
+    application/pdf, text/plain): `data` as base64 with its `content_type`, at most 2 MiB
+    decoded. Text is at most 20,000 bytes of UTF-8.
+    """
+
+    kind: TradeRecordKind
+    details: TradeContactDetails | None = None
+    text: str | None = Field(default=None, min_length=1, max_length=TRADE_TEXT_MAX_BYTES)
+    content_type: TradeContentType | None = None
+    data: str | None = Field(
+        default=None, min_length=4, max_length=_TRADE_FILE_MAX_BASE64, description="Base64."
+    )
+
+
+class TradeRecordPublic(BaseModel):
+    """One record of a trade's details, decrypted for a party or the accepted arbiter."""
+
+    sequence: int
+    kind: TradeRecordKind
+    content_type: str
+    author_organization_id: int
+    author_role: str = Field(description="seller, buyer or arbiter")
+    size: int = Field(description="Bytes of content.")
+    created_at: UtcDatetime
+    details_hash: str = Field(description="The details hash after this record (0x-hex).")
+    details: TradeContactDetails | None = None
+    text: str | None = None
+    content_url: str | None = Field(
+        default=None, description="Where a photo's or evidence's bytes are (GET)."
+    )
+    data: str | None = Field(default=None, description="A file's bytes as base64 (export only).")
+    intact: bool = Field(default=True, description="False when the stored record does not open.")
+
+
+class TradeDetailsPublic(BaseModel):
+    """A trade's details as the caller may read them."""
+
+    trade_id: int
+    role: str = Field(description="The caller's role in the trade: seller, buyer or arbiter.")
+    details_hash: str | None = Field(description="The last details hash owed on-chain (0x-hex).")
+    records: list[TradeRecordPublic]
+
+
+class TradeAccessPublic(BaseModel):
+    """One access to a trade's details (or a refusal)."""
+
+    organization_id: int
+    role: str
+    action: str = Field(description="read, export, write, erase or refused")
+    record_sequence: int | None
+    at: UtcDatetime
+
+
+class TradeAccessLog(BaseModel):
+    """Every access to a trade's details, oldest first; kept after erasure."""
+
+    trade_id: int
+    items: list[TradeAccessPublic]
+
+
+class TradeDetailsExport(BaseModel):
+    """Everything the caller may read of a trade's details, and its access log, at once."""
+
+    trade_id: int
+    role: str
+    exported_at: UtcDatetime
+    erased_at: UtcDatetime | None
+    details_hash: str | None
+    records: list[TradeRecordPublic]
+    access_log: list[TradeAccessPublic]
+
+
+class TradeErasure(BaseModel):
+    """A trade's details erased: the key destroyed, the ciphertexts gone; the hash stays."""
+
+    trade_id: int
+    erased_at: UtcDatetime
+    erased_by_organization_id: int
+    records_erased: int
+    details_hash: str | None = Field(description="Still on-chain; it proves nothing about content.")
+
+
+class LegalHoldCreate(Strict):
+    """Keep a trade's details from erasure until `until` (an operator, for a legal duty)."""
+
+    until: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class LegalHoldPublic(BaseModel):
+    """A trade's legal hold."""
+
+    trade_id: int
+    until: UtcDatetime
+    reason: str
+    set_at: UtcDatetime

@@ -34,6 +34,10 @@ from provenance_api.models import (
     Product,
     SunKey,
     Trade,
+    TradeAccess,
+    TradeKey,
+    TradeLegalHold,
+    TradeRecord,
     TradeState,
     WriteStatus,
 )
@@ -1037,6 +1041,86 @@ class SqlArbiters:
         return self.session.exec(query.order_by(ArbiterTie.id)).all()  # type: ignore[arg-type]
 
 
+class SqlTradeDetails:
+    """A trade's sealed data in `trade_key`, `trade_record`, `trade_access`, `trade_legal_hold`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def trade(self, trade_id: int) -> Trade | None:
+        """By id."""
+        return self.session.get(Trade, trade_id)
+
+    def lock_trade(self, trade_id: int) -> Trade | None:
+        """SELECT ... FOR UPDATE (PostgreSQL; a writing SQLite unit holds the lock already)."""
+        query = select(Trade).where(Trade.id == trade_id).with_for_update()
+        return self.session.exec(query).first()
+
+    def save_trade(self, trade: Trade) -> None:
+        """Add and flush."""
+        self.session.add(trade)
+        _flush(self.session)
+
+    def key(self, trade_id: int) -> TradeKey | None:
+        """By trade id."""
+        return self.session.get(TradeKey, trade_id)
+
+    def add_key(self, key: TradeKey) -> TradeKey:
+        """Insert and flush (a second key of one trade is a Conflict)."""
+        self.session.add(key)
+        _flush(self.session)
+        return key
+
+    def records(self, trade_id: int) -> Sequence[TradeRecord]:
+        """By sequence."""
+        query = select(TradeRecord).where(TradeRecord.trade_id == trade_id)
+        return self.session.exec(query.order_by(TradeRecord.sequence)).all()  # type: ignore[arg-type]
+
+    def last_record(self, trade_id: int) -> TradeRecord | None:
+        """The highest sequence."""
+        query = select(TradeRecord).where(TradeRecord.trade_id == trade_id)
+        return self.session.exec(query.order_by(TradeRecord.sequence.desc()).limit(1)).first()  # type: ignore[attr-defined]
+
+    def add_record(self, record: TradeRecord) -> TradeRecord:
+        """Insert and flush (a sequence taken by a concurrent record is a Conflict)."""
+        self.session.add(record)
+        _flush(self.session)
+        return record
+
+    def erase(self, trade_id: int, when: datetime, organization_id: int) -> int:
+        """Two UPDATEs: the key row (made if missing) and every record's ciphertext."""
+        key = self.session.get(TradeKey, trade_id)
+        if key is None:
+            key = TradeKey(trade_id=trade_id)
+        key.wrapped_key = None
+        key.erased_at = when
+        key.erased_by_organization_id = organization_id
+        self.session.add(key)
+        erased = self.session.execute(
+            sa.update(TradeRecord)
+            .where(TradeRecord.trade_id == trade_id)  # type: ignore[arg-type]
+            .values(ciphertext=None)
+        )
+        _flush(self.session)
+        return int(erased.rowcount)  # type: ignore[attr-defined]
+
+    def log(self, entry: TradeAccess) -> None:
+        """Insert and flush."""
+        self.session.add(entry)
+        _flush(self.session)
+
+    def access_log(self, trade_id: int) -> Sequence[TradeAccess]:
+        """By id."""
+        query = select(TradeAccess).where(TradeAccess.trade_id == trade_id)
+        return self.session.exec(query.order_by(TradeAccess.id)).all()  # type: ignore[arg-type]
+
+    def add_hold(self, hold: TradeLegalHold) -> TradeLegalHold:
+        """Insert and flush."""
+        self.session.add(hold)
+        _flush(self.session)
+        return hold
+
+
 class SqlUnitOfWork:
     """One database transaction over `engine`; `with` it, then `commit()`."""
 
@@ -1058,6 +1142,7 @@ class SqlUnitOfWork:
     claims: SqlClaims
     trades: SqlTrades
     arbiters: SqlArbiters
+    trade_details: SqlTradeDetails
 
     def __init__(
         self, engine: Engine, *, writes: bool = True, sender: Callable[[], str] | None = None
@@ -1088,6 +1173,7 @@ class SqlUnitOfWork:
         self.claims = SqlClaims(self.session)
         self.trades = SqlTrades(self.session)
         self.arbiters = SqlArbiters(self.session)
+        self.trade_details = SqlTradeDetails(self.session)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

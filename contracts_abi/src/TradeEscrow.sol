@@ -84,12 +84,18 @@ interface ICustodyLedger {
  * `toParty`, and an event time not before the trade was opened. The device's signature is not
  * checked on-chain: the service checked it before anchoring, which is what anchoring attests.
  *
+ * Details. A trade's personal data (names, addresses, messages, photos, evidence) lives off-chain,
+ * encrypted by the service; the service (OPERATOR_ROLE) records the hash of their ciphertexts'
+ * chain with `recordDetails` as records are added, until the trade settles. The hash commits to
+ * ciphertexts, not to content: once the data's key is destroyed it proves only that, and when,
+ * records were added. `detailsHashOf` reads it.
+ *
  * Money is never pushed: every amount owed is credited, and each payee takes its credit with
  * `withdraw`, so a payee that refuses coin blocks only itself. Passports move with
  * `transferFrom`, which calls no receiver hook, so no party can block a settlement.
  */
 contract TradeEscrow is AccessControl, ReentrancyGuardTransient, IERC721Receiver {
-    /// @notice Role allowed to open trades for the parties and flag arbiters' ties.
+    /// @notice Role allowed to open trades for the parties, flag arbiters' ties and record details hashes.
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
 
     /// @notice The only arbiter-selection rule: registry order from a start derived from the trade id.
@@ -200,6 +206,7 @@ contract TradeEscrow is AccessControl, ReentrancyGuardTransient, IERC721Receiver
     mapping(address arbiter => Arbiter) private _arbiters;
     mapping(address arbiter => mapping(address party => bool)) private _ties;
     mapping(uint256 tradeId => mapping(address arbiter => bool)) private _declined;
+    mapping(uint256 tradeId => bytes32) private _detailsHash;
 
     /// @notice Trade `tradeId` was opened by `opener` with `terms`.
     event TradeOpened(uint256 indexed tradeId, uint256 indexed tokenId, address indexed opener, Terms terms);
@@ -252,6 +259,9 @@ contract TradeEscrow is AccessControl, ReentrancyGuardTransient, IERC721Receiver
     /// @notice The service flagged (or unflagged) `arbiter` as tied to `party`.
     event ArbiterTieSet(address indexed arbiter, address indexed party, bool tied);
 
+    /// @notice The service recorded `detailsHash`, the hash of trade `tradeId`'s encrypted details.
+    event DetailsRecorded(uint256 indexed tradeId, bytes32 detailsHash);
+
     /// @notice An address argument was zero.
     error EscrowZeroAddress();
 
@@ -299,6 +309,9 @@ contract TradeEscrow is AccessControl, ReentrancyGuardTransient, IERC721Receiver
 
     /// @notice The caller is not an active arbiter.
     error EscrowNotArbiter(address account);
+
+    /// @notice A details hash must not be zero (the hash of no records).
+    error EscrowZeroDetailsHash(uint256 tradeId);
 
     /// @notice `payee` has nothing to withdraw.
     error EscrowNothingToWithdraw(address payee);
@@ -614,6 +627,20 @@ contract TradeEscrow is AccessControl, ReentrancyGuardTransient, IERC721Receiver
         emit ArbiterTieSet(arbiter, party, tied);
     }
 
+    /**
+     * @notice The service records the hash of trade `tradeId`'s encrypted details, replacing the
+     * previous one (each hash commits to the one before it).
+     * @param tradeId An existing trade, not settled.
+     * @param detailsHash The hash of the details' ciphertexts so far; not zero.
+     */
+    function recordDetails(uint256 tradeId, bytes32 detailsHash) external onlyRole(OPERATOR_ROLE) {
+        Status storage status = _existing(tradeId);
+        if (status.state == State.Settled) revert EscrowWrongState(tradeId, State.Settled);
+        if (detailsHash == bytes32(0)) revert EscrowZeroDetailsHash(tradeId);
+        _detailsHash[tradeId] = detailsHash;
+        emit DetailsRecorded(tradeId, detailsHash);
+    }
+
     // --- Views ------------------------------------------------------------------------------
 
     /**
@@ -639,6 +666,15 @@ contract TradeEscrow is AccessControl, ReentrancyGuardTransient, IERC721Receiver
      */
     function deadlineOf(uint256 tradeId) external view returns (uint256) {
         return _deadline(_terms[tradeId], _existing(tradeId));
+    }
+
+    /**
+     * @notice The last details hash the service recorded for trade `tradeId`; zero before any.
+     * @param tradeId An existing trade.
+     */
+    function detailsHashOf(uint256 tradeId) external view returns (bytes32) {
+        _existing(tradeId);
+        return _detailsHash[tradeId];
     }
 
     /// @notice The number of trades opened so far; trade ids are 1 to this.

@@ -121,6 +121,17 @@ ACCESS: dict[str, frozenset[Role]] = {
     "verifications.set_item_status": SUPPLIERS,
     "verifications.get_item_status": SUPPLIERS,
     "verifications.list_item_scans": SUPPLIERS | OPERATORS,
+    # A trade's personal data (issue 12): the service admits the trade's two parties and its
+    # accepted arbiter only; everyone else, operators included, is answered 404 as if the
+    # trade did not exist (so operators are listed, to get that answer rather than a 403).
+    "trade_details.add_trade_record": EVERYONE,
+    "trade_details.get_trade_details": EVERYONE,
+    "trade_details.get_trade_record_content": EVERYONE,
+    "trade_details.export_trade_details": EVERYONE,
+    "trade_details.erase_trade_details": EVERYONE,
+    "trade_details.get_trade_access_log": EVERYONE,
+    # Operators hold a trade's details from erasure; the route reads none of them.
+    "trade_details.set_trade_legal_hold": OPERATORS,
 }
 
 

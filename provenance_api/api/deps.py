@@ -34,6 +34,7 @@ from provenance_api.config import ConfigError
 from provenance_api.keys import KeyBox
 from provenance_api.services.anchoring import LEDGER
 from provenance_api.services.deployments import known_addresses
+from provenance_api.trade_vault import KeyWrapper
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Runtime:
         self._ledger: str | None = None
         self._ledger_looked = -math.inf
         self._keybox: KeyBox | None = None
+        self._trade_keys: KeyWrapper | None = None
         self.writer: ChainWriter | None = None
         self._writer_thread: threading.Thread | None = None
         self._writer_stop = threading.Event()
@@ -108,6 +110,15 @@ class Runtime:
                 raise ConfigError("PROVENANCE_KEY_ENCRYPTION_KEY is not set")
             self._keybox = KeyBox(self.config["KEY_ENCRYPTION_KEY"])
         return self._keybox
+
+    @property
+    def trade_keys(self) -> KeyWrapper:
+        """Wraps trades' data keys under a key derived from KEY_ENCRYPTION_KEY."""
+        if self._trade_keys is None:
+            if not self.config.get("KEY_ENCRYPTION_KEY"):
+                raise ConfigError("PROVENANCE_KEY_ENCRYPTION_KEY is not set")
+            self._trade_keys = KeyWrapper(self.config["KEY_ENCRYPTION_KEY"])
+        return self._trade_keys
 
     @property
     def operator(self) -> LocalAccount:

@@ -5,6 +5,7 @@
     DomainError           400 (a malformed request header)
     ├── NotFound          404
     ├── Conflict          409
+    ├── Gone              410 (it existed, and was erased for good)
     ├── InvalidInput      422 (fields names each bad field)
     ├── Unauthorized      401
     ├── Forbidden         403 (the caller's role may not call this route)
@@ -42,6 +43,13 @@ class Conflict(DomainError):
 
     status = 409
     code = "conflict"
+
+
+class Gone(DomainError):
+    """The named thing existed and was erased for good."""
+
+    status = 410
+    code = "gone"
 
 
 class InvalidInput(DomainError):

@@ -32,6 +32,10 @@ from provenance_api.models import (
     Product,
     SunKey,
     Trade,
+    TradeAccess,
+    TradeKey,
+    TradeLegalHold,
+    TradeRecord,
 )
 
 
@@ -614,6 +618,58 @@ class ArbiterRepository(Protocol):
         ...
 
 
+class TradeDetailsRepository(Protocol):
+    """A trade's sealed personal data: its wrapped key, records, access log and legal holds."""
+
+    def trade(self, trade_id: int) -> Trade | None:
+        """The trade row (its cached chain state included)."""
+        ...
+
+    def lock_trade(self, trade_id: int) -> Trade | None:
+        """The trade row, locked until the unit ends: writers of one trade's records queue."""
+        ...
+
+    def save_trade(self, trade: Trade) -> None:
+        """Store changes to the trade row (its details hash, its legal hold)."""
+        ...
+
+    def key(self, trade_id: int) -> TradeKey | None:
+        """The trade's key row, once a record was added or the details erased."""
+        ...
+
+    def add_key(self, key: TradeKey) -> TradeKey:
+        """Store a trade's first key row; a second one for the trade is a Conflict."""
+        ...
+
+    def records(self, trade_id: int) -> Sequence[TradeRecord]:
+        """The trade's records by sequence."""
+        ...
+
+    def last_record(self, trade_id: int) -> TradeRecord | None:
+        """The trade's record with the highest sequence."""
+        ...
+
+    def add_record(self, record: TradeRecord) -> TradeRecord:
+        """Store a record; a sequence the trade already has is a Conflict."""
+        ...
+
+    def erase(self, trade_id: int, when: datetime, organization_id: int) -> int:
+        """Destroy the trade's wrapped key and every ciphertext; how many records were erased."""
+        ...
+
+    def log(self, entry: TradeAccess) -> None:
+        """Append one access (or refusal) to the trade's access log."""
+        ...
+
+    def access_log(self, trade_id: int) -> Sequence[TradeAccess]:
+        """The trade's access log, oldest first."""
+        ...
+
+    def add_hold(self, hold: TradeLegalHold) -> TradeLegalHold:
+        """Record a legal hold set on the trade."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: `with uow:` opens it, `commit()` keeps it, leaving without rolls back.
 
@@ -641,6 +697,7 @@ class UnitOfWork(Protocol):
     claims: ClaimRepository
     trades: TradeRepository
     arbiters: ArbiterRepository
+    trade_details: TradeDetailsRepository
 
     def __enter__(self) -> Self: ...
 

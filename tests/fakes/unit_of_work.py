@@ -30,6 +30,10 @@ from provenance_api.models import (
     Product,
     SunKey,
     Trade,
+    TradeAccess,
+    TradeKey,
+    TradeLegalHold,
+    TradeRecord,
     TradeState,
 )
 from provenance_api.services.anchoring import arrival
@@ -84,6 +88,10 @@ class _State:
         self.trades: dict[int, dict[str, Any]] = {}
         self.arbiters: dict[int, dict[str, Any]] = {}
         self.ties: dict[int, dict[str, Any]] = {}
+        self.trade_keys: dict[int, dict[str, Any]] = {}
+        self.trade_records: dict[tuple[int, int], dict[str, Any]] = {}
+        self.trade_access: list[dict[str, Any]] = []
+        self.trade_holds: list[dict[str, Any]] = []
 
 
 class FakeOrganizations:
@@ -772,6 +780,70 @@ class FakeLedger:
         return self.receipts([key for key in self.state.writes if key.startswith(prefix)])
 
 
+class FakeTradeDetails:
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def trade(self, trade_id: int) -> Trade | None:
+        row = self.state.trades.get(trade_id)
+        return Trade(**row) if row is not None else None
+
+    def lock_trade(self, trade_id: int) -> Trade | None:
+        return self.trade(trade_id)  # one unit of work at a time
+
+    def save_trade(self, trade: Trade) -> None:
+        assert trade.id is not None
+        self.state.trades[trade.id] = trade.model_dump()
+
+    def key(self, trade_id: int) -> TradeKey | None:
+        row = self.state.trade_keys.get(trade_id)
+        return TradeKey(**row) if row is not None else None
+
+    def add_key(self, key: TradeKey) -> TradeKey:
+        if key.trade_id in self.state.trade_keys:
+            raise Conflict(_CLASH)
+        self.state.trade_keys[key.trade_id] = key.model_dump()
+        return key
+
+    def records(self, trade_id: int) -> Sequence[TradeRecord]:
+        rows = [r for (t, _), r in self.state.trade_records.items() if t == trade_id]
+        return [TradeRecord(**r) for r in sorted(rows, key=lambda r: r["sequence"])]
+
+    def last_record(self, trade_id: int) -> TradeRecord | None:
+        records = self.records(trade_id)
+        return records[-1] if records else None
+
+    def add_record(self, record: TradeRecord) -> TradeRecord:
+        key = (record.trade_id, record.sequence)
+        if key in self.state.trade_records:
+            raise Conflict(_CLASH)
+        record.id = len(self.state.trade_records) + 1
+        self.state.trade_records[key] = record.model_dump()
+        return record
+
+    def erase(self, trade_id: int, when: datetime, organization_id: int) -> int:
+        row = self.state.trade_keys.setdefault(trade_id, TradeKey(trade_id=trade_id).model_dump())
+        row.update(wrapped_key=None, erased_at=when, erased_by_organization_id=organization_id)
+        erased = 0
+        for (t, _), record in self.state.trade_records.items():
+            if t == trade_id:
+                record["ciphertext"] = None
+                erased += 1
+        return erased
+
+    def log(self, entry: TradeAccess) -> None:
+        entry.id = len(self.state.trade_access) + 1
+        self.state.trade_access.append(entry.model_dump())
+
+    def access_log(self, trade_id: int) -> Sequence[TradeAccess]:
+        return [TradeAccess(**r) for r in self.state.trade_access if r["trade_id"] == trade_id]
+
+    def add_hold(self, hold: TradeLegalHold) -> TradeLegalHold:
+        hold.id = len(self.state.trade_holds) + 1
+        self.state.trade_holds.append(hold.model_dump())
+        return hold
+
+
 class FakeUnitOfWork:
     """Shared committed state; each `with` works on a copy until `commit()`."""
 
@@ -793,6 +865,7 @@ class FakeUnitOfWork:
     claims: FakeClaims
     trades: FakeTrades
     arbiters: FakeArbiters
+    trade_details: FakeTradeDetails
 
     def __init__(self) -> None:
         self.committed = _State()
@@ -844,6 +917,7 @@ class FakeUnitOfWork:
         self.claims = FakeClaims(self._work, self._ids["claim_code"])
         self.trades = FakeTrades(self._work, self._ids["trade"])
         self.arbiters = FakeArbiters(self._work, self._ids["arbiter"])
+        self.trade_details = FakeTradeDetails(self._work)
 
     def commit(self) -> None:
         assert self._work is not None, "commit outside `with`"

@@ -21,6 +21,7 @@ from eth_account import Account
 from firmware_tools.formats.gs1 import compute_check_digit
 from provenance_api.api import access
 from provenance_api.cli import ensure_deployed, fund_operator
+from provenance_api.models import Trade
 from provenance_api.schemas import Role
 from provenance_api.services.ports import NewCustodyEvent
 from tests.integration.api_support import OTHER_GTIN, Api
@@ -83,6 +84,8 @@ class Probe:
     world_json: Callable[[Any], dict] | None = None
     # Operators read any tenant's resource (they own none, so "own" names nothing).
     operators_read_any: bool = False
+    # Operators are let through the table only to be told the resource does not exist.
+    operators_not_found: bool = False
 
 
 class World:
@@ -95,6 +98,7 @@ class World:
         self.maker = api.key(Role.SUPPLIER)
         self.gtins = fresh_gtins("2")
         self.names = iter(f"New org {n}" for n in range(1000))
+        self.trade_ids = itertools.count(1)
         assert self._post_product(self.rival, OTHER_GTIN) == 201
         assert self._post_item(self.rival, OTHER_GTIN) == 200
         self.rival_device = Account.create().address
@@ -179,6 +183,47 @@ class World:
         owner = self.rival if tenant == OTHER else key
         response = self.api.call("POST", "/v1/epcis/capture", owner, json=PROBE_CAPTURE)
         return response.get_json().get("captureID") or str(uuid.uuid4())
+
+    def trade_of(
+        self, key: str, tenant: str, *, state: str = "funded", record: bool = False
+    ) -> int:
+        """A trade row the caller sells in (with a record when `record`), or the rival's; an
+        operator, who trades nothing, gets the rival's."""
+        me = self.api.call("GET", "/v1/me", key).get_json().get("organization")
+        seller_key = key if tenant == OWN and me is not None else self.rival
+        seller = self.api.call("GET", "/v1/me", seller_key).get_json()["organization"]
+        buyer = self.api.call("GET", "/v1/me", self.maker).get_json()["organization"]
+        trade_id = next(self.trade_ids)
+        with self.api.uow() as uow:
+            item = uow.items.get(OTHER_GTIN, "S1")
+            trade = Trade(
+                id=trade_id,
+                item_id=item.id,
+                seller_organization_id=seller["id"],
+                buyer_organization_id=buyer["id"],
+                seller_address=seller["address"],
+                buyer_address=buyer["address"],
+                deposit=1,
+                price=0,
+                deposit_window=60,
+                ship_window=60,
+                confirm_window=60,
+                agree_window=60,
+                rule_window=60,
+                opened_by_organization_id=seller["id"],
+                open_write_key=f"probe-open-{trade_id}",
+                escrow_address="0x" + "e5" * 20,
+                chain_trade_id=trade_id,
+                state=state,
+                outcome="completed" if state == "settled" else None,
+            )
+            uow.trade_details.save_trade(trade)
+            uow.commit()
+        if record:
+            body = {"kind": "message", "text": "probe"}
+            added = self.api.call("POST", f"/v1/trades/{trade_id}/details", seller_key, json=body)
+            assert added.status_code == 201, added.get_json()
+        return trade_id
 
     def spare_key_prefix(self, key: str, tenant: str) -> str:
         """A second key of the caller (so revoking it is not revoking the last), or the rival's."""
@@ -357,6 +402,51 @@ PROBES: dict[str, Probe] = {
         addresses_resource=True,
         operators_read_any=True,
     ),
+    # A trade's personal data (issue 12): its parties (and accepted arbiter) only; operators
+    # and other tenants are not told the trade exists; operators alone set legal holds.
+    "trade_details.add_trade_record": Probe(
+        "POST",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/details",
+        ok=201,
+        json=lambda: {"kind": "message", "text": "probe"},
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.get_trade_details": Probe(
+        "GET",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/details",
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.get_trade_record_content": Probe(
+        "GET",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t, record=True)}/details/1/content",
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.export_trade_details": Probe(
+        "GET",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/details/export",
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.erase_trade_details": Probe(
+        "DELETE",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t, state='settled')}/details",
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.get_trade_access_log": Probe(
+        "GET",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/access-log",
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.set_trade_legal_hold": Probe(
+        "PUT",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/legal-hold",
+        json=lambda: {"until": "2099-01-01T00:00:00Z", "reason": "probe"},
+    ),
 }
 
 
@@ -390,7 +480,9 @@ def test_every_route_by_every_role_on_own_and_other_tenant(api):
                     expected = 403
                 elif probe.operators_read_any and role == Role.OPERATOR:
                     expected = probe.ok if tenant == OTHER else 404
-                elif probe.addresses_resource and tenant == OTHER:
+                elif (probe.operators_not_found and role == Role.OPERATOR) or (
+                    probe.addresses_resource and tenant == OTHER
+                ):
                     expected = 404
                 else:
                     expected = probe.ok

@@ -54,3 +54,4 @@ def test_every_trade_path_has_a_gas_figure_within_budget(figures: dict[str, str]
     # Proving the shipment with a custody event of a 1,000-event batch costs little more.
     assert int(figures["trade_prove_shipped_at_1000_gas"]) < 100_000
     assert int(figures["trade_withdraw_gas"]) < 40_000
+    assert int(figures["trade_record_details_gas"]) < 60_000

@@ -781,6 +781,51 @@ def test_registry(chain: SimpleNamespace) -> None:
     )
 
 
+# --- Details hash --------------------------------------------------------------------------------
+
+
+def test_operator_records_the_details_hash_until_settlement(chain: SimpleNamespace) -> None:
+    trade_id, _ = funded_trade(chain)
+    assert chain.escrow.functions.detailsHashOf(trade_id).call() == b"\x00" * 32
+    first, second = os.urandom(32), os.urandom(32)
+    receipt = call(chain, "recordDetails", trade_id, first, sender=chain.operator)
+    recorded = logged(chain, "DetailsRecorded", receipt)
+    assert (recorded.tradeId, recorded.detailsHash) == (trade_id, first)
+    call(chain, "recordDetails", trade_id, second, sender=chain.operator)
+    assert chain.escrow.functions.detailsHashOf(trade_id).call() == second
+    # Recorded in every state before settlement: disputed and in arbitration too.
+    arbiter = dispute_and_appoint(chain, trade_id)
+    call(chain, "recordDetails", trade_id, first, sender=chain.operator)
+    call(chain, "rule", trade_id, True, sender=arbiter)
+    # The hash outlives the settlement, unchanged.
+    assert chain.escrow.functions.detailsHashOf(trade_id).call() == first
+
+
+def test_record_details_reverts(chain: SimpleNamespace) -> None:
+    trade_id, _ = funded_trade(chain)
+    digest = os.urandom(32)
+
+    def recording(sender: str, trade: int = trade_id, value: bytes = digest):
+        function = chain.escrow.functions.recordDetails(trade, value)
+        return lambda: function.transact({"from": sender})
+
+    arbiter = chain.arbiters[0]
+    for outsider in (chain.seller, chain.buyer, arbiter, chain.admin, chain.stranger):
+        assert_reverts(
+            recording(outsider), "AccessControlUnauthorizedAccount", outsider, OPERATOR_ROLE
+        )
+    assert_reverts(
+        recording(chain.operator, trade=trade_id + 1), "EscrowUnknownTrade", trade_id + 1
+    )
+    assert_reverts(recording(chain.operator, value=b"\x00" * 32), "EscrowZeroDetailsHash", trade_id)
+    assert_reverts(
+        chain.escrow.functions.detailsHashOf(trade_id + 1).call, "EscrowUnknownTrade", trade_id + 1
+    )
+    call(chain, "confirm", trade_id, sender=chain.buyer)
+    assert_reverts(recording(chain.operator), "EscrowWrongState", trade_id, State.SETTLED)
+    assert chain.escrow.functions.detailsHashOf(trade_id).call() == b"\x00" * 32
+
+
 # --- Hostile parties ----------------------------------------------------------------------------
 
 
