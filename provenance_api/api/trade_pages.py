@@ -19,24 +19,36 @@ from functools import wraps
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, redirect, request, url_for
+from flask import Blueprint, Response, current_app, redirect, request, url_for
 from pydantic import ValidationError
 
 from provenance_api.api import sign_in
 from provenance_api.api.deps import runtime
 from provenance_api.api.frame import unit_of_work
+from provenance_api.api.trade_details import CHAIN_EXTENSION
+from provenance_api.api.trade_details import EscrowReader as DetailsChain
 from provenance_api.api.trades import escrow_reader
+from provenance_api.models import TradeRecordKind
 from provenance_api.schemas import (
     ArbiterBrief,
     ArbiterChoice,
     TradePublic,
+    TradeRecordCreate,
     TradeShip,
     TransactionToSign,
 )
-from provenance_api.services import trades
-from provenance_api.services.errors import DomainError, InvalidInput, NotFound, Unavailable
+from provenance_api.services import trade_details, trades
+from provenance_api.services.errors import (
+    DomainError,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
 from provenance_api.services.organizations import Caller
 from provenance_api.services.ports import ChainState
+from provenance_api.services.trade_details import TradeChain
 from provenance_api.services.trade_rules import Action
 from provenance_api.web import strings, trade_page
 
@@ -204,10 +216,72 @@ def _show(
         p=shown,
         trade_id=public.id,
         item_url=f"/01/{public.gtin}/21/{quote(public.serial, safe='')}",
-        details=None,  # the vault's messages and evidence: wired once services.trade_details is
+        details=_details(caller, public, shown),
         transactions=transactions,
         problem=problem,
     )
+
+
+def _details_chain() -> TradeChain:
+    """The vault's view of the chain (api/trade_details.py's, or the one tests put there)."""
+    factory = current_app.extensions.get(CHAIN_EXTENSION)
+    return factory() if factory is not None else DetailsChain(runtime())
+
+
+def _names(public: TradePublic) -> dict[int, str]:
+    """Organization id -> name, for the trade's parties and its accepted arbiter."""
+    names = {
+        public.seller.organization_id: public.seller.name,
+        public.buyer.organization_id: public.buyer.name,
+    }
+    arbiter = public.accepted_arbiter
+    if arbiter is not None and arbiter.organization_id is not None:
+        names[arbiter.organization_id] = arbiter.display_name or arbiter.address
+    return names
+
+
+def _details(
+    caller: Caller, public: TradePublic, shown: trade_page.TradePage
+) -> trade_page.Details | None:
+    """The trade's messages and evidence and their access log, read through the vault (each
+    read is logged there); None when the viewer may not read them (yet)."""
+    if not shown.details_open:
+        return None
+    text = strings.catalogue()
+    names = _names(public)
+    org_id = _org_id(caller)
+    now = datetime.now(UTC)
+    chain = _details_chain()
+    erased = False
+    try:
+        read = trade_details.read_details(
+            unit_of_work(), runtime().trade_keys, chain, org_id, public.id, now
+        )
+        records = [
+            trade_page.Record(
+                names.get(r.author_organization_id, str(r.author_organization_id)),
+                r.author_role,
+                r.created_at,
+                r.kind.value if hasattr(r.kind, "value") else str(r.kind),
+                r.text,
+            )
+            for r in read.records
+        ]
+    except Gone:
+        erased, records = True, []
+    except (NotFound, Forbidden):
+        return None
+    log = trade_details.access_log(unit_of_work(), chain, org_id, public.id, now)
+    accesses = [
+        trade_page.Access(
+            names.get(entry.organization_id, str(entry.organization_id)),
+            entry.role,
+            entry.action,
+            entry.at,
+        )
+        for entry in log.items
+    ]
+    return trade_page.details(records, accesses, public.viewer, public.state, erased, text)
 
 
 @bp.get("/trades")
@@ -324,29 +398,81 @@ def act(caller: Caller, trade_id: int, action: str) -> Response:
     if transactions:  # a self-custody organization signs these itself
         public = trades.get_trade(unit_of_work(), escrow, _org_id(caller), trade_id, _now())
         return _show(caller, public, 200, transactions=transactions)
+    return _back(trade_id)
+
+
+def _back(trade_id: int) -> Response:
     return redirect(url_for("trade_pages.show_trade", trade_id=trade_id), 303)
 
 
 @bp.post("/trades/<int:trade_id>/messages")
 @signed_in_only
 def add_detail(caller: Caller, trade_id: int) -> Response:
-    """Add a message to the trade's details (a party only), then show the trade again."""
+    """Add a message to the trade's details, then show the trade again."""
     if not sign_in.form_is_ours():
         return sign_in.refused()
-    return not_found(caller)
+    try:
+        try:
+            record = TradeRecordCreate(
+                kind=TradeRecordKind.MESSAGE, text=request.form.get("message", "").strip()
+            )
+        except ValidationError:
+            raise _invalid("message", "write a message of 1 to 20,000 characters") from None
+        trade_details.add_record(
+            unit_of_work(),
+            runtime().trade_keys,
+            _details_chain(),
+            _org_id(caller),
+            trade_id,
+            record,
+            datetime.now(UTC),
+        )
+    except NotFound:
+        return not_found(caller)
+    except DomainError as exc:
+        return _refused(caller, trade_id, exc)
+    return _back(trade_id)
 
 
 @bp.get("/trades/<int:trade_id>/export")
 @signed_in_only
 def export_details(caller: Caller, trade_id: int) -> Response:
-    """The organization's data of this trade, as a JSON file to keep."""
-    return not_found(caller)
+    """Everything of this trade's details the organization may read, and its access log, as a
+    JSON file to keep (the export is logged by the vault)."""
+    try:
+        exported = trade_details.export_details(
+            unit_of_work(),
+            runtime().trade_keys,
+            _details_chain(),
+            _org_id(caller),
+            trade_id,
+            datetime.now(UTC),
+        )
+    except NotFound:
+        return not_found(caller)
+    except DomainError as exc:
+        return _refused(caller, trade_id, exc)
+    response = current_app.response_class(
+        exported.model_dump_json(indent=2), 200, mimetype="application/json"
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="trade-{trade_id}.json"'
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.post("/trades/<int:trade_id>/erase")
 @signed_in_only
 def erase_details(caller: Caller, trade_id: int) -> Response:
-    """Erase the trade's data (its key is destroyed), when the vault allows it."""
+    """Erase the trade's details for good (its key is destroyed), when the vault allows it."""
     if not sign_in.form_is_ours():
         return sign_in.refused()
-    return not_found(caller)
+    try:
+        trade_details.erase_details(
+            unit_of_work(), _details_chain(), _org_id(caller), trade_id, datetime.now(UTC)
+        )
+    except NotFound:
+        return not_found(caller)
+    except DomainError as exc:
+        return _refused(caller, trade_id, exc)
+    return _back(trade_id)

@@ -45,12 +45,18 @@ class Visitor:
 
     def press(self, trade_id: int, key: str, **headers: str):
         """Submit the form of button `key` as the page has it (its hidden fields included)."""
+        return self.post_form(trade_id, f"action-{key}", headers=headers)
+
+    def post_form(self, trade_id: int, form_id: str, headers=None, **typed: str):
+        """Submit form `form_id` of the trade's page: its hidden fields, and `typed`."""
         body = self.page(trade_id).get_data(as_text=True)
-        form = re.search(rf'<form[^>]*id="action-{key}"[^>]*>(.*?)</form>', body, re.S)
-        assert form, f"no button {key} on the page"
-        action = re.search(r'action="([^"]+)"', form.group(0)).group(1)
+        form = re.search(rf'<form[^>]*id="{form_id}"[^>]*>(.*?)</form>', body, re.S)
+        assert form, f"no form {form_id} on the page"
+        action = html.unescape(re.search(r'action="([^"]+)"', form.group(0)).group(1))
         fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(1)))
-        return self.client.post(action, data=fields, headers={**SAME_SITE, **headers})
+        return self.client.post(
+            action, data={**fields, **typed}, headers={**SAME_SITE, **(headers or {})}
+        )
 
 
 @pytest.fixture
@@ -102,6 +108,11 @@ def test_a_trade_walked_through_a_dispute_to_a_ruling_by_its_pages(world):
     assert "Fair Referee" in disputed and "English, French" in disputed
     assert "Accept Fair Referee as arbiter" in disputed
 
+    # The buyer says what is wrong, in the trade's details; the seller reads it.
+    assert buyer.post_form(trade_id, "add-detail", message="It arrived broken.").status_code == 303
+    assert "It arrived broken." in seller.text(trade_id)
+    assert "Shop (the buyer), " in seller.text(trade_id)
+
     assert buyer.press(trade_id, "accept").status_code == 303
     world.settle()
     assert "The buyer accepted this arbiter." in seller.text(trade_id)
@@ -111,6 +122,10 @@ def test_a_trade_walked_through_a_dispute_to_a_ruling_by_its_pages(world):
 
     ruling = arbiter.text(trade_id)
     assert "In arbitration: waiting for your ruling" in ruling
+    assert "It arrived broken." in ruling  # accepted by both: the arbiter reads the details
+    assert 'id="add-detail"' not in ruling  # but adds nothing to the parties' data
+    read = "Fair Referee (the arbiter) read the messages and evidence"
+    assert read in buyer.text(trade_id)  # the buyer sees who read its data
     assert buttons(arbiter, trade_id) == ["rule_for_buyer", "rule_for_seller"]
     assert arbiter.press(trade_id, "rule_for_buyer").status_code == 303
     world.settle()
@@ -124,6 +139,20 @@ def test_a_trade_walked_through_a_dispute_to_a_ruling_by_its_pages(world):
             assert TEXT("trade.credit.none") in ended
     assert TEXT("trade.passport.seller") in buyer.text(trade_id)
     assert stranger.page(trade_id).status_code == 404
+
+    # The buyer keeps a copy of its data, then erases it; the trade stays verifiable.
+    exported = buyer.client.get(f"/trades/{trade_id}/export")
+    assert exported.status_code == 200
+    assert (
+        exported.headers["Content-Disposition"] == f'attachment; filename="trade-{trade_id}.json"'
+    )
+    assert exported.headers["Cache-Control"] == "no-store"
+    assert exported.get_json()["records"][0]["text"] == "It arrived broken."
+    assert stranger.client.get(f"/trades/{trade_id}/export").status_code == 404
+    assert buyer.post_form(trade_id, "erase").status_code == 303
+    erased = buyer.text(trade_id)
+    assert TEXT("trade.erased") in erased and "It arrived broken." not in erased
+    assert "erased the messages and evidence" in seller.text(trade_id)
 
     # The buyer takes its credit out; the page then says nothing is left.
     assert buyer.press(trade_id, "withdraw").status_code == 303
