@@ -146,6 +146,12 @@ def test_a_trade_through_a_dispute_to_a_ruling_as_buyer_seller_and_arbiter_see_i
     assert "Not yet chosen by the seller." in buyer.locator("#arbiter-choices").inner_text()
     fits(buyer, market.shots / "buyer-disputed.png")
     readable(buyer)
+    # What went wrong, into the trade's details: only the parties (and the arbiter both
+    # accept) can read it.
+    buyer.fill("#message", "The teapot arrived with its lid broken; photos follow.")
+    with buyer.expect_navigation():
+        buyer.click("#add-detail-submit")
+    assert "lid broken" in buyer.locator("#messages").inner_text()
     press(buyer, "accept")
     world.settle()
     visit(seller, market, trade_id)
@@ -158,6 +164,8 @@ def test_a_trade_through_a_dispute_to_a_ruling_as_buyer_seller_and_arbiter_see_i
     assert arbiter.locator("#you-are").inner_text() == "You are the arbiter."
     assert "(in 13 days and 23 hours)" in arbiter.locator("#deadline").inner_text()
     assert "deposit is paid to you" in arbiter.locator("#explain-rule_for_buyer").inner_text()
+    assert "lid broken" in arbiter.locator("#messages").inner_text()
+    assert arbiter.locator("#add-detail").count() == 0
     fits(arbiter, market.shots / "arbiter-ruling.png")
     top(arbiter, market.shots / "trade-arbiter.png", 1250)
     readable(arbiter)
@@ -174,6 +182,8 @@ def test_a_trade_through_a_dispute_to_a_ruling_as_buyer_seller_and_arbiter_see_i
     assert buyer.locator("#credit").inner_text() == "1.1 ETH is yours to withdraw from the escrow."
     assert buyer.locator("#passport").inner_text() == "Back with the seller."
     assert buyer.locator("#button-withdraw").is_visible()
+    log = buyer.locator("#access-log").inner_text()
+    assert "Fair Referee (the arbiter) read the messages and evidence" in log
     readable(buyer)
     buyer.screenshot(path=str(market.shots / "buyer.png"), full_page=True)
     top(buyer, market.shots / "trade-buyer.png", 1000)
