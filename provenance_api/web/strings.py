@@ -519,6 +519,7 @@ ENGLISH: dict[str, str] = {
     "trade.access.write": "{who} added to the messages and evidence, {when}",
     "trade.access.erase": "{who} erased the messages and evidence, {when}",
     "trade.access.refused": "{who} asked to read them and was refused, {when}",
+    "trade.access.times": "({count} times since {since})",
     "trade.details.who": "{name} ({role})",
     "trade.details.kind.details": "Contact and delivery details",
     "trade.details.kind.message": "A message",

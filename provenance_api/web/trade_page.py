@@ -191,6 +191,7 @@ class TradePage:
     buttons: list[Button]
     deposit_terms: bool  # a deposit button is shown: the terms sit next to it
     credit: str | None
+    credit_left: bool  # something is left to withdraw (the credit line is highlighted)
     details_open: bool  # whether the viewer may read the trade's details (messages, evidence)
     self_custody: bool
 
@@ -541,6 +542,7 @@ def trade_page(
         buttons=shown,
         deposit_terms=any(button.action == "deposit" for button in shown),
         credit=credit,
+        credit_left=bool(facts.credit),
         details_open=details_open(facts, role),
         self_custody=self_custody,
     )
@@ -593,6 +595,31 @@ class Details:
     max_length: int = MESSAGE_MAX
 
 
+def access_lines(log: Sequence[Access], strings: Strings) -> list[str]:
+    """The access log in words, oldest first; a run of the same access by the same reader is
+    one line with its count (every view of the page is a read)."""
+    runs: list[list[Access]] = []
+    for entry in log:
+        last = runs[-1][-1] if runs else None
+        if last is not None and (last.who, last.role, last.action) == (
+            entry.who,
+            entry.role,
+            entry.action,
+        ):
+            runs[-1].append(entry)
+        else:
+            runs.append([entry])
+    lines = []
+    for run in runs:
+        first, latest = run[0], run[-1]
+        who = strings("trade.details.who", name=first.who, role=strings(f"trade.role.{first.role}"))
+        line = strings(f"trade.access.{first.action}", who=who, when=when(latest.at))
+        if len(run) > 1:
+            line += " " + strings("trade.access.times", count=len(run), since=when(first.at))
+        lines.append(line)
+    return lines
+
+
 def details(
     records: Sequence[Record],
     log: Sequence[Access] | None,
@@ -618,18 +645,7 @@ def details(
             role=strings(f"trade.role.{record.author_role}"),
         )
         shown.append(Shown(text, strings("trade.details.by", who=who, when=when(record.at))))
-    lines = None
-    if log is not None:
-        lines = [
-            strings(
-                f"trade.access.{entry.action}",
-                who=strings(
-                    "trade.details.who", name=entry.who, role=strings(f"trade.role.{entry.role}")
-                ),
-                when=when(entry.at),
-            )
-            for entry in log
-        ]
+    lines = None if log is None else access_lines(log, strings)
     party = role in (SELLER, BUYER)
     return Details(
         messages=shown,
