@@ -596,26 +596,17 @@ class Details:
 
 
 def access_lines(log: Sequence[Access], strings: Strings) -> list[str]:
-    """The access log in words, oldest first; a run of the same access by the same reader is
-    one line with its count (every view of the page is a read)."""
-    runs: list[list[Access]] = []
+    """The access log in words: one line per reader and kind of access, in the order each
+    first happened, with how often and when last (every view of the page is a read)."""
+    runs: dict[tuple[str, str, str], list[Access]] = {}
     for entry in log:
-        last = runs[-1][-1] if runs else None
-        if last is not None and (last.who, last.role, last.action) == (
-            entry.who,
-            entry.role,
-            entry.action,
-        ):
-            runs[-1].append(entry)
-        else:
-            runs.append([entry])
+        runs.setdefault((entry.who, entry.role, entry.action), []).append(entry)
     lines = []
-    for run in runs:
-        first, latest = run[0], run[-1]
-        who = strings("trade.details.who", name=first.who, role=strings(f"trade.role.{first.role}"))
-        line = strings(f"trade.access.{first.action}", who=who, when=when(latest.at))
+    for (name, role, action), run in runs.items():
+        who = strings("trade.details.who", name=name, role=strings(f"trade.role.{role}"))
+        line = strings(f"trade.access.{action}", who=who, when=when(run[-1].at))
         if len(run) > 1:
-            line += " " + strings("trade.access.times", count=len(run), since=when(first.at))
+            line += " " + strings("trade.access.times", count=len(run), since=when(run[0].at))
         lines.append(line)
     return lines
 

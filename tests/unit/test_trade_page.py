@@ -265,19 +265,19 @@ def test_a_failed_write_of_the_viewers_offers_its_button_again():
     assert shown(state="funded", actions=["dispute"], pending=failed).pending == []
 
 
-def test_the_access_log_counts_a_run_of_the_same_access_in_one_line():
+def test_the_access_log_is_one_line_per_reader_and_access_with_its_count():
     from provenance_api.web.trade_page import Access, access_lines
 
     later = NOW + timedelta(minutes=5)
     log = [
         Access("Client", BUYER, "read", NOW),
-        Access("Client", BUYER, "read", later),
         Access("Fair Referee", ARBITER, "read", later),
         Access("Client", BUYER, "read", later),
+        Access("Client", BUYER, "export", later),
     ]
     assert access_lines(log, TEXT) == [
         "Client (the buyer) read the messages and evidence, 1 December 2026, 12:05 UTC"
         " (2 times since 1 December 2026, 12:00 UTC)",
         "Fair Referee (the arbiter) read the messages and evidence, 1 December 2026, 12:05 UTC",
-        "Client (the buyer) read the messages and evidence, 1 December 2026, 12:05 UTC",
+        "Client (the buyer) exported the messages and evidence, 1 December 2026, 12:05 UTC",
     ]
