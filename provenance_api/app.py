@@ -99,7 +99,6 @@ def create_app(
         epcis,
         claims,
         trades,
-        arbiters,
         trade_details,
     ):
         app.register_api(module.bp)
@@ -111,7 +110,7 @@ def create_app(
     app.register_api(claims.public)
     app.register_blueprint(claim_pages.bp)  # and the buyer's claim form, as web pages
     # Trades (issue 12): arbiters' profiles are public, so parties can choose before paying.
-    app.register_api(arbiters.public)
+    frame.register_sharing_paths(app, arbiters.bp, arbiters.public)
     # The parties' and arbiters' pages, signed in with an API key once.
     sign_in.install(app)
     app.register_blueprint(sign_in.bp)

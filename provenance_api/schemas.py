@@ -1429,7 +1429,7 @@ class TradePath(BaseModel):
 
 
 class TradeShip(Strict):
-    """The seller says it shipped (empty body), or anyone presents the anchored custody event
+    """The seller says it shipped (`{}`), or a party presents the anchored custody event
     of the handoff to the buyer: `{"proof": "custody_event", "event_id": ...}`."""
 
     proof: Literal["custody_event"] | None = None

@@ -57,6 +57,28 @@ class JsonProvider(DefaultJSONProvider):
         return pydantic_core.from_json(s, allow_inf_nan=False)
 
 
+def register_sharing_paths(app: Any, *blueprints: APIBlueprint) -> None:
+    """Register blueprints whose routes share paths (a public GET next to a guarded POST).
+
+    flask-openapi3 replaces a path's whole entry with each blueprint's; this keeps every
+    blueprint's operations of a path in the document.
+    """
+    merged: dict[str, Any] = {}
+    for bp in blueprints:
+        app.register_api(bp)
+        for uri, item in bp.paths.items():
+            if uri in merged:
+                for method, operation in item:
+                    if operation is not None and method in _METHODS:
+                        setattr(merged[uri], method, operation)
+            else:
+                merged[uri] = item.model_copy()
+    app.paths.update(merged)
+
+
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
 def blueprint(name: str, description: str) -> APIBlueprint:
     """A /v1 blueprint whose routes need a bearer key; operation ids are the function names."""
     return APIBlueprint(

@@ -80,6 +80,7 @@ DEFAULT_WINDOWS = {
 UINT96 = 2**96
 ZERO = "0x" + "00" * 20
 LIST_LIMIT = 100
+READ_ATTEMPTS = 2
 
 _STATES = {
     State.OPEN: TradeState.OPEN,
@@ -241,11 +242,18 @@ def get_trade(
     uow: UnitOfWork, escrow: EscrowReader, organization_id: int, trade_id: int, now: int
 ) -> TradePublic:
     """The trade, refreshed from the chain, for its parties and its accepted arbiter."""
-    with uow:
-        loaded = _load(uow, escrow, organization_id, trade_id)
-        public = _public(uow, escrow, loaded, now)
-        uow.commit()
-    return public
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            with uow:
+                loaded = _load(uow, escrow, organization_id, trade_id)
+                public = _public(uow, escrow, loaded, now)
+                uow.commit()
+            return public
+        except Conflict:
+            # A concurrent refresh recorded the settlement's transfer first; read it again.
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def list_trades(uow: UnitOfWork, escrow: EscrowReader, organization_id: int, now: int) -> TradeList:
@@ -265,8 +273,8 @@ def list_trades(uow: UnitOfWork, escrow: EscrowReader, organization_id: int, now
 def credit_of(escrow: EscrowReader, uow: UnitOfWork, organization_id: int) -> CreditPublic:
     """What the caller can withdraw from TradeEscrow."""
     with uow:
-        caller = _organization(uow, organization_id)
-    return CreditPublic(address=caller.address, credit=str(escrow.credit(caller.address)))
+        address = _organization(uow, organization_id).address
+    return CreditPublic(address=address, credit=str(escrow.credit(address)))
 
 
 def refresh(uow: UnitOfWork, escrow: EscrowReader, trade: Trade) -> Status | None:

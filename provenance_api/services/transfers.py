@@ -326,12 +326,6 @@ def _item(
 def _current_owner(
     uow: UnitOfWork, item: Item, history: list[OwnershipTransfer], organization_id: int
 ) -> Organization:
-    owner_id = history[-1].to_organization_id if history else item.organization_id
-    if owner_id != organization_id:
-        raise Conflict(
-            f"item {item.gtin}/{item.serial} is no longer yours: it was transferred",
-            {"serial": "not the current owner"},
-        )
     assert item.id is not None
     # While a trade holds it (services.trades), the item changes hands only through it.
     live = uow.trades.live_of_item(item.id)
@@ -340,6 +334,12 @@ def _current_owner(
             f"item {item.gtin}/{item.serial} is in trade {live.id} ({live.state}): it cannot "
             "change hands outside it until the trade settles",
             {"serial": f"in trade {live.id}"},
+        )
+    owner_id = history[-1].to_organization_id if history else item.organization_id
+    if owner_id != organization_id:
+        raise Conflict(
+            f"item {item.gtin}/{item.serial} is no longer yours: it was transferred",
+            {"serial": "not the current owner"},
         )
     owner = uow.organizations.get(organization_id)
     if owner is None:

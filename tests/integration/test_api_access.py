@@ -225,6 +225,69 @@ class World:
             assert added.status_code == 201, added.get_json()
         return trade_id
 
+    def rival_id(self) -> int:
+        return self.api.call("GET", "/v1/me", self.rival).get_json()["organization"]["id"]
+
+    def trade_body(self, key: str, tenant: str) -> str:
+        """Set up the next trade to open: the caller's held item (or the rival's), sold to
+        the rival (or, for the rival's item, to the maker)."""
+        gtin, serial = self.held_item(key, tenant)
+        self.pending = {
+            "gtin": gtin,
+            "serial": serial,
+            "buyer_organization_id": self.rival_id(),
+            "deposit": "1",
+        }
+        return "/v1/trades"
+
+    def trade(self, key: str, tenant: str) -> int:
+        """A trade the caller is a party to (or the appointed arbiter of), or the rival's with
+        the maker; opened (not yet on the chain)."""
+        self.deployed()
+        me = self.api.call("GET", "/v1/me", key).get_json().get("organization")
+        if tenant == OTHER or me is None:
+            seller = self.rival
+            gtin, serial = self.item(self.rival, OWN).split("/")
+            buyer = self.api.call("GET", "/v1/me", self.maker).get_json()["organization"]["id"]
+        elif me["kind"] == "arbiter":
+            seller, buyer = self.maker, self.rival_id()
+            gtin, serial = self.item(self.maker, OWN).split("/")
+        else:
+            seller, buyer = key, self.rival_id()
+            gtin, serial = self.held_item(key, OWN)
+        body = {"gtin": gtin, "serial": serial, "buyer_organization_id": buyer, "deposit": "1"}
+        opened = self.api.call("POST", "/v1/trades", seller, json=body)
+        assert opened.status_code == 201, opened.get_json()
+        trade_id = opened.get_json()["id"]
+        if tenant == OWN and me is not None and me["kind"] == "arbiter":
+            # As the chain's refresh records an appointed arbiter.
+            with self.api.uow() as uow:
+                row = uow.trades.get(trade_id)
+                row.arbiter_organization_id = me["id"]
+                uow.trades.add(row)
+                uow.commit()
+        return trade_id
+
+    def new_arbiter(self, key: str, register: bool) -> str:
+        """For an arbiter caller, a fresh arbiter organization (registered if asked) becomes
+        the caller: each registers once."""
+        me = self.api.call("GET", "/v1/me", key).get_json().get("organization")
+        if me is None or me["kind"] != "arbiter":
+            return "/v1/arbiters"
+        self.deployed()
+        self.key = self.api.key(Role.ARBITER)
+        if register:
+            body = {"display_name": "Probe arbiter", "profile": {"summary": "Probe."}}
+            assert self.api.call("POST", "/v1/arbiters", self.key, json=body).status_code == 202
+        return "/v1/arbiters"
+
+    def arbiter_id(self) -> int:
+        """A freshly registered arbiter, for an operator to flag."""
+        self.deployed()
+        key = self.api.key(Role.ARBITER)
+        body = {"display_name": "Probe arbiter", "profile": {"summary": "Probe."}}
+        return self.api.call("POST", "/v1/arbiters", key, json=body).get_json()["arbiter"]["id"]
+
     def spare_key_prefix(self, key: str, tenant: str) -> str:
         """A second key of the caller (so revoking it is not revoking the last), or the rival's."""
         owner = self.rival if tenant == OTHER else key
@@ -446,6 +509,57 @@ PROBES: dict[str, Probe] = {
         "PUT",
         lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/legal-hold",
         json=lambda: {"until": "2099-01-01T00:00:00Z", "reason": "probe"},
+    ),
+    # Trades (issue 12): actions on a trade not yet open on the chain run up to the check of
+    # its state (409); another tenant's trade is 404.
+    "trades.create_trade": Probe(
+        "POST",
+        lambda w, t: w.trade_body(w.key, t),
+        ok=201,
+        world_json=lambda w: w.pending,
+        addresses_resource=True,
+    ),
+    "trades.list_trades": Probe("GET", lambda w, t: "/v1/trades"),
+    "trades.get_trade": Probe(
+        "GET", lambda w, t: f"/v1/trades/{w.trade(w.key, t)}", addresses_resource=True
+    ),
+    **{
+        f"trades.{name}": Probe(
+            "POST",
+            lambda w, t, path=path: f"/v1/trades/{w.trade(w.key, t)}/{path}",
+            ok=ok,
+            json=(lambda body=body: body),
+            addresses_resource=True,
+        )
+        for name, path, body, ok in (
+            ("deposit", "deposit", {}, 409),
+            ("cancel", "cancel", {}, 409),
+            ("ship", "ship", {}, 409),
+            # The caller's own trades are its sales: a seller never confirms receipt.
+            ("confirm", "confirm", {}, 403),
+            ("dispute", "dispute", {}, 409),
+            ("decline_arbiter", "arbiter/decline", {}, 409),
+            ("accept_arbiter", "arbiter/accept", {"arbiter_id": 1}, 409),
+            ("rule", "rule", {"for_buyer": True}, 409),
+            ("timeout", "timeout", {}, 409),
+        )
+    },
+    "trades.get_credit": Probe("GET", lambda w, t: (w.deployed(), "/v1/trades/credit")[1]),
+    "trades.withdraw": Probe("POST", lambda w, t: (w.deployed(), "/v1/withdrawals")[1], ok=409),
+    "arbiters.register_arbiter": Probe(
+        "POST",
+        lambda w, t: w.new_arbiter(w.key, register=False),
+        ok=202,
+        json=lambda: {"display_name": "Probe arbiter", "profile": {"summary": "Probe."}},
+    ),
+    "arbiters.retire_arbiter": Probe(
+        "DELETE", lambda w, t: w.new_arbiter(w.key, register=True) + "/me", ok=202
+    ),
+    "arbiters.flag_arbiter_tie": Probe(
+        "POST",
+        lambda w, t: f"/v1/arbiters/{w.arbiter_id()}/ties",
+        ok=201,
+        world_json=lambda w: {"organization_id": w.rival_id(), "reason": "probe"},
     ),
 }
 
