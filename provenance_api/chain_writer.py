@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import is_checksum_address
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from web3 import Web3
@@ -842,6 +843,10 @@ class CustodialWriters:
         return sorted(found)
 
     def _writer_for(self, sender: str) -> ChainWriter | None:
+        if not is_checksum_address(sender):
+            # A writer picks its rows by its key's checksummed address: nobody would.
+            self._fail_pending(sender, f"sender {sender!r} is not an EIP-55 checksummed address")
+            return None
         with Session(self.engine) as session:
             org = session.exec(select(Organization).where(Organization.address == sender)).first()
         if org is None or org.encrypted_key is None:

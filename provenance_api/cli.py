@@ -34,7 +34,7 @@ from flask.cli import FlaskGroup, NoAppException, with_appcontext
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from provenance_api import chain, config, db
+from provenance_api import chain, config, db, outbox
 from provenance_api.api.deps import Runtime, runtime
 from provenance_api.app import create_app
 from provenance_api.keys import KeyBoxError
@@ -516,6 +516,10 @@ def writes_list(failed: bool, limit: int, as_json: bool) -> None:
         return
     for item in shown:
         call = f"{item['contract']}.{item['function']}"
+        if item["contract"] == outbox.COIN:  # a plain payment calls no contract
+            call = f"pay {item['value']} wei to {item['args'][0] if item['args'] else '?'}"
+        elif item["value"]:
+            call += f" with {item['value']} wei"
         nonce = "-" if item["nonce"] is None else item["nonce"]
         line = f"{item['id']:>6}  {item['status']:<9}  nonce {nonce:<6}  {call}"
         if item["error"]:

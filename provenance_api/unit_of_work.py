@@ -42,8 +42,8 @@ from provenance_api.models import (
     WriteStatus,
 )
 from provenance_api.services.anchoring import arrival
-from provenance_api.services.chain_writes import owe_write
-from provenance_api.services.errors import Conflict
+from provenance_api.services.chain_writes import owe_write, write_by_key
+from provenance_api.services.errors import Conflict, NotFound
 from provenance_api.services.ports import (
     CAPTURED,
     CUSTODY,
@@ -877,24 +877,17 @@ class SqlLedger:
         value: int = 0,
         after: str | None = None,
     ) -> None:
-        """An outbox row signed by `sender` (default: the operator key), committed with the
-        unit of work."""
+        """An outbox row (signed by the operator key unless `sender` says whose), committed
+        with the unit of work."""
         if sender is None:
             if self.sender is None:
                 raise RuntimeError("this unit of work was made without a chain sender")
             sender = self.sender()
-        # Passed only when used, so that plain writes need nothing of the outbox's value and
-        # ordering columns.
-        extra: dict[str, Any] = {}
-        if value:
-            extra["value"] = value
+        prerequisite = None
         if after is not None:
-            prerequisite = self.session.exec(
-                select(ChainWrite).where(ChainWrite.idempotency_key == after)
-            ).first()
+            prerequisite = write_by_key(self.session, after)
             if prerequisite is None:
-                raise RuntimeError(f"no owed write {after!r} to wait for")
-            extra["after"] = prerequisite
+                raise NotFound(f"no write owed under {after!r} to wait for", {"after": "unknown"})
         owe_write(
             self.session,
             sender=sender,
@@ -902,7 +895,8 @@ class SqlLedger:
             function=function,
             args=args,
             idempotency_key=idempotency_key,
-            **extra,
+            value=value,
+            after=prerequisite,
         )
 
     def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:

@@ -40,6 +40,13 @@ def healthz() -> ResponseReturnValue:
         chain_info["error"] = chain_failure(exc)
 
     writer: dict[str, Any] = {"running": False, "pending": None, "failed": None, "last_error": None}
+    custodial: dict[str, Any] = {
+        "running": False,
+        "writers": 0,
+        "pending": None,
+        "failed": None,
+        "last_error": None,
+    }
     operator = None
     try:
         operator = rt.operator.address
@@ -57,6 +64,14 @@ def healthz() -> ResponseReturnValue:
             writer.update(running=lease["running"], last_error=lease["last_error"])
         if rt.writer is not None:
             writer["running"] = writer["running"] or rt.writer.running
+        if operator is not None:
+            with Session(rt.engine) as session:
+                # Writes of organizations whose keys the service holds, each by its own writer.
+                custodial["pending"] = unsettled_count(session, other_than=operator)
+                custodial["failed"] = failed_count(session, other_than=operator)
+    if rt.custodial is not None:
+        custodial.update(running=rt.custodial.running, writers=len(rt.custodial.writers))
+        custodial["last_error"] = rt.custodial.last_error
     healthy = (
         database["ok"]
         and chain_info["ok"]
@@ -68,6 +83,7 @@ def healthz() -> ResponseReturnValue:
         "database": database,
         "chain": chain_info,
         "writer": writer,
+        "custodial_writers": custodial,
     }
     return jsonify(body), 200
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from eth_utils import to_checksum_address
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, func, select
 
@@ -29,15 +28,14 @@ def owe_write(
     """Record that `contract.function(*args)` must be mined once; same key, same row.
 
     Call it inside the transaction of the business change that owes the write, so that both
-    commit or neither does. Bytes in `args` are stored as 0x-hex. `function` "constructor"
-    owes the creation of `contract` with `args` as the constructor's arguments; contract
-    `outbox.COIN` with function `outbox.PAY` and args [to] owes a plain transfer of `value`.
-    `value` is the wei the transaction carries. `after` is a write (or its id) that must be
-    confirmed before this one is signed; if it fails, this one fails too.
+    commit or neither does. `sender` is EIP-55 checksummed, as the writer of its key knows it.
+    Bytes in `args` are stored as 0x-hex. `function` "constructor" owes the creation of
+    `contract` with `args` as the constructor's arguments; contract `outbox.COIN` with function
+    `outbox.PAY` and args [to] owes a plain transfer of `value`. `value` is the wei the
+    transaction carries. `after` is a write (or its id) that must be confirmed before this one
+    is signed; if it fails for good, this one fails unsigned.
     """
     values = jsonable(list(args))
-    # The writer of a key picks its rows by the checksummed address.
-    sender = to_checksum_address(sender)
     amount = int(value)
     if not 0 <= amount < 2**256:
         raise ValueError(f"value must be a uint256 amount of wei, not {value}")
@@ -87,18 +85,26 @@ def _write_id(session: Session, after: ChainWrite | int | None) -> int | None:
     return int(after)
 
 
-def _by_key(session: Session, idempotency_key: str) -> ChainWrite | None:
+def write_by_key(session: Session, idempotency_key: str) -> ChainWrite | None:
+    """The write owed under `idempotency_key`, if any."""
     return session.exec(
         select(ChainWrite).where(ChainWrite.idempotency_key == idempotency_key)
     ).first()
 
 
-def unsettled_count(session: Session, sender: str | None = None) -> int:
-    """How many writes are not yet confirmed or failed."""
+_by_key = write_by_key
+
+
+def unsettled_count(
+    session: Session, sender: str | None = None, *, other_than: str | None = None
+) -> int:
+    """How many writes are not yet confirmed or failed (of `sender`, or of all but one)."""
     live = (WriteStatus.PENDING.value, *LIVE)
     query = select(func.count()).select_from(ChainWrite).where(sa.column("status").in_(live))
     if sender is not None:
         query = query.where(ChainWrite.sender == sender)
+    if other_than is not None:
+        query = query.where(ChainWrite.sender != other_than)
     return int(session.exec(query).one())
 
 
@@ -108,11 +114,15 @@ def _unretried_failures() -> Any:
     return select(ChainWrite).where(ChainWrite.status == WriteStatus.FAILED.value).where(~retried)
 
 
-def failed_count(session: Session, sender: str | None = None) -> int:
+def failed_count(
+    session: Session, sender: str | None = None, *, other_than: str | None = None
+) -> int:
     """How many writes failed and were not retried yet (what an operator has to look at)."""
     query = _unretried_failures()
     if sender is not None:
         query = query.where(ChainWrite.sender == sender)
+    if other_than is not None:
+        query = query.where(ChainWrite.sender != other_than)
     return int(session.exec(select(func.count()).select_from(query.subquery())).one())
 
 

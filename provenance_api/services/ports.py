@@ -741,8 +741,9 @@ class Ledger(Protocol):
     ) -> None:
         """Record that `contract.function(*args)` must be mined exactly once.
 
-        Signed by the operator unless `sender` names a custodial organization's address;
-        carrying `value` wei; signed only once the write keyed `after` is confirmed.
+        Signed by `sender` (None: the operator key; else a custodial organization's address),
+        carrying `value` wei, and not before the write owed under idempotency key `after` is
+        confirmed (if that one fails, this one fails too).
         """
         ...
 

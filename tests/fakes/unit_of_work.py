@@ -37,7 +37,7 @@ from provenance_api.models import (
     TradeState,
 )
 from provenance_api.services.anchoring import arrival
-from provenance_api.services.errors import Conflict
+from provenance_api.services.errors import Conflict, NotFound
 from provenance_api.services.ports import (
     CAPTURED,
     CUSTODY,
@@ -80,6 +80,8 @@ class _State:
         self.batches: dict[int, dict[str, Any]] = {}
         # Owed chain writes by idempotency key: (contract, function, args) and their state.
         self.writes: dict[str, tuple[str, str, list[Any]]] = {}
+        # (sender, value, after) of each owed write: None as sender is the operator key.
+        self.write_extras: dict[str, tuple[str | None, int, str | None]] = {}
         self.write_states: dict[str, ChainState] = {}
         self.scans: dict[int, dict[str, Any]] = {}
         self.mined: dict[str, tuple[str, int]] = {}  # by key: (tx hash, block number)
@@ -756,15 +758,19 @@ class FakeLedger:
         after: str | None = None,
     ) -> None:
         if after is not None and after not in self.state.writes:
-            raise RuntimeError(f"no owed write {after!r} to wait for")
+            raise NotFound(f"no write owed under {after!r} to wait for", {"after": "unknown"})
         write = (contract, function, list(args))
         stored = self.state.writes.get(idempotency_key)
-        if stored is not None and stored != write:
+        if stored is not None and (stored, self.state.write_extras[idempotency_key][1]) != (
+            write,
+            value,
+        ):
             raise Conflict(
                 f"idempotency key {idempotency_key!r} already names a different write",
                 {"idempotency_key": "reused for a different write"},
             )
         self.state.writes[idempotency_key] = write
+        self.state.write_extras.setdefault(idempotency_key, (sender, value, after))
         self.state.write_states.setdefault(idempotency_key, ChainState.OWED)
 
     def states(self, idempotency_keys: Sequence[str]) -> dict[str, ChainState]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 import pytest
 from eth_account import Account
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from contracts_abi import ESCROW_NAME
 from contracts_abi.escrow import Status, Terms
@@ -158,8 +159,12 @@ def drain_all(rt, writers: list, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_a_custodial_buyer_deposits_coin_after_the_operators_open(tmp_path):
-    _app, rt = make_app(tmp_path)
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_custodial_buyer_deposits_coin_after_the_operators_open(tmp_path, request, backend):
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+    _app, rt = make_app(tmp_path, database_url=url)
     seller, buyer = custodial_org(rt, "Seller"), custodial_org(rt, "Buyer")
     paid = DEPOSIT + PRICE
     with db.session_scope(rt.engine) as session:
@@ -280,11 +285,12 @@ def test_writes_of_a_sender_nobody_here_can_sign_for_fail_with_the_reason(tmp_pa
                 value=1,
                 idempotency_key=f"from-{sender}",
             ).id
-            for sender in (stranger, self_custody.address)
+            for sender in (stranger, self_custody.address, stranger.lower())
         ]
     custodial = rt.new_custodial_writers()
     assert custodial.tick() is False
-    unknown, own = (get(rt, i) for i in ids)
+    unknown, own, lowercase = (get(rt, i) for i in ids)
+    assert lowercase.status == "failed" and "not an EIP-55 checksummed" in lowercase.error
     assert unknown.status == "failed" and unknown.nonce is None
     assert "neither the operator nor an organization whose key" in unknown.error
     assert "unknown" in unknown.error
@@ -294,7 +300,7 @@ def test_writes_of_a_sender_nobody_here_can_sign_for_fail_with_the_reason(tmp_pa
 
 
 def test_run_signs_custodial_writes_in_its_own_threads(tmp_path):
-    _app, rt = make_app(tmp_path)
+    app, rt = make_app(tmp_path)
     org = custodial_org(rt, "Threaded")
     with db.session_scope(rt.engine) as session:
         fund = wallets.fund_organization(session, org.id, 10**17, operator=rt.operator.address)
@@ -317,6 +323,14 @@ def test_run_signs_custodial_writes_in_its_own_threads(tmp_path):
             time.sleep(0.05)
         assert rt.custodial is not None and org.address in rt.custodial.writers
         assert lease_status(rt.engine, org.address)["running"]
+        shown = app.test_client().get("/healthz").get_json()["custodial_writers"]
+        assert shown == {
+            "running": True,
+            "writers": 1,
+            "pending": 0,
+            "failed": 0,
+            "last_error": None,
+        }
     finally:
         rt.stop_writer()
     back_row = get(rt, ids[1])
@@ -324,4 +338,102 @@ def test_run_signs_custodial_writes_in_its_own_threads(tmp_path):
     receipt = rt.w3.eth.get_transaction_receipt(back_row.mined_tx_hash)
     gas_paid = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     assert rt.w3.eth.get_balance(org.address) == 10**17 - 10**16 - gas_paid
+    rt.close()
+
+
+def test_wallets_fund_and_balance_through_the_cli(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from provenance_api import config
+    from provenance_api.cli import cli
+
+    for name in config.SECRET_SETTINGS:
+        monkeypatch.delenv(f"PROVENANCE_{name}", raising=False)
+    env = {"PROVENANCE_DATA_DIR": str(tmp_path)}
+    config.ensure_secrets(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["chain", "deploy"], env=env)
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["org", "create", "Payee", "--kind", "retailer", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    org = json.loads(result.stdout)
+
+    result = runner.invoke(cli, ["wallets", "balance", str(org["id"]), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    before = json.loads(result.stdout)
+    assert before == {
+        "organization_id": org["id"],
+        "address": org["address"],
+        "custodial": True,
+        "wei": "0",
+        "ether": "0",
+    }
+    result = runner.invoke(
+        cli, ["wallets", "fund", str(org["id"]), "--ether", "0.25", "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    owed = json.loads(result.stdout)
+    assert (owed["wei"], owed["to"]) == (str(25 * 10**16), org["address"])
+    assert owed["write"]["status"] == "pending" and owed["write"]["value"] == 25 * 10**16
+    result = runner.invoke(cli, ["wallets", "fund", str(org["id"]), "--wei", "7"], env=env)
+    assert result.exit_code == 0 and "owed write" in result.output
+    for _ in range(2):  # sign and send, then settle
+        result = runner.invoke(cli, ["worker", "--once"], env=env)
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["writes", "list"], env=env)
+    assert f"pay 7 wei to {org['address']}" in result.output
+    result = runner.invoke(cli, ["wallets", "balance", str(org["id"])], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"wei: {25 * 10**16 + 7}" in result.output
+    assert "ether: 0.250000000000000007" in result.output
+
+    for args, code, words in [
+        (["wallets", "fund", "999999", "--ether", "1"], 1, "no organization 999999"),
+        (["wallets", "balance", "999999"], 1, "no organization 999999"),
+        (["wallets", "fund", str(org["id"]), "--ether", "abc"], 1, "not a number"),
+        (["wallets", "fund", str(org["id"]), "--ether", "-1"], 1, "not a positive"),
+        (["wallets", "fund", str(org["id"]), "--wei", "0.5"], 1, "not a whole number"),
+        (["wallets", "fund", str(org["id"])], 1, "ether or in wei"),
+        (["wallets", "fund", str(org["id"]), "--ether", "1", "--wei", "1"], 1, "ether or in wei"),
+        (["wallets", "fund", "abc", "--ether", "1"], 2, "not a valid integer"),
+    ]:
+        result = runner.invoke(cli, args, env=env)
+        assert result.exit_code == code, (args, result.output)
+        assert words in result.output
+        assert "Traceback" not in result.output
+
+
+def test_one_writer_per_custodial_key_across_supervisors(tmp_path):
+    _app, rt = make_app(tmp_path)
+    org = custodial_org(rt, "Leased")
+    with db.session_scope(rt.engine) as session:
+        fund = wallets.fund_organization(session, org.id, 10**18, operator=rt.operator.address)
+        for index in range(3):
+            owe_write(
+                session,
+                sender=org.address,
+                contract=outbox.COIN,
+                function=outbox.PAY,
+                args=[rt.operator.address],
+                value=index + 1,
+                after=fund,
+                idempotency_key=f"pay-{index}",
+            )
+    drain(rt.new_writer(), rt)
+    first, second = rt.new_custodial_writers(), rt.new_custodial_writers()
+    first.tick()
+    second.tick()  # the first holds the organization's lease: this one signs nothing
+    holder = lease_status(rt.engine, org.address)["holder"]
+    assert holder == first.writers[org.address].holder != second.writers[org.address].holder
+    drain_all(rt, [first, second])
+    with Session(rt.engine) as session:
+        nonces = [
+            r.nonce
+            for r in session.exec(select(ChainWrite).where(ChainWrite.sender == org.address))
+        ]
+    assert sorted(nonces) == [0, 1, 2]
+    assert rt.w3.eth.get_transaction_count(org.address) == 3
+    first.release()
+    second.release()
     rt.close()

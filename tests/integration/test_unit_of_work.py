@@ -27,7 +27,7 @@ from provenance_api.models import (
     WriteStatus,
 )
 from provenance_api.services.chain_writes import retry_write
-from provenance_api.services.errors import Conflict
+from provenance_api.services.errors import Conflict, NotFound
 from provenance_api.services.ports import (
     ChainState,
     EventFilter,
@@ -408,6 +408,61 @@ def test_owed_writes_commit_and_roll_back_with_the_unit_of_work(uow):
                 args=[DEVICE_B],
                 idempotency_key="kept",
             )
+
+
+def test_owed_writes_name_their_sender_value_and_prerequisite(uow):
+    org = "0x" + "0a" * 20
+    with uow:
+        uow.ledger.owe(contract="TradeEscrow", function="open", args=[1], idempotency_key="open")
+        uow.ledger.owe(
+            contract="TradeEscrow",
+            function="deposit",
+            args=[1],
+            idempotency_key="deposit",
+            sender=org,
+            value=10**30,
+            after="open",
+        )
+        uow.commit()
+    with uow:
+        assert uow.ledger.states(["open", "deposit"]) == {
+            "open": ChainState.OWED,
+            "deposit": ChainState.OWED,
+        }
+        # The same write again is the same write; with another value it is refused.
+        uow.ledger.owe(
+            contract="TradeEscrow",
+            function="deposit",
+            args=[1],
+            idempotency_key="deposit",
+            sender=org,
+            value=10**30,
+            after="open",
+        )
+        with pytest.raises(Conflict):
+            uow.ledger.owe(
+                contract="TradeEscrow",
+                function="deposit",
+                args=[1],
+                idempotency_key="deposit",
+                sender=org,
+                value=1,
+            )
+        with pytest.raises(NotFound):
+            uow.ledger.owe(
+                contract="TradeEscrow",
+                function="deposit",
+                args=[2],
+                idempotency_key="orphan",
+                after="never owed",
+            )
+    if isinstance(uow, SqlUnitOfWork):
+        with db.session_scope(uow.engine) as session:
+            rows = {r.idempotency_key: r for r in session.exec(select(ChainWrite))}
+        assert rows["open"].sender == SENDER and rows["open"].value == 0
+        deposit = rows["deposit"]
+        assert (deposit.sender, deposit.value) == (org, 10**30)
+        assert deposit.after_write_id == rows["open"].id
 
 
 def test_a_failed_write_reads_as_its_retry_once_an_operator_retried_it(sql_uow):
