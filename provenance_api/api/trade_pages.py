@@ -57,6 +57,9 @@ LIST_TEMPLATE = "trades.html"
 TEMPLATE = "trade.html"
 MISSING_TEMPLATE = "trade_missing.html"
 ACTIONS = frozenset(action.value for action in Action)
+# A trade id as the database holds it (a positive BIGINT); any other number is no trade (404
+# from the router, before a query could overflow).
+TRADE = "<int(min=1, max=9223372036854775807):trade_id>"
 
 
 def signed_in_only(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -311,7 +314,7 @@ def list_trades(caller: Caller) -> Response:
     return sign_in.page(LIST_TEMPLATE, 200, who=org.name, title=text("trades.heading"), trades=rows)
 
 
-@bp.get("/trades/<int:trade_id>")
+@bp.get("/trades/" + TRADE)
 @signed_in_only
 def show_trade(caller: Caller, trade_id: int) -> Response:
     """The trade as this organization (seller, buyer or arbiter) sees it."""
@@ -361,7 +364,7 @@ def _invalid(field: str, reason: str) -> InvalidInput:
     return InvalidInput(f"{field}: {reason}", {field: reason})
 
 
-@bp.post("/trades/<int:trade_id>/<action>")
+@bp.post("/trades/" + TRADE + "/<action>")
 @signed_in_only
 def act(caller: Caller, trade_id: int, action: str) -> Response:
     """Do `action` on the trade as this organization, then show the trade again."""
@@ -405,7 +408,7 @@ def _back(trade_id: int) -> Response:
     return redirect(url_for("trade_pages.show_trade", trade_id=trade_id), 303)
 
 
-@bp.post("/trades/<int:trade_id>/messages")
+@bp.post("/trades/" + TRADE + "/messages")
 @signed_in_only
 def add_detail(caller: Caller, trade_id: int) -> Response:
     """Add a message to the trade's details, then show the trade again."""
@@ -434,7 +437,7 @@ def add_detail(caller: Caller, trade_id: int) -> Response:
     return _back(trade_id)
 
 
-@bp.get("/trades/<int:trade_id>/export")
+@bp.get("/trades/" + TRADE + "/export")
 @signed_in_only
 def export_details(caller: Caller, trade_id: int) -> Response:
     """Everything of this trade's details the organization may read, and its access log, as a
@@ -461,7 +464,7 @@ def export_details(caller: Caller, trade_id: int) -> Response:
     return response
 
 
-@bp.post("/trades/<int:trade_id>/erase")
+@bp.post("/trades/" + TRADE + "/erase")
 @signed_in_only
 def erase_details(caller: Caller, trade_id: int) -> Response:
     """Erase the trade's details for good (its key is destroyed), when the vault allows it."""

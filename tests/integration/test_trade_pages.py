@@ -233,3 +233,32 @@ def test_a_self_custody_buyer_is_shown_the_transaction_to_sign(world):
     assert escrow["escrow_address"] in shown
     assert f"<code>{DEPOSIT + PRICE}</code>" in shown  # the value to send, in wei
     assert "Your deposit: sent" not in shown  # nothing was sent for it
+
+
+@pytest.mark.parametrize("trade_id", ["0", "-1", "99999999999999999999999", "1.5", "x"])
+def test_a_trade_id_out_of_range_is_404_not_a_500(world, trade_id):
+    buyer = Visitor(world, world.keys["buyer"])
+    assert buyer.client.get(f"/trades/{trade_id}").status_code == 404
+    assert buyer.client.get(f"/trades/{trade_id}/export").status_code == 404
+    assert buyer.client.post(f"/trades/{trade_id}/deposit", headers=SAME_SITE).status_code == 404
+
+
+@pytest.mark.parametrize("message", ["", "   ", "x" * 20_001])
+def test_a_message_out_of_bounds_is_refused_by_name(world, message):
+    trade_id = world.open_trade()
+    buyer = Visitor(world, world.keys["buyer"])
+    answer = buyer.post_form(trade_id, "add-detail", message=message)
+    assert answer.status_code == 422
+    assert "message: write a message" in html.unescape(answer.get_data(as_text=True))
+
+
+def test_erasing_before_settlement_is_refused_with_the_vaults_reason(world):
+    trade_id = world.open_trade()
+    buyer = Visitor(world, world.keys["buyer"])
+    token = TOKEN.search(buyer.page(trade_id).get_data(as_text=True)).group(1)
+    answer = buyer.client.post(
+        f"/trades/{trade_id}/erase", data={"csrf_token": token}, headers=SAME_SITE
+    )
+    assert answer.status_code == 409
+    assert "once it settles" in html.unescape(answer.get_data(as_text=True))
+    assert 'id="erase"' not in buyer.page(trade_id).get_data(as_text=True)  # not offered
