@@ -37,7 +37,7 @@ from provenance_api.schemas import (
     TradeShip,
     TransactionToSign,
 )
-from provenance_api.services import trade_details, trades
+from provenance_api.services import arbiters, trade_details, trades
 from provenance_api.services.errors import (
     DomainError,
     Forbidden,
@@ -148,7 +148,12 @@ def _pending(public: TradePublic) -> list[trade_page.Pending]:
     return found
 
 
-def facts(public: TradePublic, item_name: str | None, credit: int | None) -> trade_page.Facts:
+def facts(
+    public: TradePublic,
+    item_name: str | None,
+    credit: int | None,
+    registry: list[trade_page.Arbiter] | None = None,
+) -> trade_page.Facts:
     """The view-model's facts from the trades service's answer."""
     arbiter = public.accepted_arbiter or public.proposed_arbiter
     return trade_page.Facts(
@@ -173,7 +178,20 @@ def facts(public: TradePublic, item_name: str | None, credit: int | None) -> tra
         credit=credit,
         pending=_pending(public),
         actions=public.next_actions,
+        registry=registry or [],
     )
+
+
+def _registry(public: TradePublic) -> list[trade_page.Arbiter]:
+    """The registered arbiters (while the trade is disputed: a party may choose another)."""
+    if public.state != "disputed":
+        return []
+    listed = arbiters.list_arbiters(unit_of_work(), request.url_root)
+    return [
+        trade_page.Arbiter(trade_page.Who(a.display_name, a.address), a.profile)
+        for a in listed.items
+        if a.registered == ChainState.CONFIRMED.value and a.retired_at is None
+    ]
 
 
 def _item_name(gtin: str) -> str | None:
@@ -202,7 +220,7 @@ def _show(
     text = strings.catalogue()
     org = _organization(caller)
     shown = trade_page.trade_page(
-        facts(public, _item_name(public.gtin), _credit(org, public)),
+        facts(public, _item_name(public.gtin), _credit(org, public), _registry(public)),
         public.viewer,
         org.self_custody,
         datetime.now(UTC),

@@ -408,7 +408,7 @@ ENGLISH: dict[str, str] = {
     "trade.arbiter.profile.contact": "Contact",
     "trade.arbiter.choice.none": "Not yet chosen by {party}.",
     "trade.arbiter.choice.this": "{party} accepted this arbiter.",
-    "trade.arbiter.choice.other": "{party} accepted another arbiter ({address}).",
+    "trade.arbiter.choice.other": "{party} accepted another arbiter: {arbiter}.",
     # What the viewer can do next, and what each leads to.
     "trade.next.heading": "What you can do",
     "trade.next.nothing": "Nothing for you to do now.",
@@ -456,6 +456,12 @@ ENGLISH: dict[str, str] = {
     "trade.action.accept.explain": (
         "Once the other party accepts {arbiter} too, only {arbiter} can rule, and may read the"
         " trade's details. Its ruling is final."
+    ),
+    "trade.action.choose": "Accept this arbiter instead",
+    "trade.action.choose.label": "Or choose another arbiter",
+    "trade.action.choose.explain": (
+        "The trade is decided by the arbiter you both accept. If the other party accepts the"
+        " same one, only that arbiter can rule, and may read the trade's details."
     ),
     "trade.action.decline": "Decline {arbiter}",
     "trade.action.decline.explain": (

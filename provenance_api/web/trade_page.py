@@ -132,6 +132,7 @@ class Facts:
     credit: int | None = None
     pending: Sequence[Pending] = ()
     actions: Sequence[str] = ()
+    registry: Sequence[Arbiter] = ()  # the arbiters a party may accept instead (disputed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +190,7 @@ class TradePage:
     arbiter: ArbiterView | None
     pending: list[str]
     buttons: list[Button]
+    other_arbiters: list[tuple[str, str]]  # (address, name) a party may accept instead
     deposit_terms: bool  # a deposit button is shown: the terms sit next to it
     credit: str | None
     credit_left: bool  # something is left to withdraw (the credit line is highlighted)
@@ -371,17 +373,20 @@ def _passport(facts: Facts, strings: Strings) -> str:
     return strings("trade.passport.with_seller")
 
 
-def _choice(choice: str | None, arbiter: Arbiter | None, party: str, strings: Strings) -> str:
+def _choice(
+    choice: str | None, arbiter: Arbiter | None, party: str, facts: Facts, strings: Strings
+) -> str:
     if not choice:
         return strings("trade.arbiter.choice.none", party=strings(f"trade.role.{party}"))
     if arbiter is not None and choice.lower() == arbiter.who.address.lower():
         return strings(
             "trade.arbiter.choice.this", party=strings(f"trade.role.{party}").capitalize()
         )
+    named = {a.who.address.lower(): a.who.name for a in facts.registry}
     return strings(
         "trade.arbiter.choice.other",
         party=strings(f"trade.role.{party}").capitalize(),
-        address=choice,
+        arbiter=named.get(choice.lower(), choice),
     )
 
 
@@ -400,8 +405,8 @@ def _arbiter(facts: Facts, strings: Strings) -> ArbiterView | None:
     choices = []
     if not accepted:
         choices = [
-            _choice(facts.buyer_choice, shown, BUYER, strings),
-            _choice(facts.seller_choice, shown, SELLER, strings),
+            _choice(facts.buyer_choice, shown, BUYER, facts, strings),
+            _choice(facts.seller_choice, shown, SELLER, facts, strings),
         ]
     heading = strings("trade.arbiter.accepted" if accepted else "trade.arbiter.proposed")
     return ArbiterView(heading, shown.who.name, shown.who.address, profile, choices, accepted)
@@ -488,6 +493,23 @@ def pending(facts: Facts, role: str, strings: Strings) -> list[str]:
     return lines
 
 
+def other_arbiters(facts: Facts, role: str) -> list[tuple[str, str]]:
+    """The arbiters a party may accept instead of the proposed one: (address, name).
+
+    Offered while the party may accept an arbiter and has not just sent an acceptance; the
+    contract (and the trades service before it) refuses one that is not eligible.
+    """
+    if "accept_arbiter" not in facts.actions or "accept" in _pending_mine(facts, role):
+        return []
+    proposed = facts.arbiter.who.address.lower() if facts.arbiter else None
+    parties = {facts.seller.address.lower(), facts.buyer.address.lower()}
+    return [
+        (a.who.address, a.who.name)
+        for a in facts.registry
+        if a.who.address.lower() != proposed and a.who.address.lower() not in parties
+    ]
+
+
 def details_open(facts: Facts, role: str) -> bool:
     """Whether the viewer may read the details: a party always, the arbiter once accepted.
 
@@ -540,6 +562,7 @@ def trade_page(
         arbiter=_arbiter(facts, strings),
         pending=pending(facts, role, strings),
         buttons=shown,
+        other_arbiters=other_arbiters(facts, role),
         deposit_terms=any(button.action == "deposit" for button in shown),
         credit=credit,
         credit_left=bool(facts.credit),

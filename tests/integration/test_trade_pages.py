@@ -13,9 +13,13 @@ import pytest
 from eth_account import Account
 from sqlmodel import Session
 
+from provenance_api import db
 from provenance_api.models import Organization
+from provenance_api.schemas import Role
+from provenance_api.services import wallets
 from provenance_api.web.strings import catalogue
-from tests.integration.trade_pages_support import DEPOSIT, PRICE, SERIAL, Trading, trading
+from tests.integration.test_api_transfers import org_of
+from tests.integration.trade_pages_support import COIN, DEPOSIT, PRICE, SERIAL, Trading, trading
 
 TEXT = catalogue()
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -262,3 +266,35 @@ def test_erasing_before_settlement_is_refused_with_the_vaults_reason(world):
     assert answer.status_code == 409
     assert "once it settles" in html.unescape(answer.get_data(as_text=True))
     assert 'id="erase"' not in buyer.page(trade_id).get_data(as_text=True)  # not offered
+
+
+def test_both_parties_may_agree_on_an_arbiter_of_their_own_choice(world):
+    second = world.api.key(Role.ARBITER, "Second Opinion")
+    with db.session_scope(world.api.rt.engine) as session:
+        wallets.fund_organization(
+            session,
+            org_of(world.api, second)["id"],
+            COIN,
+            operator=world.api.rt.operator.address,
+        )
+    world.settle()
+    body = {"display_name": "Second Opinion", "profile": {"summary": "Quick rulings."}}
+    assert world.api.call("POST", "/v1/arbiters", second, json=body).status_code == 202
+    world.settle()
+    trade_id = world.open_trade()
+    seller, buyer = Visitor(world, world.keys["seller"]), Visitor(world, world.keys["buyer"])
+    for visitor in (buyer, seller):
+        assert visitor.press(trade_id, "deposit").status_code == 303
+    world.settle()
+    assert buyer.press(trade_id, "dispute").status_code == 303
+    world.settle()
+    page = buyer.text(trade_id)
+    proposed = re.search(r'id="arbiter-name"><strong>([^<]+)</strong>', page).group(1)
+    other = "Second Opinion" if proposed == "Fair Referee" else "Fair Referee"
+    address = re.search(rf'<option value="(0x[0-9a-fA-F]+)">{other}</option>', page).group(1)
+    assert buyer.post_form(trade_id, "choose-arbiter", arbiter_address=address).status_code == 303
+    world.settle()
+    assert f"The buyer accepted another arbiter: {other}." in seller.text(trade_id)
+    assert seller.post_form(trade_id, "choose-arbiter", arbiter_address=address).status_code == 303
+    world.settle()
+    assert f"In arbitration: waiting for {other}'s ruling" in buyer.text(trade_id)

@@ -281,3 +281,26 @@ def test_the_access_log_is_one_line_per_reader_and_access_with_its_count():
         "Fair Referee (the arbiter) read the messages and evidence, 1 December 2026, 12:05 UTC",
         "Client (the buyer) exported the messages and evidence, 1 December 2026, 12:05 UTC",
     ]
+
+
+def test_a_party_may_choose_another_registered_arbiter_named_in_the_choices():
+    other = Arbiter(Who("Second Opinion", "0x" + "cd" * 20))
+    registry = [REFEREE, other, Arbiter(Who("Shop itself", "0x" + "11" * 20))]
+    page = shown(
+        state="disputed",
+        arbiter=REFEREE,
+        registry=registry,
+        seller_choice=other.who.address,
+        actions=["accept_arbiter", "decline_arbiter"],
+    )
+    assert page.other_arbiters == [(other.who.address, "Second Opinion")]  # not a party
+    assert page.arbiter.choices[1] == "The seller accepted another arbiter: Second Opinion."
+    sent = shown(
+        state="disputed",
+        arbiter=REFEREE,
+        registry=registry,
+        actions=["accept_arbiter"],
+        pending=[Pending("accept", BUYER)],
+    )
+    assert sent.other_arbiters == []
+    assert shown(ARBITER, state="arbitration", registry=registry).other_arbiters == []
