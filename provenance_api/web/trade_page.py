@@ -33,8 +33,8 @@ UNWOUND = ("cancelled", "not_shipped", "no_arbiter", "no_ruling")
 PROFILE_FIELDS = ("summary", "languages", "jurisdictions", "fee_note", "contact")
 # Actions whose button warns (red): they settle the trade or give something up for good.
 FINAL = frozenset({"confirm", "rule_for_buyer", "rule_for_seller", "dispute", "cancel"})
-# The trades service's actions (services.trade_rules.Action) as buttons: (wording, the fields
-# the form posts). `rule` is two buttons, one for each side.
+# The trades service's actions (services.trade_rules.Action) as buttons, in the order the page
+# shows them: (wording, the fields the form posts). `rule` is two buttons, one for each side.
 BUTTONS: dict[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]] = {
     "deposit": (("deposit", ()),),
     "cancel": (("cancel", ()),),
@@ -444,7 +444,8 @@ def buttons(facts: Facts, role: str, strings: Strings) -> list[Button]:
     }
     sent = _pending_mine(facts, role) - _failed_mine(facts, role)
     shown = []
-    for action in facts.actions:
+    offered = set(facts.actions)
+    for action in (name for name in BUTTONS if name in offered):  # the page's order
         if WRITE_NAMES.get(action) in sent:
             continue  # sent already: the page says it waits for the chain
         extra: tuple[tuple[str, str], ...] = ()

@@ -150,7 +150,7 @@ def test_the_disputed_trade_shows_the_proposed_arbiter_and_each_choice():
         arbiter=REFEREE,
         buyer_choice=REFEREE.who.address,
         seller_choice=None,
-        actions=["accept_arbiter", "decline_arbiter"],
+        actions=["decline_arbiter", "accept_arbiter"],  # the service's order
     )
     assert page.arbiter.heading == TEXT("trade.arbiter.proposed")
     assert page.arbiter.name == "Fair Referee"
