@@ -27,10 +27,6 @@ class EscrowChain:
         self.passport = self.passport_contract.address
         self.chain_id = chain_id
 
-    def now(self) -> int:
-        """The latest block's timestamp."""
-        return int(self.w3.eth.get_block("latest")["timestamp"])
-
     def status(self, trade_id: int) -> Status:
         """statusOf."""
         return Status.from_tuple(self.escrow.functions.statusOf(trade_id).call())

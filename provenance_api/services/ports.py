@@ -770,10 +770,6 @@ class EscrowReader(Protocol):
     passport: str  # ProductPassport's address
     chain_id: int
 
-    def now(self) -> int:
-        """The latest block's timestamp: the clock the contract's windows run on."""
-        ...
-
     def status(self, trade_id: int) -> Any:
         """statusOf(trade_id) as contracts_abi.escrow.Status."""
         ...

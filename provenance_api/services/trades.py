@@ -29,7 +29,7 @@ supplier) stays consistent with the chain this way:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -132,7 +132,6 @@ class Loaded:
     viewer: Viewer
     caller: Organization
     item: Item
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def action_key(trade_id: int, *parts: object) -> str:
@@ -526,7 +525,8 @@ def act(
         view = view_of(loaded)
         if not by_proof:
             _check(action, view, now)
-        elif (reason := refusal(Action.SHIP, _as(view, Viewer.SELLER), now)) is not None:
+        # A proof may come from either party: the state and window rules are the seller's.
+        elif (reason := refusal(Action.SHIP, replace(view, viewer=Viewer.SELLER), now)) is not None:
             raise Conflict(reason, {"trade_id": reason})
         assert trade.chain_trade_id is not None and loaded.status is not None
         tid = trade.chain_trade_id
@@ -570,10 +570,6 @@ def act(
         uow.commit()
     result = TradeActionResult(trade=public, writes=writes, transactions=transactions)
     return Acted(result, owed=not transactions)
-
-
-def _as(view: TradeView, viewer: Viewer) -> TradeView:
-    return TradeView(**{**view.__dict__, "viewer": viewer})
 
 
 def _check(action: Action, view: TradeView, now: int) -> None:

@@ -332,7 +332,8 @@ def _current_owner(
     if live is not None:
         raise Conflict(
             f"item {item.gtin}/{item.serial} is in trade {live.id} ({live.state}): it cannot "
-            "change hands outside it until the trade settles",
+            f"change hands outside it until the trade settles (GET /v1/trades/{live.id} "
+            "reads its state from the chain)",
             {"serial": f"in trade {live.id}"},
         )
     owner_id = history[-1].to_organization_id if history else item.organization_id

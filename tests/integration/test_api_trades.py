@@ -454,3 +454,32 @@ def test_a_self_custody_arbiter_registers_and_retires_with_its_own_transactions(
 def get_escrow(api) -> str:
     with Session(api.rt.engine) as session:
         return known_addresses(session, api.rt.w3.eth.chain_id)["TradeEscrow"]
+
+
+def test_a_self_custody_seller_approves_and_deposits_its_passport_itself(api):
+    key, account = self_custody(api, "Own Keys Seller")
+    serial = new_item(api)
+    moved = transfer(api, api.supplier, serial, to_organization_id=org_of(api, key)["id"])
+    assert moved.status_code == 201, moved.get_json()
+    settle(api)
+    body = {
+        "gtin": GTIN,
+        "serial": serial,
+        "buyer_organization_id": api.shop["id"],
+        "deposit": str(DEPOSIT),
+    }
+    opened = api.call("POST", "/v1/trades", key, json=body)
+    assert opened.status_code == 201, opened.get_json()
+    tid = opened.get_json()["id"]
+    settle(api)
+    built = act(api, key, tid, "deposit")
+    assert built.status_code == 200, built.get_json()
+    approve, deposit = built.get_json()["transactions"]
+    assert approve["to"] == passport(api).address and deposit["value"] == str(DEPOSIT)
+    send(api, account, approve)
+    send(api, account, deposit)
+    seen = get(api, key, tid)
+    assert seen["seller"]["deposited"] and seen["passport_held"], seen
+    assert seen["next_actions"] == ["cancel"]
+    token_id = passport_id(GTIN, serial)
+    assert passport(api).functions.ownerOf(token_id).call() == get_escrow(api)

@@ -14,6 +14,8 @@ from sqlmodel import select
 
 from provenance_api import db
 from provenance_api.models import (
+    Arbiter,
+    ArbiterTie,
     CaptureJob,
     ChainWrite,
     Device,
@@ -24,6 +26,7 @@ from provenance_api.models import (
     OwnershipTransfer,
     Product,
     SunKey,
+    Trade,
     WriteStatus,
 )
 from provenance_api.services.chain_writes import retry_write
@@ -1109,3 +1112,99 @@ def test_anchor_batches_take_both_kinds_in_arrival_order(uow):
     with pytest.raises(Conflict), uow:  # a captured event placed twice
         again = [Placement(waiting[0].id, 0, [], "captured")]
         uow.anchors.close(_anchor_batch(b"\x07" * 32, b"\x08" * 32, 1), again)
+
+
+def _trade(item_id: int, seller: int, buyer: int, key: str, state: str = "opening") -> Trade:
+    return Trade(
+        item_id=item_id,
+        seller_organization_id=seller,
+        buyer_organization_id=buyer,
+        seller_address="0x" + "1" * 40,
+        buyer_address="0x" + "2" * 40,
+        deposit=2**95,
+        price=0,
+        deposit_window=1,
+        ship_window=1,
+        confirm_window=1,
+        agree_window=1,
+        rule_window=1,
+        opened_by_organization_id=seller,
+        open_write_key=key,
+        escrow_address="0x" + "3" * 40,
+        state=state,
+    )
+
+
+def test_trades_live_per_item_and_by_party_or_arbiter(uow):
+    seller = _org(uow, "Trade seller", "0x" + "1" * 40)
+    buyer = _org(uow, "Trade buyer", "0x" + "2" * 40)
+    arbiter = _org(uow, "Trade arbiter", "0x" + "4" * 40)
+    with uow:
+        uow.products.add(Product(organization_id=seller, gtin="00000000000009", name="T"))
+        item, other = uow.items.add_many(
+            [_item(seller, "00000000000009", "S1"), _item(seller, "00000000000009", "S2")]
+        )
+        settled = uow.trades.add(_trade(item, seller, buyer, "trade:1:open", "settled"))
+        live = uow.trades.add(_trade(item, seller, buyer, "trade:2:open"))
+        live.arbiter_organization_id = arbiter
+        live.state = "arbitration"
+        uow.trades.add(live)
+        uow.commit()
+    with uow:
+        assert uow.items.by_id(item).serial == "S1" and uow.items.by_id(10**9) is None
+        assert uow.trades.get(settled.id).deposit == 2**95  # beyond a 64-bit integer
+        assert uow.trades.live_of_item(item).id == live.id
+        assert uow.trades.live_of_item(other) is None
+        assert [t.id for t in uow.trades.of_organization(buyer, 10)] == [live.id, settled.id]
+        assert [t.id for t in uow.trades.of_organization(arbiter, 10)] == [live.id]
+        assert len(uow.trades.of_organization(seller, 1)) == 1
+    with uow, pytest.raises(Conflict):
+        uow.trades.add(_trade(other, seller, buyer, "trade:1:open"))
+        uow.commit()
+
+
+def test_arbiters_by_organization_and_address_and_their_ties(uow):
+    first = _org(uow, "Arbiter one", "0x" + "5" * 40)
+    second = _org(uow, "Arbiter two", "0x" + "6" * 40)
+    party = _org(uow, "Tied party", "0x" + "7" * 40)
+    with uow:
+        one = uow.arbiters.add(
+            Arbiter(
+                organization_id=first,
+                address="0x" + "5" * 40,
+                display_name="One",
+                profile={"summary": "s"},
+                register_write_key="arbiter:1",
+            )
+        )
+        two = uow.arbiters.add(
+            Arbiter(
+                organization_id=second,
+                address="0x" + "6" * 40,
+                display_name="Two",
+                register_write_key="arbiter:2",
+                retired_at=T0,
+            )
+        )
+        uow.arbiters.add_tie(ArbiterTie(arbiter_id=one.id, organization_id=party, reason="r"))
+        uow.commit()
+    with uow:
+        assert uow.arbiters.get(one.id).profile == {"summary": "s"}
+        assert uow.arbiters.by_organization(second).id == two.id
+        assert uow.arbiters.by_address("0x" + "5" * 40).id == one.id
+        assert [a.id for a in uow.arbiters.listed(10)] == [one.id]
+        assert [t.organization_id for t in uow.arbiters.ties(one.id)] == [party]
+    with uow, pytest.raises(Conflict):
+        uow.arbiters.add_tie(ArbiterTie(arbiter_id=one.id, organization_id=party, reason="r"))
+        uow.commit()
+
+
+def test_writes_read_back_by_key_prefix(uow):
+    with uow:
+        for key in ("trade:1:open", "trade:1:deposit:buyer", "trade:10:open", "trade_1:x"):
+            uow.ledger.owe(contract="TradeEscrow", function="f", args=[], idempotency_key=key)
+        uow.commit()
+    with uow:
+        assert list(uow.ledger.keyed("trade:1:")) == ["trade:1:open", "trade:1:deposit:buyer"]
+        assert uow.ledger.keyed("trade:1:open")["trade:1:open"].state is ChainState.OWED
+        assert uow.ledger.keyed("nothing") == {}
