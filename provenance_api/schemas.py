@@ -1691,7 +1691,9 @@ class TradeRecordPublic(BaseModel):
         default=None, description="Where a photo's or evidence's bytes are (GET)."
     )
     data: str | None = Field(default=None, description="A file's bytes as base64 (export only).")
-    intact: bool = Field(default=True, description="False when the stored record does not open.")
+    intact: bool = Field(
+        default=True, description="False when the stored record does not open (or was erased)."
+    )
 
 
 class TradeDetailsPublic(BaseModel):

@@ -80,14 +80,6 @@ class TradeChain(Protocol):
         ...
 
 
-class NoChain:
-    """A TradeChain that knows nothing: every non-party is a stranger (404)."""
-
-    def arbiter_candidates(self, trade: Trade) -> frozenset[str]:
-        """Nobody."""
-        return frozenset()
-
-
 class _Clash(Exception):
     """A concurrent record took the same sequence, or the trade's first key, first."""
 
@@ -155,7 +147,7 @@ def _add_once(
         data_key = _data_key_for_writing(uow, wrapper, trade_id, now)
         last = uow.trade_details.last_record(trade_id)
         sequence = last.sequence + 1 if last is not None else 1
-        previous = last.details_hash if last is not None else trade_vault.ZERO_HASH
+        previous = bytes(last.details_hash) if last is not None else trade_vault.ZERO_HASH
         nonce = secrets.token_bytes(trade_vault.NONCE_BYTES)
         ciphertext = trade_vault.seal_record(
             data_key,
@@ -189,11 +181,14 @@ def _add_once(
         trade.details_hash = "0x" + details_hash.hex()
         trade.updated_at = now
         uow.trade_details.save_trade(trade)
+        # Each hash replaces the one before on-chain: the writes go in order, so that a retried
+        # earlier one never lands after a later one.
         uow.ledger.owe(
             contract=ESCROW_NAME,
             function="recordDetails",
             args=[trade.chain_trade_id, details_hash],
             idempotency_key=details_write_key(trade_id, sequence),
+            after=details_write_key(trade_id, sequence - 1) if sequence > 1 else None,
         )
         _log(uow, trade_id, organization_id, role, TradeAccessAction.WRITE, now, sequence)
         try:
@@ -275,7 +270,10 @@ def export_details(
         if erased_at is None:
             records = _open_all(uow, wrapper, trade_id, files_inline=True)
         else:
-            records = [_public(trade_id, r, None) for r in uow.trade_details.records(trade_id)]
+            records = [
+                _public(trade_id, r, None).model_copy(update={"intact": False})
+                for r in uow.trade_details.records(trade_id)
+            ]
         _log(uow, trade_id, organization_id, role, TradeAccessAction.EXPORT, now)
         log = [_access(entry) for entry in uow.trade_details.access_log(trade_id)]
         uow.commit()
@@ -299,7 +297,8 @@ def erase_details(
 ) -> TradeErasure:
     """Destroy the trade's key and ciphertexts (a party; settled; no legal hold). Idempotent."""
     with uow:
-        trade, role = _reader(uow, chain, organization_id, trade_id, now)
+        # Locked as a writer locks it: a record being added finishes first, then is erased too.
+        trade, role = _reader(uow, chain, organization_id, trade_id, now, lock=True)
         assert organization_id is not None
         if role is TradeRole.ARBITER:
             raise Forbidden(

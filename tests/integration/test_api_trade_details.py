@@ -435,6 +435,7 @@ def test_erasure_waits_for_settlement_and_legal_hold(world) -> None:
     document = exported.get_json()
     assert exported.status_code == 200 and document["erased_at"] is not None
     assert all(r["details"] is None and r["data"] is None for r in document["records"])
+    assert [r["intact"] for r in document["records"]] == [False, False]
     # Idempotent: the same erasure again.
     again = world.api.call("DELETE", url(trade_id), world.keys["buyer"]).get_json()
     assert again["erased_at"] == body["erased_at"]

@@ -946,7 +946,8 @@ def test_escrow_is_not_a_payee_of_plain_transfers(chain: SimpleNamespace) -> Non
 # escrow holds is exactly the open trade's deposits plus the credits owed; a settled trade
 # holds nothing; every minted passport is with its seller, the escrow or its buyer, and with
 # the escrow exactly while its trade is open and holds it; each step that settles a trade
-# credits exactly what its outcome states, and nobody else is credited.
+# credits exactly what its outcome states, and nobody else is credited; a trade's details hash
+# is the last one the service recorded before it settled.
 #
 # CI runs the "escrow-ci" profile; PROVENANCE_ESCROW_PROFILE=escrow-thorough runs far more.
 
@@ -983,6 +984,7 @@ ACTIONS = (
     *["timeout"] * 2,
     *["clock"] * 2,
     *["withdraw"] * 2,
+    "details",
 )
 NATURAL = st.sampled_from((True,) * 7 + (False,))
 ARBITER_NAMES = ("a0", "a1", "a2")
@@ -1021,6 +1023,7 @@ class TradeMachine(RuleBasedStateMachine):
         self.opened: dict[int, tuple[int, str, bool]] = {}  # id -> (token, serial, minted)
         self.active: dict[int, Status] = {}  # unsettled trades as last seen
         self.credits = dict.fromkeys(WHO, 0)
+        self.details: dict[int, bytes] = {}  # the last details hash recorded, by trade
         assert balance(self.chain) == 0
 
     def teardown(self) -> None:
@@ -1111,6 +1114,9 @@ class TradeMachine(RuleBasedStateMachine):
         if action == "withdraw":
             self.withdraw(who)
             return
+        if action == "details":
+            self.record_details(trade_id, "operator" if natural else who)
+            return
         escrow = self.chain.escrow.functions
         current = status(self.chain, trade_id)
         party = "buyer" if flag else "seller"
@@ -1166,6 +1172,15 @@ class TradeMachine(RuleBasedStateMachine):
         event = handoff_event(self.chain, terms, serial, to_party=to_party)
         return prove_call(self.chain, trade_id, event, anchor_event(self.chain, event))
 
+    def record_details(self, trade_id: int, who: str) -> None:
+        """The service records a details hash: only it, only before the trade settles."""
+        digest = os.urandom(32)
+        settled = status(self.chain, trade_id).state == State.SETTLED
+        recorded = self.attempt(self.chain.escrow.functions.recordDetails(trade_id, digest), who)
+        assert recorded == (who == "operator" and not settled)
+        if recorded:
+            self.details[trade_id] = digest
+
     def withdraw(self, who: str) -> None:
         owed = credit(self.chain, self.address(who))
         withdrew = self.attempt(self.chain.escrow.functions.withdraw(), who)
@@ -1175,6 +1190,13 @@ class TradeMachine(RuleBasedStateMachine):
             self.withdrawn[who] += owed
 
     # The checks, after every step
+
+    @invariant()
+    def details_hash_is_the_last_recorded(self) -> None:
+        """Only a successful recordDetails moves a trade's hash; a settled one's never moves."""
+        for trade_id in self.opened:
+            recorded = self.chain.escrow.functions.detailsHashOf(trade_id).call()
+            assert recorded == self.details.get(trade_id, bytes(32))
 
     @invariant()
     def check(self) -> None:

@@ -27,6 +27,10 @@ from provenance_api.models import (
     Product,
     SunKey,
     Trade,
+    TradeAccess,
+    TradeKey,
+    TradeLegalHold,
+    TradeRecord,
     WriteStatus,
 )
 from provenance_api.services.chain_writes import retry_write
@@ -1208,3 +1212,107 @@ def test_writes_read_back_by_key_prefix(uow):
         assert list(uow.ledger.keyed("trade:1:")) == ["trade:1:open", "trade:1:deposit:buyer"]
         assert uow.ledger.keyed("trade:1:open")["trade:1:open"].state is ChainState.OWED
         assert uow.ledger.keyed("nothing") == {}
+
+
+def _details_trade(uow, seller: int, buyer: int) -> int:
+    """A trade row between two organizations (on an item of the seller's)."""
+    with uow:
+        uow.products.add(Product(organization_id=seller, gtin="00000000000009", name="T"))
+        uow.items.add_many([_item(seller, "00000000000009", "T1")])
+        uow.commit()
+    with uow:
+        item = uow.items.get("00000000000009", "T1")
+        trade = Trade(
+            id=1,
+            item_id=item.id,
+            seller_organization_id=seller,
+            buyer_organization_id=buyer,
+            seller_address="0x" + "a1" * 20,
+            buyer_address="0x" + "b2" * 20,
+            deposit=10**18,
+            price=0,
+            deposit_window=60,
+            ship_window=60,
+            confirm_window=60,
+            agree_window=60,
+            rule_window=60,
+            opened_by_organization_id=seller,
+            open_write_key="trade-open:1",
+            escrow_address="0x" + "e5" * 20,
+            chain_trade_id=1,
+            state="funded",
+        )
+        uow.trade_details.save_trade(trade)
+        uow.commit()
+    return 1
+
+
+def _record(trade_id: int, sequence: int, author: int) -> TradeRecord:
+    return TradeRecord(
+        trade_id=trade_id,
+        sequence=sequence,
+        author_organization_id=author,
+        author_role="seller",
+        kind="message",
+        content_type="text/plain",
+        nonce=bytes(12),
+        ciphertext=bytes([sequence]) * 20,
+        size=4,
+        digest=bytes(32),
+        details_hash=bytes([sequence]) * 32,
+        created_at=T0,
+    )
+
+
+def test_trade_details_keys_records_log_and_erasure(uow):
+    seller, buyer = _org(uow, "Seller", "0x" + "a1" * 20), _org(uow, "Buyer", "0x" + "b2" * 20)
+    trade_id = _details_trade(uow, seller, buyer)
+    with uow:
+        assert uow.trade_details.trade(trade_id).state == "funded"
+        assert uow.trade_details.lock_trade(trade_id).id == trade_id
+        assert uow.trade_details.trade(99) is None
+        assert uow.trade_details.key(trade_id) is None
+        assert uow.trade_details.last_record(trade_id) is None
+        uow.trade_details.add_key(TradeKey(trade_id=trade_id, wrapped_key="v1:x", created_at=T0))
+        for sequence in (2, 1):
+            uow.trade_details.add_record(_record(trade_id, sequence, seller))
+        for action in ("write", "read"):
+            uow.trade_details.log(
+                TradeAccess(
+                    trade_id=trade_id, organization_id=buyer, role="buyer", action=action, at=T0
+                )
+            )
+        uow.commit()
+    # A second key, or a sequence taken: a clash.
+    with uow, pytest.raises(Conflict):
+        uow.trade_details.add_key(TradeKey(trade_id=trade_id, wrapped_key="v1:y", created_at=T0))
+    with uow, pytest.raises(Conflict):
+        uow.trade_details.add_record(_record(trade_id, 2, buyer))
+    with uow:
+        assert [r.sequence for r in uow.trade_details.records(trade_id)] == [1, 2]
+        assert uow.trade_details.last_record(trade_id).sequence == 2
+        assert uow.trade_details.key(trade_id).wrapped_key == "v1:x"
+        assert [e.action for e in uow.trade_details.access_log(trade_id)] == ["write", "read"]
+        assert uow.trade_details.erase(trade_id, T0, buyer) == 2
+        uow.commit()
+    with uow:
+        key = uow.trade_details.key(trade_id)
+        assert (key.wrapped_key, _aware(key.erased_at), key.erased_by_organization_id) == (
+            None,
+            T0,
+            buyer,
+        )
+        records = uow.trade_details.records(trade_id)
+        assert [r.ciphertext for r in records] == [None, None]
+        assert [bytes(r.details_hash) for r in records] == [b"\x01" * 32, b"\x02" * 32]
+        # The log is not erased.
+        assert len(uow.trade_details.access_log(trade_id)) == 2
+        uow.trade_details.add_hold(
+            TradeLegalHold(trade_id=trade_id, until=T0, reason="r", operator_id=_ops(uow))
+        )
+        uow.commit()
+
+
+def _ops(uow) -> int:
+    ops = uow.operators.by_name("Holds") or uow.operators.add(OperatorAccount(name="Holds"))
+    return ops.id
