@@ -46,6 +46,7 @@ TRADE_PAGES = frozenset(
         "trade_pages.show_trade",
         "trade_pages.act",
         "trade_pages.add_detail",
+        "trade_pages.record_content",
         "trade_pages.export_details",
         "trade_pages.erase_details",
     }

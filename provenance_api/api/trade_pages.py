@@ -11,6 +11,7 @@ sent (303 back to the trade), a self-custody organization gets the transactions 
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +26,13 @@ from pydantic import ValidationError
 from provenance_api.api import sign_in
 from provenance_api.api.deps import runtime
 from provenance_api.api.frame import unit_of_work
-from provenance_api.api.trade_details import CHAIN_EXTENSION
+from provenance_api.api.trade_details import CHAIN_EXTENSION, EXTENSIONS
 from provenance_api.api.trade_details import EscrowReader as DetailsChain
 from provenance_api.api.trades import escrow_reader
 from provenance_api.models import TradeRecordKind
 from provenance_api.schemas import (
+    TRADE_CONTENT_TYPES,
+    TRADE_FILE_MAX_BYTES,
     ArbiterBrief,
     ArbiterChoice,
     TradePublic,
@@ -285,6 +288,7 @@ def _details(
                 r.created_at,
                 r.kind.value if hasattr(r.kind, "value") else str(r.kind),
                 r.text,
+                r.sequence,
             )
             for r in read.records
         ]
@@ -426,33 +430,94 @@ def _back(trade_id: int) -> Response:
     return redirect(url_for("trade_pages.show_trade", trade_id=trade_id), 303)
 
 
+def _records() -> list[TradeRecordCreate]:
+    """The records the details form asks to add: its message, its file, or both."""
+    form, records = request.form, []
+    message = form.get("message", "").strip()
+    upload = request.files.get("file")
+    if upload is not None and not upload.filename:
+        upload = None  # the browser sends an empty part when no file was chosen
+    if not message and upload is None:
+        raise _invalid("message", "write a message of 1 to 20,000 characters, or choose a file")
+    if message:
+        try:
+            records.append(TradeRecordCreate(kind=TradeRecordKind.MESSAGE, text=message))
+        except ValidationError:
+            raise _invalid("message", "write a message of 1 to 20,000 characters") from None
+    if upload is not None:
+        try:
+            content = upload.stream.read(TRADE_FILE_MAX_BYTES + 1)
+        finally:
+            upload.close()  # a large upload is spooled to a temporary file
+        if not content or len(content) > TRADE_FILE_MAX_BYTES:
+            raise _invalid("file", "choose a file of 1 byte to 2 MB")
+        content_type = upload.mimetype
+        if content_type not in TRADE_CONTENT_TYPES:
+            raise _invalid("file", "choose a JPEG, PNG, PDF or plain text file")
+        kind = (
+            TradeRecordKind.PHOTO if content_type.startswith("image/") else TradeRecordKind.EVIDENCE
+        )
+        records.append(
+            TradeRecordCreate(
+                kind=kind,
+                content_type=content_type,
+                data=base64.b64encode(content).decode(),
+            )
+        )
+    return records
+
+
 @bp.post("/trades/" + TRADE + "/messages")
 @signed_in_only
 def add_detail(caller: Caller, trade_id: int) -> Response:
-    """Add a message to the trade's details, then show the trade again."""
+    """Add a message, a photo or a file of evidence to the trade's details, then show the
+    trade again."""
     if not sign_in.form_is_ours():
         return sign_in.refused()
     try:
-        try:
-            record = TradeRecordCreate(
-                kind=TradeRecordKind.MESSAGE, text=request.form.get("message", "").strip()
+        for record in _records():
+            trade_details.add_record(
+                unit_of_work(),
+                runtime().trade_keys,
+                _details_chain(),
+                _org_id(caller),
+                trade_id,
+                record,
+                datetime.now(UTC),
             )
-        except ValidationError:
-            raise _invalid("message", "write a message of 1 to 20,000 characters") from None
-        trade_details.add_record(
-            unit_of_work(),
-            runtime().trade_keys,
-            _details_chain(),
-            _org_id(caller),
-            trade_id,
-            record,
-            datetime.now(UTC),
-        )
     except NotFound:
         return not_found(caller)
     except DomainError as exc:
         return _refused(caller, trade_id, exc)
     return _back(trade_id)
+
+
+@bp.get("/trades/" + TRADE + "/records/<int(min=1, max=9223372036854775807):sequence>")
+@signed_in_only
+def record_content(caller: Caller, trade_id: int, sequence: int) -> Response:
+    """One file of the trade's details (a photo, a PDF), always as a download (logged)."""
+    try:
+        content_type, content = trade_details.read_content(
+            unit_of_work(),
+            runtime().trade_keys,
+            _details_chain(),
+            _org_id(caller),
+            trade_id,
+            sequence,
+            datetime.now(UTC),
+        )
+    except (NotFound, Forbidden, Gone):
+        return not_found(caller)
+    except DomainError as exc:
+        return _refused(caller, trade_id, exc)
+    name = f"trade-{trade_id}-{sequence}.{EXTENSIONS.get(content_type, 'bin')}"
+    response = current_app.response_class(content, 200, content_type=content_type)
+    # A download, never a page of ours: a file one party uploaded cannot script the other's.
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/trades/" + TRADE + "/export")

@@ -586,6 +586,7 @@ class Record:
     at: datetime
     kind: str  # details, message, photo, evidence
     text: str | None = None
+    sequence: int = 0  # its number in the trade's details (a file is fetched by it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,6 +605,7 @@ class Shown:
 
     text: str
     by: str
+    file: int | None = None  # the record's sequence when it is a file to download
 
 
 @dataclass(frozen=True, slots=True)
@@ -659,7 +661,14 @@ def details(
             name=record.author,
             role=strings(f"trade.role.{record.author_role}"),
         )
-        shown.append(Shown(text, strings("trade.details.by", who=who, when=when(record.at))))
+        is_file = record.kind in ("photo", "evidence")
+        shown.append(
+            Shown(
+                text,
+                strings("trade.details.by", who=who, when=when(record.at)),
+                record.sequence if is_file else None,
+            )
+        )
     lines = None if log is None else access_lines(log, strings)
     party = role in (SELLER, BUYER)
     return Details(

@@ -7,6 +7,7 @@ the arbiter; the browser's view of the same walk is tests/e2e/test_trade_pages.p
 from __future__ import annotations
 
 import html
+import io
 import re
 
 import pytest
@@ -298,3 +299,57 @@ def test_both_parties_may_agree_on_an_arbiter_of_their_own_choice(world):
     assert seller.post_form(trade_id, "choose-arbiter", arbiter_address=address).status_code == 303
     world.settle()
     assert f"In arbitration: waiting for {other}'s ruling" in buyer.text(trade_id)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+
+
+def upload(visitor: Visitor, trade_id: int, content: bytes, mimetype: str, **fields: str):
+    """Post the details form with a file, as a browser sends it (multipart)."""
+    token = TOKEN.search(visitor.page(trade_id).get_data(as_text=True)).group(1)
+    data = {"csrf_token": token, "file": (io.BytesIO(content), "photo.png", mimetype), **fields}
+    answer = visitor.client.post(
+        f"/trades/{trade_id}/messages",
+        data=data,
+        content_type="multipart/form-data",
+        headers=SAME_SITE,
+    )
+    # Werkzeug's test client spools a large body to a temporary file it leaves open.
+    answer.request.environ["wsgi.input"].close()
+    return answer
+
+
+def test_a_photo_added_by_a_party_is_a_download_for_the_other_and_nobody_else(world):
+    trade_id = world.open_trade()
+    seller, buyer = Visitor(world, world.keys["seller"]), Visitor(world, world.keys["buyer"])
+    stranger = Visitor(world, world.keys["stranger"])
+    added = upload(buyer, trade_id, PNG, "image/png", message="The box, as it came.")
+    assert added.status_code == 303, added.get_data(as_text=True)
+    page = seller.text(trade_id)
+    assert "The box, as it came." in page and TEXT("trade.details.kind.photo") in page
+    link = re.search(r'<a href="([^"]+)" download>', page).group(1)
+    got = seller.client.get(link)
+    assert got.status_code == 200 and got.data == PNG
+    assert got.headers["Content-Type"] == "image/png"
+    assert got.headers["Content-Disposition"].startswith("attachment;")
+    assert "sandbox" in got.headers["Content-Security-Policy"]
+    assert got.headers["Cache-Control"] == "no-store"
+    assert stranger.client.get(link).status_code == 404
+    assert seller.client.get(f"/trades/{trade_id}/records/99").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content", "mimetype", "named"),
+    [
+        (b"GIF89a...", "image/gif", "file: choose a JPEG, PNG, PDF or plain text file"),
+        (b"", "image/png", "file: choose a file of 1 byte to 2 MB"),
+        (b"x" * (2 * 1024 * 1024 + 1), "text/plain", "file: choose a file of 1 byte to 2 MB"),
+        (b"not a png at all", "image/png", "data is not image/png"),
+    ],
+)
+def test_a_file_the_vault_would_not_keep_is_refused_by_name(world, content, mimetype, named):
+    trade_id = world.open_trade()
+    buyer = Visitor(world, world.keys["buyer"])
+    answer = upload(buyer, trade_id, content, mimetype)
+    assert answer.status_code == 422
+    assert named in html.unescape(answer.get_data(as_text=True))
