@@ -83,7 +83,6 @@ class Signed:
     """The signed-in organization: its name for the header, whether it keeps its own key."""
 
     name: str
-    address: str
     self_custody: bool
 
 
@@ -92,7 +91,7 @@ def _organization(caller: Caller) -> Signed:
     with unit_of_work() as uow:
         org = uow.organizations.get(caller.owner.id)
         assert org is not None  # sign_in.signed_in found it a moment ago
-        return Signed(org.name, org.address, org.encrypted_key is None)
+        return Signed(org.name, org.encrypted_key is None)
 
 
 def _now() -> int:
@@ -203,13 +202,11 @@ def _item_name(gtin: str) -> str | None:
         return product.name if product is not None else None
 
 
-def _credit(signed: Signed, public: TradePublic) -> int | None:
+def _credit(caller: Caller, public: TradePublic) -> int | None:
     """What the organization may withdraw, once the trade is settled (None before)."""
     if public.state != "settled":
         return None
-    # The escrow's own reading (services.trades.credit_of reads the organization's address
-    # after its unit of work has closed, which SQLAlchemy refuses).
-    return escrow_reader().credit(signed.address)
+    return int(trades.credit_of(escrow_reader(), unit_of_work(), _org_id(caller)).credit)
 
 
 def _show(
@@ -223,7 +220,7 @@ def _show(
     text = strings.catalogue()
     org = _organization(caller)
     shown = trade_page.trade_page(
-        facts(public, _item_name(public.gtin), _credit(org, public), _registry(public)),
+        facts(public, _item_name(public.gtin), _credit(caller, public), _registry(public)),
         public.viewer,
         org.self_custody,
         datetime.now(UTC),
