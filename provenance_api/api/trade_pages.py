@@ -374,7 +374,13 @@ def _extra(action: str) -> dict[str, Any]:
             raise _invalid("for_buyer", "say which side wins: true or false")
         return {"for_buyer": side == "true"}
     if action == Action.SHIP.value:
-        return {"ship": TradeShip()}
+        event_id = form.get("event_id", "").strip()
+        if not event_id:
+            return {"ship": TradeShip()}
+        try:
+            return {"ship": TradeShip(proof="custody_event", event_id=event_id)}
+        except ValidationError:
+            raise _invalid("event_id", "a custody event's id, as its reader recorded it") from None
     return {}
 
 
@@ -411,7 +417,9 @@ def act(caller: Caller, trade_id: int, action: str) -> Response:
                 **_extra(action),
             )
             transactions = done.result.transactions
-    except NotFound:
+    except NotFound as exc:
+        if set(exc.fields) - {"trade_id"}:  # something the form named, not the trade
+            return _refused(caller, trade_id, exc)
         return not_found(caller)
     except Unavailable:
         return unavailable(caller)

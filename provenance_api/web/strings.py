@@ -442,6 +442,13 @@ ENGLISH: dict[str, str] = {
         "The buyer then has its time limit to confirm receipt or dispute; if it does neither,"
         " the trade completes and you are paid."
     ),
+    "trade.action.prove": "Prove the handoff",
+    "trade.action.prove.label": "Or prove it: the custody event of the handoff to the buyer",
+    "trade.action.prove.hint": (
+        "The event's id, as your reader recorded it (like 0f8fad5b-d9cb-469f-a165-70867728950e)."
+        " The blockchain checks that it hands this item to the buyer; the buyer's time to"
+        " confirm or dispute then starts."
+    ),
     "trade.action.confirm": "I received the item: complete the trade",
     "trade.action.confirm.explain": (
         "Final: both deposits go back, the {price} price goes to the seller and the passport to"
@@ -492,6 +499,7 @@ ENGLISH: dict[str, str] = {
     "trade.pending.mint": "Making the passport, straight into escrow: sent, waiting for the chain.",
     "trade.pending.cancel": "{whose} cancellation: sent, waiting for the chain.",
     "trade.pending.ship": "{whose} shipping notice: sent, waiting for the chain.",
+    "trade.pending.prove": "The proof of the handoff: sent, waiting for the chain.",
     "trade.pending.confirm": "{whose} confirmation: sent, waiting for the chain.",
     "trade.pending.dispute": "{whose} dispute: sent, waiting for the chain.",
     "trade.pending.accept": "{whose} acceptance of the arbiter: sent, waiting for the chain.",

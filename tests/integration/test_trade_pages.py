@@ -353,3 +353,24 @@ def test_a_file_the_vault_would_not_keep_is_refused_by_name(world, content, mime
     answer = upload(buyer, trade_id, content, mimetype)
     assert answer.status_code == 422
     assert named in html.unescape(answer.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(
+    ("event_id", "status", "named"),
+    [
+        ("not-a-uuid", 422, "event_id: a custody event's id"),
+        ("0f8fad5b-d9cb-469f-a165-70867728950e", 404, "no custody event"),
+    ],
+)
+def test_the_seller_may_prove_the_handoff_by_its_custody_event(world, event_id, status, named):
+    trade_id = world.open_trade()
+    seller, buyer = Visitor(world, world.keys["seller"]), Visitor(world, world.keys["buyer"])
+    for visitor in (buyer, seller):
+        assert visitor.press(trade_id, "deposit").status_code == 303
+    world.settle()
+    assert 'id="prove-shipped"' in seller.page(trade_id).get_data(as_text=True)
+    assert 'id="prove-shipped"' not in buyer.page(trade_id).get_data(as_text=True)
+    answer = seller.post_form(trade_id, "prove-shipped", event_id=event_id)
+    assert answer.status_code == status
+    if named:
+        assert named in html.unescape(answer.get_data(as_text=True))
