@@ -132,6 +132,8 @@ def test_a_trade_through_a_dispute_to_a_ruling_as_buyer_seller_and_arbiter_see_i
     world.settle()
     assert visit(seller, market, trade_id) == "Paid in: waiting for you to ship"
     assert seller.locator("#passport").inner_text() == "Held in escrow until the trade ends."
+    seller.screenshot(path=str(market.shots / "seller-funded.png"), full_page=True)
+    readable(seller)
     press(seller, "ship")
     world.settle()
 
