@@ -1041,19 +1041,10 @@ class SqlTradeDetails:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def trade(self, trade_id: int) -> Trade | None:
-        """By id."""
-        return self.session.get(Trade, trade_id)
-
     def lock_trade(self, trade_id: int) -> Trade | None:
         """SELECT ... FOR UPDATE (PostgreSQL; a writing SQLite unit holds the lock already)."""
         query = select(Trade).where(Trade.id == trade_id).with_for_update()
         return self.session.exec(query).first()
-
-    def save_trade(self, trade: Trade) -> None:
-        """Add and flush."""
-        self.session.add(trade)
-        _flush(self.session)
 
     def key(self, trade_id: int) -> TradeKey | None:
         """By trade id."""

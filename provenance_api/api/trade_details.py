@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 
 from flask import Response, current_app
 
-from contracts_abi import ESCROW_NAME
-from contracts_abi.escrow import Status
-from provenance_api import chain
-from provenance_api.api.deps import Runtime, runtime
+from provenance_api.api.deps import runtime
 from provenance_api.api.frame import Answer, answer, blueprint, caller
 from provenance_api.api.frame import unit_of_work as new_unit_of_work
+from provenance_api.api.trades import escrow_reader
+from provenance_api.escrow_chain import EscrowChain
 from provenance_api.models import Trade
 from provenance_api.schemas import (
     ErrorBody,
@@ -31,8 +30,9 @@ from provenance_api.schemas import (
     TradeRecordPath,
     TradeRecordPublic,
 )
-from provenance_api.services import trade_details
+from provenance_api.services import trade_details, trades
 from provenance_api.services.errors import Forbidden
+from provenance_api.services.ports import UnitOfWork
 from provenance_api.services.trade_details import TradeChain
 
 log = logging.getLogger(__name__)
@@ -60,22 +60,45 @@ def no_store(response: Response) -> Response:
     return response
 
 
-class EscrowReader:
-    """TradeChain over the running chain: a trade's proposed arbiter and each party's choice.
+class EscrowTradeChain:
+    """TradeChain over TradeEscrow: services.trades' refresh, and the escrow's status.
 
-    The chain is connected only when asked, and only about an arbiter that is no party.
+    The escrow is looked up only when a party or an arbiter asks; before the contracts are
+    deployed, or when the chain cannot be read, the cache stays as it is (it refuses).
     """
 
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+    def __init__(self) -> None:
+        self._escrow: EscrowChain | None = None
+        self._looked = False
+
+    def _reader(self) -> EscrowChain | None:
+        if not self._looked:
+            self._looked = True
+            try:
+                self._escrow = escrow_reader()
+            except Exception:  # not deployed, or no chain: decide on the cache
+                log.warning("trade details: TradeEscrow unavailable", exc_info=True)
+        return self._escrow
+
+    def refresh(self, uow: UnitOfWork, trade: Trade) -> None:
+        """services.trades.refresh, unless the chain cannot be read."""
+        escrow = self._reader()
+        if escrow is None:
+            return
+        try:
+            trades.refresh(uow, escrow, trade)
+        except Exception:  # a stale cache refuses; a 500 would tell nothing more
+            log.warning("trade %s: refresh failed", trade.id, exc_info=True)
 
     def arbiter_candidates(self, trade: Trade) -> frozenset[str]:
-        """From `statusOf`; nobody when the trade is not on-chain or the chain cannot be read."""
-        if trade.chain_trade_id is None:
+        """From `statusOf`: the proposed or appointed arbiter and each party's choice."""
+        escrow = self._reader()
+        if escrow is None or trade.chain_trade_id is None:
             return frozenset()
+        if trade.escrow_address.lower() != escrow.address.lower():
+            return frozenset()  # a trade of an earlier escrow
         try:
-            escrow = chain.contract(self.rt.w3, ESCROW_NAME, trade.escrow_address)
-            status = Status.from_tuple(escrow.functions.statusOf(trade.chain_trade_id).call())
+            status = escrow.status(trade.chain_trade_id)
         except Exception:  # a refusal as a stranger (404) beats a 500: both refuse
             log.warning("trade %s: escrow status unavailable", trade.id, exc_info=True)
             return frozenset()
@@ -86,7 +109,7 @@ class EscrowReader:
 def _chain() -> TradeChain:
     """The app's TradeChain: EscrowReader unless the composition root set another."""
     factory = current_app.extensions.get(CHAIN_EXTENSION)
-    return factory() if factory is not None else EscrowReader(runtime())
+    return factory() if factory is not None else EscrowTradeChain()
 
 
 def _now() -> datetime:

@@ -26,8 +26,7 @@ from pydantic import ValidationError
 from provenance_api.api import sign_in
 from provenance_api.api.deps import runtime
 from provenance_api.api.frame import unit_of_work
-from provenance_api.api.trade_details import CHAIN_EXTENSION, EXTENSIONS
-from provenance_api.api.trade_details import EscrowReader as DetailsChain
+from provenance_api.api.trade_details import CHAIN_EXTENSION, EXTENSIONS, EscrowTradeChain
 from provenance_api.api.trades import escrow_reader
 from provenance_api.models import TradeRecordKind
 from provenance_api.schemas import (
@@ -246,7 +245,7 @@ def _show(
 def _details_chain() -> TradeChain:
     """The vault's view of the chain (api/trade_details.py's, or the one tests put there)."""
     factory = current_app.extensions.get(CHAIN_EXTENSION)
-    return factory() if factory is not None else DetailsChain(runtime())
+    return factory() if factory is not None else EscrowTradeChain()
 
 
 def _names(public: TradePublic) -> dict[int, str]:

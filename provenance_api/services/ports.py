@@ -621,16 +621,9 @@ class ArbiterRepository(Protocol):
 class TradeDetailsRepository(Protocol):
     """A trade's sealed personal data: its wrapped key, records, access log and legal holds."""
 
-    def trade(self, trade_id: int) -> Trade | None:
-        """The trade row (its cached chain state included)."""
-        ...
-
     def lock_trade(self, trade_id: int) -> Trade | None:
-        """The trade row, locked until the unit ends: writers of one trade's records queue."""
-        ...
-
-    def save_trade(self, trade: Trade) -> None:
-        """Store changes to the trade row (its details hash, its legal hold)."""
+        """The trade row (as `trades.get`), locked until the unit ends: writers of one trade's
+        records queue."""
         ...
 
     def key(self, trade_id: int) -> TradeKey | None:

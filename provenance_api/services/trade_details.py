@@ -11,8 +11,9 @@ added record extends the details hash chain (trade_vault) and owes the operator'
 is settled and any legal hold has passed: the trade's key and every ciphertext are destroyed;
 the access log, each record's digest and the hash on-chain stay.
 
-Access rules read the trade's cached chain state (`state`, `arbiter_organization_id`): a stale
-cache refuses (a new arbiter not yet seen, a settlement not yet seen), never admits.
+Access rules read the trade's cached chain state (`state`, `arbiter_organization_id`), refreshed
+from the chain first (services.trades.refresh, for parties and arbiters only); a cache the chain
+could not refresh refuses (a new arbiter not yet seen, a settlement not yet seen), never admits.
 """
 
 from __future__ import annotations
@@ -72,7 +73,15 @@ ATTEMPTS = 5
 
 
 class TradeChain(Protocol):
-    """What the chain says about a trade that its cached row does not hold."""
+    """What the chain says about a trade: its cached state refreshed, and who may arbitrate.
+
+    The real adapter (api/trade_details.py) reads TradeEscrow through services.trades.
+    """
+
+    def refresh(self, uow: UnitOfWork, trade: Trade) -> None:
+        """Read the trade's state from the chain into its cached columns (not committed);
+        leave them as they are when the chain cannot be read (a stale cache refuses)."""
+        ...
 
     def arbiter_candidates(self, trade: Trade) -> frozenset[str]:
         """Lower-case addresses of the arbiter proposed in `trade` and of each party's choice,
@@ -180,7 +189,7 @@ def _add_once(
             raise _Clash from None
         trade.details_hash = "0x" + details_hash.hex()
         trade.updated_at = now
-        uow.trade_details.save_trade(trade)
+        uow.trades.add(trade)
         # Each hash replaces the one before on-chain: the writes go in order, so that a retried
         # earlier one never lands after a later one.
         uow.ledger.owe(
@@ -357,7 +366,7 @@ def set_legal_hold(
     if until <= now:
         raise InvalidInput("a legal hold must end in the future", {"until": "in the past"})
     with uow:
-        trade = uow.trade_details.trade(trade_id)
+        trade = uow.trades.get(trade_id)
         if trade is None:
             raise NotFound(f"no trade {trade_id}", {"trade_id": "no such trade"})
         key = uow.trade_details.key(trade_id)
@@ -375,7 +384,7 @@ def set_legal_hold(
         uow.trade_details.add_hold(hold)
         trade.legal_hold_until = until
         trade.updated_at = now
-        uow.trade_details.save_trade(trade)
+        uow.trades.add(trade)
         uow.commit()
         return LegalHoldPublic(trade_id=trade_id, until=until, reason=data.reason, set_at=now)
 
@@ -397,10 +406,16 @@ def _reader(
     missing = NotFound(f"no trade {trade_id}", {"trade_id": "no such trade"})
     if organization_id is None:
         raise missing  # operators never read a trade's details
-    repo = uow.trade_details
-    trade = repo.lock_trade(trade_id) if lock else repo.trade(trade_id)
+    trade = uow.trade_details.lock_trade(trade_id) if lock else uow.trades.get(trade_id)
     if trade is None:
         raise missing
+    caller = uow.organizations.get(organization_id)
+    parties = (trade.seller_organization_id, trade.buyer_organization_id)
+    is_arbiter = caller is not None and caller.kind == OrgKind.ARBITER.value
+    if organization_id not in parties and not is_arbiter:
+        raise missing  # a stranger: the chain is not asked
+    # The accepted arbiter and the settlement are read from the chain: the cache may lag.
+    chain.refresh(uow, trade)
     if organization_id == trade.seller_organization_id:
         return trade, TradeRole.SELLER
     if organization_id == trade.buyer_organization_id:
@@ -409,7 +424,6 @@ def _reader(
         trade.arbiter_organization_id
     ):
         return trade, TradeRole.ARBITER
-    caller = uow.organizations.get(organization_id)
     if _is_candidate(caller, trade, chain):
         _log(uow, trade_id, organization_id, TradeRole.ARBITER, TradeAccessAction.REFUSED, now)
         uow.commit()

@@ -279,7 +279,7 @@ def credit_of(escrow: EscrowReader, uow: UnitOfWork, organization_id: int) -> Cr
 def refresh(uow: UnitOfWork, escrow: EscrowReader, trade: Trade) -> Status | None:
     """Read the trade's state from the chain into its cached columns (not committed)."""
     assert trade.id is not None
-    if trade.state in (TradeState.FAILED.value,):
+    if trade.state in (TradeState.FAILED.value,) or not _in_current_escrow(trade, escrow):
         return None
     if trade.chain_trade_id is None:
         receipt = uow.ledger.receipts([trade.open_write_key]).get(trade.open_write_key)
@@ -310,6 +310,12 @@ def refresh(uow: UnitOfWork, escrow: EscrowReader, trade: Trade) -> Status | Non
         _settle_ownership(uow, trade, status)
     _touch(uow, trade)
     return status
+
+
+def _in_current_escrow(trade: Trade, escrow: EscrowReader) -> bool:
+    # A new passport or ledger redeploys TradeEscrow; trades opened in the earlier one stay
+    # there, and reading or writing them through the new one would mix two trades' ids.
+    return trade.escrow_address.lower() == escrow.address.lower()
 
 
 def _touch(uow: UnitOfWork, trade: Trade) -> None:
@@ -521,6 +527,12 @@ def act(
         loaded = _load(uow, escrow, organization_id, trade_id)
         trade = loaded.trade
         assert trade.id is not None
+        if not _in_current_escrow(trade, escrow):
+            reason = (
+                f"this trade lives in an earlier TradeEscrow ({trade.escrow_address}) that the "
+                "service no longer writes to; its parties can act on it there directly"
+            )
+            raise Conflict(reason, {"trade_id": reason})
         by_proof = action is Action.SHIP and ship is not None and ship.proof is not None
         view = view_of(loaded)
         if not by_proof:

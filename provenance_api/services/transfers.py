@@ -430,5 +430,11 @@ def _public(item: Item, row: OwnershipTransfer, states: dict[str, ChainState]) -
         signature="0x" + bytes(row.signature).hex(),
         tag_commitment="0x" + _tag_commitment(item).hex(),
         created_at=row.created_at,
-        chain=states.get(row.idempotency_key, ChainState.OWED),
+        chain=states.get(row.idempotency_key, _unowed_state(row)),
     )
+
+
+def _unowed_state(row: OwnershipTransfer) -> ChainState:
+    # A transfer without a consent is the escrow's move at a trade's settlement: the chain made
+    # it before it was recorded (services.trades), so no write is owed for it.
+    return ChainState.CONFIRMED if not row.signature else ChainState.OWED

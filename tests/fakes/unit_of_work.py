@@ -90,6 +90,7 @@ class _State:
         self.trades: dict[int, dict[str, Any]] = {}
         self.arbiters: dict[int, dict[str, Any]] = {}
         self.ties: dict[int, dict[str, Any]] = {}
+        # Trades' details (trades: the rows above).
         self.trade_keys: dict[int, dict[str, Any]] = {}
         self.trade_records: dict[tuple[int, int], dict[str, Any]] = {}
         self.trade_access: list[dict[str, Any]] = []
@@ -790,16 +791,9 @@ class FakeTradeDetails:
     def __init__(self, state: _State) -> None:
         self.state = state
 
-    def trade(self, trade_id: int) -> Trade | None:
-        row = self.state.trades.get(trade_id)
-        return Trade(**row) if row is not None else None
-
     def lock_trade(self, trade_id: int) -> Trade | None:
-        return self.trade(trade_id)  # one unit of work at a time
-
-    def save_trade(self, trade: Trade) -> None:
-        assert trade.id is not None
-        self.state.trades[trade.id] = trade.model_dump()
+        row = self.state.trades.get(trade_id)  # one unit of work at a time: nothing to lock
+        return Trade(**row) if row is not None else None
 
     def key(self, trade_id: int) -> TradeKey | None:
         row = self.state.trade_keys.get(trade_id)

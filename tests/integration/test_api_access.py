@@ -184,47 +184,6 @@ class World:
         response = self.api.call("POST", "/v1/epcis/capture", owner, json=PROBE_CAPTURE)
         return response.get_json().get("captureID") or str(uuid.uuid4())
 
-    def trade_of(
-        self, key: str, tenant: str, *, state: str = "funded", record: bool = False
-    ) -> int:
-        """A trade row the caller sells in (with a record when `record`), or the rival's; an
-        operator, who trades nothing, gets the rival's."""
-        me = self.api.call("GET", "/v1/me", key).get_json().get("organization")
-        seller_key = key if tenant == OWN and me is not None else self.rival
-        seller = self.api.call("GET", "/v1/me", seller_key).get_json()["organization"]
-        buyer = self.api.call("GET", "/v1/me", self.maker).get_json()["organization"]
-        trade_id = next(self.trade_ids)
-        with self.api.uow() as uow:
-            item = uow.items.get(OTHER_GTIN, "S1")
-            trade = Trade(
-                id=trade_id,
-                item_id=item.id,
-                seller_organization_id=seller["id"],
-                buyer_organization_id=buyer["id"],
-                seller_address=seller["address"],
-                buyer_address=buyer["address"],
-                deposit=1,
-                price=0,
-                deposit_window=60,
-                ship_window=60,
-                confirm_window=60,
-                agree_window=60,
-                rule_window=60,
-                opened_by_organization_id=seller["id"],
-                open_write_key=f"probe-open-{trade_id}",
-                escrow_address="0x" + "e5" * 20,
-                chain_trade_id=trade_id,
-                state=state,
-                outcome="completed" if state == "settled" else None,
-            )
-            uow.trade_details.save_trade(trade)
-            uow.commit()
-        if record:
-            body = {"kind": "message", "text": "probe"}
-            added = self.api.call("POST", f"/v1/trades/{trade_id}/details", seller_key, json=body)
-            assert added.status_code == 201, added.get_json()
-        return trade_id
-
     def rival_id(self) -> int:
         return self.api.call("GET", "/v1/me", self.rival).get_json()["organization"]["id"]
 
@@ -287,6 +246,46 @@ class World:
         key = self.api.key(Role.ARBITER)
         body = {"display_name": "Probe arbiter", "profile": {"summary": "Probe."}}
         return self.api.call("POST", "/v1/arbiters", key, json=body).get_json()["arbiter"]["id"]
+
+    def trade_of(
+        self, key: str, tenant: str, *, state: str = "funded", record: bool = False
+    ) -> int:
+        """A trade row the caller sells in (with a record when `record`), or the rival's; an
+        operator, who trades nothing, gets the rival's."""
+        me = self.api.call("GET", "/v1/me", key).get_json().get("organization")
+        seller_key = key if tenant == OWN and me is not None else self.rival
+        seller = self.api.call("GET", "/v1/me", seller_key).get_json()["organization"]
+        buyer = self.api.call("GET", "/v1/me", self.maker).get_json()["organization"]
+        chain_id = next(self.trade_ids)
+        with self.api.uow() as uow:
+            item = uow.items.get(OTHER_GTIN, "S1")
+            trade = Trade(
+                item_id=item.id,
+                seller_organization_id=seller["id"],
+                buyer_organization_id=buyer["id"],
+                seller_address=seller["address"],
+                buyer_address=buyer["address"],
+                deposit=1,
+                price=0,
+                deposit_window=60,
+                ship_window=60,
+                confirm_window=60,
+                agree_window=60,
+                rule_window=60,
+                opened_by_organization_id=seller["id"],
+                open_write_key=f"probe-open-{chain_id}",
+                escrow_address="0x" + "e5" * 20,  # no escrow's: nothing to read on-chain
+                chain_trade_id=chain_id,
+                state=state,
+                outcome="completed" if state == "settled" else None,
+            )
+            trade_id = uow.trades.add(trade).id
+            uow.commit()
+        if record:
+            body = {"kind": "message", "text": "probe"}
+            added = self.api.call("POST", f"/v1/trades/{trade_id}/details", seller_key, json=body)
+            assert added.status_code == 201, added.get_json()
+        return trade_id
 
     def spare_key_prefix(self, key: str, tenant: str) -> str:
         """A second key of the caller (so revoking it is not revoking the last), or the rival's."""
@@ -465,51 +464,6 @@ PROBES: dict[str, Probe] = {
         addresses_resource=True,
         operators_read_any=True,
     ),
-    # A trade's personal data (issue 12): its parties (and accepted arbiter) only; operators
-    # and other tenants are not told the trade exists; operators alone set legal holds.
-    "trade_details.add_trade_record": Probe(
-        "POST",
-        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/details",
-        ok=201,
-        json=lambda: {"kind": "message", "text": "probe"},
-        addresses_resource=True,
-        operators_not_found=True,
-    ),
-    "trade_details.get_trade_details": Probe(
-        "GET",
-        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/details",
-        addresses_resource=True,
-        operators_not_found=True,
-    ),
-    "trade_details.get_trade_record_content": Probe(
-        "GET",
-        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t, record=True)}/details/1/content",
-        addresses_resource=True,
-        operators_not_found=True,
-    ),
-    "trade_details.export_trade_details": Probe(
-        "GET",
-        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/details/export",
-        addresses_resource=True,
-        operators_not_found=True,
-    ),
-    "trade_details.erase_trade_details": Probe(
-        "DELETE",
-        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t, state='settled')}/details",
-        addresses_resource=True,
-        operators_not_found=True,
-    ),
-    "trade_details.get_trade_access_log": Probe(
-        "GET",
-        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/access-log",
-        addresses_resource=True,
-        operators_not_found=True,
-    ),
-    "trade_details.set_trade_legal_hold": Probe(
-        "PUT",
-        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/legal-hold",
-        json=lambda: {"until": "2099-01-01T00:00:00Z", "reason": "probe"},
-    ),
     # Trades (issue 12): actions on a trade not yet open on the chain run up to the check of
     # its state (409); another tenant's trade is 404.
     "trades.create_trade": Probe(
@@ -560,6 +514,51 @@ PROBES: dict[str, Probe] = {
         lambda w, t: f"/v1/arbiters/{w.arbiter_id()}/ties",
         ok=201,
         world_json=lambda w: {"organization_id": w.rival_id(), "reason": "probe"},
+    ),
+    # A trade's personal data (issue 12): its parties (and accepted arbiter) only; operators
+    # and other tenants are not told the trade exists; operators alone set legal holds.
+    "trade_details.add_trade_record": Probe(
+        "POST",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/details",
+        ok=201,
+        json=lambda: {"kind": "message", "text": "probe"},
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.get_trade_details": Probe(
+        "GET",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/details",
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.get_trade_record_content": Probe(
+        "GET",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t, record=True)}/details/1/content",
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.export_trade_details": Probe(
+        "GET",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/details/export",
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.erase_trade_details": Probe(
+        "DELETE",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t, state='settled')}/details",
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.get_trade_access_log": Probe(
+        "GET",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/access-log",
+        addresses_resource=True,
+        operators_not_found=True,
+    ),
+    "trade_details.set_trade_legal_hold": Probe(
+        "PUT",
+        lambda w, t: f"/v1/trades/{w.trade_of(w.key, t)}/legal-hold",
+        json=lambda: {"until": "2099-01-01T00:00:00Z", "reason": "probe"},
     ),
 }
 

@@ -34,6 +34,9 @@ class FakeChain:
 
     candidates: dict[int, set[str]] = field(default_factory=dict)
 
+    def refresh(self, uow: object, trade: Trade) -> None:
+        """The tests write the cached state into the row themselves (update_trade)."""
+
     def arbiter_candidates(self, trade: Trade) -> frozenset[str]:
         return frozenset(a.lower() for a in self.candidates.get(trade.id or 0, set()))
 
@@ -124,7 +127,7 @@ def store(world: SimpleNamespace, trade: Trade) -> None:
 
 def update_trade(world: SimpleNamespace, trade_id: int, **changes: object) -> None:
     with world.api.uow() as uow:
-        trade = uow.trade_details.trade(trade_id)
+        trade = uow.trades.get(trade_id)
         fields = {**trade.model_dump(), **changes}
     store(world, Trade(**fields))
 

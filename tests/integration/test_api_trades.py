@@ -7,12 +7,13 @@ import itertools
 import time
 
 import pytest
+import sqlalchemy as sa
 from eth_account import Account
 from sqlmodel import Session, func, select
 
 from contracts_abi.passport import passport_id
 from provenance_api import chain
-from provenance_api.models import ChainWrite, Organization
+from provenance_api.models import ChainWrite, Organization, Trade
 from provenance_api.schemas import Role
 from provenance_api.services.chain_writes import unsettled_count
 from provenance_api.services.deployments import known_addresses
@@ -170,6 +171,14 @@ def test_a_trade_completes_and_the_buyer_owns_the_passport(api):
     assert api.rt.w3.eth.get_balance(api.maker["address"]) > balance
     again = api.call("POST", "/v1/withdrawals", api.supplier)
     assert again.status_code == 409, again.get_json()
+
+    # The escrow's move to the buyer is on record as done on-chain, not as a write still owed.
+    query = f"/v1/transfers?gtin={GTIN}&serial={serial}"
+    moves = api.call("GET", query, api.retailer).get_json()
+    assert [(m["from_address"], m["chain"]) for m in moves["items"]][-1] == (
+        get_escrow(api),
+        "confirmed",
+    )
 
     # The buyer owns it now: it can pass it on, with its own consent.
     onward = transfer(api, api.retailer, serial, to_organization_id=org_of(api, api.carrier)["id"])
@@ -483,3 +492,21 @@ def test_a_self_custody_seller_approves_and_deposits_its_passport_itself(api):
     assert seen["next_actions"] == ["cancel"]
     token_id = passport_id(GTIN, serial)
     assert passport(api).functions.ownerOf(token_id).call() == get_escrow(api)
+
+
+def test_a_trade_in_an_earlier_escrow_is_shown_as_last_read_and_not_acted_on(api):
+    serial = new_item(api)
+    tid = open_trade(api, serial, api.shop["id"]).get_json()["id"]
+    settle(api)
+    assert get(api, api.supplier, tid)["state"] == "open"
+    # As after a redeployment of TradeEscrow: the trade stays in the escrow it was opened in.
+    earlier = "0x" + "ee" * 20
+    with Session(api.rt.engine) as session:
+        session.exec(sa.update(Trade).where(Trade.id == tid).values(escrow_address=earlier))
+        session.commit()
+    seen = get(api, api.supplier, tid)
+    assert (seen["state"], seen["escrow_address"]) == ("open", earlier)
+    before = writes_count(api)
+    refused = act(api, api.retailer, tid, "cancel")
+    assert refused.status_code == 409 and "earlier TradeEscrow" in refused.get_json()["message"]
+    assert writes_count(api) == before

@@ -1,6 +1,7 @@
 """A trade's details against a real trade on the embedded chain: the hash recorded on-chain, the
-arbiter the escrow proposed refused and the one both accepted admitted, and a settlement that
-stays verifiable after erasure."""
+arbiter the escrow proposed refused and the one both accepted admitted (the trade's cached
+state refreshed from the chain at each access), and a settlement that stays verifiable after
+erasure."""
 
 from __future__ import annotations
 
@@ -149,7 +150,7 @@ def open_funded(w: SimpleNamespace) -> tuple[int, int]:
             chain_trade_id=chain_id,
             state="funded",
         )
-        uow.trade_details.save_trade(trade)
+        uow.trades.add(trade)
         uow.commit()
         return chain_id, trade.id
 
@@ -158,19 +159,9 @@ def status(w: SimpleNamespace, chain_id: int) -> Status:
     return Status.from_tuple(w.escrow.functions.statusOf(chain_id).call())
 
 
-def cache(w: SimpleNamespace, trade_id: int, **changes: object) -> None:
-    """What the trades service's refresh writes into the row after reading the chain."""
-    with w.api.uow() as uow:
-        trade = uow.trade_details.trade(trade_id)
-        for name, value in changes.items():
-            setattr(trade, name, value)
-        uow.trade_details.save_trade(trade)
-        uow.commit()
-
-
 def details_hash(w: SimpleNamespace, trade_id: int) -> str:
     with w.api.uow() as uow:
-        return uow.trade_details.trade(trade_id).details_hash
+        return uow.trades.get(trade_id).details_hash
 
 
 def on_chain(w: SimpleNamespace, chain_id: int) -> str:
@@ -193,7 +184,6 @@ def test_a_disputed_trade_s_details_from_first_record_to_erasure(w: SimpleNamesp
     proposed = status(w, chain_id).arbiter
     judge = next(n for n in ("judge", "other_judge") if w.accounts[n].address == proposed)
     other = "other_judge" if judge == "judge" else "judge"
-    cache(w, trade_id, state="disputed")
     refused = api.call("GET", url, keys[judge])
     assert refused.status_code == 403, refused.get_json()
     assert api.call("GET", url, keys[other]).status_code == 404  # never named: a stranger
@@ -203,14 +193,6 @@ def test_a_disputed_trade_s_details_from_first_record_to_erasure(w: SimpleNamesp
         accept = w.escrow.functions.acceptArbiter(chain_id, proposed)
         send(w.w3, w.accounts[party], accept)
     assert status(w, chain_id).state == State.ARBITRATION
-    judge_org = w.orgs[judge]
-    cache(
-        w,
-        trade_id,
-        state="arbitration",
-        arbiter_address=proposed,
-        arbiter_organization_id=judge_org.id,
-    )
     read = api.call("GET", url, keys[judge])
     assert read.status_code == 200 and len(read.get_json()["records"]) == 2
     note = {"kind": "evidence", "content_type": "text/plain", "data": "U2VlbiBib3RoIHNpZGVzLg=="}
@@ -231,11 +213,15 @@ def test_a_disputed_trade_s_details_from_first_record_to_erasure(w: SimpleNamesp
 
     # The arbiter rules; the trade settles. No more records; the parties may erase.
     send(w.w3, w.accounts[judge], w.escrow.functions.rule(chain_id, True))
-    cache(w, trade_id, state="settled", outcome="for_buyer")
     assert api.call("POST", url, keys["buyer"], json=message).status_code == 409
     recorded = on_chain(w, chain_id)
     erased = api.call("DELETE", url, keys["seller"])
     assert erased.status_code == 200, erased.get_json()
+    # Nothing above told the database: each access refreshed the trade from the chain.
+    with w.api.uow() as uow:
+        row = uow.trades.get(trade_id)
+        cached = (row.state, row.outcome, row.arbiter_organization_id)
+    assert cached == ("settled", "for_buyer", w.orgs[judge].id)
     assert api.call("GET", url, keys["buyer"]).status_code == 410
     assert api.call("GET", url, keys[judge]).status_code == 410
 

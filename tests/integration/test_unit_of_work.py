@@ -1215,36 +1215,17 @@ def test_writes_read_back_by_key_prefix(uow):
 
 
 def _details_trade(uow, seller: int, buyer: int) -> int:
-    """A trade row between two organizations (on an item of the seller's)."""
+    """A funded trade row between two organizations (on an item of the seller's)."""
     with uow:
         uow.products.add(Product(organization_id=seller, gtin="00000000000009", name="T"))
         uow.items.add_many([_item(seller, "00000000000009", "T1")])
         uow.commit()
     with uow:
         item = uow.items.get("00000000000009", "T1")
-        trade = Trade(
-            id=1,
-            item_id=item.id,
-            seller_organization_id=seller,
-            buyer_organization_id=buyer,
-            seller_address="0x" + "a1" * 20,
-            buyer_address="0x" + "b2" * 20,
-            deposit=10**18,
-            price=0,
-            deposit_window=60,
-            ship_window=60,
-            confirm_window=60,
-            agree_window=60,
-            rule_window=60,
-            opened_by_organization_id=seller,
-            open_write_key="trade-open:1",
-            escrow_address="0x" + "e5" * 20,
-            chain_trade_id=1,
-            state="funded",
-        )
-        uow.trade_details.save_trade(trade)
+        trade = uow.trades.add(_trade(item.id, seller, buyer, "trade-open:details", "funded"))
         uow.commit()
-    return 1
+    assert trade.id is not None
+    return trade.id
 
 
 def _record(trade_id: int, sequence: int, author: int) -> TradeRecord:
@@ -1268,9 +1249,8 @@ def test_trade_details_keys_records_log_and_erasure(uow):
     seller, buyer = _org(uow, "Seller", "0x" + "a1" * 20), _org(uow, "Buyer", "0x" + "b2" * 20)
     trade_id = _details_trade(uow, seller, buyer)
     with uow:
-        assert uow.trade_details.trade(trade_id).state == "funded"
-        assert uow.trade_details.lock_trade(trade_id).id == trade_id
-        assert uow.trade_details.trade(99) is None
+        assert uow.trade_details.lock_trade(trade_id).state == "funded"
+        assert uow.trade_details.lock_trade(trade_id + 1) is None
         assert uow.trade_details.key(trade_id) is None
         assert uow.trade_details.last_record(trade_id) is None
         uow.trade_details.add_key(TradeKey(trade_id=trade_id, wrapped_key="v1:x", created_at=T0))
