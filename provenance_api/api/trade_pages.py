@@ -121,8 +121,8 @@ def unavailable(caller: Caller) -> Response:
         MISSING_TEMPLATE,
         503,
         who=_organization(caller).name,
-        title=text("claim.unavailable.heading"),
-        message=text("claim.unavailable.text"),
+        title=text("trade.unavailable.heading"),
+        message=text("trade.unavailable.text"),
     )
 
 

@@ -239,6 +239,11 @@ ENGLISH: dict[str, str] = {
     "trades.empty": "You have no trades yet.",
     "trades.as": "as {role}",
     "trades.open": "Open the trade",
+    "trade.unavailable.heading": "Trades are not open yet",
+    "trade.unavailable.text": (
+        "The trade contract is not on the blockchain yet. Nothing was changed: please try"
+        " again in a few minutes."
+    ),
     "trade.not_found.heading": "No such trade",
     "trade.not_found.text": "There is no trade here that you are part of.",
     "trade.back": "All your trades",

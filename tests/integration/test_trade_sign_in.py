@@ -64,7 +64,9 @@ def test_a_key_signs_in_and_the_cookie_holds_no_key(api):
     assert secret and secret not in cookie and key not in cookie
     assert is_signed_in(api)
     page = api.client.get("/trades")  # 503 here: no contracts deployed, but signed in
+    assert page.status_code == 503
     body = page.get_data(as_text=True)
+    assert TEXT("trade.unavailable.heading") in body
     assert TEXT("trades.signed_in", name="Shop") in body
     assert page.headers["Cache-Control"] == "no-store"
 
