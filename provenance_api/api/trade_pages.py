@@ -260,6 +260,13 @@ def _names(public: TradePublic) -> dict[int, str]:
     return names
 
 
+def _name(names: dict[int, str], organization_id: int) -> str:
+    """An organization as the details name it: by name when it is in the trade."""
+    return names.get(organization_id) or strings.catalogue()(
+        "trade.details.someone", id=organization_id
+    )
+
+
 def _details(
     caller: Caller, public: TradePublic, shown: trade_page.TradePage
 ) -> trade_page.Details | None:
@@ -279,7 +286,7 @@ def _details(
         )
         records = [
             trade_page.Record(
-                names.get(r.author_organization_id, str(r.author_organization_id)),
+                _name(names, r.author_organization_id),
                 r.author_role,
                 r.created_at,
                 r.kind.value if hasattr(r.kind, "value") else str(r.kind),
@@ -295,7 +302,7 @@ def _details(
     log = trade_details.access_log(unit_of_work(), chain, org_id, public.id, now)
     accesses = [
         trade_page.Access(
-            names.get(entry.organization_id, str(entry.organization_id)),
+            _name(names, entry.organization_id),
             entry.role,
             entry.action,
             entry.at,

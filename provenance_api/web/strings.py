@@ -421,6 +421,10 @@ ENGLISH: dict[str, str] = {
         "Your organization keeps its own key: sign and send these transactions with your"
         " wallet. This page shows the result once the chain has it."
     ),
+    "trade.next.self_custody": (
+        "Your organization keeps its own key: each button gives you the transaction to sign"
+        " and send with your wallet."
+    ),
     "trade.next.sign.to": "To",
     "trade.next.sign.value": "Value (wei)",
     "trade.next.sign.data": "Data",
@@ -543,6 +547,7 @@ ENGLISH: dict[str, str] = {
     "trade.access.refused": "{who} asked to read them and was refused, {when}",
     "trade.access.times": "({count} times since {since})",
     "trade.details.who": "{name} ({role})",
+    "trade.details.someone": "organization {id}",
     "trade.details.kind.details": "Contact and delivery details",
     "trade.details.kind.message": "A message",
     "trade.details.kind.photo": "A photo",

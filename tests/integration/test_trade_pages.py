@@ -230,6 +230,7 @@ def test_a_self_custody_buyer_is_shown_the_transaction_to_sign(world):
         session.commit()
     trade_id = world.open_trade()
     buyer = Visitor(world, world.keys["buyer"])
+    assert TEXT("trade.next.self_custody") in buyer.text(trade_id)
     answer = buyer.press(trade_id, "deposit")
     assert answer.status_code == 200
     shown = html.unescape(answer.get_data(as_text=True))
