@@ -304,3 +304,21 @@ def test_a_party_may_choose_another_registered_arbiter_named_in_the_choices():
     )
     assert sent.other_arbiters == []
     assert shown(ARBITER, state="arbitration", registry=registry).other_arbiters == []
+
+
+@pytest.mark.parametrize(
+    "name", ["trade_base.html", "trade.html", "trades.html", "sign_in.html", "trade_missing.html"]
+)
+def test_every_sentence_of_the_trade_pages_is_in_the_catalogue(name: str) -> None:
+    import re
+    from pathlib import Path
+
+    from provenance_api.web import strings
+
+    template = (Path(strings.__file__).parent / "templates" / name).read_text()
+    keys = set(re.findall(r"\bt\('([a-z_.]+)'", template))
+    assert keys and keys <= set(strings.ENGLISH), sorted(keys - set(strings.ENGLISH))
+    # Nothing a person reads is written in the template itself.
+    bare = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", template, flags=re.S)
+    bare = re.sub(r"<[^>]+>", " ", bare, flags=re.S)
+    assert re.findall(r"[A-Za-z]{2,}", bare) == []
