@@ -97,11 +97,21 @@ def test_a_trade_through_a_dispute_to_a_ruling_as_buyer_seller_and_arbiter_see_i
 ) -> None:
     world = market.world
     trade_id = world.open_trade()
+    # A mistyped key: the form again, with a plain sentence and no trace of the app's insides.
+    stranger = people["stranger"]
+    stranger.goto(f"{market.base}/trades/sign-in")
+    stranger.fill("#api_key", world.keys["stranger"][:-2])
+    with stranger.expect_navigation() as navigation:
+        stranger.click("#sign-in-submit")
+    assert navigation.value is not None and navigation.value.status == 401
+    assert stranger.locator("#sign-in-error").inner_text() == (
+        "This API key does not work: it may be mistyped or revoked"
+    )
+    fits(stranger, market.shots / "sign-in-wrong-key.png")
+    readable(stranger)
     for name, page in people.items():
         sign_in(page, market, world.keys[name])
-    seller, buyer, arbiter, stranger = (
-        people[n] for n in ("seller", "buyer", "arbiter", "stranger")
-    )
+    seller, buyer, arbiter = (people[n] for n in ("seller", "buyer", "arbiter"))
     seen: list[str] = []
     buyer.on("request", lambda request: seen.append(request.url))
 
