@@ -128,4 +128,6 @@ def _writes() -> bool:
     """Whether the current request may write: reads never wait for SQLite's write lock."""
     if request.endpoint in verification.WRITING_READS:
         return True  # a check records its scan and advances a SUN counter
+    if request.endpoint in trade_details.WRITING_READS:
+        return True  # a read of a trade's details is logged
     return request.method not in ("GET", "HEAD", "OPTIONS")

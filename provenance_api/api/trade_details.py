@@ -44,6 +44,16 @@ bp = blueprint(
 )
 # app.extensions key of a factory of the TradeChain (tests put a fake there).
 CHAIN_EXTENSION = "provenance.trade_chain"
+# GET routes that write, so take SQLite's write lock from BEGIN (app._writes): each logs its
+# access, and refreshes the trade's cached state.
+WRITING_READS = frozenset(
+    {
+        "trade_details.get_trade_details",
+        "trade_details.get_trade_record_content",
+        "trade_details.export_trade_details",
+        "trade_details.get_trade_access_log",
+    }
+)
 READ_ERRORS = {404: ErrorBody, 410: ErrorBody}
 EXTENSIONS = {
     "image/jpeg": "jpg",

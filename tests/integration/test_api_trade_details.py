@@ -18,7 +18,7 @@ import pytest
 from sqlmodel import Session, select
 
 from provenance_api import trade_vault
-from provenance_api.api.trade_details import CHAIN_EXTENSION
+from provenance_api.api.trade_details import CHAIN_EXTENSION, WRITING_READS
 from provenance_api.models import ChainWrite, Trade, TradeAccess, TradeKey, TradeRecord
 from provenance_api.schemas import Role
 from tests.integration.api_support import GTIN, Api, make_api
@@ -478,3 +478,14 @@ def test_concurrent_records_get_distinct_sequences_in_one_chain(world) -> None:
     for record in stored:
         current = trade_vault.next_hash(current, bytes(record.digest), record.sequence)
         assert bytes(record.details_hash) == current
+
+
+def test_every_reading_route_is_declared_a_writer(world) -> None:
+    # Each read is logged: on SQLite its unit must take the write lock at BEGIN, or a read
+    # racing a write fails with SQLITE_BUSY instead of waiting.
+    reads = {
+        rule.endpoint
+        for rule in world.api.app.url_map.iter_rules()
+        if rule.endpoint.startswith("trade_details.") and "GET" in (rule.methods or ())
+    }
+    assert reads == WRITING_READS
