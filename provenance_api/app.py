@@ -130,4 +130,6 @@ def _writes() -> bool:
         return True  # a check records its scan and advances a SUN counter
     if request.endpoint in trade_details.WRITING_READS:
         return True  # a read of a trade's details is logged
+    if request.endpoint in trade_pages.WRITING_READS:
+        return True  # the trade pages read the details, and so log that read
     return request.method not in ("GET", "HEAD", "OPTIONS")

@@ -59,6 +59,17 @@ LIST_TEMPLATE = "trades.html"
 TEMPLATE = "trade.html"
 MISSING_TEMPLATE = "trade_missing.html"
 ACTIONS = frozenset(action.value for action in Action)
+# GET pages that write: a trade's page logs the read of its details (and refreshes the trade's
+# cached state), the export and a file are logged too. They take SQLite's write lock at BEGIN
+# (app._writes), as the JSON routes of the details do.
+WRITING_READS = frozenset(
+    {
+        "trade_pages.list_trades",
+        "trade_pages.show_trade",
+        "trade_pages.export_details",
+        "trade_pages.record_content",
+    }
+)
 # A trade id as the database holds it (a positive BIGINT); any other number is no trade (404
 # from the router, before a query could overflow).
 TRADE = "<int(min=1, max=9223372036854775807):trade_id>"
