@@ -83,6 +83,23 @@ def test_the_cookie_is_secure_over_https(api):
     assert "Secure" in session_cookie(answer)
 
 
+def test_the_cookie_is_secure_over_http_when_configured_so(api):
+    api.app.config["SESSION_COOKIE_SECURE"] = True  # behind a proxy that ends TLS
+    answer = sign_in(api, api.key(Role.RETAILER))
+    assert answer.status_code == 303
+    assert "Secure" in session_cookie(answer)
+
+
+def test_a_post_from_the_same_host_over_https_behind_a_proxy_is_not_cross_site(api):
+    key = api.key(Role.RETAILER)
+    answer = api.client.post(
+        "/trades/sign-in",
+        data={"csrf_token": token(api), "api_key": key},
+        headers={"Origin": "https://localhost"},  # the browser's view; the app sees http
+    )
+    assert answer.status_code == 303
+
+
 @pytest.mark.parametrize(
     "typed", ["", "pk_nothing_here", "not a key", "pk_" + "x" * 300, "pk_abc\x00_def"]
 )
