@@ -26,8 +26,10 @@ from provenance_api.api import (
     me,
     organizations,
     products,
+    sign_in,
     sun_keys,
     trade_details,
+    trade_pages,
     trades,
     transfers,
     trust,
@@ -109,6 +111,10 @@ def create_app(
     app.register_blueprint(claim_pages.bp)  # and the buyer's claim form, as web pages
     # Trades (issue 12): arbiters' profiles are public, so parties can choose before paying.
     frame.register_sharing_paths(app, arbiters.bp, arbiters.public)
+    # The parties' and arbiters' pages, signed in with an API key once.
+    sign_in.install(app)
+    app.register_blueprint(sign_in.bp)
+    app.register_blueprint(trade_pages.bp)
     logging.getLogger("provenance_api").setLevel(logging.INFO)
     return app
 
@@ -126,4 +132,6 @@ def _writes() -> bool:
         return True  # a read of a trade's details is logged
     if request.endpoint in trades.WRITING_READS:
         return True  # a read of a trade refreshes its cached chain state
+    if request.endpoint in trade_pages.WRITING_READS:
+        return True  # the trade pages read the details, and so log that read
     return request.method not in ("GET", "HEAD", "OPTIONS")

@@ -37,6 +37,20 @@ PUBLIC_V1 = frozenset(
         "arbiter_profiles.get_arbiter",
     }
 )
+TRADE_PAGES = frozenset(
+    {
+        "sign_in.sign_in_form",
+        "sign_in.sign_in",
+        "sign_in.sign_out",
+        "trade_pages.list_trades",
+        "trade_pages.show_trade",
+        "trade_pages.act",
+        "trade_pages.add_detail",
+        "trade_pages.record_content",
+        "trade_pages.export_details",
+        "trade_pages.erase_details",
+    }
+)
 PUBLIC = (
     frozenset({"health.healthz", "docs.openapi", "docs.ui", "docs.static", "static"})
     | PUBLIC_V1
@@ -44,6 +58,12 @@ PUBLIC = (
     # The buyer's claim form (issue 11): the web pages of claims.make_claim_wallet and
     # claims.claim_item.
     | {"claim_page.show_claim_form", "claim_page.submit_claim"}
+    # The trade pages (issue 12) for people at a browser: no bearer key, because they sign in
+    # once with their organization's API key and carry Flask's signed session cookie instead
+    # (api/sign_in.py); every page checks that session and its key again, and every form its
+    # CSRF token. They call the trades services as the signed-in organization, which refuse
+    # what the JSON routes refuse. Operators cannot sign in there.
+    | TRADE_PAGES
 )
 
 ACCESS: dict[str, frozenset[Role]] = {

@@ -137,6 +137,26 @@ def authenticate(uow: UnitOfWork, presented: str) -> Caller:
         return Caller(Role(org.kind), key.owner, key.prefix)
 
 
+def resume(uow: UnitOfWork, organization_id: int, key_prefix: str) -> Caller:
+    """The organization a browser signed in as with key `key_prefix`, if that key still works.
+
+    The web pages keep only these two values in their session cookie, never the key: a key
+    revoked since (or an organization's key that is not this organization's) ends the session.
+    """
+    with uow:
+        key = uow.api_keys.by_prefix(key_prefix)
+        if (
+            key is None
+            or key.revoked_at is not None
+            or key.owner != Owner(OwnerKind.ORGANIZATION, organization_id)
+        ):
+            raise Unauthorized("signed out: the API key was revoked")
+        org = uow.organizations.get(organization_id)
+        if org is None:
+            raise Unauthorized("signed out: the API key was revoked")
+        return Caller(Role(org.kind), key.owner, key.prefix)
+
+
 def me(uow: UnitOfWork, caller: Caller) -> MePublic:
     """What the caller's key says about the caller."""
     with uow:

@@ -214,6 +214,352 @@ ENGLISH: dict[str, str] = {
         "Keep it somewhere safe, such as a password manager. Wallet apps that import an"
         " Ethereum keystore (JSON) file open it with your passphrase."
     ),
+    # Trades (issue 12): signing in at a browser, the list of trades, each trade's page.
+    "session.refused.heading": "This form could not be sent",
+    "session.refused": (
+        "It came from another site, or from a page opened before you last signed in or out."
+        " Nothing was changed: go back, reload the page and try again."
+    ),
+    "sign_in.heading": "Sign in to your trades",
+    "sign_in.lead": (
+        "Sign in with your organization's API key to see your trades as a seller, a buyer or"
+        " an arbiter. The key is checked once; this browser then keeps only who you are, in a"
+        " cookie, until you sign out or the key is revoked."
+    ),
+    "sign_in.key.label": "API key",
+    "sign_in.key.hint": "It starts with pk_. Paste it from where your organization keeps it.",
+    "sign_in.submit": "Sign in",
+    "sign_in.wrong_key": "This API key does not work: it may be mistyped or revoked",
+    "sign_in.not_an_organization": (
+        "This is a staff key: these pages are for the organizations that trade"
+    ),
+    "sign_out.submit": "Sign out",
+    "trades.heading": "Your trades",
+    "trades.signed_in": "Signed in as {name}",
+    "trades.empty": "You have no trades yet.",
+    "trades.as": "as {role}",
+    "trades.open": "Open the trade",
+    "trade.unavailable.heading": "Trades are not open yet",
+    "trade.unavailable.text": (
+        "The trade contract is not on the blockchain yet. Nothing was changed: please try"
+        " again in a few minutes."
+    ),
+    "trade.not_found.heading": "No such trade",
+    "trade.not_found.text": "There is no trade here that you are part of.",
+    "trade.back": "All your trades",
+    "trade.title": "Trade {id}: {item}",
+    "trade.item.unnamed": "an item",
+    "trade.item.heading": "The item",
+    "trade.item.page": "See the item's own page",
+    "trade.you_are.seller": "You are the seller.",
+    "trade.you_are.buyer": "You are the buyer.",
+    "trade.you_are.arbiter": "You are the arbiter.",
+    "trade.role.seller": "the seller",
+    "trade.role.buyer": "the buyer",
+    "trade.role.arbiter": "the arbiter",
+    "trade.parties.heading": "Who trades",
+    # The state, large, then one sentence under it.
+    "trade.state.opening": "Being opened",
+    "trade.state.opening.lead": "Sent, waiting for the chain: this usually takes a minute.",
+    "trade.state.open.none": "Waiting for both deposits",
+    "trade.state.open.buyer": "Waiting for the buyer's deposit",
+    "trade.state.open.seller": "Waiting for the seller's deposit",
+    "trade.state.open.you": "Waiting for your deposit",
+    "trade.state.open.lead": (
+        "Nothing moves until both have paid in. Either may still cancel and get back what it paid."
+    ),
+    "trade.state.funded": "Paid in: waiting for the seller to ship",
+    "trade.state.funded.you": "Paid in: waiting for you to ship",
+    "trade.state.funded.lead": (
+        "Both deposits, the price and the item's passport are held until the trade ends."
+    ),
+    "trade.state.shipped": "Shipped: waiting for the buyer to confirm receipt",
+    "trade.state.shipped.you": "Shipped: waiting for you to confirm receipt",
+    "trade.state.shipped.lead": (
+        "The buyer confirms receipt, or disputes the trade if something is wrong."
+    ),
+    "trade.state.disputed": "Disputed: choosing an arbiter",
+    "trade.state.disputed.lead": (
+        "Both must accept the same arbiter. Either may decline the one proposed (the next is"
+        " proposed) or accept it."
+    ),
+    "trade.state.arbitration": "In arbitration: waiting for {arbiter}'s ruling",
+    "trade.state.arbitration.you": "In arbitration: waiting for your ruling",
+    "trade.state.arbitration.lead": (
+        "Both accepted this arbiter. It reads the trade's details and rules for one side;"
+        " the ruling is final."
+    ),
+    "trade.state.failed": "This trade could not be opened",
+    "trade.state.failed.lead": "It never reached the chain: nothing was paid or moved.",
+    "trade.outcome.completed": "Completed",
+    "trade.outcome.completed.lead": (
+        "Both deposits went back, the price to the seller, the item's passport to the buyer."
+    ),
+    "trade.outcome.cancelled": "Cancelled",
+    "trade.outcome.cancelled.lead": "Whatever was paid in went back to whoever paid it.",
+    "trade.outcome.not_shipped": "Ended: the seller did not ship in time",
+    "trade.outcome.not_shipped.lead": (
+        "Both deposits and the price went back to their payers; the passport to the seller."
+    ),
+    "trade.outcome.no_arbiter": "Ended: no arbiter was agreed in time",
+    "trade.outcome.no_arbiter.lead": (
+        "Both deposits and the price went back, the passport to the seller; nobody was paid."
+    ),
+    "trade.outcome.no_ruling": "Ended: the arbiter did not rule in time",
+    "trade.outcome.no_ruling.lead": (
+        "Both deposits and the price went back, the passport to the seller; the arbiter earns"
+        " nothing."
+    ),
+    "trade.outcome.for_buyer": "Ruled for the buyer",
+    "trade.outcome.for_buyer.lead": (
+        "The buyer got its deposit and the price back, the passport went back to the seller,"
+        " and the seller's deposit to the arbiter. The ruling is final."
+    ),
+    "trade.outcome.for_seller": "Ruled for the seller",
+    "trade.outcome.for_seller.lead": (
+        "The seller got its deposit and the price, the passport went to the buyer, and the"
+        " buyer's deposit to the arbiter. The ruling is final."
+    ),
+    # Deadlines and what their passing does (TradeEscrow `timeout`).
+    "trade.deadline.heading": "Deadline",
+    "trade.deadline.passed": "This deadline has passed: anyone may now end the trade as stated.",
+    "trade.deadline.then": "If it passes",
+    "trade.timeout.cancelled": (
+        "The trade is cancelled: whatever was paid in goes back to whoever paid it."
+    ),
+    "trade.timeout.not_shipped": (
+        "Both deposits and the price go back to their payers; the passport stays the seller's."
+    ),
+    "trade.timeout.completed": (
+        "The trade completes as if the buyer had confirmed: both deposits go back, the price to"
+        " the seller, the passport to the buyer."
+    ),
+    "trade.timeout.no_arbiter": (
+        "Both deposits and the price go back, the passport to the seller; nobody is paid."
+    ),
+    "trade.timeout.no_ruling": (
+        "Both deposits and the price go back, the passport to the seller; the arbiter earns"
+        " nothing."
+    ),
+    "trade.window.open": "Both deposit within {span}",
+    "trade.window.funded": "The seller ships within {span} of both deposits",
+    "trade.window.shipped": "The buyer confirms or disputes within {span} of shipping",
+    "trade.window.disputed": "Both accept an arbiter within {span} of a dispute",
+    "trade.window.arbitration": "The arbiter rules within {span} of being accepted",
+    "trade.terms.heading": "The terms and the timeout rules",
+    "trade.terms.lead": (
+        "Depositing is agreeing to these terms. Each step has a time limit; when it passes,"
+        " the trade ends as stated, so no deposit is ever stuck."
+    ),
+    "trade.in": "in {span}",
+    "trade.and": "{first} and {second}",
+    "trade.ago": "{span} ago",
+    "trade.day": "{count} day",
+    "trade.days": "{count} days",
+    "trade.hour": "{count} hour",
+    "trade.hours": "{count} hours",
+    "trade.minute": "{count} minute",
+    "trade.minutes": "{count} minutes",
+    "trade.second": "{count} second",
+    "trade.seconds": "{count} seconds",
+    # The money held, and who gets what on each outcome.
+    "trade.coin": "{amount} ETH",
+    "trade.money.heading": "The money",
+    "trade.money.deposit": "Each party's deposit",
+    "trade.money.price": "Price",
+    "trade.money.buyer_pays": "The buyer pays in",
+    "trade.money.seller_pays": "The seller pays in",
+    "trade.money.held": "Held now",
+    "trade.money.buyer_deposit": "Buyer's deposit",
+    "trade.money.seller_deposit": "Seller's deposit",
+    "trade.paid": "paid in",
+    "trade.not_paid": "not yet",
+    "trade.ends.heading": "Who gets what",
+    "trade.ends.completed": "If the buyer confirms (or does not answer in time)",
+    "trade.ends.completed.text": (
+        "The buyer gets its {deposit} back and the passport; the seller gets its {deposit} back"
+        " and the {price} price."
+    ),
+    "trade.ends.for_buyer": "If the arbiter rules for the buyer",
+    "trade.ends.for_buyer.text": (
+        "The buyer gets {back} back (deposit and price); the passport goes back to the seller;"
+        " the seller's {deposit} deposit goes to the arbiter."
+    ),
+    "trade.ends.for_seller": "If the arbiter rules for the seller",
+    "trade.ends.for_seller.text": (
+        "The seller gets its {deposit} back and the {price} price; the passport goes to the"
+        " buyer; the buyer's {deposit} deposit goes to the arbiter."
+    ),
+    "trade.ends.unwound": "If it is cancelled or a time limit passes before a ruling",
+    "trade.ends.unwound.text": (
+        "Everything goes back to whoever paid it in; the passport to the seller. Nobody is paid."
+    ),
+    "trade.credit": ("{amount} is yours to withdraw from the escrow."),
+    "trade.credit.none": "Nothing is left for you to withdraw.",
+    # Where the passport is.
+    "trade.passport.heading": "The item's passport",
+    "trade.passport.with_seller": "With the seller: it goes into escrow with the seller's deposit.",
+    "trade.passport.escrow": "Held in escrow until the trade ends.",
+    "trade.passport.buyer": "With the buyer.",
+    "trade.passport.seller": "Back with the seller.",
+    # The arbiter.
+    "trade.arbiter.proposed": "The proposed arbiter",
+    "trade.arbiter.accepted": "The arbiter both accepted",
+    "trade.arbiter.none": "No arbiter can be proposed right now",
+    "trade.arbiter.profile.summary": "About",
+    "trade.arbiter.profile.languages": "Languages",
+    "trade.arbiter.profile.jurisdictions": "Jurisdictions",
+    "trade.arbiter.profile.fee_note": "Fee",
+    "trade.arbiter.profile.contact": "Contact",
+    "trade.arbiter.choice.none": "Not yet chosen by {party}.",
+    "trade.arbiter.choice.this": "{party} accepted this arbiter.",
+    "trade.arbiter.choice.other": "{party} accepted another arbiter: {arbiter}.",
+    # What the viewer can do next, and what each leads to.
+    "trade.next.heading": "What you can do",
+    "trade.next.nothing": "Nothing for you to do now.",
+    "trade.next.sign": (
+        "Your organization keeps its own key: sign and send these transactions with your"
+        " wallet. This page shows the result once the chain has it."
+    ),
+    "trade.next.self_custody": (
+        "Your organization keeps its own key: each button gives you the transaction to sign"
+        " and send with your wallet."
+    ),
+    "trade.next.sign.to": "To",
+    "trade.next.sign.value": "Value (wei)",
+    "trade.next.sign.data": "Data",
+    "trade.next.sign.chain": "Chain",
+    "trade.next.sent": "Sent, waiting for the chain. This page shows the result once it is in.",
+    "trade.action.deposit": "Deposit {pays} and agree to the terms",
+    "trade.action.deposit.explain.buyer": (
+        "You pay in {pays}: your {deposit} deposit and the {price} price. This is agreeing to"
+        " the terms and the timeout rules shown above; from then on, the trade ends only as"
+        " they say."
+    ),
+    "trade.action.deposit.explain.seller": (
+        "You pay in your {deposit} deposit and put the item's passport in escrow. This is"
+        " agreeing to the terms and the timeout rules shown above; from then on, the trade"
+        " ends only as they say."
+    ),
+    "trade.action.deposit.explain": "You pay in {pays} and agree to the terms shown above.",
+    "trade.action.cancel": "Cancel the trade",
+    "trade.action.cancel.explain": (
+        "Possible until both have paid in: whatever was paid goes back to whoever paid it."
+    ),
+    "trade.action.ship": "I have shipped the item",
+    "trade.action.ship.explain": (
+        "The buyer then has its time limit to confirm receipt or dispute; if it does neither,"
+        " the trade completes and you are paid."
+    ),
+    "trade.action.prove": "Prove the handoff",
+    "trade.action.prove.label": "Or prove it: the custody event of the handoff to the buyer",
+    "trade.action.prove.hint": (
+        "The event's id, as your reader recorded it (like 0f8fad5b-d9cb-469f-a165-70867728950e)."
+        " The blockchain checks that it hands this item to the buyer; the buyer's time to"
+        " confirm or dispute then starts."
+    ),
+    "trade.action.confirm": "I received the item: complete the trade",
+    "trade.action.confirm.explain": (
+        "Final: both deposits go back, the {price} price goes to the seller and the passport to"
+        " you. You cannot dispute afterwards."
+    ),
+    "trade.action.dispute": "Dispute the trade",
+    "trade.action.dispute.explain": (
+        "An arbiter is proposed. Once you both accept the same one, it reads the trade's"
+        " details and rules; the loser's {deposit} deposit goes to the arbiter."
+    ),
+    "trade.action.accept": "Accept {arbiter} as arbiter",
+    "trade.action.accept.explain": (
+        "Once the other party accepts {arbiter} too, only {arbiter} can rule, and may read the"
+        " trade's details. Its ruling is final."
+    ),
+    "trade.action.choose": "Accept this arbiter instead",
+    "trade.action.choose.label": "Or choose another arbiter",
+    "trade.action.choose.explain": (
+        "The trade is decided by the arbiter you both accept. If the other party accepts the"
+        " same one, only that arbiter can rule, and may read the trade's details."
+    ),
+    "trade.action.decline": "Decline {arbiter}",
+    "trade.action.decline.explain": (
+        "{arbiter} can then not be chosen in this trade, and the next arbiter is proposed."
+    ),
+    "trade.action.rule_for_buyer": "Rule for the buyer",
+    "trade.action.rule_for_buyer.explain": (
+        "Final: the buyer gets its deposit and the {price} price back, the passport goes back to"
+        " the seller, and the seller's {deposit} deposit is paid to you."
+    ),
+    "trade.action.rule_for_seller": "Rule for the seller",
+    "trade.action.rule_for_seller.explain": (
+        "Final: the seller gets its deposit and the {price} price, the passport goes to the"
+        " buyer, and the buyer's {deposit} deposit is paid to you."
+    ),
+    "trade.action.timeout": "End the trade as its time limit says",
+    "trade.action.timeout.explain": "The deadline has passed: the trade ends as stated above.",
+    "trade.action.withdraw": "Withdraw what is yours",
+    "trade.action.withdraw.explain": "Everything the escrow owes you is sent to your address.",
+    "trade.pending.heading": "Sent, waiting for the chain",
+    "trade.whose.you": "Your",
+    "trade.whose.seller": "The seller's",
+    "trade.whose.buyer": "The buyer's",
+    "trade.whose.nobody": "The",
+    "trade.pending.open": "Opening the trade: sent, waiting for the chain.",
+    "trade.pending.deposit": "{whose} deposit: sent, waiting for the chain.",
+    "trade.pending.approve": "Putting the passport in escrow: sent, waiting for the chain.",
+    "trade.pending.mint": "Making the passport, straight into escrow: sent, waiting for the chain.",
+    "trade.pending.cancel": "{whose} cancellation: sent, waiting for the chain.",
+    "trade.pending.ship": "{whose} shipping notice: sent, waiting for the chain.",
+    "trade.pending.prove": "The proof of the handoff: sent, waiting for the chain.",
+    "trade.pending.confirm": "{whose} confirmation: sent, waiting for the chain.",
+    "trade.pending.dispute": "{whose} dispute: sent, waiting for the chain.",
+    "trade.pending.accept": "{whose} acceptance of the arbiter: sent, waiting for the chain.",
+    "trade.pending.decline": "{whose} refusal of the arbiter: sent, waiting for the chain.",
+    "trade.pending.rule": "{whose} ruling: sent, waiting for the chain.",
+    "trade.pending.timeout": "Ending the trade by its time limit: sent, waiting for the chain.",
+    "trade.pending.other": "A change: sent, waiting for the chain.",
+    "trade.failed": (
+        "Something you sent did not go through on the chain, so nothing changed. The button"
+        " below sends it again."
+    ),
+    "trade.refused": "This could not be done: {reason}",
+    # The trade's details (messages, evidence), its access log, export and erasure.
+    "trade.details.heading": "Messages and evidence",
+    "trade.details.private": (
+        "Only the two of you, and the arbiter once you both accepted it, can read these."
+        " Every read is logged below."
+    ),
+    "trade.details.closed": (
+        "You can read the trade's messages and evidence once both parties have accepted you."
+    ),
+    "trade.details.empty": "Nothing yet.",
+    "trade.details.add": "Add a message or evidence",
+    "trade.details.message.label": "Message",
+    "trade.details.submit": "Add it",
+    "trade.details.file.label": "A photo or a file as evidence (optional)",
+    "trade.details.file.hint": "JPEG, PNG, PDF or plain text, at most 2 MB.",
+    "trade.details.file.open": "Download it",
+    "trade.details.unavailable": "The messages and evidence cannot be shown yet.",
+    "trade.details.by": "{who}, {when}",
+    "trade.access.heading": "Who read your data, and when",
+    "trade.access.read": "{who} read the messages and evidence, {when}",
+    "trade.access.export": "{who} exported the messages and evidence, {when}",
+    "trade.access.write": "{who} added to the messages and evidence, {when}",
+    "trade.access.erase": "{who} erased the messages and evidence, {when}",
+    "trade.access.refused": "{who} asked to read them and was refused, {when}",
+    "trade.access.times": "({count} times since {since})",
+    "trade.details.who": "{name} ({role})",
+    "trade.details.someone": "organization {id}",
+    "trade.details.kind.details": "Contact and delivery details",
+    "trade.details.kind.message": "A message",
+    "trade.details.kind.photo": "A photo",
+    "trade.details.kind.evidence": "A piece of evidence (a file)",
+    "trade.access.empty": "Nobody has read it yet.",
+    "trade.export": "Export your data",
+    "trade.erase": "Erase your data",
+    "trade.erase.explain": (
+        "The trade's key is destroyed: nobody can read its messages and evidence again. The"
+        " hash on the chain stays and proves nothing about what they said."
+    ),
+    "trade.erased": "This trade's data was erased.",
     # Verify it yourself, as static/proof.js says it: the page hands it every key below with
     # "verify_yourself." taken off (its data-strings attribute); {name} is filled in there.
     "verify_yourself.intro": (

@@ -169,6 +169,10 @@ def test_the_catalogue_fills_every_template_it_holds() -> None:
     # proof.js fills these in itself, from what it checked.
     fields |= dict.fromkeys(("got", "want", "error", "device", "party", "root", "date"), "x")
     fields |= dict.fromkeys(("verdict", "signer", "ledger", "chain"), "x")
+    # The trade pages' (web/trade_page.py fills these in).
+    fields |= dict.fromkeys(("name", "id", "item", "role", "span", "first", "second"), "x")
+    fields |= dict.fromkeys(("amount", "deposit", "price", "pays", "back", "arbiter"), "x")
+    fields |= dict.fromkeys(("party", "whose", "since", "reason"), "x")
     for key in strings.ENGLISH:
         assert TEXT(key, **fields)
     assert strings.catalogue("xx")("verdict.authentic") == "Genuine"  # English by default
