@@ -566,6 +566,8 @@ def _payload(data: TradeRecordCreate) -> tuple[TradeRecordKind, str, bytes]:
         fields = data.details.model_dump(exclude_none=True)
         if not fields:
             raise InvalidInput("details need at least one field", {"details": "empty"})
+        for name, value in fields.items():
+            _text_limit(str(value).encode(), f"details.{name}")
         plaintext = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
         _text_limit(plaintext, "details")
         return kind, DETAILS_TYPE, plaintext
@@ -609,6 +611,18 @@ def _text_limit(plaintext: bytes, field: str) -> None:
             f"text is at most {TRADE_TEXT_MAX_BYTES} bytes of UTF-8, not {len(plaintext)}",
             {field: "too long"},
         )
+    # Control characters other than tab and line breaks have no place in a message or an
+    # address, and NUL or escape sequences would reach whoever displays or exports it.
+    control = next((byte for byte in plaintext if byte < 0x20 and byte not in _TEXT_CONTROLS), None)
+    if control is not None or 0x7F in plaintext:
+        code = control if control is not None else 0x7F
+        raise InvalidInput(
+            f"text may not hold the control character U+{code:04X}",
+            {field: "control character"},
+        )
+
+
+_TEXT_CONTROLS = frozenset(b"\t\n\r")
 
 
 # --- The log -------------------------------------------------------------------------------
