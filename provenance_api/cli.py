@@ -14,6 +14,7 @@ Examples:
   provenance-api operator create "Ops team"   # staff: may create organizations via the API
   provenance-api writes list --failed && provenance-api writes retry 42
   provenance-api wallets fund 7 --ether 0.5 && provenance-api wallets balance 7
+  provenance-api trades sweep --json        # settle expired trades now (run/worker do it too)
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def run_command(host: str, port: int) -> None:
         click.echo(f"chain writer: {rt.operator.address}")
         rt.start_anchorer()
         click.echo("anchoring service: started")
+        _start_sweeper(rt)
     except BaseException:
         server.server_close()
         rt.close()
@@ -241,6 +243,8 @@ def worker_command(once: bool) -> None:
     click.echo(f"chain writer for {writer.sender} on chain {writer.chain_id}")
     if once:
         rt.new_anchorer().tick()
+        if float(rt.config["TRADE_SWEEP_SECONDS"]):
+            rt.new_sweeper().tick()
         writer.tick()
         writer.release()
         custodial = rt.new_custodial_writers()
@@ -250,6 +254,7 @@ def worker_command(once: bool) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     rt.start_anchorer()
+    _start_sweeper(rt)
     rt.start_custodial_writers()
     try:
         writer.run(stop)
@@ -257,6 +262,14 @@ def worker_command(once: bool) -> None:
         stop.set()
     finally:
         rt.close()
+
+
+def _start_sweeper(rt: Runtime) -> None:
+    every = float(rt.config["TRADE_SWEEP_SECONDS"])
+    if rt.start_sweeper() is None:
+        click.echo("trade sweeper: off (PROVENANCE_TRADE_SWEEP_SECONDS is 0)")
+    else:
+        click.echo(f"trade sweeper: every {every:g} s")
 
 
 @cli.group("db")
@@ -547,6 +560,42 @@ def writes_retry(write_id: int, as_json: bool) -> None:
         click.echo(json.dumps(shown, indent=2))
     else:
         click.echo(f"write {write_id} owed again as write {shown['id']} ({shown['status']})")
+
+
+@cli.group("trades")
+def trades_group() -> None:
+    """Trades in TradeEscrow."""
+
+
+@trades_group.command("sweep")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_appcontext
+def trades_sweep(as_json: bool) -> None:
+    """Refresh the live trades from the chain once and owe the timeout of every expired one.
+
+    What `run` and `worker` do every PROVENANCE_TRADE_SWEEP_SECONDS; the owed timeouts are
+    then sent by the running chain writer.
+
+    \b
+    Example:
+      provenance-api trades sweep --json
+    """
+    rt = runtime()
+    db.check_schema(rt.engine)
+    sweeper = rt.new_sweeper()
+    if sweeper.escrow() is None:
+        _fail("TradeEscrow is not deployed on this chain: run `provenance-api chain deploy`")
+    shown = sweeper.tick().as_json()
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+        return
+    click.echo(
+        f"refreshed {shown['refreshed']} trade(s): {shown['settled']} settled, "
+        f"{shown['timeouts_owed']} timeout(s) owed, {shown['timeouts_failed']} failed timeout(s) "
+        "to retry (`provenance-api writes list --failed`)"
+    )
+    for trade_id, reason in shown["errors"].items():
+        click.echo(f"trade {trade_id} skipped: {reason}", err=True)
 
 
 @cli.group("wallets")

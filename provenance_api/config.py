@@ -37,6 +37,12 @@ Setting (env `PROVENANCE_<NAME>`), default, meaning:
   POST /v1/epcis/capture; more answers 413 (the body is bounded by MAX_CONTENT_LENGTH).
 - ANCHOR_BATCH_MAX, 1000: most events in one anchored Merkle batch (a full batch closes at once).
 - ANCHOR_MAX_AGE_SECONDS, 2: a batch closes when its oldest unanchored event is this old.
+- TRADE_SWEEP_SECONDS, 30: how often the trade sweeper (in `run` and `worker`) refreshes
+  live trades and owes the timeout of those whose window passed; 0: never (parties then
+  POST /timeout themselves).
+- TRADE_SWEEP_GRACE_SECONDS, 5: the sweeper owes a timeout only this long after the window's
+  end, so that the chain's clock has passed it too (the contract's timeout reverts before).
+- TRADE_SWEEP_BATCH, 100: most trades one sweep refreshes (the longest unrefreshed first).
 - EVENT_MAX_SKEW_SECONDS, 300: a custody event dated further than this in the future (by the
   server's clock) is rejected; devices' clocks drift.
 - ANOMALY_MAX_SPEED_KMH, 900; ANOMALY_TRAVEL_SLACK_KM, 50; ANOMALY_RESALE_SCANNERS, 5;
@@ -116,6 +122,9 @@ DEFAULTS: dict[str, Any] = {
     "EXPLORER_TX_URL": "",
     "PUBLIC_RPC_URL": "",
     "CAPTURE_MAX_EVENTS": 10_000,
+    "TRADE_SWEEP_SECONDS": 30.0,
+    "TRADE_SWEEP_GRACE_SECONDS": 5,
+    "TRADE_SWEEP_BATCH": 100,
 }
 
 
@@ -171,6 +180,9 @@ NUMBERS: dict[str, Number] = {
     "CLAIM_CODE_DAYS": Number(int, 1, 3650),
     "CLAIM_ATTEMPTS": Number(int, 1, 1000),
     "CLAIM_WINDOW_SECONDS": Number(int, 1, 30 * DAY),
+    "TRADE_SWEEP_SECONDS": Number(float, 0, DAY),
+    "TRADE_SWEEP_GRACE_SECONDS": Number(int, 0, 3600),
+    "TRADE_SWEEP_BATCH": Number(int, 1, 10_000),
 }
 
 # The databases we ship a driver for: backend -> the one accepted SQLAlchemy driver.

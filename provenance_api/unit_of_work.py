@@ -992,6 +992,18 @@ class SqlTrades:
         )
         return self.session.exec(query).all()
 
+    def live(self, escrow_address: str, limit: int) -> Sequence[Trade]:
+        """Not settled or failed, in that escrow (any address case), oldest `updated_at` first."""
+        done = (TradeState.SETTLED.value, TradeState.FAILED.value)
+        query = (
+            select(Trade)
+            .where(sa.func.lower(Trade.escrow_address) == escrow_address.lower())
+            .where(Trade.state.not_in(done))  # type: ignore[attr-defined]
+            .order_by(Trade.updated_at, Trade.id)  # type: ignore[arg-type]
+            .limit(limit)
+        )
+        return self.session.exec(query).all()
+
 
 class SqlArbiters:
     """Arbiters in the `arbiter` table, their ties in `arbiter_tie`."""

@@ -34,6 +34,7 @@ from provenance_api.config import ConfigError
 from provenance_api.keys import KeyBox
 from provenance_api.services.anchoring import LEDGER
 from provenance_api.services.deployments import known_addresses
+from provenance_api.trade_sweeper import TradeSweeper
 from provenance_api.trade_vault import KeyWrapper
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class Runtime:
         self._custodial_thread: threading.Thread | None = None
         self._anchorer_thread: threading.Thread | None = None
         self._anchorer_stop = threading.Event()
+        self.sweeper: TradeSweeper | None = None
+        self._sweeper_thread: threading.Thread | None = None
+        self._sweeper_stop = threading.Event()
 
     @property
     def engine(self) -> Engine:
@@ -215,8 +219,45 @@ class Runtime:
             self._anchorer_thread.join(timeout)
             self._anchorer_thread = None
 
+    def new_sweeper(self) -> TradeSweeper:
+        """The trade sweeper over this runtime's engine and chain; timeouts are the operator's."""
+        return TradeSweeper(
+            self.engine,
+            lambda: self.w3,
+            lambda: self.chain_id,
+            lambda: self.operator.address,
+            self.config,
+        )
+
+    def start_sweeper(self) -> TradeSweeper | None:
+        """Run the trade sweeper in a daemon thread of this process (`run`, `worker`); None
+        when TRADE_SWEEP_SECONDS is 0."""
+        if self._sweeper_thread is not None and self._sweeper_thread.is_alive():
+            return self.sweeper
+        if not float(self.config["TRADE_SWEEP_SECONDS"]):
+            return None
+        self.sweeper = self.new_sweeper()
+        self._sweeper_stop.clear()
+        self._sweeper_thread = threading.Thread(
+            target=self.sweeper.run,
+            args=(self._sweeper_stop,),
+            name="trade-sweeper",
+            daemon=True,
+        )
+        self._sweeper_thread.start()
+        return self.sweeper
+
+    def stop_sweeper(self, timeout: float = 10.0) -> None:
+        """Ask the sweeping thread to finish its pass and wait for it."""
+        self._sweeper_stop.set()
+        if self._sweeper_thread is not None:
+            self._sweeper_thread.join(timeout)
+            self._sweeper_thread = None
+
     def close(self) -> None:
-        """Stop the anchorer and the writer, seal and close the chain, dispose of the engine."""
+        """Stop the sweeper, the anchorer and the writer, seal and close the chain, dispose of
+        the engine."""
+        self.stop_sweeper()
         self.stop_anchorer()
         self.stop_writer()
         with self._lock:

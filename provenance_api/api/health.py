@@ -1,4 +1,5 @@
-"""GET /healthz: database, chain and chain writer, each with what an operator needs to know."""
+"""GET /healthz: database, chain, chain writers and trade sweeper, each with what an operator
+needs to know."""
 
 from __future__ import annotations
 
@@ -72,6 +73,21 @@ def healthz() -> ResponseReturnValue:
     if rt.custodial is not None:
         custodial.update(running=rt.custodial.running, writers=len(rt.custodial.writers))
         custodial["last_error"] = rt.custodial.last_error
+    sweeper: dict[str, Any] = {
+        "running": False,
+        "every_seconds": rt.config["TRADE_SWEEP_SECONDS"],
+        "last_pass": None,
+        "last_counts": None,
+        "last_error": None,
+    }
+    if rt.sweeper is not None:  # this process's sweeper (`run`); a `worker` runs its own
+        swept = rt.sweeper.last_swept
+        sweeper.update(
+            running=rt.sweeper.running,
+            last_pass=rt.sweeper.last_pass,
+            last_counts=None if swept is None else {**swept.as_json(), "errors": len(swept.errors)},
+            last_error=rt.sweeper.last_error,
+        )
     healthy = (
         database["ok"]
         and chain_info["ok"]
@@ -84,6 +100,7 @@ def healthz() -> ResponseReturnValue:
         "chain": chain_info,
         "writer": writer,
         "custodial_writers": custodial,
+        "trade_sweeper": sweeper,
     }
     return jsonify(body), 200
 

@@ -584,6 +584,11 @@ class TradeRepository(Protocol):
         newest first."""
         ...
 
+    def live(self, escrow_address: str, limit: int) -> Sequence[Trade]:
+        """Up to `limit` trades of that escrow neither settled nor failed, the longest
+        unrefreshed first (`updated_at`, then id)."""
+        ...
+
 
 class ArbiterRepository(Protocol):
     """Registered arbiters and their declared or flagged ties."""

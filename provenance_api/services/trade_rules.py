@@ -90,6 +90,16 @@ def expired(view: TradeView, now: int) -> bool:
     return view.state in WINDOWS and view.deadline is not None and now > view.deadline
 
 
+def owes_timeout(state: str, deadline: int | None, now: int, grace: int = 0) -> bool:
+    """Whether the service should settle a trade in `state` by `timeout` now.
+
+    Only a waiting state, and only once `now` is more than `grace` seconds past its window's
+    last second: the contract's `timeout` needs `block.timestamp > deadline`, and the grace
+    lets the chain's clock pass the deadline too before the write is signed.
+    """
+    return state in WINDOWS and deadline is not None and now > deadline + max(0, grace)
+
+
 def next_actions(view: TradeView, now: int) -> list[str]:
     """The actions the viewer can take now, in the order a page offers them."""
     found = [action for action in Action if refusal(action, view, now) is None]

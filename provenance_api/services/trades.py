@@ -29,7 +29,7 @@ supplier) stays consistent with the chain this way:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,9 +62,22 @@ from provenance_api.schemas import (
     WithdrawalResult,
 )
 from provenance_api.services import transfers
-from provenance_api.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from provenance_api.services.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from provenance_api.services.ports import ChainState, EscrowReader, UnitOfWork, WriteReceipt
-from provenance_api.services.trade_rules import MAY, Action, TradeView, Viewer, refusal
+from provenance_api.services.trade_rules import (
+    MAY,
+    Action,
+    TradeView,
+    Viewer,
+    owes_timeout,
+    refusal,
+)
 from provenance_api.services.trade_rules import next_actions as rules_next_actions
 
 ESCROW = "TradeEscrow"
@@ -867,3 +880,93 @@ def withdraw(
     return WithdrawalResult(
         credit=str(credit), writes=[_write(key, receipt)], transactions=[]
     ), True
+
+
+# --- Sweeping ---------------------------------------------------------------------------------
+
+SWEEP_LIMIT = 100
+
+
+@dataclass
+class Swept:
+    """What one sweep did: trades refreshed, seen settled, timeouts newly owed or failed."""
+
+    refreshed: int = 0
+    settled: int = 0
+    timeouts_owed: int = 0
+    timeouts_failed: int = 0
+    errors: dict[int, str] = field(default_factory=dict)  # trade id -> why it was skipped
+
+    def as_json(self) -> dict[str, Any]:
+        """The counts (and skipped trades) as a JSON object."""
+        return {
+            "refreshed": self.refreshed,
+            "settled": self.settled,
+            "timeouts_owed": self.timeouts_owed,
+            "timeouts_failed": self.timeouts_failed,
+            "errors": {str(key): value for key, value in self.errors.items()},
+        }
+
+
+def sweep(
+    uow: UnitOfWork, escrow: EscrowReader, now: int, limit: int = SWEEP_LIMIT, grace: int = 0
+) -> Swept:
+    """Refresh up to `limit` live trades, the longest unrefreshed first, and owe the operator's
+    `timeout` of each whose window passed more than `grace` seconds before `now`.
+
+    Each trade in its own unit of work, so a request on another trade never waits for the
+    whole pass. The timeout's idempotency key is POST /timeout's, so a party's request and the
+    sweep owe it once. A trade the refresh refuses (a DomainError) is skipped and named in
+    `errors`; anything else (the chain or database down) ends the pass.
+    """
+    done = Swept()
+    with uow:
+        ids = [trade.id for trade in uow.trades.live(escrow.address, limit)]
+    for trade_id in ids:
+        assert trade_id is not None
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                _sweep_one(uow, escrow, trade_id, now, grace, done)
+                break
+            except Conflict as exc:
+                # A concurrent refresh recorded the settlement's transfer first: read it again.
+                if attempt == READ_ATTEMPTS - 1:
+                    done.errors[trade_id] = exc.message
+            except DomainError as exc:
+                done.errors[trade_id] = exc.message
+                break
+    return done
+
+
+def _sweep_one(
+    uow: UnitOfWork, escrow: EscrowReader, trade_id: int, now: int, grace: int, done: Swept
+) -> None:
+    with uow:
+        trade = uow.trades.get(trade_id)
+        if trade is None or trade.state in (TradeState.SETTLED.value, TradeState.FAILED.value):
+            return
+        was = trade.state
+        status = refresh(uow, escrow, trade)
+        if status is None:
+            _touch(uow, trade)  # not on the chain yet: let the others go first next pass
+            uow.commit()
+            return
+        done.refreshed += 1
+        if trade.state == TradeState.SETTLED.value and was != TradeState.SETTLED.value:
+            done.settled += 1
+        if owes_timeout(trade.state, deadline_of(trade, status.since), now, grace):
+            key = action_key(trade_id, "timeout", trade.state)
+            known = uow.ledger.states([key]).get(key)
+            if known is None:
+                assert trade.chain_trade_id is not None
+                uow.ledger.owe(
+                    contract=ESCROW,
+                    function="timeout",
+                    args=[trade.chain_trade_id],
+                    idempotency_key=key,
+                )
+                done.timeouts_owed += 1
+            elif known is ChainState.FAILED:
+                # Not owed again by itself: `provenance-api writes retry` is the operator's call.
+                done.timeouts_failed += 1
+        uow.commit()

@@ -656,6 +656,15 @@ class FakeTrades:
         ]
         return sorted(rows, key=lambda trade: -(trade.id or 0))[:limit]
 
+    def live(self, escrow_address: str, limit: int) -> Sequence[Trade]:
+        done = (TradeState.SETTLED.value, TradeState.FAILED.value)
+        rows = [
+            Trade(**row)
+            for row in self.state.trades.values()
+            if row["escrow_address"].lower() == escrow_address.lower() and row["state"] not in done
+        ]
+        return sorted(rows, key=lambda trade: (trade.updated_at, trade.id or 0))[:limit]
+
 
 class FakeArbiters:
     def __init__(self, state: _State, ids: itertools.count) -> None:

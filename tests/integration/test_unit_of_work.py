@@ -1162,6 +1162,16 @@ def test_trades_live_per_item_and_by_party_or_arbiter(uow):
         assert [t.id for t in uow.trades.of_organization(buyer, 10)] == [live.id, settled.id]
         assert [t.id for t in uow.trades.of_organization(arbiter, 10)] == [live.id]
         assert len(uow.trades.of_organization(seller, 1)) == 1
+        escrow = "0x" + "3" * 40
+        assert [t.id for t in uow.trades.live(escrow, 10)] == [live.id]
+        assert uow.trades.live("0x" + "5" * 40, 10) == []
+    with uow:
+        other_live = uow.trades.add(_trade(other, seller, buyer, "trade:3:open"))
+        uow.commit()
+    with uow:
+        # The longest unrefreshed first: the one just added waits behind the older one.
+        assert [t.id for t in uow.trades.live(escrow, 10)] == [live.id, other_live.id]
+        assert [t.id for t in uow.trades.live(escrow, 1)] == [live.id]
     with uow, pytest.raises(Conflict):
         uow.trades.add(_trade(other, seller, buyer, "trade:1:open"))
         uow.commit()

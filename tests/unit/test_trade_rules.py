@@ -10,6 +10,7 @@ from provenance_api.services.trade_rules import (
     Viewer,
     expired,
     next_actions,
+    owes_timeout,
     refusal,
 )
 
@@ -67,3 +68,32 @@ def test_reasons_name_what_is_wrong():
         refusal(Action.DEPOSIT, view(Viewer.BUYER, "open", buyer_deposited=True), NOW)
     )
     assert "funded or shipped" in str(refusal(Action.CONFIRM, view(Viewer.BUYER, "open"), NOW))
+
+
+WAITING = ["open", "funded", "shipped", "disputed", "arbitration"]
+
+
+@pytest.mark.parametrize("state", WAITING)
+def test_the_service_owes_timeout_only_strictly_after_the_deadline(state):
+    deadline = NOW + 60
+    assert not owes_timeout(state, deadline, NOW)
+    assert not owes_timeout(state, deadline, deadline)  # its last second is still in it
+    assert owes_timeout(state, deadline, deadline + 1)
+
+
+@pytest.mark.parametrize("state", WAITING)
+def test_the_grace_waits_for_the_chain_clock_to_pass_the_deadline_too(state):
+    deadline = NOW + 60
+    assert not owes_timeout(state, deadline, deadline + 5, grace=5)
+    assert owes_timeout(state, deadline, deadline + 6, grace=5)
+    assert owes_timeout(state, deadline, deadline + 1, grace=-3)  # no negative grace
+
+
+@pytest.mark.parametrize("state", ["opening", "settled", "failed"])
+def test_a_trade_not_waiting_is_never_timed_out(state):
+    assert not owes_timeout(state, NOW, NOW + 10**6)
+    assert not owes_timeout(state, None, NOW + 10**6)
+
+
+def test_a_trade_whose_deadline_is_unknown_is_not_timed_out():
+    assert not owes_timeout("funded", None, NOW + 10**6)
