@@ -63,7 +63,8 @@ class TradeSweeper:
         """One pass over the live trades (nothing before TradeEscrow is deployed)."""
         escrow = self.escrow()
         if escrow is None:
-            return Swept()
+            self.last_pass, self.last_swept = time.time(), Swept()
+            return self.last_swept
         uow = SqlUnitOfWork(self.engine, sender=self.sender)
         when = int(time.time()) if now is None else now
         swept = sweep(uow, escrow, when, self.limit, self.grace_seconds)

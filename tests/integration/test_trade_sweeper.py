@@ -12,7 +12,8 @@ import pytest
 from sqlmodel import Session, func, select
 
 from contracts_abi.passport import passport_id
-from provenance_api import chain
+from provenance_api import chain, config, db
+from provenance_api.app import create_app
 from provenance_api.cli import cli
 from provenance_api.models import ChainWrite, Trade
 from provenance_api.services.trades import action_key
@@ -201,3 +202,55 @@ def test_the_sweep_command_says_when_the_escrow_is_not_deployed(tmp_path):
         bare.app.extensions["provenance"].close()
     assert result.exit_code == 1
     assert "TradeEscrow is not deployed" in result.output
+
+
+def bare_app(tmp_path, **settings):
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), **settings})
+    db.upgrade(app.config["DATABASE_URL"])
+    return app
+
+
+def test_the_runtime_sweeps_in_a_thread_and_healthz_shows_it(tmp_path):
+    app = bare_app(tmp_path, TRADE_SWEEP_SECONDS=0.05)
+    rt = app.extensions["provenance"]
+    try:
+        assert app.test_client().get("/healthz").get_json()["trade_sweeper"]["running"] is False
+        sweeper = rt.start_sweeper()
+        assert sweeper is not None and rt.start_sweeper() is sweeper  # one thread
+        deadline = time.monotonic() + 10
+        while sweeper.last_pass is None:
+            assert time.monotonic() < deadline, "the sweeper never swept"
+            time.sleep(0.02)
+        shown = app.test_client().get("/healthz").get_json()["trade_sweeper"]
+        assert shown["running"] is True and shown["every_seconds"] == 0.05
+        assert shown["last_counts"]["refreshed"] == 0 and shown["last_error"] is None
+        rt.stop_sweeper()
+        assert sweeper.running is False
+    finally:
+        rt.close()
+
+
+def test_a_sweep_every_zero_seconds_is_off(tmp_path):
+    app = bare_app(tmp_path, TRADE_SWEEP_SECONDS=0)
+    rt = app.extensions["provenance"]
+    try:
+        assert rt.start_sweeper() is None
+        assert app.test_client().get("/healthz").get_json()["trade_sweeper"]["running"] is False
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TRADE_SWEEP_SECONDS", -1),
+        ("TRADE_SWEEP_SECONDS", "often"),
+        ("TRADE_SWEEP_SECONDS", 86_401),
+        ("TRADE_SWEEP_GRACE_SECONDS", -5),
+        ("TRADE_SWEEP_GRACE_SECONDS", 1.5),
+        ("TRADE_SWEEP_BATCH", 0),
+    ],
+)
+def test_bad_sweep_settings_are_refused_by_name(tmp_path, name, value):
+    with pytest.raises(config.ConfigError, match=f"PROVENANCE_{name} must be"):
+        create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), name: value})
