@@ -227,8 +227,8 @@ def serve_command(bind: str, workers: int) -> None:
 @cli.command("worker")
 @click.option("--once", is_flag=True, help="Do one pass and exit (for cron or tests).")
 def worker_command(once: bool) -> None:
-    """Run the chain writers (OPERATOR_KEY's and custodial organizations') and the anchoring
-    service until interrupted.
+    """Run the chain writers (OPERATOR_KEY's and custodial organizations'), the anchoring
+    service and the trade sweeper until interrupted.
 
     \b
     Example:
