@@ -208,3 +208,14 @@ def test_bad_paging_values_are_422_naming_the_field(api, query, field):
     answer = api.call("GET", "/v1/trades", api.retailer, query_string=query)
     assert answer.status_code == 422, answer.get_json()
     assert field in answer.get_json()["fields"], answer.get_json()
+
+
+def test_two_deposits_by_the_seller_minting_into_escrow_at_once_owe_one_mint(api):
+    opened = api.call("POST", "/v1/trades", api.supplier, json=opening("S2", api.shop["id"]))
+    tid = opened.get_json()["id"]
+    settle(api)
+    url = f"/v1/trades/{tid}/deposit"
+    answers = at_once(api, [("POST", url, api.supplier, None)] * 3)
+    assert [status for status, _ in answers] == [202, 202, 202], answers
+    assert len(writes(api, "mintWithConsent")) == 1
+    assert len(writes(api, "deposit")) == 1
