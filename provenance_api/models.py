@@ -734,12 +734,18 @@ _TRADE_STATES = ", ".join(f"'{k.value}'" for k in TradeState)
 _TRADE_OUTCOMES = ", ".join(f"'{k.value}'" for k in TradeOutcome)
 
 
+# A trade holds its item until a refresh from the chain reads it settled, or its open failed.
+_LIVE_TRADE = "state NOT IN ('settled', 'failed')"
+
+
 class Trade(SQLModel, table=True):
     """A trade of one item between two organizations, secured in TradeEscrow.
 
     The chain decides its state; `state`, `outcome`, `arbiter_*` and `settled_at` cache the
     last reading, refreshed whenever the trade is read or acted on. `chain_trade_id` is
     TradeEscrow's id, known once the operator's `open` (write `open_write_key`) is mined.
+    At most one trade per item is live (a partial unique index), so of two concurrent opens
+    of one item exactly one commits.
     """
 
     __tablename__ = "trade"
@@ -749,6 +755,13 @@ class Trade(SQLModel, table=True):
             f"outcome IS NULL OR outcome IN ({_TRADE_OUTCOMES})", name="ck_trade_outcome"
         ),
         sa.UniqueConstraint("escrow_address", "chain_trade_id", name="uq_trade_escrow_chain_id"),
+        sa.Index(
+            "uq_trade_live_item",
+            "item_id",
+            unique=True,
+            sqlite_where=sa.text(_LIVE_TRADE),
+            postgresql_where=sa.text(_LIVE_TRADE),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

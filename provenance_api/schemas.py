@@ -43,6 +43,7 @@ from provenance_api.models import (
     TradeRecordKind,
     organization_name,
 )
+from provenance_api.services import trade_rules
 
 PAGE_LIMIT_MAX = 200
 PAGE_LIMIT_DEFAULT = 50
@@ -1527,10 +1528,36 @@ class TradePublic(BaseModel):
     settled_at: UtcDatetime | None
 
 
+TRADE_PAGE_MAX = 100
+
+
+def _trade_page_token(value: str | None) -> str | None:
+    if value is not None:
+        trade_rules.page_after(value)
+    return value
+
+
+class TradeListQuery(Strict):
+    """Paging through the caller's trades, newest first."""
+
+    limit: int = Field(
+        PAGE_LIMIT_DEFAULT, ge=1, le=TRADE_PAGE_MAX, description="Trades per page (1..100)."
+    )
+    # Non-nullable with a None default: the parameter is either absent or a token.
+    page_token: Annotated[str, AfterValidator(_trade_page_token)] = Field(
+        default=None,  # type: ignore[assignment]
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The previous page's `next_page_token`: the page after it.",
+    )
+
+
 class TradeList(BaseModel):
-    """The caller's trades, newest first."""
+    """The caller's trades, newest first; pass `next_page_token` as `page_token` for more."""
 
     items: list[TradePublic]
+    next_page_token: str | None = None
 
 
 class TradeActionResult(BaseModel):

@@ -956,9 +956,16 @@ class SqlTrades:
         self.session = session
 
     def add(self, trade: Trade) -> Trade:
-        """Insert or update, and flush, so that the id is known."""
-        self.session.add(trade)
-        _flush(self.session)
+        """Insert or update, and flush, so that the id is known; a second live trade of an
+        item is a Conflict that leaves the transaction usable."""
+        try:
+            # A savepoint: when a concurrent open of the same item commits first, this insert
+            # fails alone and the caller can still read the trade that won.
+            with self.session.begin_nested():
+                self.session.add(trade)
+                self.session.flush()
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(_CLASH) from exc
         return trade
 
     def get(self, trade_id: int) -> Trade | None:
@@ -976,20 +983,20 @@ class SqlTrades:
         )
         return self.session.exec(query).first()
 
-    def of_organization(self, organization_id: int, limit: int) -> Sequence[Trade]:
-        """As a party or the accepted arbiter, newest first."""
-        query = (
-            select(Trade)
-            .where(
-                sa.or_(
-                    Trade.seller_organization_id == organization_id,
-                    Trade.buyer_organization_id == organization_id,
-                    Trade.arbiter_organization_id == organization_id,
-                )
+    def of_organization(
+        self, organization_id: int, limit: int, before: int | None = None
+    ) -> Sequence[Trade]:
+        """As a party or the accepted arbiter, newest first (ids below `before`, if given)."""
+        query = select(Trade).where(
+            sa.or_(
+                Trade.seller_organization_id == organization_id,
+                Trade.buyer_organization_id == organization_id,
+                Trade.arbiter_organization_id == organization_id,
             )
-            .order_by(Trade.id.desc())  # type: ignore[union-attr]
-            .limit(limit)
         )
+        if before is not None:
+            query = query.where(Trade.id < before)  # type: ignore[operator]
+        query = query.order_by(Trade.id.desc()).limit(limit)  # type: ignore[union-attr]
         return self.session.exec(query).all()
 
     def live(self, escrow_address: str, limit: int) -> Sequence[Trade]:

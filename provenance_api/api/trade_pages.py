@@ -34,6 +34,7 @@ from provenance_api.schemas import (
     TRADE_FILE_MAX_BYTES,
     ArbiterBrief,
     ArbiterChoice,
+    TradeList,
     TradePublic,
     TradeRecordCreate,
     TradeShip,
@@ -326,11 +327,16 @@ def _details(
 @bp.get("/trades")
 @signed_in_only
 def list_trades(caller: Caller) -> Response:
-    """The organization's trades, as seller, buyer or arbiter, newest first."""
+    """The organization's trades, as seller, buyer or arbiter, newest first, a page at a time
+    (`?page=` is the API's page token)."""
     text = strings.catalogue()
     org = _organization(caller)
+    token = request.args.get("page") or None
     try:
-        found = trades.list_trades(unit_of_work(), escrow_reader(), _org_id(caller), _now())
+        found = _trades_page(caller, token)
+    except InvalidInput:
+        # A mangled "older trades" link: the list from its start, rather than an error page.
+        found = _trades_page(caller, None)
     except Unavailable:
         return unavailable(caller)
     now = datetime.now(UTC)
@@ -347,7 +353,20 @@ def list_trades(caller: Caller) -> Response:
                 "state": shown.headline,
             }
         )
-    return sign_in.page(LIST_TEMPLATE, 200, who=org.name, title=text("trades.heading"), trades=rows)
+    return sign_in.page(
+        LIST_TEMPLATE,
+        200,
+        who=org.name,
+        title=text("trades.heading"),
+        trades=rows,
+        more=found.next_page_token,
+    )
+
+
+def _trades_page(caller: Caller, token: str | None) -> TradeList:
+    return trades.list_trades(
+        unit_of_work(), escrow_reader(), _org_id(caller), _now(), page_token=token
+    )
 
 
 @bp.get("/trades/" + TRADE)

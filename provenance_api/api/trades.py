@@ -21,6 +21,7 @@ from provenance_api.schemas import (
     TradeActionResult,
     TradeCreate,
     TradeList,
+    TradeListQuery,
     TradePath,
     TradePublic,
     TradeRuling,
@@ -76,10 +77,14 @@ def create_trade(body: TradeCreate) -> Answer:
     return answer(trades.open_trade(unit_of_work(), escrow_reader(), tenant(), body, _now()), 201)
 
 
-@bp.get("/trades", responses={200: TradeList})
-def list_trades() -> Answer:
-    """The caller's trades, as a party or as the accepted arbiter, newest first."""
-    return answer(trades.list_trades(unit_of_work(), escrow_reader(), tenant(), _now()))
+@bp.get("/trades", responses={200: TradeList, 422: ErrorBody})
+def list_trades(query: TradeListQuery) -> Answer:
+    """The caller's trades, as a party or as the accepted arbiter, newest first, a page at a
+    time: pass `next_page_token` as `page_token` for the next (older) page."""
+    found = trades.list_trades(
+        unit_of_work(), escrow_reader(), tenant(), _now(), query.limit, query.page_token
+    )
+    return answer(found)
 
 
 @bp.get("/trades/<int:trade_id>", responses={200: TradePublic, 404: ErrorBody})

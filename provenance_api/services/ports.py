@@ -568,7 +568,9 @@ class TradeRepository(Protocol):
     """Trades (the index of TradeEscrow's trades, with their cached state)."""
 
     def add(self, trade: Trade) -> Trade:
-        """Store a new trade, or the changes to one read from here; its `id` set on return."""
+        """Store a new trade, or the changes to one read from here; its `id` set on return.
+        A second live trade (neither settled nor failed) of an item is a Conflict, after
+        which the unit of work can still read."""
         ...
 
     def get(self, trade_id: int) -> Trade | None:
@@ -579,9 +581,11 @@ class TradeRepository(Protocol):
         """The item's trade that is neither settled nor failed, if any."""
         ...
 
-    def of_organization(self, organization_id: int, limit: int) -> Sequence[Trade]:
+    def of_organization(
+        self, organization_id: int, limit: int, before: int | None = None
+    ) -> Sequence[Trade]:
         """Up to `limit` trades the organization is a party to or the accepted arbiter of,
-        newest first."""
+        newest first; with `before`, only those with a smaller id (the next page)."""
         ...
 
     def live(self, escrow_address: str, limit: int) -> Sequence[Trade]:

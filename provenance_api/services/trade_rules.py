@@ -7,6 +7,8 @@ show `next_actions` in plain words.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,3 +171,37 @@ def _verb(action: Action) -> str:
 
 def _done(action: Action) -> str:
     return "confirmed" if action is Action.CONFIRM else "disputed"
+
+
+# --- The trade list's pages -------------------------------------------------------------------
+
+_PAGE_PREFIX = "trades-before:"
+
+
+def page_token(before: int) -> str:
+    """The opaque token of the next page of a newest-first list: the last trade id shown.
+
+    >>> page_token(42), page_after(page_token(42))
+    ('dHJhZGVzLWJlZm9yZTo0Mg', 42)
+    """
+    text = f"{_PAGE_PREFIX}{before}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def page_after(token: str) -> int:
+    """The trade id a `page_token` stands for: the next page holds older trades than it.
+
+    >>> page_after("NDI")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a page token this API gave out
+    """
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    digits = text.removeprefix(_PAGE_PREFIX) if text.startswith(_PAGE_PREFIX) else ""
+    # Ids are BIGINT at most: a longer number would overflow the database driver (a 500).
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 18 and int(digits) >= 1):
+        raise ValueError("not a page token this API gave out")
+    return int(digits)

@@ -47,6 +47,8 @@ from provenance_api.models import (
     TradeState,
 )
 from provenance_api.schemas import (
+    PAGE_LIMIT_DEFAULT,
+    TRADE_PAGE_MAX,
     ArbiterBrief,
     ArbiterChoice,
     CreditPublic,
@@ -76,9 +78,11 @@ from provenance_api.services.trade_rules import (
     TradeView,
     Viewer,
     owes_timeout,
+    page_after,
     refusal,
 )
 from provenance_api.services.trade_rules import next_actions as rules_next_actions
+from provenance_api.services.trade_rules import page_token as page_token_of
 
 ESCROW = "TradeEscrow"
 PASSPORT = transfers.PASSPORT
@@ -92,7 +96,8 @@ DEFAULT_WINDOWS = {
 }
 UINT96 = 2**96
 ZERO = "0x" + "00" * 20
-LIST_LIMIT = 100
+LIST_LIMIT = PAGE_LIMIT_DEFAULT  # a page of the trade list, unless asked for another size
+LIST_LIMIT_MAX = TRADE_PAGE_MAX
 READ_ATTEMPTS = 2
 
 _STATES = {
@@ -174,6 +179,7 @@ def open_trade(
     price = _wei(data.price, "price", 0)
     windows = {name: getattr(data, name) or default for name, default in DEFAULT_WINDOWS.items()}
     with uow:
+        _refresh_live(uow, escrow, organization_id, data.gtin, data.serial)
         item, seller = transfers.owned_item(uow, organization_id, data.gtin, data.serial)
         assert item.id is not None and seller.id is not None
         if seller.kind == OrgKind.ARBITER:
@@ -213,7 +219,7 @@ def open_trade(
             escrow_address=escrow.address,
             **windows,
         )
-        uow.trades.add(trade)
+        _insert(uow, trade, item)
         assert trade.id is not None
         trade.open_write_key = action_key(trade.id, "open")
         uow.trades.add(trade)
@@ -235,6 +241,40 @@ def open_trade(
         public = _public(uow, escrow, loaded, now)
         uow.commit()
     return public
+
+
+def _refresh_live(
+    uow: UnitOfWork, escrow: EscrowReader, organization_id: int, gtin: str, serial: str
+) -> None:
+    """Read the item's live trade from the chain first, if the caller is a party to it.
+
+    Its cached state may lag: settled on-chain but not read since, it must not block a new
+    trade (and a completed one names the buyer the owner only once read).
+    """
+    item = uow.items.get(gtin, serial)
+    live = uow.trades.live_of_item(item.id) if item is not None and item.id else None
+    if live is not None and organization_id in (
+        live.seller_organization_id,
+        live.buyer_organization_id,
+    ):
+        refresh(uow, escrow, live)
+
+
+def _insert(uow: UnitOfWork, trade: Trade, item: Item) -> None:
+    """Insert the new trade; the loser of a race to open the item gets 409 naming the winner."""
+    assert item.id is not None
+    try:
+        uow.trades.add(trade)
+    except Conflict:
+        # The database allows one live trade per item: a concurrent open committed first.
+        won = uow.trades.live_of_item(item.id)
+        if won is None:
+            raise
+        raise Conflict(
+            f"item {item.gtin}/{item.serial} is in trade {won.id} ({won.state}), opened "
+            f"meanwhile: it cannot be in two trades at once (GET /v1/trades/{won.id})",
+            {"serial": f"in trade {won.id}"},
+        ) from None
 
 
 def _wei(text: str, name: str, least: int) -> int:
@@ -268,18 +308,35 @@ def get_trade(
     raise AssertionError("unreachable")
 
 
-def list_trades(uow: UnitOfWork, escrow: EscrowReader, organization_id: int, now: int) -> TradeList:
-    """The caller's trades as a party or the accepted arbiter, newest first, refreshed."""
+def list_trades(
+    uow: UnitOfWork,
+    escrow: EscrowReader,
+    organization_id: int,
+    now: int,
+    limit: int = LIST_LIMIT,
+    page_token: str | None = None,
+) -> TradeList:
+    """A page of the caller's trades as a party or the accepted arbiter, newest first,
+    refreshed; `next_page_token` continues after it (trades opened meanwhile are not in it)."""
+    if not 1 <= limit <= LIST_LIMIT_MAX:
+        raise InvalidInput(f"limit must be 1 to {LIST_LIMIT_MAX}", {"limit": "out of range"})
+    try:
+        before = page_after(page_token) if page_token is not None else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc), {"page_token": str(exc)}) from None
     with uow:
         caller = _organization(uow, organization_id)
+        found = list(uow.trades.of_organization(organization_id, limit + 1, before))
+        page = found[:limit]
         items = []
-        for trade in uow.trades.of_organization(organization_id, LIST_LIMIT):
+        for trade in page:
             status = refresh(uow, escrow, trade)
             item = _item_of(uow, trade)
             loaded = Loaded(trade, status, _viewer_of(trade, caller), caller, item)
             items.append(_public(uow, escrow, loaded, now))
         uow.commit()
-    return TradeList(items=items)
+    last = page[-1].id if len(found) > limit else None
+    return TradeList(items=items, next_page_token=page_token_of(last) if last else None)
 
 
 def credit_of(escrow: EscrowReader, uow: UnitOfWork, organization_id: int) -> CreditPublic:

@@ -239,6 +239,7 @@ ENGLISH: dict[str, str] = {
     "trades.empty": "You have no trades yet.",
     "trades.as": "as {role}",
     "trades.open": "Open the trade",
+    "trades.more": "Older trades",
     "trade.unavailable.heading": "Trades are not open yet",
     "trade.unavailable.text": (
         "The trade contract is not on the blockchain yet. Nothing was changed: please try"

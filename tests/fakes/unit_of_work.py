@@ -626,8 +626,13 @@ class FakeTrades:
         self.state, self.ids = state, ids
 
     def add(self, trade: Trade) -> Trade:
+        done = (TradeState.SETTLED.value, TradeState.FAILED.value)
         for row in self.state.trades.values():
             if row["id"] != trade.id and row["open_write_key"] == trade.open_write_key:
+                raise Conflict(_CLASH)
+            # The partial unique index uq_trade_live_item.
+            live = row["state"] not in done and trade.state not in done
+            if row["id"] != trade.id and row["item_id"] == trade.item_id and live:
                 raise Conflict(_CLASH)
         if trade.id is None:
             trade.id = next(self.ids)
@@ -647,12 +652,15 @@ class FakeTrades:
         ]
         return Trade(**max(rows, key=lambda row: row["id"])) if rows else None
 
-    def of_organization(self, organization_id: int, limit: int) -> Sequence[Trade]:
+    def of_organization(
+        self, organization_id: int, limit: int, before: int | None = None
+    ) -> Sequence[Trade]:
         columns = ("seller_organization_id", "buyer_organization_id", "arbiter_organization_id")
         rows = [
             Trade(**row)
             for row in self.state.trades.values()
             if organization_id in (row[column] for column in columns)
+            and (before is None or row["id"] < before)
         ]
         return sorted(rows, key=lambda trade: -(trade.id or 0))[:limit]
 

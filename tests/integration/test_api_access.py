@@ -257,8 +257,12 @@ class World:
         seller = self.api.call("GET", "/v1/me", seller_key).get_json()["organization"]
         buyer = self.api.call("GET", "/v1/me", self.maker).get_json()["organization"]
         chain_id = next(self.trade_ids)
+        # An item per trade: the database allows one live trade per item.
+        serial = f"TRADE{chain_id}"
+        body = {"items": [{"gtin": OTHER_GTIN, "serial": serial, "tag": "qr"}]}
+        assert self.api.call("POST", "/v1/items", self.rival, json=body).status_code == 200
         with self.api.uow() as uow:
-            item = uow.items.get(OTHER_GTIN, "S1")
+            item = uow.items.get(OTHER_GTIN, serial)
             trade = Trade(
                 item_id=item.id,
                 seller_organization_id=seller["id"],

@@ -375,3 +375,37 @@ def test_the_seller_may_prove_the_handoff_by_its_custody_event(world, event_id, 
     assert answer.status_code == status
     if named:
         assert named in html.unescape(answer.get_data(as_text=True))
+
+
+def test_the_list_shows_a_page_of_trades_and_links_the_older_ones(world):
+    from tests.integration.api_support import GTIN
+
+    api = world.api
+    count = 52  # more than a page (50)
+    items = [{"gtin": GTIN, "serial": f"L{index}", "tag": "qr"} for index in range(count)]
+    made = api.call("POST", "/v1/items", world.keys["seller"], json={"items": items})
+    assert made.get_json()["created"] == count, made.get_json()
+    opened = []
+    for index in range(count):
+        body = {
+            "gtin": GTIN,
+            "serial": f"L{index}",
+            "buyer_organization_id": world.ids["buyer"],
+            "deposit": str(DEPOSIT),
+        }
+        answer = api.call("POST", "/v1/trades", world.keys["seller"], json=body)
+        assert answer.status_code == 201, answer.get_json()
+        opened.append(answer.get_json()["id"])
+    buyer = Visitor(world, world.keys["buyer"])
+    first = buyer.client.get("/trades").get_data(as_text=True)
+    shown = [int(found) for found in re.findall(r'id="trade-(\d+)"', first)]
+    assert shown == sorted(opened, reverse=True)[:50]
+    more = re.search(r'id="more-trades" href="([^"]+)"', first)
+    assert more and TEXT("trades.more") in first
+    older = buyer.client.get(html.unescape(more.group(1))).get_data(as_text=True)
+    assert [int(found) for found in re.findall(r'id="trade-(\d+)"', older)] == sorted(opened)[1::-1]
+    assert 'id="more-trades"' not in older
+    # A mangled link shows the list from its start.
+    mangled = buyer.client.get("/trades?page=not-a-token")
+    assert mangled.status_code == 200
+    assert re.findall(r'id="trade-(\d+)"', mangled.get_data(as_text=True))[0] == str(max(opened))

@@ -1175,6 +1175,21 @@ def test_trades_live_per_item_and_by_party_or_arbiter(uow):
     with uow, pytest.raises(Conflict):
         uow.trades.add(_trade(other, seller, buyer, "trade:1:open"))
         uow.commit()
+    with uow:
+        assert [t.id for t in uow.trades.of_organization(buyer, 10, live.id)] == [settled.id]
+        assert list(uow.trades.of_organization(buyer, 10, settled.id)) == []
+        # One live trade per item: a second is a Conflict, and the unit of work still reads.
+        with pytest.raises(Conflict):
+            uow.trades.add(_trade(item, seller, buyer, "trade:3:open"))
+        assert uow.trades.live_of_item(item).id == live.id
+        # Settled or failed, an item's trades are as many as it had.
+        uow.trades.add(_trade(item, seller, buyer, "trade:4:open", "failed"))
+        live.state = "settled"
+        uow.trades.add(live)
+        uow.trades.add(_trade(item, seller, buyer, "trade:5:open"))
+        uow.commit()
+    with uow:
+        assert uow.trades.live_of_item(item).open_write_key == "trade:5:open"
 
 
 def test_arbiters_by_organization_and_address_and_their_ties(uow):
