@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from contracts_abi.escrow import Outcome, State, Status
@@ -31,12 +32,15 @@ class Escrow:
         return Status(state, Outcome.NONE, True, True, True, since, since, ZERO, ZERO, ZERO, 0, 0)
 
 
+ITEMS = itertools.count(1)  # one live trade per item, as the database requires
+
+
 def add_trade(uow: FakeUnitOfWork, chain_id: int | None, state: str, age: int) -> int:
-    """A trade last refreshed `age` seconds ago; its id."""
+    """A trade of an item of its own, last refreshed `age` seconds ago; its id."""
     with uow:
         trade = uow.trades.add(
             Trade(
-                item_id=1,
+                item_id=next(ITEMS),
                 seller_organization_id=1,
                 buyer_organization_id=2,
                 seller_address="0x" + "11" * 20,
