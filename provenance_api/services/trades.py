@@ -733,15 +733,13 @@ def _mint_into_escrow(
         )
     nonce = uow.transfers.next_nonce(supplier.address)
     deadline = now + transfers.CONSENT_SECONDS
-    tag = transfers._tag_commitment(item)
-    token_id = passport_id(item.gtin, item.serial)
     signature = eip712.sign_mint_consent(
         keybox.open(supplier.encrypted_key, supplier.address),
         chain_id=escrow.chain_id,
         passport=escrow.passport,
         to=escrow.address,
-        token_id=token_id,
-        tag_commitment=tag,
+        token_id=passport_id(item.gtin, item.serial),
+        tag_commitment=transfers.tag_commitment_of(item),
         nonce=nonce,
         deadline=deadline,
     )
@@ -760,14 +758,7 @@ def _mint_into_escrow(
             idempotency_key=key,
         )
     )
-    uow.ledger.owe(
-        contract=PASSPORT,
-        function="setSupplier",
-        args=[item.gtin, supplier.address],
-        idempotency_key=transfers.supplier_key(item.gtin),
-    )
-    args = [escrow.address, item.gtin, item.serial, tag, deadline, signature]
-    uow.ledger.owe(contract=PASSPORT, function="mintWithConsent", args=args, idempotency_key=key)
+    transfers.owe_mint(uow, item, supplier.address, escrow.address, deadline, signature, key)
     return key
 
 

@@ -134,7 +134,7 @@ def get_passport(uow: UnitOfWork, organization_id: int, gtin: str, serial: str) 
             gtin=item.gtin,
             serial=item.serial,
             token_id=hex(passport_id(item.gtin, item.serial)),
-            tag_commitment="0x" + _tag_commitment(item).hex(),
+            tag_commitment="0x" + tag_commitment_of(item).hex(),
             owner_organization_id=owner_id,
             owner_address=owner_address,
             minted=bool(history),
@@ -258,7 +258,7 @@ def _record(
     sequence = len(history) + 1
     mints = sequence == 1
     token_id = passport_id(item.gtin, item.serial)
-    tag = _tag_commitment(item)
+    tag = tag_commitment_of(item)
     nonce = uow.transfers.next_nonce(owner.address)
     consent = {
         "chain_id": domain.chain_id,
@@ -291,22 +291,37 @@ def _record(
     except Conflict:
         raise Clash from None
     if mints:
-        uow.ledger.owe(
-            contract=PASSPORT,
-            function="setSupplier",
-            args=[item.gtin, owner.address],
-            idempotency_key=supplier_key(item.gtin),
-        )
-        args = [to_address, item.gtin, item.serial, tag, deadline, signature]
-        uow.ledger.owe(
-            contract=PASSPORT, function="mintWithConsent", args=args, idempotency_key=key
-        )
+        owe_mint(uow, item, owner.address, to_address, deadline, signature, key)
     else:
         args = [owner.address, to_address, token_id, deadline, signature]
         uow.ledger.owe(
             contract=PASSPORT, function="transferWithConsent", args=args, idempotency_key=key
         )
     return _public(item, row, uow.ledger.states([key])), row
+
+
+def owe_mint(
+    uow: UnitOfWork,
+    item: Item,
+    supplier: str,
+    to_address: str,
+    deadline: int,
+    signature: bytes,
+    key: str,
+) -> None:
+    """Owe the passport's mint to `to_address` under the supplier's MintConsent `signature`.
+
+    The product's supplier is recorded on-chain first (once per GTIN), as mintWithConsent
+    requires.
+    """
+    uow.ledger.owe(
+        contract=PASSPORT,
+        function="setSupplier",
+        args=[item.gtin, supplier],
+        idempotency_key=supplier_key(item.gtin),
+    )
+    args = [to_address, item.gtin, item.serial, tag_commitment_of(item), deadline, signature]
+    uow.ledger.owe(contract=PASSPORT, function="mintWithConsent", args=args, idempotency_key=key)
 
 
 def _item(
@@ -410,7 +425,8 @@ def public_transfer(uow: UnitOfWork, item: Item, row: OwnershipTransfer) -> Tran
     return _public(item, row, uow.ledger.states([row.idempotency_key]))
 
 
-def _tag_commitment(item: Item) -> bytes:
+def tag_commitment_of(item: Item) -> bytes:
+    """The item's tag commitment, as its MintConsent and its passport carry it."""
     return tag_commitment(item.tag, bytes.fromhex(item.uid) if item.uid else None)
 
 
@@ -428,7 +444,7 @@ def _public(item: Item, row: OwnershipTransfer, states: dict[str, ChainState]) -
         nonce=row.nonce,
         deadline=row.deadline,
         signature="0x" + bytes(row.signature).hex(),
-        tag_commitment="0x" + _tag_commitment(item).hex(),
+        tag_commitment="0x" + tag_commitment_of(item).hex(),
         created_at=row.created_at,
         chain=states.get(row.idempotency_key, _unowed_state(row)),
     )
