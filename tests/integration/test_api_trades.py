@@ -26,16 +26,29 @@ DEPOSIT = 10**15
 PRICE = 5 * 10**15
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    # A batch per event: a shipment proof's event is anchored at the anchorer's next tick.
-    made = world(tmp_path_factory.mktemp("trades"), ANCHOR_BATCH_MAX=1)
+def trading_world(path, **config):
+    """A world whose supplier (`maker`) and shop have coin, with the writers `settle` ticks."""
+    made = world(path, **config)
     made.custodial = made.rt.new_custodial_writers()
     made.operator_writer = made.rt.new_writer()
     made.maker, made.shop = org_of(made, made.supplier), org_of(made, made.retailer)
     for org in (made.maker, made.shop):
         chain.fund_for_development(made.rt.w3, org["address"], ETHER)
     made.serials = itertools.count(1)
+    return made
+
+
+def close_world(made) -> None:
+    """Release the writers' leases and close the runtime of a `trading_world`."""
+    made.custodial.release()
+    made.operator_writer.release()
+    made.rt.close()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    # A batch per event: a shipment proof's event is anchored at the anchorer's next tick.
+    made = trading_world(tmp_path_factory.mktemp("trades"), ANCHOR_BATCH_MAX=1)
     made.arbiters = []
     for index in range(3):
         key = made.key(Role.ARBITER, f"Arbiter {index}")
@@ -49,9 +62,7 @@ def api(tmp_path_factory):
         made.arbiters.append((key, registered.get_json()["arbiter"]))
     settle(made)
     yield made
-    made.custodial.release()
-    made.operator_writer.release()
-    made.rt.close()
+    close_world(made)
 
 
 def new_item(api) -> str:

@@ -3,7 +3,6 @@ one timeout write whoever asks first, trades settled by a party's own transactio
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from datetime import datetime
@@ -12,7 +11,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from contracts_abi.passport import passport_id
-from provenance_api import chain, config, db
+from provenance_api import config, db
 from provenance_api.app import create_app
 from provenance_api.cli import cli
 from provenance_api.models import ChainWrite, Trade
@@ -20,9 +19,9 @@ from provenance_api.services.trades import action_key
 from tests.integration.api_support import GTIN, make_api
 from tests.integration.test_api_trades import (
     DEPOSIT,
-    ETHER,
     PRICE,
     act,
+    close_world,
     credit,
     get,
     new_item,
@@ -30,25 +29,18 @@ from tests.integration.test_api_trades import (
     self_custody,
     send,
     settle,
+    trading_world,
 )
-from tests.integration.test_api_transfers import org_of, passport, transfer, world
+from tests.integration.test_api_transfers import org_of, passport, transfer
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     # No grace: the embedded chain stamps blocks with the wall clock's second.
-    made = world(tmp_path_factory.mktemp("sweeper"), TRADE_SWEEP_GRACE_SECONDS=0)
-    made.custodial = made.rt.new_custodial_writers()
-    made.operator_writer = made.rt.new_writer()
-    made.maker, made.shop = org_of(made, made.supplier), org_of(made, made.retailer)
-    for org in (made.maker, made.shop):
-        chain.fund_for_development(made.rt.w3, org["address"], ETHER)
-    made.serials = itertools.count(1)
+    made = trading_world(tmp_path_factory.mktemp("sweeper"), TRADE_SWEEP_GRACE_SECONDS=0)
     made.sweeper = made.rt.new_sweeper()
     yield made
-    made.custodial.release()
-    made.operator_writer.release()
-    made.rt.close()
+    close_world(made)
 
 
 def row(api, trade_id: int) -> Trade:
